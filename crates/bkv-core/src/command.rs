@@ -1,0 +1,98 @@
+//! Commands of the replicated state machine: what goes into the Raft log.
+//!
+//! Nothing here can hold a password, an export key, a session key or a backup key in
+//! clear: records and the server setup travel sealed by the HSM.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{
+    AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
+};
+
+/// One entry of the Raft log as proposed by a node: a command and the proposer's clock.
+///
+/// `at_unix_ms` comes from the node that proposed the entry, so that every replica sees the
+/// same time when it applies the entry (audit timestamps); the state machine never reads a
+/// clock of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Proposer's wall clock, Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The command.
+    pub command: Command,
+}
+
+/// A change to the vault's replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates the cluster: the first entry after Raft initialisation.
+    Bootstrap {
+        /// The new cluster's id.
+        cluster_id: ClusterId,
+        /// The cluster name (account tokens' audience).
+        cluster_name: String,
+        /// The OPAQUE `ServerSetup`, sealed by the HSM (purpose `ServerSetup`).
+        sealed_server_setup: Vec<u8>,
+        /// Key check value of the cluster key.
+        key_check_value: [u8; 3],
+        /// Id of the cluster key, as carried in sealed blobs.
+        key_id: [u8; 8],
+        /// Guess limit of registrations that ask for none.
+        default_guess_limit: GuessLimit,
+        /// Largest guess limit a registration may ask for.
+        max_guess_limit: GuessLimit,
+    },
+    /// Stages a new record version (registration). It cannot be recovered until activated.
+    Stage {
+        /// The account.
+        account: AccountId,
+        /// The client's registration id; a retry with the same id stages nothing new.
+        request_id: RequestId,
+        /// Wrong guesses allowed.
+        guess_limit: GuessLimit,
+        /// The record (password file, `sealed_key`, policy), sealed by the HSM (purpose
+        /// `Record`, AAD from `Aad::record`).
+        sealed_record: Vec<u8>,
+    },
+    /// Makes a staged version active, destroying the previous active version.
+    Activate {
+        /// The account.
+        account: AccountId,
+        /// The staged version.
+        version: RecordVersion,
+    },
+    /// Charges one guess on the account's active record, before any credential response is
+    /// released.
+    ChargeGuess {
+        /// The account.
+        account: AccountId,
+        /// The client's attempt id.
+        attempt_id: AttemptId,
+        /// SHA-256 of the serialized OPAQUE credential request.
+        request_hash: [u8; 32],
+    },
+    /// Resets the guess counter after a successful recovery, unless a later charge exists.
+    ResetGuesses {
+        /// The account.
+        account: AccountId,
+        /// The version recovered.
+        version: RecordVersion,
+        /// The charge that the successful login was made under.
+        charge: ChargeNumber,
+    },
+    /// Destroys a record whose last allowed guess was charged and then failed
+    /// (a finalization that did not verify with no guesses left).
+    Destroy {
+        /// The account.
+        account: AccountId,
+        /// The version.
+        version: RecordVersion,
+        /// The failed charge; applies only if it is still the latest one.
+        charge: ChargeNumber,
+    },
+    /// Removes everything of an account.
+    Delete {
+        /// The account.
+        account: AccountId,
+    },
+}

@@ -1,0 +1,18 @@
+//! bkv-core: the vault's logic without I/O.
+//!
+//! It takes commands and returns outcomes and audit events; it never touches a socket, a
+//! file, a clock or the HSM directly (the HSM is reached through [`seal::Sealer`]).
+
+pub mod audit;
+pub mod command;
+pub mod ids;
+pub mod outcome;
+pub mod seal;
+
+pub use audit::{AuditEvent, AuditKind};
+pub use command::{Command, Request};
+pub use ids::{
+    AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, IdError, RecordVersion, RequestId,
+};
+pub use outcome::{Outcome, Rejection};
+pub use seal::{SealError, SealPurpose, Sealer};

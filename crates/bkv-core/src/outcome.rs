@@ -1,0 +1,99 @@
+//! Outcomes of applying a command: what the proposing node answers its client with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChargeNumber, GuessLimit, RecordVersion, RequestId};
+
+/// The result of applying one [`crate::Command`]. Deterministic: every replica computes the
+/// same outcome for the same entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The cluster was bootstrapped.
+    Bootstrapped,
+    /// A record version was staged (or had been, for a retried request id).
+    Staged {
+        /// The staged version.
+        version: RecordVersion,
+    },
+    /// A version is active (now, or already was).
+    Activated {
+        /// The active version.
+        version: RecordVersion,
+    },
+    /// A guess was charged (or had been, for a retried attempt): the node may now run the
+    /// OPAQUE login start on this record.
+    Charged {
+        /// The record version charged.
+        version: RecordVersion,
+        /// The charge's number.
+        charge: ChargeNumber,
+        /// Guesses left after this charge.
+        guesses_remaining: u32,
+        /// The record's guess limit.
+        guess_limit: GuessLimit,
+        /// The registration id the record was sealed under (part of its AAD).
+        request_id: RequestId,
+        /// The sealed record.
+        sealed_record: Vec<u8>,
+    },
+    /// The guess counter was reset (`reset` true), or a later charge exists and it was left
+    /// as is (`reset` false). Either way the record is live at `version`.
+    Reset {
+        /// The record version.
+        version: RecordVersion,
+        /// Whether the counter went back to zero.
+        reset: bool,
+    },
+    /// The record has been destroyed by this command (no guess left).
+    Destroyed {
+        /// The destroyed version.
+        version: RecordVersion,
+    },
+    /// The account was deleted.
+    Deleted {
+        /// Whether there was anything to delete.
+        existed: bool,
+    },
+    /// The command was refused; the state is unchanged.
+    Rejected(Rejection),
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// The cluster has not been bootstrapped.
+    #[error("the cluster is not initialised")]
+    NotBootstrapped,
+    /// `Bootstrap` on a bootstrapped cluster.
+    #[error("the cluster is already initialised")]
+    AlreadyBootstrapped,
+    /// The guess limit exceeds the cluster's maximum.
+    #[error("guess limit {requested} exceeds the cluster maximum {max}")]
+    GuessLimitTooHigh {
+        /// What was asked for.
+        requested: u32,
+        /// The cluster's maximum.
+        max: u32,
+    },
+    /// No active record for the account.
+    #[error("no active record")]
+    NoRecord,
+    /// No staged version with that number (never staged, superseded, or deleted).
+    #[error("no such staged version")]
+    NoSuchVersion,
+    /// The record was destroyed after too many guesses.
+    #[error("the record was destroyed")]
+    RecordDestroyed {
+        /// The destroyed version.
+        version: RecordVersion,
+    },
+    /// The version named is not the active one (superseded, deleted, or never active).
+    #[error("the record version is no longer active")]
+    VersionNotActive,
+    /// The attempt id was used before with another credential request.
+    #[error("attempt id already used with another credential request")]
+    AttemptConflict,
+    /// `Destroy` named a charge that is no longer the latest, or guesses remain.
+    #[error("the record is not exhausted at that charge")]
+    NotExhausted,
+}

@@ -1,0 +1,12 @@
+//! Generated code for the bkv gRPC API: `bkv.v1.Vault` (clients), `bkv.v1.Admin`
+//! (operators) and `bkv.v1.Raft` (node to node). Nothing else lives here.
+
+#![allow(missing_docs, missing_debug_implementations, clippy::all)]
+
+/// Package `bkv.v1`.
+pub mod v1 {
+    tonic::include_proto!("bkv.v1");
+}
+
+/// The encoded `FileDescriptorSet` of all three services, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bkv_descriptor");
