@@ -1,0 +1,275 @@
+//! The Raft log and vote on sled: [`SledLogStore`].
+//!
+//! Layout in the node's sled database: tree `raft_log` maps the big-endian log index to the
+//! postcard-encoded entry; tree `raft_meta` holds the vote, the committed log id and the last
+//! purged log id. sled's flush is the only durability point: an append is acknowledged (its
+//! `LogFlushed` callback called) and a vote saved only after `flush_async` returned.
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::types::{LogEntry, LogId, StorageError, TypeConfig, Vote};
+
+/// An error as a trait object.
+type DynError = dyn std::error::Error + 'static;
+/// Builds openraft's storage error for one subject and verb.
+type ErrFn = fn(&DynError) -> StorageIOError<u64>;
+
+const LOG_TREE: &str = "raft_log";
+const META_TREE: &str = "raft_meta";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// The Raft log storage of a node: log entries, vote, committed and last purged log ids in
+/// one sled database shared with the state machine.
+///
+/// Cloning gives another handle on the same trees (used as openraft's log reader).
+#[derive(Clone)]
+pub struct SledLogStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl fmt::Debug for SledLogStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledLogStore")
+            .field("entries", &self.log.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledLogStore {
+    /// Opens (or creates) the log trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
+        let log = db
+            .open_tree(LOG_TREE)
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        let meta = db
+            .open_tree(META_TREE)
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        Ok(Self {
+            db: db.clone(),
+            log,
+            meta,
+        })
+    }
+
+    async fn flush(&self) -> Result<(), sled::Error> {
+        self.db.flush_async().await.map(|_| ())
+    }
+
+    fn read_meta<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        err: ErrFn,
+    ) -> Result<Option<T>, StorageError> {
+        let Some(bytes) = self.meta.get(key).map_err(|e| err(&e))? else {
+            return Ok(None);
+        };
+        let v = codec::decode::<T>(&bytes).map_err(|e| err(&e))?;
+        Ok(Some(v))
+    }
+
+    fn write_meta<T: Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        err: ErrFn,
+    ) -> Result<(), StorageError> {
+        let bytes = codec::encode(value).map_err(|e| err(&e))?;
+        self.meta.insert(key, bytes).map_err(|e| err(&e))?;
+        Ok(())
+    }
+
+    fn last_purged(&self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .read_meta::<Option<LogId>>(KEY_LAST_PURGED, read_logs_err)?
+            .flatten())
+    }
+
+    /// Removes every entry whose index is in `range`, as one batch.
+    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.log.range(range) {
+            let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
+            batch.remove(k);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}
+
+fn read_logs_err(e: &DynError) -> StorageIOError<u64> {
+    StorageIOError::read_logs(openraft::AnyError::from_dyn(e, None))
+}
+
+fn write_logs_err(e: &DynError) -> StorageIOError<u64> {
+    StorageIOError::write_logs(openraft::AnyError::from_dyn(e, None))
+}
+
+fn read_vote_err(e: &DynError) -> StorageIOError<u64> {
+    StorageIOError::read_vote(openraft::AnyError::from_dyn(e, None))
+}
+
+fn write_vote_err(e: &DynError) -> StorageIOError<u64> {
+    StorageIOError::write_vote(openraft::AnyError::from_dyn(e, None))
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// The key range of a range of log indexes.
+fn key_range<RB: RangeBounds<u64>>(range: &RB) -> Option<(Bound<[u8; 8]>, Bound<[u8; 8]>)> {
+    let start = match range.start_bound() {
+        Bound::Included(s) => Bound::Included(key(*s)),
+        Bound::Excluded(s) => Bound::Included(key(s.checked_add(1)?)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(e) => Bound::Included(key(*e)),
+        Bound::Excluded(e) => Bound::Excluded(key(*e)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    Some((start, end))
+}
+
+fn decode_entry(k: &[u8], v: &[u8]) -> Result<LogEntry, StorageError> {
+    let index = <[u8; 8]>::try_from(k)
+        .map(u64::from_be_bytes)
+        .map_err(|_| read_logs_err(&BadKey))?;
+    let entry: LogEntry =
+        codec::decode(v).map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+    if entry.log_id.index != index {
+        return Err(StorageIOError::read_log_at_index(index, &BadKey).into());
+    }
+    Ok(entry)
+}
+
+/// A log key that is not 8 bytes, or that disagrees with its entry's index.
+#[derive(Debug, thiserror::Error)]
+#[error("log key does not match its entry")]
+struct BadKey;
+
+impl RaftLogReader<TypeConfig> for SledLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        let Some(keys) = key_range(&range) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for kv in self.log.range(keys) {
+            let (k, v) = kv.map_err(|e| StorageIOError::read_logs(&e))?;
+            out.push(decode_entry(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for SledLogStore {
+    type LogReader = SledLogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = self.last_purged()?;
+        let last = match self.log.last().map_err(|e| StorageIOError::read_logs(&e))? {
+            Some((k, v)) => Some(decode_entry(&k, &v)?.log_id),
+            None => None,
+        };
+        Ok(LogState {
+            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.write_meta(KEY_VOTE, vote, write_vote_err)?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta(KEY_VOTE, read_vote_err)
+    }
+
+    /// Records the committed log id so that a restarted node re-applies up to it. Not
+    /// flushed on its own: it only saves work after a restart (the leader re-sends the
+    /// commit index anyway), and sled writes it out with the next flush.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.write_meta(KEY_COMMITTED, &committed, write_logs_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .read_meta::<Option<LogId>>(KEY_COMMITTED, read_logs_err)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = LogEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let bytes = codec::encode(&entry)
+                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            batch.insert(&key(entry.log_id.index), bytes);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        // Acknowledge only what is on disk.
+        match self.flush().await {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(&e).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.remove_range((Bound::Included(key(log_id.index)), Bound::Unbounded))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Record the purge point first: entries at or below it are never read again, so a
+        // crash between the two steps leaves only garbage, never a hole.
+        self.write_meta(KEY_LAST_PURGED, &Some(log_id), write_logs_err)?;
+        self.remove_range((Bound::Unbounded, Bound::Included(key(log_id.index))))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}

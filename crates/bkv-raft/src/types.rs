@@ -1,0 +1,96 @@
+//! The openraft type configuration of bkv: what goes into the log, what applying an entry
+//! answers, and how a node is addressed.
+
+use std::fmt;
+use std::io::Cursor;
+
+use bkv_core::{Outcome, Request};
+use serde::{Deserialize, Serialize};
+
+/// A Raft node id. Node ids are chosen by the operator and never reused.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of bkv.
+    pub TypeConfig:
+        D            = Request,
+        R            = EntryResponse,
+        NodeId       = NodeId,
+        Node         = BkvNode,
+        Entry        = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The openraft instance of a bkv node.
+pub type BkvRaft = openraft::Raft<TypeConfig>;
+/// openraft's log entry of bkv.
+pub type LogEntry = openraft::Entry<TypeConfig>;
+/// A log id (leader term and node, index).
+pub type LogId = openraft::LogId<NodeId>;
+/// A vote.
+pub type Vote = openraft::Vote<NodeId>;
+/// A cluster membership with its log id.
+pub type StoredMembership = openraft::StoredMembership<NodeId, BkvNode>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BkvNode>;
+/// A snapshot with its data.
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+/// A storage error.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// Raft metrics of a bkv node.
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, BkvNode>;
+
+/// Where a node can be reached: one address per listener, each `host:port`.
+///
+/// Stored in the membership, so every node knows every other node's addresses.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BkvNode {
+    /// The node-to-node listener (Raft and forwarding, mutual TLS).
+    pub raft_addr: String,
+    /// The client API listener (`bkv.v1.Vault`).
+    pub client_addr: String,
+    /// The operators' listener (`bkv.v1.Admin`).
+    pub admin_addr: String,
+}
+
+impl BkvNode {
+    /// A node with its three addresses.
+    pub fn new(
+        raft_addr: impl Into<String>,
+        client_addr: impl Into<String>,
+        admin_addr: impl Into<String>,
+    ) -> Self {
+        Self {
+            raft_addr: raft_addr.into(),
+            client_addr: client_addr.into(),
+            admin_addr: admin_addr.into(),
+        }
+    }
+}
+
+impl fmt::Debug for BkvNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BkvNode(raft={}, client={}, admin={})",
+            self.raft_addr, self.client_addr, self.admin_addr
+        )
+    }
+}
+
+impl fmt::Display for BkvNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What applying one log entry answers.
+///
+/// A normal entry (a vault [`Request`]) answers the state machine's [`Outcome`]; blank and
+/// membership entries answer nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryResponse {
+    /// The outcome of a vault command; `None` for blank and membership entries.
+    pub outcome: Option<Outcome>,
+}
