@@ -14,6 +14,8 @@ mod account;
 mod cluster;
 mod codec;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
