@@ -8,6 +8,7 @@ pub mod command;
 pub mod ids;
 pub mod outcome;
 pub mod seal;
+pub mod state;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use command::{Command, Request};
@@ -16,3 +17,6 @@ pub use ids::{
 };
 pub use outcome::{Outcome, Rejection};
 pub use seal::{SealError, SealPurpose, Sealer};
+pub use state::{
+    AccountStatus, Applied, ClusterConfig, RecordStatus, StateDecodeError, VaultState,
+};
