@@ -5,11 +5,19 @@
 //! network ([`GrpcNetworkFactory`]) and service ([`RaftService`]), and the write path every
 //! client write takes ([`Writer`]).
 
+pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod log_store;
+pub mod snapshot;
+pub mod state_handle;
+pub mod state_machine;
+pub mod storage;
 pub mod types;
 
+pub use audit::{AuditEntry, AuditRecord, AuditSink, DiscardAudit};
 pub use config::raft_config;
 pub use log_store::SledLogStore;
+pub use state_handle::StateHandle;
+pub use state_machine::{SledSnapshotBuilder, SledStateMachine};
 pub use types::{BkvNode, BkvRaft, EntryResponse, NodeId, TypeConfig};
