@@ -21,6 +21,8 @@ use crate::types::{LogEntry, LogId, StorageError, TypeConfig, Vote};
 type DynError = dyn std::error::Error + 'static;
 /// Builds openraft's storage error for one subject and verb.
 type ErrFn = fn(&DynError) -> StorageIOError<u64>;
+/// A range of log keys.
+type KeyRange = (Bound<[u8; 8]>, Bound<[u8; 8]>);
 
 const LOG_TREE: &str = "raft_log";
 const META_TREE: &str = "raft_meta";
@@ -97,7 +99,7 @@ impl SledLogStore {
     }
 
     /// Removes every entry whose index is in `range`, as one batch.
-    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), StorageError> {
+    fn remove_range(&self, range: KeyRange) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for kv in self.log.range(range) {
             let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
@@ -131,7 +133,7 @@ fn key(index: u64) -> [u8; 8] {
 }
 
 /// The key range of a range of log indexes.
-fn key_range<RB: RangeBounds<u64>>(range: &RB) -> Option<(Bound<[u8; 8]>, Bound<[u8; 8]>)> {
+fn key_range<RB: RangeBounds<u64>>(range: &RB) -> Option<KeyRange> {
     let start = match range.start_bound() {
         Bound::Included(s) => Bound::Included(key(*s)),
         Bound::Excluded(s) => Bound::Included(key(s.checked_add(1)?)),
