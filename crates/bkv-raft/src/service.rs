@@ -1,0 +1,200 @@
+//! [`RaftService`]: the server side of `bkv.v1.Raft`, over a node's local openraft
+//! instance.
+//!
+//! Every payload is decoded once here, bounded in size and strictly (no trailing bytes);
+//! garbage is answered with INVALID_ARGUMENT and never reaches openraft. Replication RPCs
+//! answer the local Raft's `Result` encoded as it is; `Forward` commits a write when this
+//! node leads and otherwise answers UNAVAILABLE with the leader in metadata.
+
+use std::fmt;
+use std::time::Duration;
+
+use bkv_core::Request;
+use bkv_proto::v1::raft_server::{Raft, RaftServer};
+use bkv_proto::v1::{ForwardRequest, ForwardResponse, RaftMessage};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::{EntryPayload, Membership};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::metadata::MetadataValue;
+use tonic::{Response, Status};
+
+use crate::codec;
+use crate::config::MAX_MESSAGE_BYTES;
+use crate::types::{BkvNode, BkvRaft, NodeId, TypeConfig};
+
+/// Metadata key of the leader's node id on an UNAVAILABLE answer.
+pub const LEADER_ID_KEY: &str = "bkv-leader";
+/// Metadata key of the leader's client address on an UNAVAILABLE answer.
+pub const LEADER_ADDR_KEY: &str = "bkv-leader-addr";
+
+/// Largest encoded client request accepted by `Forward`.
+pub const MAX_FORWARD_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// The `bkv.v1.Raft` service of one node.
+#[derive(Clone)]
+pub struct RaftService {
+    raft: BkvRaft,
+    forward_timeout: Duration,
+}
+
+impl fmt::Debug for RaftService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftService")
+            .field("forward_timeout", &self.forward_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftService {
+    /// The service over `raft`; a forwarded write that is not committed within
+    /// `forward_timeout` is answered UNAVAILABLE.
+    pub fn new(raft: BkvRaft, forward_timeout: Duration) -> Self {
+        Self {
+            raft,
+            forward_timeout,
+        }
+    }
+
+    /// The tonic server for this service, with bkv's message size limits.
+    pub fn into_server(self) -> RaftServer<RaftService> {
+        RaftServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// The current leader as this node sees it: its id and, if in the membership, its node.
+pub(crate) fn leader_hint(raft: &BkvRaft) -> (Option<NodeId>, Option<BkvNode>) {
+    let m = raft.metrics();
+    let m = m.borrow();
+    let leader = m.current_leader;
+    let node = leader.and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+    (leader, node)
+}
+
+/// UNAVAILABLE with the leader hint in metadata.
+pub(crate) fn unavailable(
+    message: &str,
+    leader: Option<NodeId>,
+    leader_node: Option<&BkvNode>,
+) -> Status {
+    let mut status = Status::unavailable(message);
+    if let Some(id) = leader {
+        // A decimal number is always a valid metadata value.
+        if let Ok(v) = MetadataValue::try_from(id.to_string()) {
+            status.metadata_mut().insert(LEADER_ID_KEY, v);
+        }
+    }
+    if let Some(node) = leader_node {
+        // An address with characters not allowed in metadata is left out.
+        if let Ok(v) = MetadataValue::try_from(node.client_addr.as_str()) {
+            status.metadata_mut().insert(LEADER_ADDR_KEY, v);
+        }
+    }
+    status
+}
+
+fn decode_payload<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
+    codec::decode_bounded(bytes, MAX_MESSAGE_BYTES)
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftMessage>, Status> {
+    let payload = codec::encode(result)
+        .map_err(|e| Status::internal(format!("encoding the raft answer: {e}")))?;
+    Ok(Response::new(RaftMessage { payload }))
+}
+
+/// Refuses a membership openraft would trip over: an empty configuration, or a voter
+/// without a node.
+fn check_membership(m: &Membership<NodeId, BkvNode>) -> Result<(), Status> {
+    let configs = m.get_joint_config();
+    if configs.is_empty() || configs.iter().any(|c| c.is_empty()) {
+        return Err(Status::invalid_argument("membership: empty configuration"));
+    }
+    if m.voter_ids().any(|id| m.get_node(&id).is_none()) {
+        return Err(Status::invalid_argument("membership: voter without a node"));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Raft for RaftService {
+    async fn append_entries(
+        &self,
+        request: tonic::Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode_payload(&request.get_ref().payload, "append entries")?;
+        for entry in &rpc.entries {
+            if let EntryPayload::Membership(m) = &entry.payload {
+                check_membership(m)?;
+            }
+        }
+        reply(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(
+        &self,
+        request: tonic::Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc: VoteRequest<NodeId> = decode_payload(&request.get_ref().payload, "vote")?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: tonic::Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> =
+            decode_payload(&request.get_ref().payload, "install snapshot")?;
+        check_membership(rpc.meta.last_membership.membership())?;
+        reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(
+        &self,
+        request: tonic::Request<ForwardRequest>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let req: Request =
+            codec::decode_bounded(&request.get_ref().request, MAX_FORWARD_REQUEST_BYTES)
+                .map_err(|e| Status::invalid_argument(format!("request: {e}")))?;
+        let write = tokio::time::timeout(self.forward_timeout, self.raft.client_write(req)).await;
+        match write {
+            Err(_) => {
+                let (leader, node) = leader_hint(&self.raft);
+                Err(unavailable(
+                    "write not committed in time (no quorum?)",
+                    leader,
+                    node.as_ref(),
+                ))
+            }
+            Ok(Ok(resp)) => {
+                let outcome = resp
+                    .data
+                    .outcome
+                    .ok_or_else(|| Status::internal("normal entry applied without an outcome"))?;
+                let outcome = codec::encode(&outcome)
+                    .map_err(|e| Status::internal(format!("encoding the outcome: {e}")))?;
+                Ok(Response::new(ForwardResponse {
+                    outcome,
+                    log_index: resp.log_id.index,
+                }))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(unavailable(
+                "not the leader",
+                f.leader_id,
+                f.leader_node.as_ref(),
+            )),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(
+                Status::internal(format!("unexpected membership error: {e}")),
+            ),
+            Ok(Err(RaftError::Fatal(e))) => {
+                tracing::error!(error = %e, "raft is stopped; refusing forwarded write");
+                Err(unavailable("raft is stopped on this node", None, None))
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Restart durability: what the stores acknowledged is there after dropping everything and
+//! reopening the same directory, at the storage level and for a whole one-node Raft.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bkv_core::{Outcome, RecordStatus};
+use bkv_raft::storage::open_storage;
+use bkv_raft::types::{LogEntry, LogId, Vote};
+use bkv_raft::{AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, RaftNode};
+use common::{account, bootstrap, stage};
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+use openraft::{
+    CommittedLeaderId, EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, StorageHelper,
+};
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn entries() -> Vec<LogEntry> {
+    let nodes = BTreeMap::from([(1, BkvNode::new("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"))]);
+    vec![
+        LogEntry {
+            log_id: log_id(0, 0),
+            payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], nodes)),
+        },
+        LogEntry {
+            log_id: log_id(1, 1),
+            payload: EntryPayload::Normal(bootstrap()),
+        },
+        LogEntry {
+            log_id: log_id(1, 2),
+            payload: EntryPayload::Normal(stage(1)),
+        },
+        LogEntry {
+            log_id: log_id(1, 3),
+            payload: EntryPayload::Normal(stage(2)),
+        },
+    ]
+}
+
+#[tokio::test]
+async fn stores_survive_reopen() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let vote = Vote::new(1, 1);
+    let (tx, mut rx) = mpsc::unbounded_channel::<AuditRecord>();
+
+    // --- phase 1: append 0..=3, vote, apply 0..=2, snapshot at 2, apply 3.
+    let digest_before = {
+        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(tx.clone()))?;
+        log.save_vote(&vote).await?;
+        log.blocking_append(entries()).await?;
+        log.save_committed(Some(log_id(1, 3))).await?;
+        let resp = sm.apply(entries().into_iter().take(3)).await?;
+        assert_eq!(resp[1].outcome, Some(Outcome::Bootstrapped));
+        assert!(matches!(resp[2].outcome, Some(Outcome::Staged { .. })));
+        let snap = sm.get_snapshot_builder().await.build_snapshot().await?;
+        assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
+        sm.apply(entries().into_iter().skip(3)).await?;
+        let h = sm.handle();
+        assert_eq!(h.applied_index(), 3);
+        h.state_digest()
+    };
+    let first: Vec<AuditRecord> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(first[0].entry.name(), "membership_changed");
+    assert!(
+        first
+            .iter()
+            .any(|r| r.entry.name() == "registered" && r.log_index == 3)
+    );
+
+    // --- phase 2: reopen; vote, log and snapshot are back.
+    let (mut log, mut sm) = open_storage(dir.path(), Arc::new(tx))?;
+    assert_eq!(log.read_vote().await?, Some(vote));
+    let state = log.get_log_state().await?;
+    assert_eq!(state.last_log_id, Some(log_id(1, 3)));
+    assert_eq!(log.try_get_log_entries(0..4).await?, entries());
+    assert_eq!(log.read_committed().await?, Some(log_id(1, 3)));
+    let (applied, membership) = sm.applied_state().await?;
+    assert_eq!(applied, Some(log_id(1, 2)), "restored from the snapshot");
+    assert_eq!(membership.voter_ids().collect::<Vec<_>>(), vec![1]);
+    let snap = sm.get_current_snapshot().await?.expect("snapshot kept");
+    assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
+
+    // --- phase 3: openraft's start-up re-applies the committed log above the snapshot.
+    StorageHelper::new(&mut log, &mut sm)
+        .get_initial_state()
+        .await?;
+    assert_eq!(sm.applied_state().await?.0, Some(log_id(1, 3)));
+    let h = sm.handle();
+    assert_eq!(h.applied_index(), 3);
+    assert_eq!(h.state_digest(), digest_before);
+    let replayed: Vec<AuditRecord> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(!replayed.is_empty(), "entry 3 is re-applied");
+    assert!(
+        replayed
+            .iter()
+            .all(|r| r.log_index == 3 && matches!(r.entry, AuditEntry::Vault(_))),
+        "only entry 3 is re-applied: {replayed:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_node_raft_restarts_with_its_state() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let me = BkvNode::new("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
+
+    // --- phase 1: initialise, write, snapshot, write more, shut down.
+    let (digest, applied) = {
+        let node = RaftNode::open(NodeOptions::new(1, dir.path(), Arc::new(DiscardAudit))).await?;
+        assert!(node.initialize_single(me.clone()).await?);
+        node.raft()
+            .wait(Some(Duration::from_secs(5)))
+            .current_leader(1, "self elected")
+            .await?;
+        let w = node.writer();
+        assert_eq!(w.write(bootstrap()).await?.outcome, Outcome::Bootstrapped);
+        for n in 0..5 {
+            w.write(stage(n)).await?;
+        }
+        node.trigger_snapshot().await?;
+        node.raft()
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(|m| m.snapshot.is_some(), "snapshot built")
+            .await?;
+        for n in 5..8 {
+            w.write(stage(n)).await?;
+        }
+        let out = w.write(stage(3)).await?;
+        assert!(
+            matches!(out.outcome, Outcome::Staged { .. }),
+            "retry is idempotent"
+        );
+        let r = (node.state().state_digest(), node.state().applied_index());
+        node.shutdown().await;
+        r
+    };
+
+    // --- phase 2: reopen the same directory: the state comes back and the node leads again.
+    let node = RaftNode::open(NodeOptions::new(1, dir.path(), Arc::new(DiscardAudit))).await?;
+    assert!(!node.initialize_single(me).await?, "already initialised");
+    node.raft()
+        .wait(Some(Duration::from_secs(5)))
+        .applied_index_at_least(Some(applied), "re-applied")
+        .await?;
+    // A new term's blank entry may follow; the vault state is the same.
+    assert_eq!(node.state().state_digest(), digest);
+    assert!(matches!(
+        node.state().account_status(&account(6)).staged,
+        Some(_)
+    ));
+    assert_eq!(
+        node.state().account_status(&account(6)).record,
+        RecordStatus::Absent
+    );
+    let w = node.writer();
+    assert!(matches!(
+        w.write(stage(9)).await?.outcome,
+        Outcome::Staged { .. }
+    ));
+    node.shutdown().await;
+    Ok(())
+}
