@@ -27,7 +27,7 @@ use tonic::Code;
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::peers::PeerChannels;
-use crate::service::{LEADER_ID_KEY, leader_hint};
+use crate::service::{LEADER_ID_KEY, MAX_FORWARD_REQUEST_BYTES, leader_hint};
 use crate::types::{BkvNode, BkvRaft, NodeId};
 
 /// Pause between attempts while no leader is known or the leader is unreachable.
@@ -82,6 +82,14 @@ pub enum WriteError {
     /// This node's Raft stopped on a storage error or a panic: the node must stop serving.
     #[error("raft failed: {0}")]
     Fatal(Fatal<NodeId>),
+    /// The encoded request is larger than any node accepts. Answer INVALID_ARGUMENT.
+    #[error("request of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Encoded length.
+        len: usize,
+        /// Largest allowed.
+        max: usize,
+    },
     /// The leader's answer could not be read (version skew or a bug). Not retried.
     #[error("bad answer from the leader: {0}")]
     BadAnswer(String),
@@ -148,6 +156,17 @@ impl Writer {
     /// Retries across leader changes until the writer's deadline (see the module docs for
     /// why that is safe).
     pub async fn write(&self, request: Request) -> Result<Written, WriteError> {
+        // Every entry must fit one replication message and one forward, wherever it is
+        // proposed.
+        let len = codec::encode(&request)
+            .map_err(|e| WriteError::BadAnswer(format!("encoding: {e}")))?
+            .len();
+        if len > MAX_FORWARD_REQUEST_BYTES {
+            return Err(WriteError::TooLarge {
+                len,
+                max: MAX_FORWARD_REQUEST_BYTES,
+            });
+        }
         let deadline = Instant::now() + self.deadline;
         let mut metrics = self.raft.metrics();
         let mut last = WriteError::NoLeader(LeaderHint::default());
