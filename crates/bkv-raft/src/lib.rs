@@ -6,6 +6,7 @@
 //! client write takes ([`Writer`]).
 
 pub mod audit;
+mod chunk_guard;
 pub mod codec;
 pub mod config;
 pub mod log_store;

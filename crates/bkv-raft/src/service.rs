@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tonic::metadata::MetadataValue;
 use tonic::{Response, Status};
 
+use crate::chunk_guard::ChunkGuard;
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::types::{BkvNode, BkvRaft, NodeId, TypeConfig};
@@ -37,6 +38,7 @@ pub const MAX_FORWARD_REQUEST_BYTES: usize = 1024 * 1024;
 pub struct RaftService {
     raft: BkvRaft,
     forward_timeout: Duration,
+    chunks: ChunkGuard,
 }
 
 impl fmt::Debug for RaftService {
@@ -54,6 +56,7 @@ impl RaftService {
         Self {
             raft,
             forward_timeout,
+            chunks: ChunkGuard::default(),
         }
     }
 
@@ -151,7 +154,22 @@ impl Raft for RaftService {
         let rpc: InstallSnapshotRequest<TypeConfig> =
             decode_payload(&request.get_ref().payload, "install snapshot")?;
         check_membership(rpc.meta.last_membership.membership())?;
-        reply(&self.raft.install_snapshot(rpc).await)
+        let (id, offset, len, done) = (
+            rpc.meta.snapshot_id.clone(),
+            rpc.offset,
+            rpc.data.len(),
+            rpc.done,
+        );
+        if !self.chunks.admits(&id, offset) {
+            return Err(Status::invalid_argument(
+                "install snapshot: chunk offset past the data received",
+            ));
+        }
+        let result = self.raft.install_snapshot(rpc).await;
+        if result.is_ok() {
+            self.chunks.accepted(&id, offset, len, done);
+        }
+        reply(&result)
     }
 
     async fn forward(
