@@ -165,3 +165,40 @@ async fn one_node_raft_restarts_with_its_state() -> anyhow::Result<()> {
     node.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    {
+        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        log.save_vote(&Vote::new(1, 1)).await?;
+        log.blocking_append(entries()).await?;
+    }
+    // Damage the vote and one entry behind the store's back.
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        db.open_tree("raft_meta")?.insert("vote", &[0xFF; 3])?;
+        db.open_tree("raft_log")?
+            .insert(3u64.to_be_bytes(), &[0xFF; 5])?;
+        db.flush()?;
+    }
+    let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    assert!(log.read_vote().await.is_err());
+    assert!(log.get_log_state().await.is_err());
+    assert!(log.try_get_log_entries(0..4).await.is_err());
+    assert_eq!(
+        log.try_get_log_entries(0..3).await?,
+        entries()[..3].to_vec()
+    );
+    drop((log, _sm));
+
+    // A damaged snapshot refuses to open rather than serve a wrong state.
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        db.open_tree("raft_snapshot")?
+            .insert("current", &[1, 2, 3])?;
+        db.flush()?;
+    }
+    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    Ok(())
+}
