@@ -30,8 +30,11 @@ use crate::peers::PeerChannels;
 use crate::service::{LEADER_ID_KEY, MAX_FORWARD_REQUEST_BYTES, leader_hint};
 use crate::types::{BkvNode, BkvRaft, NodeId};
 
-/// Pause between attempts while no leader is known or the leader is unreachable.
+/// Longest pause between attempts while no leader is known or the leader is unreachable
+/// (an attempt starts sooner when the metrics show a change).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Shortest pause between attempts, so that a burst of metrics changes cannot spin.
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// A committed and applied write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +204,7 @@ impl Writer {
                     if let Ok(Err(_)) = tokio::time::timeout(pause, metrics.changed()).await {
                         return Err(WriteError::Stopped);
                     }
+                    tokio::time::sleep(MIN_RETRY_PAUSE.min(pause)).await;
                 }
             }
         }
