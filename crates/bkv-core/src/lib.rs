@@ -8,6 +8,7 @@ pub mod command;
 pub mod ids;
 pub mod outcome;
 pub mod seal;
+pub mod token;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use command::{Command, Request};
