@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod command;
+pub mod identity;
 pub mod ids;
 pub mod outcome;
 pub mod seal;
