@@ -33,7 +33,11 @@ impl Role {
         let rest = uri.strip_prefix(ROLE_URI_PREFIX)?;
         let (kind, name) = rest.split_once('/')?;
         match kind {
-            "node" => name.parse::<u64>().ok().filter(|id| *id != 0).map(Self::Node),
+            "node" => name
+                .parse::<u64>()
+                .ok()
+                .filter(|id| *id != 0)
+                .map(Self::Node),
             "admin" if valid_name(name) => Some(Self::Admin(name.to_string())),
             _ => None,
         }
@@ -53,7 +57,9 @@ impl Role {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl fmt::Display for Role {
@@ -71,7 +77,11 @@ mod tests {
 
     #[test]
     fn roles_round_trip_through_their_uri() {
-        for role in [Role::Node(1), Role::Node(u64::MAX), Role::Admin("ops-1".into())] {
+        for role in [
+            Role::Node(1),
+            Role::Node(u64::MAX),
+            Role::Admin("ops-1".into()),
+        ] {
             assert_eq!(Role::from_uri(&role.uri()), Some(role));
         }
     }

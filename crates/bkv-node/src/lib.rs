@@ -3,3 +3,4 @@
 //! (`bkv.v1.Raft`) gRPC services on separate listeners.
 
 pub mod config;
+pub mod tls;
