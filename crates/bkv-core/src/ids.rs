@@ -223,7 +223,11 @@ number_id!(
 );
 
 /// Wrong guesses allowed before a record is destroyed: 1 up to the cluster's maximum.
+///
+/// Deserializing re-checks the range `1..=CEILING`, so a Raft entry or snapshot can never
+/// carry a zero or oversized limit.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct GuessLimit(u32);
 
 impl GuessLimit {
@@ -252,6 +256,19 @@ impl GuessLimit {
     /// The limit.
     pub const fn get(self) -> u32 {
         self.0
+    }
+}
+
+impl TryFrom<u32> for GuessLimit {
+    type Error = IdError;
+    fn try_from(n: u32) -> Result<Self, IdError> {
+        Self::parse_max(n)
+    }
+}
+
+impl From<GuessLimit> for u32 {
+    fn from(l: GuessLimit) -> u32 {
+        l.0
     }
 }
 
@@ -330,5 +347,18 @@ mod tests {
         assert!(GuessLimit::parse(21, max).is_err());
         assert_eq!(GuessLimit::parse(20, max).map(GuessLimit::get), Ok(20));
         assert!(GuessLimit::parse_max(GuessLimit::CEILING + 1).is_err());
+    }
+
+    #[test]
+    fn guess_limit_serde_revalidates() {
+        for bad in [0u32, GuessLimit::CEILING + 1] {
+            let bytes = postcard::to_stdvec(&bad).unwrap_or_default();
+            assert!(postcard::from_bytes::<GuessLimit>(&bytes).is_err(), "{bad}");
+        }
+        let bytes = postcard::to_stdvec(&7u32).unwrap_or_default();
+        assert_eq!(
+            postcard::from_bytes::<GuessLimit>(&bytes).map(GuessLimit::get),
+            Ok(7)
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ids;
 pub mod outcome;
 pub mod seal;
+pub mod state;
 pub mod token;
 
 pub use audit::{AuditEvent, AuditKind};
@@ -18,3 +19,6 @@ pub use ids::{
 };
 pub use outcome::{Outcome, Rejection};
 pub use seal::{SealError, SealPurpose, Sealer};
+pub use state::{
+    AccountStatus, Applied, ClusterConfig, RecordStatus, StateDecodeError, VaultState,
+};

@@ -36,8 +36,9 @@ pub enum Outcome {
         /// The sealed record.
         sealed_record: Vec<u8>,
     },
-    /// The guess counter was reset (`reset` true), or a later charge exists and it was left
-    /// as is (`reset` false). Either way the record is live at `version`.
+    /// The guess counter was reset (`reset` true), or the charge named is not the record's
+    /// latest (a later charge exists) and the counter was left as is (`reset` false). Either
+    /// way the record is live at `version`.
     Reset {
         /// The record version.
         version: RecordVersion,
@@ -96,4 +97,14 @@ pub enum Rejection {
     /// `Destroy` named a charge that is no longer the latest, or guesses remain.
     #[error("the record is not exhausted at that charge")]
     NotExhausted,
+    /// The entry's log index is not above the last index that changed the state: an
+    /// entry applied twice or out of order, a bug of the log layer. Refused so that record
+    /// versions stay unique and increasing.
+    #[error("log index {index} is not above the last change at {last}")]
+    StaleLogIndex {
+        /// The index the entry was applied at.
+        index: u64,
+        /// The last index that changed the state.
+        last: u64,
+    },
 }

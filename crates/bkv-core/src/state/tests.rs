@@ -1,0 +1,403 @@
+//! Unit tests of the state's snapshot codec: typed errors for hostile bytes, invariant
+//! checks on decode, and a pinned encoding.
+
+use serde::Serialize;
+
+use super::*;
+use crate::ids::AttemptId;
+
+fn limit(n: u32) -> GuessLimit {
+    GuessLimit::parse_max(n).expect("in range")
+}
+
+fn alice() -> AccountId {
+    AccountId::parse("alice").expect("valid")
+}
+
+fn req(at: u64, command: Command) -> (u64, Request) {
+    (
+        at,
+        Request {
+            at_unix_ms: 0,
+            command,
+        },
+    )
+}
+
+/// Bootstrap, then alice registers (v2, limit 3), activates, and makes two guesses; a new
+/// registration (v6) is staged.
+fn sample() -> VaultState {
+    let a = alice();
+    let entries = [
+        req(
+            1,
+            Command::Bootstrap {
+                cluster_id: ClusterId::new([0x11; 16]),
+                cluster_name: "c".into(),
+                sealed_server_setup: vec![0xaa; 4],
+                key_check_value: [1, 2, 3],
+                key_id: [4; 8],
+                default_guess_limit: limit(3),
+                max_guess_limit: limit(5),
+            },
+        ),
+        req(
+            2,
+            Command::Stage {
+                account: a.clone(),
+                request_id: RequestId::new([0x22; 16]),
+                guess_limit: limit(3),
+                sealed_record: vec![0xbb; 3],
+            },
+        ),
+        req(
+            3,
+            Command::Activate {
+                account: a.clone(),
+                version: RecordVersion(2),
+            },
+        ),
+        req(
+            4,
+            Command::ChargeGuess {
+                account: a.clone(),
+                attempt_id: AttemptId::new([0x33; 16]),
+                request_hash: [0x44; 32],
+            },
+        ),
+        req(
+            5,
+            Command::ChargeGuess {
+                account: a.clone(),
+                attempt_id: AttemptId::new([0x34; 16]),
+                request_hash: [0x45; 32],
+            },
+        ),
+        req(
+            6,
+            Command::Stage {
+                account: a,
+                request_id: RequestId::new([0x23; 16]),
+                guess_limit: limit(2),
+                sealed_record: vec![0xcc; 2],
+            },
+        ),
+    ];
+    let mut state = VaultState::default();
+    for (at, r) in &entries {
+        let applied = state.apply(*at, r);
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    state
+}
+
+#[test]
+fn the_sample_round_trips() {
+    let state = sample();
+    let bytes = state.encode();
+    assert_eq!(VaultState::decode(&bytes), Ok(state.clone()));
+    assert_eq!(
+        VaultState::decode(&VaultState::default().encode()),
+        Ok(VaultState::default())
+    );
+    assert_ne!(state.digest(), VaultState::default().digest());
+    assert_eq!(state.account_count(), 1);
+    assert_eq!(state.cluster().map(|c| c.max_guess_limit), Some(limit(5)));
+}
+
+/// The snapshot format is pinned: changing what is encoded needs a new format version.
+#[test]
+fn the_encoding_is_pinned() {
+    let hex = hex::encode(sample().encode());
+    let expected = concat!(
+        "626b76737461746500010601", // magic, format 1, last change 6, cluster present
+        "11111111111111111111111111111111", // cluster id
+        "0163",
+        "04aaaaaaaa",
+        "010203",
+        "0404040404040404",
+        "0305", // name..limits
+        "01",
+        "05616c696365", // one account: "alice"
+        "01",
+        "06",
+        "23232323232323232323232323232323",
+        "02",
+        "02cccc", // staged v6
+        "01",
+        "02",
+        "22222222222222222222222222222222",
+        "03",
+        "03bbbbbb", // active v2
+        "02",
+        "02", // guesses used 2, last charge 2
+        "02",
+        "33333333333333333333333333333333", // attempt 1
+        "4444444444444444444444444444444444444444444444444444444444444444",
+        "01",
+        "34343434343434343434343434343434", // attempt 2
+        "4545454545454545454545454545454545454545454545454545454545454545",
+        "02",
+        "00", // no tombstone
+        "02",
+        "22222222222222222222222222222222",
+        "02", // registrations
+        "23232323232323232323232323232323",
+        "06",
+    );
+    assert_eq!(hex, expected);
+}
+
+#[test]
+fn headers_are_checked() {
+    let good = sample().encode();
+    assert_eq!(VaultState::decode(&[]), Err(StateDecodeError::NotASnapshot));
+    assert_eq!(
+        VaultState::decode(&good[..9]),
+        Err(StateDecodeError::NotASnapshot)
+    );
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    assert_eq!(
+        VaultState::decode(&bad),
+        Err(StateDecodeError::NotASnapshot)
+    );
+    let mut future = good.clone();
+    future[9] = 2;
+    assert_eq!(
+        VaultState::decode(&future),
+        Err(StateDecodeError::UnknownFormat(2))
+    );
+    let mut long = good.clone();
+    long.extend_from_slice(&[0, 0, 0]);
+    assert_eq!(
+        VaultState::decode(&long),
+        Err(StateDecodeError::TrailingBytes(3))
+    );
+    assert!(matches!(
+        VaultState::decode(&good[..good.len() - 1]),
+        Err(StateDecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn non_canonical_bytes_are_refused() {
+    // Two accounts written in descending order: they parse, but are not how we write them.
+    let mut state = sample();
+    let entry = state.accounts.get(&alice()).cloned().unwrap_or_default();
+    state
+        .accounts
+        .insert(AccountId::parse("bob").expect("valid"), entry);
+    let good = state.encode();
+    assert_eq!(VaultState::decode(&good).as_ref(), Ok(&state));
+    #[derive(Serialize)]
+    struct Unordered<'a> {
+        last_change: u64,
+        cluster: &'a Option<ClusterConfig>,
+        accounts: Vec<(&'a AccountId, &'a Account)>,
+    }
+    let mut bytes = good[..10].to_vec();
+    let body = Unordered {
+        last_change: state.last_change,
+        cluster: &state.cluster,
+        accounts: state.accounts.iter().rev().collect(),
+    };
+    bytes.extend(postcard::to_stdvec(&body).unwrap_or_default());
+    assert_eq!(bytes.len(), good.len());
+    assert_eq!(
+        VaultState::decode(&bytes),
+        Err(StateDecodeError::NonCanonical)
+    );
+}
+
+/// Breaks one invariant of the sample and checks that decoding refuses it.
+fn refused(break_it: impl FnOnce(&mut VaultState)) -> Result<VaultState, StateDecodeError> {
+    let mut state = sample();
+    break_it(&mut state);
+    VaultState::decode(&state.encode())
+}
+
+fn alice_mut(state: &mut VaultState) -> &mut Account {
+    state.accounts.entry(alice()).or_default()
+}
+
+fn active_mut(state: &mut VaultState) -> &mut ActiveRecord {
+    alice_mut(state)
+        .active
+        .as_mut()
+        .expect("the sample has an active record")
+}
+
+/// A way to break the sample.
+type Breaker = Box<dyn FnOnce(&mut VaultState)>;
+
+#[test]
+fn broken_invariants_are_refused() {
+    use StateDecodeError::Invalid;
+    let cases: Vec<(&str, Breaker)> = vec![
+        ("no cluster", Box::new(|s| s.cluster = None)),
+        ("index 0", Box::new(|s| s.last_change = 0)),
+        (
+            "default above max",
+            Box::new(|s| {
+                if let Some(c) = s.cluster.as_mut() {
+                    c.default_guess_limit = limit(9);
+                }
+            }),
+        ),
+        (
+            "empty account",
+            Box::new(|s| {
+                let e = alice_mut(s);
+                e.active = None;
+                e.staged = None;
+            }),
+        ),
+        (
+            "tombstone next to active",
+            Box::new(|s| alice_mut(s).destroyed = Some(RecordVersion(1))),
+        ),
+        (
+            "five registrations",
+            Box::new(|s| {
+                let e = alice_mut(s);
+                for n in 0..3u8 {
+                    e.registrations.push(Registration {
+                        request_id: RequestId::new([n; 16]),
+                        version: RecordVersion(2),
+                    });
+                }
+            }),
+        ),
+        (
+            "repeated registration",
+            Box::new(|s| {
+                let e = alice_mut(s);
+                let first = e.registrations[0];
+                e.registrations.push(first);
+            }),
+        ),
+        (
+            "future registration",
+            Box::new(|s| alice_mut(s).registrations[0].version = RecordVersion(99)),
+        ),
+        (
+            "staged older than active",
+            Box::new(|s| {
+                if let Some(st) = alice_mut(s).staged.as_mut() {
+                    st.version = RecordVersion(2);
+                }
+            }),
+        ),
+        (
+            "staged in the future",
+            Box::new(|s| {
+                if let Some(st) = alice_mut(s).staged.as_mut() {
+                    st.version = RecordVersion(7);
+                }
+            }),
+        ),
+        (
+            "staged limit above max",
+            Box::new(|s| {
+                if let Some(st) = alice_mut(s).staged.as_mut() {
+                    st.guess_limit = limit(6);
+                }
+            }),
+        ),
+        (
+            "active limit above max",
+            Box::new(|s| active_mut(s).guess_limit = limit(6)),
+        ),
+        (
+            "used above limit",
+            Box::new(|s| {
+                let a = active_mut(s);
+                a.guess_limit = limit(1);
+            }),
+        ),
+        (
+            "used above last charge",
+            Box::new(|s| active_mut(s).last_charge = ChargeNumber(1)),
+        ),
+        (
+            "more charges than entries",
+            Box::new(|s| {
+                let a = active_mut(s);
+                a.guesses_used = 0;
+                a.attempts.clear();
+                a.last_charge = ChargeNumber(5);
+            }),
+        ),
+        (
+            "attempt table too short",
+            Box::new(|s| {
+                active_mut(s).attempts.pop_first();
+            }),
+        ),
+        (
+            "attempt with a wrong charge",
+            Box::new(|s| {
+                if let Some(at) = active_mut(s).attempts.values_mut().next() {
+                    at.charge = ChargeNumber(2);
+                }
+            }),
+        ),
+        (
+            "version 0",
+            Box::new(|s| {
+                let a = active_mut(s);
+                a.version = RecordVersion(0);
+            }),
+        ),
+    ];
+    for (name, break_it) in cases {
+        match refused(break_it) {
+            Err(Invalid(_)) => {}
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn rejections_and_retries_leave_the_state_alone() {
+    let mut state = sample();
+    let before = state.clone();
+    let a = alice();
+    let retry = state.apply(
+        7,
+        &Request {
+            at_unix_ms: 0,
+            command: Command::ChargeGuess {
+                account: a.clone(),
+                attempt_id: AttemptId::new([0x33; 16]),
+                request_hash: [0x44; 32],
+            },
+        },
+    );
+    assert!(matches!(
+        retry.outcome,
+        Outcome::Charged {
+            charge: ChargeNumber(1),
+            guesses_remaining: 2,
+            ..
+        }
+    ));
+    assert!(retry.events.is_empty());
+    assert_eq!(state, before);
+    let stale = state.apply(
+        6,
+        &Request {
+            at_unix_ms: 0,
+            command: Command::Delete { account: a },
+        },
+    );
+    assert_eq!(
+        stale.outcome,
+        Outcome::Rejected(Rejection::StaleLogIndex { index: 6, last: 6 })
+    );
+    assert_eq!(state, before);
+}

@@ -1,0 +1,300 @@
+//! A reference model of the vault state machine, written apart from `VaultState` and as
+//! plainly as possible: every record ever staged sits in one list with its life stage and
+//! the full list of its charges, and each command is answered by searching that list.
+//!
+//! It shares nothing with `bkv_core::state` but the command and outcome types.
+
+use bkv_core::{
+    AccountId, AccountStatus, AttemptId, ChargeNumber, Command, GuessLimit, Outcome, RecordStatus,
+    RecordVersion, Rejection, RequestId,
+};
+
+/// Where a record is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Staged, not activated.
+    Staged,
+    /// Staged, then replaced by a newer staged record.
+    Dropped,
+    /// The account's recoverable record.
+    Active,
+    /// Was active, replaced by a newer activation.
+    Superseded,
+    /// Was active, destroyed after running out of guesses.
+    Destroyed,
+    /// Its account was deleted.
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    account: AccountId,
+    version: u64,
+    request_id: RequestId,
+    limit: GuessLimit,
+    blob: Vec<u8>,
+    life: Life,
+    /// Log index of its activation (0: never).
+    activated_at: u64,
+    /// Every charge ever made on it, in order: charge number `i + 1` is `charges[i]`.
+    charges: Vec<(AttemptId, [u8; 32])>,
+    /// How many of `charges` came before the last effective reset.
+    before_reset: usize,
+}
+
+impl Rec {
+    fn since_reset(&self) -> &[(AttemptId, [u8; 32])] {
+        &self.charges[self.before_reset..]
+    }
+    fn limit(&self) -> usize {
+        self.limit.get() as usize
+    }
+    fn charged(&self, charge: usize, used_then: usize) -> Outcome {
+        Outcome::Charged {
+            version: RecordVersion(self.version),
+            charge: ChargeNumber(charge as u64),
+            guesses_remaining: (self.limit() - used_then) as u32,
+            guess_limit: self.limit,
+            request_id: self.request_id,
+            sealed_record: self.blob.clone(),
+        }
+    }
+}
+
+/// The model.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    max_limit: Option<GuessLimit>,
+    records: Vec<Rec>,
+    /// Registrations, oldest first; an account's are removed when it is deleted.
+    registrations: Vec<(AccountId, RequestId, u64)>,
+}
+
+fn reject(r: Rejection) -> Outcome {
+    Outcome::Rejected(r)
+}
+
+impl Model {
+    /// The account's staged record.
+    fn staged(&mut self, account: &AccountId) -> Option<&mut Rec> {
+        self.records
+            .iter_mut()
+            .find(|r| r.account == *account && r.life == Life::Staged)
+    }
+
+    /// Index of the account's most recently activated record that is still active or was
+    /// destroyed by guessing (a superseded record always has a later activation after it).
+    fn current(&self, account: &AccountId) -> Option<usize> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.account == *account)
+            .filter(|(_, r)| r.life == Life::Active || r.life == Life::Destroyed)
+            .max_by_key(|(_, r)| r.activated_at)
+            .map(|(i, _)| i)
+    }
+
+    /// Applies a command at a log index.
+    pub fn apply(&mut self, index: u64, command: &Command) -> Outcome {
+        let Some(max) = self.max_limit else {
+            return match command {
+                Command::Bootstrap {
+                    default_guess_limit,
+                    max_guess_limit,
+                    ..
+                } => {
+                    if default_guess_limit.get() > max_guess_limit.get() {
+                        return reject(Rejection::GuessLimitTooHigh {
+                            requested: default_guess_limit.get(),
+                            max: max_guess_limit.get(),
+                        });
+                    }
+                    self.max_limit = Some(*max_guess_limit);
+                    Outcome::Bootstrapped
+                }
+                _ => reject(Rejection::NotBootstrapped),
+            };
+        };
+        match command {
+            Command::Bootstrap { .. } => reject(Rejection::AlreadyBootstrapped),
+            Command::Stage {
+                account,
+                request_id,
+                guess_limit,
+                sealed_record,
+            } => {
+                if guess_limit.get() > max.get() {
+                    return reject(Rejection::GuessLimitTooHigh {
+                        requested: guess_limit.get(),
+                        max: max.get(),
+                    });
+                }
+                let mine: Vec<_> = self
+                    .registrations
+                    .iter()
+                    .filter(|(a, _, _)| a == account)
+                    .collect();
+                let kept = &mine[mine.len().saturating_sub(4)..];
+                if let Some((_, _, v)) = kept.iter().find(|(_, r, _)| r == request_id) {
+                    return Outcome::Staged {
+                        version: RecordVersion(*v),
+                    };
+                }
+                if let Some(old) = self.staged(account) {
+                    old.life = Life::Dropped;
+                }
+                self.records.push(Rec {
+                    account: account.clone(),
+                    version: index,
+                    request_id: *request_id,
+                    limit: *guess_limit,
+                    blob: sealed_record.clone(),
+                    life: Life::Staged,
+                    activated_at: 0,
+                    charges: Vec::new(),
+                    before_reset: 0,
+                });
+                self.registrations
+                    .push((account.clone(), *request_id, index));
+                Outcome::Staged {
+                    version: RecordVersion(index),
+                }
+            }
+            Command::Activate { account, version } => {
+                let v = version.get();
+                let current = self.current(account);
+                if let Some(c) = current {
+                    let rec = &self.records[c];
+                    if rec.life == Life::Active && rec.version == v {
+                        return Outcome::Activated { version: *version };
+                    }
+                }
+                let is_staged = self
+                    .records
+                    .iter()
+                    .any(|r| r.account == *account && r.life == Life::Staged && r.version == v);
+                if is_staged {
+                    if let Some(c) = current.filter(|c| self.records[*c].life == Life::Active) {
+                        self.records[c].life = Life::Superseded;
+                    }
+                    if let Some(rec) = self.staged(account) {
+                        rec.life = Life::Active;
+                        rec.activated_at = index;
+                    }
+                    return Outcome::Activated { version: *version };
+                }
+                match current.map(|c| &self.records[c]) {
+                    Some(rec) if rec.life == Life::Destroyed && rec.version == v => {
+                        reject(Rejection::RecordDestroyed { version: *version })
+                    }
+                    _ => reject(Rejection::NoSuchVersion),
+                }
+            }
+            Command::ChargeGuess {
+                account,
+                attempt_id,
+                request_hash,
+            } => {
+                let Some(c) = self.current(account) else {
+                    return reject(Rejection::NoRecord);
+                };
+                let rec = &mut self.records[c];
+                if rec.life == Life::Destroyed {
+                    return reject(Rejection::RecordDestroyed {
+                        version: RecordVersion(rec.version),
+                    });
+                }
+                let since = rec.since_reset();
+                if let Some(pos) = since.iter().position(|(a, _)| a == attempt_id) {
+                    if since[pos].1 != *request_hash {
+                        return reject(Rejection::AttemptConflict);
+                    }
+                    return rec.charged(rec.before_reset + pos + 1, pos + 1);
+                }
+                if since.len() >= rec.limit() {
+                    rec.life = Life::Destroyed;
+                    return Outcome::Destroyed {
+                        version: RecordVersion(rec.version),
+                    };
+                }
+                rec.charges.push((*attempt_id, *request_hash));
+                let used = rec.since_reset().len();
+                rec.charged(rec.charges.len(), used)
+            }
+            Command::ResetGuesses {
+                account,
+                version,
+                charge,
+            } => {
+                let v = version.get();
+                let rec = self.current(account).map(|c| &mut self.records[c]);
+                match rec {
+                    Some(rec) if rec.version == v && rec.life == Life::Active => {
+                        let latest = rec.charges.len() as u64;
+                        let reset = charge.get() >= 1 && charge.get() == latest;
+                        if reset {
+                            rec.before_reset = rec.charges.len();
+                        }
+                        Outcome::Reset {
+                            version: *version,
+                            reset,
+                        }
+                    }
+                    Some(rec) if rec.version == v && rec.life == Life::Destroyed => {
+                        reject(Rejection::RecordDestroyed { version: *version })
+                    }
+                    _ => reject(Rejection::VersionNotActive),
+                }
+            }
+            Command::Destroy {
+                account,
+                version,
+                charge,
+            } => {
+                let v = version.get();
+                let rec = self.current(account).map(|c| &mut self.records[c]);
+                match rec {
+                    Some(rec) if rec.version == v && rec.life == Life::Active => {
+                        let latest = rec.charges.len() as u64;
+                        if charge.get() == latest && rec.since_reset().len() == rec.limit() {
+                            rec.life = Life::Destroyed;
+                            Outcome::Destroyed { version: *version }
+                        } else {
+                            reject(Rejection::NotExhausted)
+                        }
+                    }
+                    Some(rec) if rec.version == v && rec.life == Life::Destroyed => {
+                        reject(Rejection::RecordDestroyed { version: *version })
+                    }
+                    _ => reject(Rejection::VersionNotActive),
+                }
+            }
+            Command::Delete { account } => {
+                let existed = self.current(account).is_some() || self.staged(account).is_some();
+                for rec in self.records.iter_mut().filter(|r| r.account == *account) {
+                    rec.life = Life::Deleted;
+                }
+                self.registrations.retain(|(a, _, _)| a != account);
+                Outcome::Deleted { existed }
+            }
+        }
+    }
+
+    /// What the model holds for an account, in the state's terms.
+    pub fn status(&mut self, account: &AccountId) -> AccountStatus {
+        let record = match self.current(account).map(|c| &self.records[c]) {
+            None => RecordStatus::Absent,
+            Some(rec) if rec.life == Life::Destroyed => RecordStatus::Destroyed {
+                version: RecordVersion(rec.version),
+            },
+            Some(rec) => RecordStatus::Active {
+                version: RecordVersion(rec.version),
+                guesses_used: rec.since_reset().len() as u32,
+                guess_limit: rec.limit,
+                last_charge: ChargeNumber(rec.charges.len() as u64),
+            },
+        };
+        let staged = self.staged(account).map(|r| RecordVersion(r.version));
+        AccountStatus { record, staged }
+    }
+}

@@ -1,0 +1,316 @@
+//! Data-driven tests of the state machine, in the spirit of tikv/raft-rs `datadriven`.
+//!
+//! Each file in `tests/scripts/` is a list of blocks: a command line, a `----` line, and
+//! the expected output up to a blank line. `#` lines are comments. Every log-changing
+//! command is applied at the next log index (starting at 1) unless it starts with `@N`.
+//! Names stand for ids: `req=r1`, `attempt=a1`, `hash=h1` are the name's bytes padded with
+//! zeros; `record=blob` is the sealed record's bytes. Set `BKV_REWRITE=1` to rewrite the
+//! expected output of every file from what the code does now (then review the diff).
+//!
+//! Commands: `bootstrap [max=N] [default=N]`, `stage ACC req=R [limit=N] [record=S]`,
+//! `activate ACC v=N`, `charge ACC attempt=A hash=H`, `reset ACC v=N charge=N`,
+//! `destroy ACC v=N charge=N`, `delete ACC`, and the read-only `status ACC`, `count`,
+//! `roundtrip` (checks `decode(encode(state))`).
+//!
+//! Besides comparing output, the runner checks on every command that a rejection leaves
+//! the snapshot bytes unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use bkv_core::{
+    AccountId, AttemptId, AuditEvent, ChargeNumber, ClusterId, Command, GuessLimit, Outcome,
+    RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
+};
+
+/// One script being run.
+struct Runner {
+    state: VaultState,
+    next_index: u64,
+    /// Padded id bytes back to the name used in the script.
+    names: BTreeMap<Vec<u8>, String>,
+}
+
+type Args = BTreeMap<String, String>;
+
+fn padded<const N: usize>(names: &mut BTreeMap<Vec<u8>, String>, name: &str) -> [u8; N] {
+    assert!(name.len() <= N, "name {name:?} longer than {N} bytes");
+    let mut out = [0u8; N];
+    out[..name.len()].copy_from_slice(name.as_bytes());
+    names.insert(out.to_vec(), name.to_string());
+    out
+}
+
+fn num(args: &Args, key: &str) -> u64 {
+    let v = args.get(key).unwrap_or_else(|| panic!("missing {key}="));
+    v.parse()
+        .unwrap_or_else(|_| panic!("{key}={v} is not a number"))
+}
+
+fn limit(n: u64) -> GuessLimit {
+    GuessLimit::parse_max(u32::try_from(n).expect("small limit")).expect("limit in range")
+}
+
+impl Runner {
+    fn new() -> Self {
+        Self {
+            state: VaultState::default(),
+            next_index: 1,
+            names: BTreeMap::new(),
+        }
+    }
+
+    fn name(&self, bytes: &[u8]) -> String {
+        self.names
+            .get(bytes)
+            .cloned()
+            .unwrap_or_else(|| hex_string(bytes))
+    }
+
+    /// Runs one command line and renders its output.
+    fn run(&mut self, line: &str) -> String {
+        let mut words: Vec<&str> = line.split_whitespace().collect();
+        let mut index = None;
+        if let Some(at) = words.first().and_then(|w| w.strip_prefix('@')) {
+            index = Some(at.parse::<u64>().expect("@N is a number"));
+            words.remove(0);
+        }
+        let (verb, rest) = words.split_first().expect("a command");
+        let account = rest
+            .first()
+            .filter(|w| !w.contains('='))
+            .map(|w| AccountId::parse(w).expect("valid account"));
+        let args: Args = rest
+            .iter()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let acc = || account.clone().expect("an account");
+        let command = match *verb {
+            "status" => return self.status(&acc()),
+            "count" => return format!("accounts={}", self.state.account_count()),
+            "roundtrip" => {
+                let bytes = self.state.encode();
+                let back = VaultState::decode(&bytes).expect("own encoding decodes");
+                assert_eq!(back, self.state);
+                assert_eq!(back.digest(), self.state.digest());
+                return "ok".to_string();
+            }
+            "bootstrap" => Command::Bootstrap {
+                cluster_id: ClusterId::new([7; 16]),
+                cluster_name: "test".to_string(),
+                sealed_server_setup: b"setup".to_vec(),
+                key_check_value: [1, 2, 3],
+                key_id: [9; 8],
+                default_guess_limit: limit(
+                    args.get("default").map_or(3, |_| num(&args, "default")),
+                ),
+                max_guess_limit: limit(args.get("max").map_or(5, |_| num(&args, "max"))),
+            },
+            "stage" => Command::Stage {
+                account: acc(),
+                request_id: RequestId::new(padded(&mut self.names, &args["req"])),
+                guess_limit: limit(args.get("limit").map_or(3, |_| num(&args, "limit"))),
+                sealed_record: args
+                    .get("record")
+                    .map_or(b"rec".to_vec(), |r| r.as_bytes().to_vec()),
+            },
+            "activate" => Command::Activate {
+                account: acc(),
+                version: RecordVersion(num(&args, "v")),
+            },
+            "charge" => Command::ChargeGuess {
+                account: acc(),
+                attempt_id: AttemptId::new(padded(&mut self.names, &args["attempt"])),
+                request_hash: padded(&mut self.names, &args["hash"]),
+            },
+            "reset" => Command::ResetGuesses {
+                account: acc(),
+                version: RecordVersion(num(&args, "v")),
+                charge: ChargeNumber(num(&args, "charge")),
+            },
+            "destroy" => Command::Destroy {
+                account: acc(),
+                version: RecordVersion(num(&args, "v")),
+                charge: ChargeNumber(num(&args, "charge")),
+            },
+            "delete" => Command::Delete { account: acc() },
+            other => panic!("unknown command {other:?}"),
+        };
+        let index = index.unwrap_or(self.next_index);
+        self.next_index = index + 1;
+        let before = self.state.encode();
+        let applied = self.state.apply(
+            index,
+            &Request {
+                at_unix_ms: 1_700_000_000_000 + index,
+                command,
+            },
+        );
+        if matches!(applied.outcome, Outcome::Rejected(_)) {
+            assert_eq!(before, self.state.encode(), "a rejection changed the state");
+            assert!(applied.events.is_empty(), "a rejection emitted events");
+        }
+        let mut out = self.outcome(&applied.outcome);
+        for e in &applied.events {
+            out.push('\n');
+            out.push_str(&render_event(e));
+        }
+        out
+    }
+
+    fn outcome(&self, outcome: &Outcome) -> String {
+        match outcome {
+            Outcome::Bootstrapped => "bootstrapped".to_string(),
+            Outcome::Staged { version } => format!("staged v={version}"),
+            Outcome::Activated { version } => format!("activated v={version}"),
+            Outcome::Charged {
+                version,
+                charge,
+                guesses_remaining,
+                guess_limit,
+                request_id,
+                sealed_record,
+            } => format!(
+                "charged v={version} charge={charge} remaining={guesses_remaining} \
+                 limit={guess_limit} req={} record={}",
+                self.name(request_id.as_bytes()),
+                String::from_utf8_lossy(sealed_record)
+            ),
+            Outcome::Reset { version, reset } => format!("reset v={version} reset={reset}"),
+            Outcome::Destroyed { version } => format!("destroyed v={version}"),
+            Outcome::Deleted { existed } => format!("deleted existed={existed}"),
+            Outcome::Rejected(r) => format!("rejected {}", render_rejection(r)),
+        }
+    }
+
+    fn status(&self, account: &AccountId) -> String {
+        let s = self.state.account_status(account);
+        let record = match s.record {
+            RecordStatus::Absent => "absent".to_string(),
+            RecordStatus::Active {
+                version,
+                guesses_used,
+                guess_limit,
+                last_charge,
+            } => format!(
+                "active v={version} used={guesses_used} limit={guess_limit} \
+                 last_charge={last_charge}"
+            ),
+            RecordStatus::Destroyed { version } => format!("destroyed v={version}"),
+        };
+        match s.staged {
+            Some(v) => format!("{record} staged={v}"),
+            None => record,
+        }
+    }
+}
+
+fn render_rejection(r: &Rejection) -> String {
+    match r {
+        Rejection::NotBootstrapped => "not-bootstrapped".into(),
+        Rejection::AlreadyBootstrapped => "already-bootstrapped".into(),
+        Rejection::GuessLimitTooHigh { requested, max } => {
+            format!("guess-limit-too-high requested={requested} max={max}")
+        }
+        Rejection::NoRecord => "no-record".into(),
+        Rejection::NoSuchVersion => "no-such-version".into(),
+        Rejection::RecordDestroyed { version } => format!("record-destroyed v={version}"),
+        Rejection::VersionNotActive => "version-not-active".into(),
+        Rejection::AttemptConflict => "attempt-conflict".into(),
+        Rejection::NotExhausted => "not-exhausted".into(),
+        Rejection::StaleLogIndex { index, last } => {
+            format!("stale-log-index index={index} last={last}")
+        }
+    }
+}
+
+fn render_event(e: &AuditEvent) -> String {
+    let mut out = format!("event {}", e.kind.as_str());
+    if let Some(a) = &e.account {
+        write!(out, " {a}").ok();
+    }
+    if let Some(v) = e.version {
+        write!(out, " v={v}").ok();
+    }
+    if let Some(c) = e.charge {
+        write!(out, " charge={c}").ok();
+    }
+    if let Some(r) = e.guesses_remaining {
+        write!(out, " remaining={r}").ok();
+    }
+    out
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs one script; returns the file as it should read given what the code does.
+fn run_file(text: &str) -> String {
+    let mut runner = Runner::new();
+    let mut out = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        out.push('\n');
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        assert_eq!(lines.next(), Some("----"), "no ---- after {line:?}");
+        out.push_str("----\n");
+        // Skip the expected block; it is replaced by the actual output.
+        while lines.peek().is_some_and(|l| !l.trim().is_empty()) {
+            lines.next();
+        }
+        out.push_str(&runner.run(trimmed));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn scripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let rewrite = std::env::var_os("BKV_REWRITE").is_some();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scripts dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "scripts missing: {files:?}");
+    let mut failed = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read script");
+        let actual = run_file(&text);
+        if actual == text {
+            continue;
+        }
+        if rewrite {
+            std::fs::write(path, &actual).expect("rewrite script");
+            continue;
+        }
+        let (n, (want, got)) = text
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .unwrap_or((
+                text.lines().count().min(actual.lines().count()),
+                ("<end>", "<end>"),
+            ));
+        failed.push(format!(
+            "{}:{}: expected {want:?}, got {got:?}",
+            path.display(),
+            n + 1
+        ));
+    }
+    assert!(
+        failed.is_empty(),
+        "script mismatches:\n{}",
+        failed.join("\n")
+    );
+}

@@ -1,0 +1,567 @@
+//! Property tests of the state machine: random command sequences from several clients
+//! (honest logins, attackers guessing, retries, replayed resets, deletes, re-registrations)
+//! checked against the guess-limit invariants, against determinism and snapshots, and
+//! against an independent reference model (`model/`).
+
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bkv_core::{
+    AccountId, Applied, AttemptId, AuditKind, ChargeNumber, ClusterId, Command, GuessLimit,
+    Outcome, RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
+};
+use proptest::prelude::*;
+
+use model::Model;
+
+const ACCOUNTS: u8 = 3;
+/// The cluster maximum in these tests; stages ask for up to one more.
+const MAX_LIMIT: u32 = 4;
+
+/// An abstract step; the harness turns it into commands using what it has seen so far.
+#[derive(Debug, Clone)]
+enum Op {
+    Bootstrap,
+    Stage {
+        acct: u8,
+        req: u8,
+        limit: u32,
+    },
+    /// An honest registration: stage, then activate the version it got.
+    Register {
+        acct: u8,
+        req: u8,
+        limit: u32,
+    },
+    /// Activates a version seen staged for the account (or a made-up one).
+    Activate {
+        acct: u8,
+        pick: u8,
+    },
+    /// A raw charge: small id spaces make retries and conflicts frequent.
+    Charge {
+        acct: u8,
+        attempt: u8,
+        hash: u8,
+    },
+    /// Resends an earlier charge of the account (a lost reply, or an attacker's replay).
+    RetryCharge {
+        acct: u8,
+        pick: u8,
+    },
+    /// An honest login: a fresh attempt, then the reset under the charge it got.
+    HonestLogin {
+        acct: u8,
+        seed: u8,
+    },
+    /// A reset under any charge seen on the account (mostly replays).
+    Reset {
+        acct: u8,
+        pick: u8,
+    },
+    /// A Destroy under any charge seen on the account.
+    Destroy {
+        acct: u8,
+        pick: u8,
+    },
+    Delete {
+        acct: u8,
+    },
+    /// Re-applies at the last change's index: must be refused.
+    Stale,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let acct = 0..ACCOUNTS;
+    prop_oneof![
+        1 => Just(Op::Bootstrap),
+        4 => (acct.clone(), 0..6u8, 1..=MAX_LIMIT + 1)
+            .prop_map(|(acct, req, limit)| Op::Stage { acct, req, limit }),
+        4 => (acct.clone(), 0..6u8, 1..=MAX_LIMIT)
+            .prop_map(|(acct, req, limit)| Op::Register { acct, req, limit }),
+        3 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Activate { acct, pick }),
+        10 => (acct.clone(), 0..5u8, 0..3u8)
+            .prop_map(|(acct, attempt, hash)| Op::Charge { acct, attempt, hash }),
+        3 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::RetryCharge { acct, pick }),
+        3 => (acct.clone(), any::<u8>()).prop_map(|(acct, seed)| Op::HonestLogin { acct, seed }),
+        4 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Reset { acct, pick }),
+        2 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Destroy { acct, pick }),
+        1 => acct.prop_map(|acct| Op::Delete { acct }),
+        1 => Just(Op::Stale),
+    ]
+}
+
+/// A few steps before the bootstrap, the bootstrap, then a story.
+fn story() -> impl Strategy<Value = Vec<Op>> {
+    (
+        prop::collection::vec(op(), 0..3),
+        prop::collection::vec(op(), 1..160),
+    )
+        .prop_map(|(mut before, after)| {
+            before.push(Op::Bootstrap);
+            before.extend(after);
+            before
+        })
+}
+
+fn account(n: u8) -> AccountId {
+    AccountId::parse(&format!("acct-{n}")).expect("valid account")
+}
+
+fn bootstrap() -> Command {
+    Command::Bootstrap {
+        cluster_id: ClusterId::new([1; 16]),
+        cluster_name: "props".into(),
+        sealed_server_setup: vec![0x55; 12],
+        key_check_value: [1, 2, 3],
+        key_id: [4; 8],
+        default_guess_limit: GuessLimit::parse_max(3).expect("in range"),
+        max_guess_limit: GuessLimit::parse_max(MAX_LIMIT).expect("in range"),
+    }
+}
+
+/// A coverage label for an applied command.
+fn kind(applied: &Applied, command: &Command) -> String {
+    let new = !applied.events.is_empty();
+    match (&applied.outcome, command) {
+        (Outcome::Charged { .. }, _) if new => "charged".into(),
+        (Outcome::Charged { .. }, _) => "charged-retry".into(),
+        (Outcome::Reset { reset, .. }, _) => format!("reset-{reset}"),
+        (Outcome::Destroyed { .. }, Command::Destroy { .. }) => "destroyed-by-destroy".into(),
+        (Outcome::Destroyed { .. }, _) => "destroyed-by-charge".into(),
+        (Outcome::Activated { .. }, _) if applied.events.len() == 2 => "activated-replacing".into(),
+        (Outcome::Activated { .. }, _) if new => "activated".into(),
+        (Outcome::Activated { .. }, _) => "activated-retry".into(),
+        (Outcome::Staged { .. }, _) if new => "staged".into(),
+        (Outcome::Staged { .. }, _) => "staged-retry".into(),
+        (Outcome::Deleted { existed }, _) => format!("deleted-{existed}"),
+        (Outcome::Bootstrapped, _) => "bootstrapped".into(),
+        (Outcome::Rejected(r), _) => {
+            let name = format!("{r:?}");
+            let name = name.split([' ', '{', '(']).next().unwrap_or_default();
+            format!("rejected-{name}")
+        }
+    }
+}
+
+/// Runs a story on the state, a twin that goes through a snapshot at every step, and the
+/// model, and checks every invariant on the way.
+#[derive(Default)]
+struct Harness {
+    real: VaultState,
+    twin: VaultState,
+    model: Model,
+    next_index: u64,
+    /// Versions seen staged, per account.
+    staged_seen: BTreeMap<u8, Vec<RecordVersion>>,
+    /// Charge commands sent, per account.
+    charges_sent: BTreeMap<u8, Vec<Command>>,
+    /// (version, charge) seen charged, per account.
+    charges_seen: BTreeMap<u8, Vec<(RecordVersion, ChargeNumber)>>,
+    /// Every charge released per version, and the (attempt, request) it was bound to.
+    released: BTreeMap<RecordVersion, BTreeMap<ChargeNumber, (AttemptId, [u8; 32])>>,
+    /// Distinct charges per version since its last effective reset.
+    since_reset: BTreeMap<RecordVersion, BTreeSet<ChargeNumber>>,
+    /// (attempt, request) -> charge per version since its last effective reset.
+    by_attempt: BTreeMap<RecordVersion, BTreeMap<(AttemptId, [u8; 32]), ChargeNumber>>,
+    /// Versions destroyed, superseded or deleted: never charged again.
+    dead: BTreeSet<RecordVersion>,
+    /// How often each kind of outcome came up (coverage of the story generator).
+    seen: BTreeMap<String, usize>,
+    /// Every entry applied, for replays.
+    log: Vec<(u64, Request)>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            next_index: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Applies one command everywhere and checks it; returns the outcome.
+    fn step(&mut self, acct: Option<u8>, command: Command) -> Outcome {
+        if let (Some(a), Command::ChargeGuess { .. }) = (acct, &command) {
+            self.charges_sent
+                .entry(a)
+                .or_default()
+                .push(command.clone());
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        let request = Request {
+            at_unix_ms: index * 1000,
+            command: command.clone(),
+        };
+        let before = self.real.encode();
+        let applied = self.real.apply(index, &request);
+        self.log.push((index, request.clone()));
+
+        // (4) determinism, and a state restored from a snapshot behaves the same.
+        let restored = VaultState::decode(&self.twin.encode()).expect("own snapshot decodes");
+        assert_eq!(restored, self.twin, "decode(encode(s)) != s");
+        self.twin = restored;
+        let twin_applied = self.twin.apply(index, &request);
+        assert_eq!(applied, twin_applied, "twin disagrees");
+        assert_eq!(self.real.digest(), self.twin.digest(), "digests differ");
+
+        // (5) the model agrees on the outcome and on every account.
+        let expected = self.model.apply(index, &command);
+        assert_eq!(applied.outcome, expected, "model disagrees on {command:?}");
+        for n in 0..ACCOUNTS {
+            let a = account(n);
+            assert_eq!(
+                self.real.account_status(&a),
+                self.model.status(&a),
+                "status {a}"
+            );
+        }
+
+        if matches!(applied.outcome, Outcome::Rejected(_)) {
+            assert_eq!(before, self.real.encode(), "a rejection changed the state");
+            assert!(applied.events.is_empty(), "a rejection emitted events");
+        }
+        self.check_guesses(acct, &command, &applied);
+        *self.seen.entry(kind(&applied, &command)).or_default() += 1;
+        applied.outcome
+    }
+
+    /// The guess-limit invariants, checked from outcomes and events alone.
+    fn check_guesses(&mut self, acct: Option<u8>, command: &Command, applied: &Applied) {
+        for e in &applied.events {
+            if matches!(e.kind, AuditKind::Destroyed | AuditKind::Deleted) {
+                self.dead.extend(e.version);
+            }
+        }
+        match (&applied.outcome, command) {
+            (
+                Outcome::Charged {
+                    version,
+                    charge,
+                    guesses_remaining,
+                    guess_limit,
+                    ..
+                },
+                Command::ChargeGuess {
+                    attempt_id,
+                    request_hash,
+                    ..
+                },
+            ) => {
+                assert!(!self.dead.contains(version), "charged a dead version");
+                let binding = (*attempt_id, *request_hash);
+                // A charge number is bound to one attempt and request, forever.
+                let bound = self.released.entry(*version).or_default();
+                let first = !bound.contains_key(charge);
+                assert_eq!(*bound.entry(*charge).or_insert(binding), binding);
+                // (3) a retry never gets a new charge.
+                let per_attempt = self.by_attempt.entry(*version).or_default();
+                assert_eq!(*per_attempt.entry(binding).or_insert(*charge), *charge);
+                // (1) distinct charges between effective resets stay within the limit.
+                let since = self.since_reset.entry(*version).or_default();
+                since.insert(*charge);
+                assert!(
+                    since.len() <= guess_limit.get() as usize,
+                    "too many guesses"
+                );
+                assert!(*guesses_remaining < guess_limit.get());
+                let new_event = applied
+                    .events
+                    .iter()
+                    .any(|e| e.kind == AuditKind::GuessCharged && e.charge == Some(*charge));
+                assert_eq!(first, new_event, "a new charge has exactly one event");
+                if let (true, Some(a)) = (first, acct) {
+                    self.charges_seen
+                        .entry(a)
+                        .or_default()
+                        .push((*version, *charge));
+                }
+            }
+            (
+                Outcome::Reset {
+                    version,
+                    reset: true,
+                },
+                Command::ResetGuesses { charge, .. },
+            ) => {
+                // (2) a reset never wipes out a charge made after the one it names.
+                let latest = self
+                    .released
+                    .get(version)
+                    .and_then(|b| b.keys().next_back().copied());
+                assert_eq!(latest, Some(*charge), "reset under a stale charge");
+                self.since_reset.remove(version);
+                self.by_attempt.remove(version);
+            }
+            (Outcome::Staged { version }, _) => {
+                if let Some(a) = acct {
+                    self.staged_seen.entry(a).or_default().push(*version);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A (version, charge) seen on the account: the latest, one on the version active
+    /// now (mostly a replay of an older ticket), or any.
+    fn pick_charge(&self, acct: u8, pick: u8) -> (RecordVersion, ChargeNumber) {
+        let seen = self
+            .charges_seen
+            .get(&acct)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let active = match self.real.account_status(&account(acct)).record {
+            RecordStatus::Active { version, .. } => Some(version),
+            _ => None,
+        };
+        let on_active: Vec<_> = seen.iter().filter(|(v, _)| Some(*v) == active).collect();
+        let p = usize::from(pick / 3);
+        match (pick % 3, seen.last()) {
+            (_, None) => (
+                RecordVersion(u64::from(pick)),
+                ChargeNumber(u64::from(pick % 4)),
+            ),
+            (0, Some(latest)) => *latest,
+            (1, Some(_)) if !on_active.is_empty() => *on_active[p % on_active.len()],
+            _ => seen[p % seen.len()],
+        }
+    }
+
+    fn run(&mut self, op: &Op) {
+        match *op {
+            Op::Bootstrap => {
+                self.step(None, bootstrap());
+            }
+            Op::Stage { acct, req, limit } => {
+                let index = self.next_index;
+                self.step(
+                    Some(acct),
+                    Command::Stage {
+                        account: account(acct),
+                        request_id: RequestId::new([req; 16]),
+                        guess_limit: GuessLimit::parse_max(limit).expect("in range"),
+                        sealed_record: format!("sealed-{acct}-{index}").into_bytes(),
+                    },
+                );
+            }
+            Op::Register { acct, req, limit } => {
+                let index = self.next_index;
+                let outcome = self.step(
+                    Some(acct),
+                    Command::Stage {
+                        account: account(acct),
+                        request_id: RequestId::new([req; 16]),
+                        guess_limit: GuessLimit::parse_max(limit).expect("in range"),
+                        sealed_record: format!("sealed-{acct}-{index}").into_bytes(),
+                    },
+                );
+                if let Outcome::Staged { version } = outcome {
+                    self.step(
+                        Some(acct),
+                        Command::Activate {
+                            account: account(acct),
+                            version,
+                        },
+                    );
+                }
+            }
+            Op::RetryCharge { acct, pick } => {
+                let sent = self
+                    .charges_sent
+                    .get(&acct)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                if let Some(n) = sent.len().checked_sub(1) {
+                    // Mostly one of the last few, sometimes any older one.
+                    let back = usize::from(pick) % if pick % 2 == 0 { 3 } else { n + 1 };
+                    let command = sent[n.saturating_sub(back)].clone();
+                    self.step(Some(acct), command);
+                }
+            }
+            Op::Activate { acct, pick } => {
+                let seen = self
+                    .staged_seen
+                    .get(&acct)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let version = match seen.len() {
+                    0 => RecordVersion(u64::from(pick)),
+                    _ if pick % 3 == 0 => RecordVersion(u64::from(pick)),
+                    n => seen[n - 1 - usize::from(pick) % n.min(3)],
+                };
+                self.step(
+                    Some(acct),
+                    Command::Activate {
+                        account: account(acct),
+                        version,
+                    },
+                );
+            }
+            Op::Charge {
+                acct,
+                attempt,
+                hash,
+            } => {
+                self.step(
+                    Some(acct),
+                    Command::ChargeGuess {
+                        account: account(acct),
+                        attempt_id: AttemptId::new([attempt; 16]),
+                        request_hash: [hash; 32],
+                    },
+                );
+            }
+            Op::HonestLogin { acct, seed } => {
+                let mut id = [0xee; 16];
+                id[0] = seed;
+                id[1..9].copy_from_slice(&self.next_index.to_be_bytes());
+                let outcome = self.step(
+                    Some(acct),
+                    Command::ChargeGuess {
+                        account: account(acct),
+                        attempt_id: AttemptId::new(id),
+                        request_hash: [seed; 32],
+                    },
+                );
+                if let Outcome::Charged {
+                    version, charge, ..
+                } = outcome
+                {
+                    let reset = self.step(
+                        Some(acct),
+                        Command::ResetGuesses {
+                            account: account(acct),
+                            version,
+                            charge,
+                        },
+                    );
+                    // Nothing came between the charge and its reset.
+                    assert_eq!(
+                        reset,
+                        Outcome::Reset {
+                            version,
+                            reset: true
+                        }
+                    );
+                }
+            }
+            Op::Reset { acct, pick } => {
+                let (version, charge) = self.pick_charge(acct, pick);
+                self.step(
+                    Some(acct),
+                    Command::ResetGuesses {
+                        account: account(acct),
+                        version,
+                        charge,
+                    },
+                );
+            }
+            Op::Destroy { acct, pick } => {
+                let (version, charge) = self.pick_charge(acct, pick);
+                self.step(
+                    Some(acct),
+                    Command::Destroy {
+                        account: account(acct),
+                        version,
+                        charge,
+                    },
+                );
+            }
+            Op::Delete { acct } => {
+                self.step(
+                    Some(acct),
+                    Command::Delete {
+                        account: account(acct),
+                    },
+                );
+            }
+            Op::Stale => {
+                let last = self.real.last_change_index();
+                let before = self.real.encode();
+                let applied = self.real.apply(
+                    last,
+                    &Request {
+                        at_unix_ms: 0,
+                        command: Command::Delete {
+                            account: account(0),
+                        },
+                    },
+                );
+                assert_eq!(
+                    applied.outcome,
+                    Outcome::Rejected(Rejection::StaleLogIndex { index: last, last })
+                );
+                assert_eq!(before, self.real.encode());
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stories_keep_the_guess_limit_and_agree_with_the_model(ops in story()) {
+        let mut h = Harness::new();
+        for op in &ops {
+            h.run(op);
+        }
+        // Equal sequences give equal bytes, from a fresh start too.
+        let mut again = VaultState::default();
+        for (index, request) in &h.log {
+            again.apply(*index, request);
+        }
+        prop_assert_eq!(h.real.encode(), again.encode());
+        prop_assert_eq!(h.real.digest(), again.digest());
+    }
+}
+
+/// The stories above are not vacuous: over a fixed set of seeds every path comes up.
+#[test]
+fn stories_cover_the_interesting_paths() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..60 {
+        let ops = story().new_tree(&mut runner).expect("a story").current();
+        let mut h = Harness::new();
+        for op in &ops {
+            h.run(op);
+        }
+        for (k, n) in h.seen {
+            *seen.entry(k).or_default() += n;
+        }
+    }
+    println!("{seen:#?}");
+    let at_least = |k: &str, n: usize| {
+        let got = seen.get(k).copied().unwrap_or(0);
+        assert!(got >= n, "{k}: {got} < {n}; all: {seen:?}");
+    };
+    for (k, n) in [
+        ("charged", 300),
+        ("charged-retry", 30),
+        ("rejected-AttemptConflict", 20),
+        ("destroyed-by-charge", 30),
+        ("destroyed-by-destroy", 4),
+        ("rejected-NotExhausted", 10),
+        ("reset-true", 100),
+        ("reset-false", 25),
+        ("activated-replacing", 50),
+        ("activated-retry", 20),
+        ("staged-retry", 50),
+        ("deleted-true", 30),
+        ("rejected-RecordDestroyed", 50),
+        ("rejected-NotBootstrapped", 10),
+        ("rejected-AlreadyBootstrapped", 10),
+        ("rejected-GuessLimitTooHigh", 30),
+    ] {
+        at_least(k, n);
+    }
+}
