@@ -6,13 +6,19 @@
 pub mod audit;
 pub mod command;
 pub mod ids;
+pub mod opaque;
 pub mod outcome;
+pub mod protocol;
+pub mod record;
 pub mod seal;
+pub mod ticket;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use command::{Command, Request};
 pub use ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, IdError, RecordVersion, RequestId,
 };
+pub use opaque::{ProtocolError, ServerSecrets};
 pub use outcome::{Outcome, Rejection};
+pub use protocol::BackupKey;
 pub use seal::{SealError, SealPurpose, Sealer};
