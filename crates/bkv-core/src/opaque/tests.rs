@@ -478,19 +478,7 @@ fn valid_messages_parse_and_their_edits_are_typed_errors() {
         ),
     ];
     for (field, bytes, parse) in cases {
-        assert_eq!(parse(&bytes), Ok(()), "{field}");
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(
-            matches!(parse(&longer), Err(ProtocolError::TooLarge { field: f, .. }) if f == field)
-        );
-        assert_eq!(
-            parse(&bytes[..bytes.len() - 1]),
-            Err(ProtocolError::Malformed {
-                field,
-                reason: "wrong_length"
-            })
-        );
+        check_exact_length(field, &bytes, parse);
         // The identity point is not a valid blinded element.
         let mut zeroed = bytes.clone();
         zeroed[..32].fill(0);
@@ -509,6 +497,35 @@ fn valid_messages_parse_and_their_edits_are_typed_errors() {
             Err(ProtocolError::Malformed { field: f, .. }) if f == field
         ));
     }
+    // A real upload, and a real finalization.
+    let w = World::new();
+    let start = ClientRegistration::<Suite>::start(&mut OsRng, b"pw").unwrap();
+    let response = registration_start(&w.secrets, &w.account, start.message).unwrap();
+    let ksf = light_ksf();
+    let finish = start
+        .state
+        .finish(
+            &mut OsRng,
+            b"pw",
+            opaque_ke::RegistrationResponse::deserialize(&response).unwrap(),
+            ClientRegistrationFinishParameters::new(protocol::identifiers(&w.account), Some(&ksf)),
+        )
+        .unwrap();
+    let upload = finish.message.serialize().to_vec();
+    check_exact_length("registration_upload", &upload, |b| {
+        parse_registration_upload(b).map(drop)
+    });
+    let (sealed_record, _k) = w.register(b"pw");
+    let (state, started) = w.login_start(&sealed_record, b"pw");
+    let fin = w
+        .client_finish(state, b"pw", &started.credential_response)
+        .unwrap()
+        .message
+        .serialize()
+        .to_vec();
+    check_exact_length("credential_finalization", &fin, |b| {
+        parse_credential_finalization(b).map(drop)
+    });
     // Any 64 bytes are a CredentialFinalization (a MAC); the length is what is checked.
     assert!(parse_credential_finalization(&[0; 64]).is_ok());
     assert!(matches!(
@@ -518,6 +535,34 @@ fn valid_messages_parse_and_their_edits_are_typed_errors() {
             max: 64
         })
     ));
+}
+
+/// A valid message parses; one byte more is `TooLarge`, any shorter prefix `wrong_length`.
+fn check_exact_length(
+    field: &'static str,
+    bytes: &[u8],
+    parse: fn(&[u8]) -> Result<(), ProtocolError>,
+) {
+    assert_eq!(parse(bytes), Ok(()), "{field}");
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert_eq!(
+        parse(&longer),
+        Err(ProtocolError::TooLarge {
+            field,
+            max: bytes.len()
+        })
+    );
+    for n in 0..bytes.len() {
+        assert_eq!(
+            parse(&bytes[..n]),
+            Err(ProtocolError::Malformed {
+                field,
+                reason: "wrong_length"
+            }),
+            "{field} prefix {n}"
+        );
+    }
 }
 
 fn check_parse<T>(

@@ -22,7 +22,7 @@ impl BackupKey {
         }))
     }
 
-    /// Wraps key bytes (moved in, so the caller keeps no copy).
+    /// Wraps key bytes. Arrays are `Copy`: the caller zeroizes its own copy if it keeps one.
     pub fn from_bytes(bytes: [u8; BACKUP_KEY_LEN]) -> Self {
         let mut bytes = Zeroizing::new(bytes);
         Self(SecretBox::init_with_mut(|k: &mut [u8; BACKUP_KEY_LEN]| {
