@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::ids::{AccountId, ChargeNumber, ClusterId, GuessLimit, RecordVersion};
@@ -24,7 +25,7 @@ const MAX_LOGIN_STATE_LEN: usize = 256;
 
 /// A ticket in clear. The login state (which holds the login's session key) is zeroized on
 /// drop and never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TicketPlain {
     /// The account; also bound by the AAD.
     pub account: AccountId,
@@ -160,6 +161,26 @@ impl TicketPlain {
         Ok(decoded)
     }
 }
+
+impl PartialEq for TicketPlain {
+    /// Compares the login state in constant time (it holds the login's session key).
+    fn eq(&self, other: &Self) -> bool {
+        self.account == other.account
+            && self.version == other.version
+            && self.charge == other.charge
+            && self.guesses_remaining == other.guesses_remaining
+            && self.guess_limit == other.guess_limit
+            && self.expires_at_unix_ms == other.expires_at_unix_ms
+            && self.sealed_key == other.sealed_key
+            && bool::from(
+                self.login_state
+                    .as_slice()
+                    .ct_eq(other.login_state.as_slice()),
+            )
+    }
+}
+
+impl Eq for TicketPlain {}
 
 impl fmt::Debug for TicketPlain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
