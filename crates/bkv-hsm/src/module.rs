@@ -18,7 +18,8 @@ use crate::error::rv_of;
 static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
 
 /// Per-token shared state by (module path, token label).
-static TOKENS: OnceLock<Mutex<HashMap<(PathBuf, String), Arc<TokenState>>>> = OnceLock::new();
+type TokenMap = HashMap<(PathBuf, String), Arc<TokenState>>;
+static TOKENS: OnceLock<Mutex<TokenMap>> = OnceLock::new();
 
 /// The PKCS#11 context of a module, loading and initialising it on first use.
 pub fn context(module: &Path) -> Result<Pkcs11, HsmError> {
