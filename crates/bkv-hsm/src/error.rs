@@ -73,6 +73,9 @@ pub enum HsmError {
     /// unwrapped object has been destroyed.
     #[error("key check value mismatch after unwrapping the cluster key")]
     KcvMismatch,
+    /// The request is outside what the partition accepts (e.g. too large).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
     /// A PKCS#11 call failed.
     #[error("{call} failed: {rv}")]
     Pkcs11 {

@@ -15,9 +15,7 @@ use zeroize::Zeroizing;
 use crate::blob::{HEADER_LEN, Header, IV_LEN, TAG_LEN};
 use crate::error::rv_of;
 use crate::spki::{self, RsaPublic};
-use crate::template::{
-    self, CLUSTER_KEY_LABEL, ENROLLMENT_KEY_LABEL, PEER_KEY_LABEL, PENDING_CLUSTER_KEY_LABEL,
-};
+use crate::template::{self, CLUSTER_KEY_LABEL, ENROLLMENT_KEY_LABEL, PENDING_CLUSTER_KEY_LABEL};
 use crate::worker::{ClusterKeyHandle, Worker};
 use crate::{ClusterKeyInfo, EnrollmentKey, HsmError, WrappedClusterKey};
 
@@ -36,9 +34,12 @@ fn oaep() -> Mechanism<'static> {
 }
 
 impl Worker {
-    /// Random bytes from the token (C_GenerateRandom).
+    /// Random bytes from the token (C_GenerateRandom), at most [`MAX_RANDOM`].
     pub(crate) fn random(&self, len: usize) -> Result<Vec<u8>, HsmError> {
-        let mut out = vec![0u8; len.min(MAX_RANDOM)];
+        if len > MAX_RANDOM {
+            return Err(HsmError::InvalidRequest("more than 64 KiB of random bytes"));
+        }
+        let mut out = vec![0u8; len];
         self.session
             .generate_random_slice(&mut out)
             .map_err(HsmError::at("C_GenerateRandom"))?;
@@ -142,7 +143,7 @@ impl Worker {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         if plaintext.len() > MAX_PLAINTEXT {
-            return Err(SealError::Hsm("plaintext too large to seal".into()));
+            return Err(HsmError::InvalidRequest("plaintext larger than 1 MiB").into());
         }
         let key = self.cluster_key()?.ok_or(SealError::NoClusterKey)?;
         let mut iv = [0u8; IV_LEN];
@@ -284,14 +285,7 @@ impl Worker {
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<ObjectHandle>, HsmError> {
-        self.find_one(
-            &[
-                Attribute::Class(ObjectClass::PUBLIC_KEY),
-                Attribute::Label(PEER_KEY_LABEL.into()),
-                Attribute::Id(fingerprint.to_vec()),
-            ],
-            "peer enrollment key",
-        )
+        self.find_one(&template::peer_lookup(fingerprint), "peer enrollment key")
     }
 
     /// Wraps the cluster key under a peer's trusted enrollment key. The token itself

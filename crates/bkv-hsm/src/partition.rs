@@ -53,6 +53,7 @@ impl Partition {
             let slot = module::find_token(&ctx, &cfg.token_label)?;
             let token = module::token_state(&cfg.module, &cfg.token_label);
             let pool = Pool::spawn(&ctx, slot, &token, &cfg.user_pin, cfg.workers)?;
+            tracing::info!(token = %cfg.token_label, workers = pool.workers(), "HSM partition open");
             Ok(Self {
                 inner: Arc::new(Inner {
                     ctx,
@@ -90,7 +91,9 @@ impl Partition {
     /// Generates the cluster key (AES-256, sensitive, extractable only under a trusted
     /// key). Errors with [`HsmError::ClusterKeyExists`] if there is one.
     pub async fn generate_cluster_key(&self) -> Result<ClusterKeyInfo, HsmError> {
-        self.run(Worker::generate_cluster_key).await?
+        let info = self.run(Worker::generate_cluster_key).await??;
+        tracing::info!(token = %self.inner.label, key = %info, "cluster key generated");
+        Ok(info)
     }
 
     /// Seals `plaintext` for `purpose`, bound to `aad`, under the cluster key.
@@ -169,9 +172,18 @@ impl Partition {
                         .map_err(HsmError::at("C_CreateObject"))
                 },
                 |session, public| {
-                    let copied = session
-                        .copy_object(public, &template::peer_public_private_copy())
-                        .map_err(HsmError::at("C_CopyObject"));
+                    // A concurrent import of the same key may have finished first.
+                    let existing = session
+                        .find_objects(&template::peer_lookup(fp))
+                        .map_err(HsmError::at("C_FindObjects"))?;
+                    let copied = if existing.is_empty() {
+                        session
+                            .copy_object(public, &template::peer_public_private_copy())
+                            .map(|_| ())
+                            .map_err(HsmError::at("C_CopyObject"))
+                    } else {
+                        Ok(())
+                    };
                     // Remove the public original whatever happened to the copy.
                     let destroyed = session
                         .destroy_object(public)
@@ -182,6 +194,7 @@ impl Partition {
             )
         })
         .await?;
+        tracing::info!(token = %self.inner.label, peer = %fingerprint, "peer enrollment key trusted");
         Ok(fingerprint)
     }
 
@@ -190,9 +203,10 @@ impl Partition {
         &self,
         fingerprint: &str,
     ) -> Result<WrappedClusterKey, HsmError> {
-        let fingerprint = fingerprint.to_string();
-        self.run(move |w| w.wrap_cluster_key_for(&fingerprint))
-            .await?
+        let fp = fingerprint.to_string();
+        let wrapped = self.run(move |w| w.wrap_cluster_key_for(&fp)).await??;
+        tracing::info!(token = %self.inner.label, peer = %fingerprint, "cluster key wrapped for peer");
+        Ok(wrapped)
     }
 
     /// Unwraps a cluster key wrapped for this token, checks its check value and installs
@@ -202,7 +216,16 @@ impl Partition {
         wrapped: &WrappedClusterKey,
     ) -> Result<ClusterKeyInfo, HsmError> {
         let wrapped = wrapped.clone();
-        self.run(move |w| w.unwrap_cluster_key(&wrapped)).await?
+        let result = self.run(move |w| w.unwrap_cluster_key(&wrapped)).await?;
+        match &result {
+            Ok(info) => {
+                tracing::info!(token = %self.inner.label, key = %info, "cluster key installed")
+            }
+            Err(e) => {
+                tracing::warn!(token = %self.inner.label, error = %e, "cluster key not installed")
+            }
+        }
+        result
     }
 
     /// Runs `f` on a worker with its raw session: for test support only.

@@ -150,6 +150,15 @@ pub fn peer_public_so(modulus: &[u8], exponent: &[u8], fingerprint: [u8; 32]) ->
     ]
 }
 
+/// Finds the (private, final) copy of a peer's key.
+pub fn peer_lookup(fingerprint: [u8; 32]) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Label(PEER_KEY_LABEL.into()),
+        Attribute::Id(fingerprint.to_vec()),
+    ]
+}
+
 /// What the user changes when copying the SO's peer key (C_CopyObject keeps the rest,
 /// CKA_TRUSTED included): private, final label, no longer modifiable.
 pub fn peer_public_private_copy() -> Vec<Attribute> {

@@ -3,10 +3,11 @@
 
 use bkv_core::SealPurpose;
 use bkv_hsm::testing::{self, TestToken};
-use bkv_hsm::{HsmError, Partition, WrappedClusterKey};
+use bkv_hsm::{HsmError, Partition, Pin, WrappedClusterKey};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
+use secrecy::SecretString;
 
 /// What a test can learn about one key object through the API.
 #[derive(Debug)]
@@ -405,4 +406,29 @@ async fn trust_needs_the_so_pin() {
     ));
     // The failed attempt did not disturb A.
     pa.generate_cluster_key().await.expect("generate");
+
+    // A wrong SO PIN fails as WrongPin, and the user is logged back in afterwards.
+    let mut cfg = ta.config();
+    cfg.so_pin = Some(Pin::from_secret(SecretString::from(
+        "wrong-so-pin".to_string(),
+    )));
+    let pa2 = Partition::open(cfg).await.expect("open");
+    let err = pa2
+        .trust_enrollment_key(&eb.spki_der)
+        .await
+        .expect_err("wrong SO PIN");
+    assert!(matches!(err, HsmError::WrongPin), "{err:?}");
+    let blob = pa
+        .seal(SealPurpose::Test, b"a", b"still works")
+        .await
+        .expect("seal");
+    let opened = pa2
+        .unseal(SealPurpose::Test, b"a", &blob)
+        .await
+        .expect("unseal");
+    assert_eq!(opened.as_slice(), b"still works");
+    assert!(matches!(
+        pa.wrap_cluster_key_for(&eb.fingerprint).await,
+        Err(HsmError::UnknownPeer)
+    ));
 }

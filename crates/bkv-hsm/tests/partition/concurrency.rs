@@ -52,3 +52,44 @@ async fn futures_join(
     }
     total
 }
+
+/// The security-officer step logs the user out of the whole token: the gate must hold the
+/// workers back meanwhile, so that sealing under load never sees a logged-out session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn so_step_under_load_disturbs_no_one() {
+    let (ta, tb) = TestToken::pair();
+    let (pa, pb) = (ta.open().await, tb.open().await);
+    pa.generate_cluster_key().await.expect("generate");
+    let eb = pb.enrollment_key().await.expect("enrollment key");
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let p = pa.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            for i in 0..OPS {
+                let aad = format!("load {t}/{i}");
+                let blob = p
+                    .seal(SealPurpose::Record, aad.as_bytes(), b"under load")
+                    .await?;
+                let opened = p.unseal(SealPurpose::Record, aad.as_bytes(), &blob).await?;
+                assert_eq!(opened.as_slice(), b"under load");
+                ok += 1;
+            }
+            Ok::<usize, bkv_core::SealError>(ok)
+        }));
+    }
+    let fp = tokio::time::timeout(
+        Duration::from_secs(60),
+        pa.trust_enrollment_key(&eb.spki_der),
+    )
+    .await
+    .expect("in time")
+    .expect("trust");
+    let total = tokio::time::timeout(Duration::from_secs(120), futures_join(tasks))
+        .await
+        .expect("finished in time");
+    assert_eq!(total, 16 * OPS);
+    pa.wrap_cluster_key_for(&fp)
+        .await
+        .expect("wrap after trust");
+}
