@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bkv_core::SealPurpose;
-use bkv_hsm::testing::TestToken;
+use bkv_hsm::testing::{self, TestToken};
+use cryptoki::object::{Attribute, ObjectClass};
 
 const SEALS: usize = 200;
 
@@ -67,7 +68,6 @@ async fn no_plaintext_or_pin_in_token_files() {
     let mut all = Vec::new();
     files(&token.tokens_dir(), 0, &mut all);
     assert!(!all.is_empty(), "no token files to scan");
-    // This token's files exist among them (it has a directory with objects).
     let mut needles: Vec<(String, Vec<u8>)> = encodings(&canary)
         .into_iter()
         .map(|n| ("canary".to_string(), n))
@@ -87,4 +87,36 @@ async fn no_plaintext_or_pin_in_token_files() {
             );
         }
     }
+}
+
+/// Control: the scan does find plaintext where SoftHSM writes it, in a non-private object
+/// (which is why every bkv key object is private).
+#[tokio::test]
+async fn scan_finds_what_softhsm_writes_in_clear() {
+    let token = TestToken::new();
+    let p = token.open().await;
+    let control: Vec<u8> = p.random(32).await.expect("random");
+    let value = control.clone();
+    let handle = testing::with_session(&p, move |s| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"bkv-canary-control".to_vec()),
+            Attribute::Value(value),
+        ])
+        .expect("create public data object")
+    })
+    .await
+    .expect("worker");
+    let mut all = Vec::new();
+    files(&token.tokens_dir(), 0, &mut all);
+    let found = all.iter().any(|f| {
+        let bytes = std::fs::read(f).expect("read token file");
+        contains(&bytes, &control)
+    });
+    testing::with_session(&p, move |s| s.destroy_object(handle).expect("destroy"))
+        .await
+        .expect("worker");
+    assert!(found, "the scan missed a value SoftHSM stores in clear");
 }
