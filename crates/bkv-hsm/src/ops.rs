@@ -280,12 +280,24 @@ impl Worker {
             .ok_or(HsmError::KeyMissing("enrollment key after generation"))
     }
 
-    /// The imported enrollment public key of a peer, by fingerprint bytes.
+    /// The imported enrollment public key of a peer, by fingerprint bytes, trusted or not
+    /// (the token decides what it may wrap for).
     pub(crate) fn find_peer(
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<ObjectHandle>, HsmError> {
         self.find_one(&template::peer_lookup(fingerprint), "peer enrollment key")
+    }
+
+    /// The imported enrollment public key of a peer, only if it is marked trusted.
+    pub(crate) fn find_trusted_peer(
+        &self,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<ObjectHandle>, HsmError> {
+        self.find_one(
+            &template::peer_lookup_trusted(fingerprint),
+            "trusted peer enrollment key",
+        )
     }
 
     /// Wraps the cluster key under a peer's trusted enrollment key. The token itself

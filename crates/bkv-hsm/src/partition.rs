@@ -142,7 +142,7 @@ impl Partition {
         let fingerprint = spki::fingerprint(spki_der);
         let fp = spki::parse_fingerprint(&fingerprint).ok_or(HsmError::UnknownPeer)?;
         // SO sessions cannot see private objects: look for an earlier import as user.
-        if self.run(move |w| w.find_peer(fp)).await??.is_some() {
+        if self.run(move |w| w.find_trusted_peer(fp)).await??.is_some() {
             return Ok(fingerprint);
         }
         let inner = self.inner.clone();
@@ -174,7 +174,7 @@ impl Partition {
                 |session, public| {
                     // A concurrent import of the same key may have finished first.
                     let existing = session
-                        .find_objects(&template::peer_lookup(fp))
+                        .find_objects(&template::peer_lookup_trusted(fp))
                         .map_err(HsmError::at("C_FindObjects"))?;
                     let copied = if existing.is_empty() {
                         session

@@ -159,6 +159,13 @@ pub fn peer_lookup(fingerprint: [u8; 32]) -> Vec<Attribute> {
     ]
 }
 
+/// Finds the copy of a peer's key only if it is trusted.
+pub fn peer_lookup_trusted(fingerprint: [u8; 32]) -> Vec<Attribute> {
+    let mut t = peer_lookup(fingerprint);
+    t.push(Attribute::Trusted(true));
+    t
+}
+
 /// What the user changes when copying the SO's peer key (C_CopyObject keeps the rest,
 /// CKA_TRUSTED included): private, final label, no longer modifiable.
 pub fn peer_public_private_copy() -> Vec<Attribute> {
