@@ -5,17 +5,25 @@
 
 pub mod audit;
 pub mod command;
+pub mod identity;
 pub mod ids;
+pub mod opaque;
 pub mod outcome;
+pub mod protocol;
+pub mod record;
 pub mod seal;
 pub mod state;
+pub mod ticket;
+pub mod token;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use command::{Command, Request};
 pub use ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, IdError, RecordVersion, RequestId,
 };
+pub use opaque::{ProtocolError, ServerSecrets};
 pub use outcome::{Outcome, Rejection};
+pub use protocol::BackupKey;
 pub use seal::{SealError, SealPurpose, Sealer};
 pub use state::{
     AccountStatus, Applied, ClusterConfig, RecordStatus, StateDecodeError, VaultState,

@@ -1,0 +1,235 @@
+//! Account tokens: compact JWTs signed with Ed25519 (`alg: EdDSA`) by an account issuer the
+//! cluster trusts (DESIGN.md §4). `sub` is the account, `aud` the cluster name, `exp` at most
+//! an hour away.
+//!
+//! Verification is sans-I/O (the caller passes the time) and strict: the only algorithm
+//! accepted is EdDSA, the header must name a known issuer, the signature is checked with
+//! `verify_strict` before any claim is trusted, and every claim is parsed into a typed value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, IdError};
+
+/// Largest token accepted, in bytes (a real one is about 300).
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// Default largest lifetime: `exp` may be at most this far in the future.
+pub const MAX_LIFETIME_SECS: u64 = 3600;
+
+/// Why a token was refused. The message names the rule broken, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_LEN`].
+    #[error("token is longer than {MAX_TOKEN_LEN} bytes")]
+    TooLarge,
+    /// Not three base64url parts, or a part does not decode.
+    #[error("token is not a compact JWT: {0}")]
+    Malformed(&'static str),
+    /// The header asks for an algorithm other than EdDSA (including `none`).
+    #[error("token algorithm is not EdDSA")]
+    AlgorithmNotAllowed,
+    /// The issuer is not trusted by this cluster.
+    #[error("token issuer is not trusted")]
+    UnknownIssuer,
+    /// The signature does not verify.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// The token is for another cluster.
+    #[error("token audience is not this cluster")]
+    WrongAudience,
+    /// `exp` is in the past.
+    #[error("token has expired")]
+    Expired,
+    /// `exp` is further away than the lifetime allowed.
+    #[error("token lifetime exceeds {0} seconds")]
+    LifetimeTooLong(u64),
+    /// `iat` or `nbf` lies in the future.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `sub` is not a valid account id.
+    #[error("token subject is not a valid account id: {0}")]
+    BadSubject(IdError),
+}
+
+/// The header of an account token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+}
+
+/// The claims of an account token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer name.
+    pub iss: String,
+    /// The account id.
+    pub sub: String,
+    /// The cluster name.
+    pub aud: String,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Expires at (Unix seconds).
+    pub exp: u64,
+    /// Not before (Unix seconds), optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+/// A verified token: the account it grants and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The account the token acts for.
+    pub account: AccountId,
+    /// Issuer name.
+    pub issuer: String,
+    /// Expiry (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// The issuers a cluster trusts, by name.
+#[derive(Clone, Default)]
+pub struct TrustedIssuers {
+    keys: BTreeMap<String, VerifyingKey>,
+    max_lifetime_secs: u64,
+    skew_secs: u64,
+}
+
+impl fmt::Debug for TrustedIssuers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedIssuers")
+            .field("issuers", &self.keys.keys().collect::<Vec<_>>())
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
+            .field("skew_secs", &self.skew_secs)
+            .finish()
+    }
+}
+
+impl TrustedIssuers {
+    /// No issuer yet; lifetime at most `max_lifetime_secs`, clocks may differ by `skew_secs`.
+    pub fn new(max_lifetime_secs: u64, skew_secs: u64) -> Self {
+        Self {
+            keys: BTreeMap::new(),
+            max_lifetime_secs,
+            skew_secs,
+        }
+    }
+
+    /// Trusts an issuer's public key under its name.
+    pub fn insert(&mut self, name: impl Into<String>, key: VerifyingKey) {
+        self.keys.insert(name.into(), key);
+    }
+
+    /// How many issuers are trusted.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no issuer is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Verifies `token` for the cluster named `audience` at time `now` (Unix seconds).
+    pub fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(c64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed("expected three dot-separated parts"));
+        };
+        let header: Header = decode_json(h64, "header is not base64url", "header is not JSON")?;
+        if header.alg != "EdDSA" {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err(TokenError::Malformed("header typ is not JWT"));
+        }
+        let sig_bytes = B64
+            .decode(s64)
+            .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+        let signature = Signature::from_slice(&sig_bytes)
+            .map_err(|_| TokenError::Malformed("signature length"))?;
+        // The issuer is named in the (still unverified) claims; we only use it to pick the key,
+        // and trust nothing else from them before the signature checks out.
+        let unverified: Claims =
+            decode_json(c64, "claims are not base64url", "claims are not JSON")?;
+        let key = self
+            .keys
+            .get(&unverified.iss)
+            .ok_or(TokenError::UnknownIssuer)?;
+        let signed = &token[..h64.len() + 1 + c64.len()];
+        key.verify_strict(signed.as_bytes(), &signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        let claims = unverified;
+
+        if claims.aud != audience {
+            return Err(TokenError::WrongAudience);
+        }
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.exp.saturating_sub(now) > self.max_lifetime_secs.saturating_add(self.skew_secs) {
+            return Err(TokenError::LifetimeTooLong(self.max_lifetime_secs));
+        }
+        let not_before = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
+        if not_before > now.saturating_add(self.skew_secs) {
+            return Err(TokenError::NotYetValid);
+        }
+        let account = AccountId::parse(&claims.sub).map_err(TokenError::BadSubject)?;
+        Ok(VerifiedToken {
+            account,
+            issuer: claims.iss,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    part: &str,
+    not_base64: &'static str,
+    not_json: &'static str,
+) -> Result<T, TokenError> {
+    let bytes = B64
+        .decode(part)
+        .map_err(|_| TokenError::Malformed(not_base64))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(not_json))
+}
+
+/// Signs a token (for the dev issuer of `bkv token issue`, and for tests).
+pub fn issue(key: &SigningKey, claims: &Claims) -> String {
+    let header = Header {
+        alg: "EdDSA".into(),
+        typ: Some("JWT".into()),
+        kid: None,
+    };
+    // Serializing these plain structs cannot fail.
+    let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
+    let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let signed = format!("{h}.{c}");
+    let sig = key.sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(sig.to_bytes()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,578 @@
+//! The node's configuration: `node.toml`, overridden by `BKV_*` environment variables, then
+//! by command-line flags. Every key has a documented default (see `cluster/node.example.toml`)
+//! except `node_id`, `data_dir` and the TLS files. Invalid configuration fails at start with a
+//! message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys; environment variables outside these are not config (the `bkv` CLI's own
+/// `BKV_ENDPOINTS`, `BKV_TOKEN`, ... may be set in the same shell).
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "node_id",
+    "data_dir",
+    "listen",
+    "advertise",
+    "tls",
+    "hsm",
+    "auth",
+    "raft",
+    "recovery",
+    "limits",
+    "log",
+];
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or a variable did not parse, or a key has the wrong type or is unknown.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A key has a value outside its allowed range or form.
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid {
+        /// The key, dotted (`hsm.token_label`).
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration of one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id: non-zero, unique in the cluster, never reused.
+    pub node_id: u64,
+    /// Where the node keeps its Raft log, snapshots, state and audit file.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on.
+    #[serde(default)]
+    pub listen: Listen,
+    /// Addresses other nodes and clients are told; each defaults to its `listen` address.
+    #[serde(default)]
+    pub advertise: Advertise,
+    /// Certificates (cluster CA, this node's certificate and key).
+    pub tls: Tls,
+    /// The node's HSM partition.
+    #[serde(default)]
+    pub hsm: Hsm,
+    /// Account-token issuers.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Consensus timing and snapshots.
+    #[serde(default)]
+    pub raft: Raft,
+    /// Recovery protocol settings.
+    #[serde(default)]
+    pub recovery: Recovery,
+    /// Resource and rate limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Logging.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// Listen addresses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// `bkv.v1.Vault`, gRPC health and reflection, under TLS.
+    pub client: SocketAddr,
+    /// `bkv.v1.Raft` (node to node), under mutual TLS with node certificates.
+    pub peer: SocketAddr,
+    /// `bkv.v1.Admin`, under mutual TLS with admin (or node) certificates.
+    pub admin: SocketAddr,
+    /// Plain HTTP: `/healthz`, `/readyz`, `/metrics`. Keep it on a private interface.
+    pub http: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            client: SocketAddr::from(([127, 0, 0, 1], 7101)),
+            peer: SocketAddr::from(([127, 0, 0, 1], 7201)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 7301)),
+            http: SocketAddr::from(([127, 0, 0, 1], 7401)),
+        }
+    }
+}
+
+/// Advertised addresses (`host:port`); empty means the listen address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Advertise {
+    /// Client address.
+    pub client: String,
+    /// Peer (Raft) address.
+    pub peer: String,
+    /// Admin address.
+    pub admin: String,
+}
+
+/// TLS files (PEM). Relative paths are relative to the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The cluster CA certificate: verifies peers, admins and is what clients trust.
+    pub ca_cert: PathBuf,
+    /// This node's certificate (role node, SANs for every address it is reached at).
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// The HSM partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hsm {
+    /// PKCS#11 module.
+    pub module: PathBuf,
+    /// Token label (tokens are looked up by label, never by slot).
+    pub token_label: String,
+    /// File holding the user PIN.
+    pub user_pin_file: Option<PathBuf>,
+    /// Environment variable holding the user PIN (if no file is given).
+    pub user_pin_env: Option<String>,
+    /// File holding the security-officer PIN, needed to trust a joining node's key.
+    pub so_pin_file: Option<PathBuf>,
+    /// Environment variable holding the SO PIN (if no file is given).
+    pub so_pin_env: Option<String>,
+    /// HSM worker threads (each owns one session).
+    pub workers: usize,
+}
+
+impl Default for Hsm {
+    fn default() -> Self {
+        Self {
+            module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+            token_label: String::new(),
+            user_pin_file: None,
+            user_pin_env: None,
+            so_pin_file: None,
+            so_pin_env: None,
+            workers: 2,
+        }
+    }
+}
+
+/// One trusted account-token issuer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    /// The issuer's name, as in the tokens' `iss`.
+    pub name: String,
+    /// Its Ed25519 public key (PEM, SubjectPublicKeyInfo).
+    pub public_key_file: PathBuf,
+}
+
+/// Account-token checking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Issuers whose tokens are accepted.
+    pub issuers: Vec<Issuer>,
+    /// Longest token lifetime accepted (`exp` - now), seconds.
+    pub max_token_lifetime_secs: u64,
+    /// Clock difference tolerated with issuers, seconds.
+    pub clock_skew_secs: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            max_token_lifetime_secs: 3600,
+            clock_skew_secs: 60,
+        }
+    }
+}
+
+/// Consensus timing and snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Raft {
+    /// Leader heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound, ms.
+    pub election_timeout_min_ms: u64,
+    /// Election timeout upper bound, ms.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries.
+    pub snapshot_every_logs: u64,
+    /// Log entries kept behind a snapshot (for followers that lag a little).
+    pub logs_kept_after_snapshot: u64,
+    /// Timeout of one node-to-node RPC, ms.
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for Raft {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_every_logs: 20_000,
+            logs_kept_after_snapshot: 1_000,
+            rpc_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// Recovery protocol settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recovery {
+    /// How long a recovery ticket stays valid, seconds.
+    pub ticket_ttl_secs: u64,
+    /// How long a client write may wait for the cluster (commit, leader change), ms.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Self {
+            ticket_ttl_secs: 300,
+            write_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Resource and rate limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest gRPC message accepted from a client, bytes.
+    pub max_client_message_bytes: usize,
+    /// Concurrent requests per client connection.
+    pub max_concurrent_streams: u32,
+    /// Recovery starts allowed per account per minute (leaky bucket; 0 = unlimited).
+    pub recover_per_account_per_min: u32,
+    /// Burst for the per-account bucket.
+    pub recover_per_account_burst: u32,
+    /// Recovery starts allowed per client address per minute (0 = unlimited).
+    pub recover_per_address_per_min: u32,
+    /// Burst for the per-address bucket.
+    pub recover_per_address_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_client_message_bytes: 64 * 1024,
+            max_concurrent_streams: 256,
+            recover_per_account_per_min: 0,
+            recover_per_account_burst: 0,
+            recover_per_address_per_min: 0,
+            recover_per_address_burst: 0,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `bkv_node=debug,info`, ...). Changeable at run time.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Values given as command-line flags; `None` leaves the file and environment alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    /// `--node-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--listen-*`.
+    #[serde(skip_serializing_if = "ListenFlags::is_empty")]
+    pub listen: ListenFlags,
+    /// `--log-*`.
+    #[serde(skip_serializing_if = "LogFlags::is_empty")]
+    pub log: LogFlags,
+}
+
+/// `--listen-*` flags.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListenFlags {
+    /// `--listen-client`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<SocketAddr>,
+    /// `--listen-peer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<SocketAddr>,
+    /// `--listen-admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
+    /// `--listen-http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<SocketAddr>,
+}
+
+impl ListenFlags {
+    fn is_empty(&self) -> bool {
+        self.client.is_none() && self.peer.is_none() && self.admin.is_none() && self.http.is_none()
+    }
+}
+
+/// `--log-*` flags.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogFlags {
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+    /// `--log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+impl LogFlags {
+    fn is_empty(&self) -> bool {
+        self.format.is_none() && self.level.is_none()
+    }
+}
+
+impl NodeConfig {
+    /// Loads the configuration: file (if given), then `BKV_*` variables from `env`, then
+    /// flags. Nested keys use a double underscore: `BKV_HSM__TOKEN_LABEL`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &FlagOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Serialized::defaults(env_dict(env)));
+        figment = figment.merge(Serialized::defaults(flags));
+        let mut config: NodeConfig = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(error_text(&e)))?;
+        if let Some(dir) = file.and_then(Path::parent) {
+            config.resolve_relative_to(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_relative_to(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.tls.ca_cert);
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        for p in [&mut self.hsm.user_pin_file, &mut self.hsm.so_pin_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+        for issuer in &mut self.auth.issuers {
+            fix(&mut issuer.public_key_file);
+        }
+    }
+
+    /// Checks ranges and relations that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be non-zero"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must be set"));
+        }
+        if self.hsm.token_label.is_empty() {
+            return Err(invalid("hsm.token_label", "must be set"));
+        }
+        if self.hsm.user_pin_file.is_none() && self.hsm.user_pin_env.is_none() {
+            return Err(invalid("hsm.user_pin_file", "set it or hsm.user_pin_env"));
+        }
+        if self.hsm.workers == 0 || self.hsm.workers > 64 {
+            return Err(invalid("hsm.workers", "must be in 1..=64"));
+        }
+        if self.auth.issuers.is_empty() {
+            return Err(invalid(
+                "auth.issuers",
+                "at least one account-token issuer is needed",
+            ));
+        }
+        if self.auth.max_token_lifetime_secs == 0 || self.auth.max_token_lifetime_secs > 86_400 {
+            return Err(invalid(
+                "auth.max_token_lifetime_secs",
+                "must be in 1..=86400",
+            ));
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 {
+            return Err(invalid("raft.heartbeat_ms", "must be non-zero"));
+        }
+        if r.election_timeout_min_ms <= r.heartbeat_ms {
+            return Err(invalid(
+                "raft.election_timeout_min_ms",
+                "must exceed raft.heartbeat_ms",
+            ));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(invalid(
+                "raft.election_timeout_max_ms",
+                "must exceed raft.election_timeout_min_ms",
+            ));
+        }
+        if r.snapshot_every_logs == 0 {
+            return Err(invalid("raft.snapshot_every_logs", "must be non-zero"));
+        }
+        if r.rpc_timeout_ms == 0 {
+            return Err(invalid("raft.rpc_timeout_ms", "must be non-zero"));
+        }
+        if self.recovery.ticket_ttl_secs == 0 || self.recovery.ticket_ttl_secs > 3600 {
+            return Err(invalid("recovery.ticket_ttl_secs", "must be in 1..=3600"));
+        }
+        if self.recovery.write_timeout_ms < 100 {
+            return Err(invalid("recovery.write_timeout_ms", "must be at least 100"));
+        }
+        if self.limits.max_client_message_bytes < 4096 {
+            return Err(invalid(
+                "limits.max_client_message_bytes",
+                "must be at least 4096",
+            ));
+        }
+        for (key, value) in [
+            ("advertise.client", &self.advertise.client),
+            ("advertise.peer", &self.advertise.peer),
+            ("advertise.admin", &self.advertise.admin),
+        ] {
+            if !value.is_empty() && !value.contains(':') {
+                return Err(invalid(key, "must be host:port"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The advertised client address.
+    pub fn client_addr(&self) -> String {
+        pick(&self.advertise.client, self.listen.client)
+    }
+
+    /// The advertised peer address.
+    pub fn peer_addr(&self) -> String {
+        pick(&self.advertise.peer, self.listen.peer)
+    }
+
+    /// The advertised admin address.
+    pub fn admin_addr(&self) -> String {
+        pick(&self.advertise.admin, self.listen.admin)
+    }
+}
+
+/// Turns `BKV_*` variables into a nested dictionary: `BKV_HSM__TOKEN_LABEL=x` becomes
+/// `hsm.token_label = "x"`. Values are typed the way figment types environment values.
+/// Variables whose first segment is not a config key are ignored.
+fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
+    let mut root = Dict::new();
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("BKV_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
+            continue;
+        }
+        let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));
+        insert_path(&mut root, &path, value);
+    }
+    root
+}
+
+fn insert_path(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            } else {
+                let mut inner = Dict::new();
+                insert_path(&mut inner, rest, value);
+                *entry = Value::from(inner);
+            }
+        }
+    }
+}
+
+fn pick(advertised: &str, listen: SocketAddr) -> String {
+    if advertised.is_empty() {
+        listen.to_string()
+    } else {
+        advertised.to_string()
+    }
+}
+
+/// Figment's error, with the key path it failed at.
+fn error_text(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| {
+            let path = e.path.join(".");
+            if path.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("key `{path}`: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests;

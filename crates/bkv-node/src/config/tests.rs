@@ -1,0 +1,135 @@
+//! Tests of configuration loading: file, then environment, then flags; errors name the key.
+
+use std::io::Write as _;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+node_id = 3
+data_dir = "data"
+
+[tls]
+ca_cert = "ca.pem"
+cert = "node3.pem"
+key = "node3.key"
+
+[hsm]
+token_label = "bkv-node3"
+user_pin_file = "user.pin"
+
+[[auth.issuers]]
+name = "dev"
+public_key_file = "issuer.pub.pem"
+"#;
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("node.toml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_fill_what_the_file_leaves_out_and_paths_are_relative_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), MINIMAL);
+    let c = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap();
+    assert_eq!(c.node_id, 3);
+    assert_eq!(c.data_dir, dir.path().join("data"));
+    assert_eq!(c.tls.cert, dir.path().join("node3.pem"));
+    assert_eq!(c.hsm.user_pin_file, Some(dir.path().join("user.pin")));
+    assert_eq!(c.listen.client.port(), 7101);
+    assert_eq!(c.raft.heartbeat_ms, 100);
+    assert_eq!(c.client_addr(), "127.0.0.1:7101");
+    assert_eq!(c.log.format, LogFormat::Human);
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), MINIMAL);
+    let vars = env(&[
+        ("BKV_NODE_ID", "7"),
+        ("BKV_HSM__TOKEN_LABEL", "from-env"),
+        ("BKV_LISTEN__CLIENT", "127.0.0.1:9101"),
+        ("BKV_RAFT__HEARTBEAT_MS", "50"),
+        // The CLI's variables live in the same namespace and are not config keys.
+        ("BKV_ENDPOINTS", "https://127.0.0.1:7101"),
+        ("BKV_TOKEN", "abc"),
+        ("PATH", "/bin"),
+    ]);
+    let flags = FlagOverrides {
+        node_id: Some(9),
+        listen: ListenFlags {
+            peer: Some("127.0.0.1:9201".parse().unwrap()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let c = NodeConfig::load(Some(&file), vars, &flags).unwrap();
+    assert_eq!(c.node_id, 9, "flag beats env");
+    assert_eq!(c.hsm.token_label, "from-env");
+    assert_eq!(c.listen.client.port(), 9101);
+    assert_eq!(c.listen.peer.port(), 9201);
+    assert_eq!(c.raft.heartbeat_ms, 50);
+}
+
+#[test]
+fn errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("node_id = 0\n", "node_id"),
+        ("[raft]\nheartbeat_ms = \"fast\"\n", "raft.heartbeat_ms"),
+        (
+            "[raft]\nelection_timeout_min_ms = 50\n",
+            "raft.election_timeout_min_ms",
+        ),
+        ("[hsm]\nworkers = 0\n", "hsm.workers"),
+        ("[listen]\nclient = \"not an address\"\n", "listen.client"),
+        (
+            "[recovery]\nticket_ttl_secs = 0\n",
+            "recovery.ticket_ttl_secs",
+        ),
+        ("[advertise]\npeer = \"nohostport\"\n", "advertise.peer"),
+        ("unknown_key = 1\n", "unknown_key"),
+    ];
+    for (extra, key) in cases {
+        // Later tables of the same name would be a TOML error, so put overrides first.
+        let text = if extra.starts_with('[') {
+            let (table, body) = extra.split_once('\n').unwrap();
+            if MINIMAL.contains(table) {
+                MINIMAL.replace(&format!("{table}\n"), &format!("{table}\n{body}"))
+            } else {
+                format!("{MINIMAL}\n{extra}")
+            }
+        } else {
+            format!("{extra}{}", MINIMAL.replace("node_id = 3\n", ""))
+        };
+        let file = write(dir.path(), &text);
+        let err = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default())
+            .expect_err(key)
+            .to_string();
+        assert!(err.contains(key), "error for {key} should name it: {err}");
+    }
+}
+
+#[test]
+fn a_missing_file_or_missing_required_key_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let err = NodeConfig::load(Some(&missing), env(&[]), &FlagOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("does not exist"));
+    let file = write(
+        dir.path(),
+        &MINIMAL.replace("[hsm]\ntoken_label = \"bkv-node3\"\n", "[hsm]\n"),
+    );
+    let err = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("hsm.token_label"), "{err}");
+}

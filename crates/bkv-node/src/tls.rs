@@ -1,0 +1,138 @@
+//! TLS for the node's listeners and its calls to peers, and the role check on mutual-TLS
+//! listeners.
+//!
+//! The client listener presents the node certificate and asks for none; the peer and admin
+//! listeners require a client certificate from the cluster CA; handlers then check the role
+//! that certificate names (`bkv_core::identity::Role`).
+
+use std::path::{Path, PathBuf};
+
+use bkv_core::identity::Role;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::config;
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {key} file {path}: {source}")]
+    Read {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file holds no PEM block of the expected kind.
+    #[error("{key} file {path} holds no PEM {what}")]
+    NotPem {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        what: &'static str,
+    },
+}
+
+/// The node's certificates, loaded once at start.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    ca: Certificate,
+    identity: Identity,
+}
+
+fn read_pem(key: &'static str, path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let marker = format!("-----BEGIN {what}");
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains(&marker) && !(what == "PRIVATE KEY" && text.contains("PRIVATE KEY-----")) {
+        return Err(TlsError::NotPem {
+            key,
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    Ok(bytes)
+}
+
+impl TlsMaterial {
+    /// Loads the CA certificate and the node's certificate and key.
+    pub fn load(tls: &config::Tls) -> Result<Self, TlsError> {
+        let ca = read_pem("tls.ca_cert", &tls.ca_cert, "CERTIFICATE")?;
+        let cert = read_pem("tls.cert", &tls.cert, "CERTIFICATE")?;
+        let key = read_pem("tls.key", &tls.key, "PRIVATE KEY")?;
+        Ok(Self {
+            ca: Certificate::from_pem(ca),
+            identity: Identity::from_pem(cert, key),
+        })
+    }
+
+    /// The client listener: server authentication only.
+    pub fn client_listener(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new().identity(self.identity.clone())
+    }
+
+    /// A peer or admin listener: the client must present a certificate from the cluster CA.
+    pub fn mutual_listener(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .client_ca_root(self.ca.clone())
+            .client_auth_optional(false)
+    }
+
+    /// Calls to other nodes: trust the cluster CA, present the node certificate.
+    pub fn peer_client(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(self.ca.clone())
+            .identity(self.identity.clone())
+    }
+}
+
+/// The role named by the client certificate of a mutual-TLS request, if any.
+pub fn peer_role<T>(request: &tonic::Request<T>) -> Option<Role> {
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    role_of_certificate(leaf.as_ref())
+}
+
+/// The role named by a DER certificate's URI SANs, if exactly one bkv role is named.
+pub fn role_of_certificate(der: &[u8]) -> Option<Role> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut roles = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Role::from_uri(uri),
+            _ => None,
+        });
+    let role = roles.next()?;
+    // A certificate naming two roles is refused rather than guessed at.
+    roles.next().is_none().then_some(role)
+}
+
+/// Checks that a mutual-TLS request comes from a certificate whose role `allowed` accepts.
+pub fn require_role<T>(
+    request: &tonic::Request<T>,
+    allowed: impl Fn(&Role) -> bool,
+    what: &str,
+) -> Result<Role, tonic::Status> {
+    match peer_role(request) {
+        Some(role) if allowed(&role) => Ok(role),
+        Some(role) => Err(tonic::Status::permission_denied(format!(
+            "{role} may not call {what}"
+        ))),
+        None => Err(tonic::Status::unauthenticated(format!(
+            "{what} needs a client certificate with a bkv role"
+        ))),
+    }
+}
