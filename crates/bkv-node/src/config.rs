@@ -223,8 +223,8 @@ impl Default for Raft {
     fn default() -> Self {
         Self {
             heartbeat_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
             snapshot_every_logs: 20_000,
             logs_kept_after_snapshot: 1_000,
             rpc_timeout_ms: 1_000,

@@ -72,12 +72,18 @@ pub enum VaultError {
 impl VaultError {
     /// A malformed field.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field, reason: reason.into() }
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// Unavailable without a leader hint.
     pub fn unavailable(reason: impl Into<String>) -> Self {
-        Self::Unavailable { reason: reason.into(), leader_hint: None }
+        Self::Unavailable {
+            reason: reason.into(),
+            leader_hint: None,
+        }
     }
 
     /// A field that did not parse into one of the core id types.
@@ -129,9 +135,9 @@ impl VaultError {
                 reason: "expired",
                 message: "the recovery ticket has expired; start the recovery again".into(),
             },
-            ProtocolError::WrongPassword { guesses_remaining, .. } => {
-                Self::WrongPassword { guesses_remaining }
-            }
+            ProtocolError::WrongPassword {
+                guesses_remaining, ..
+            } => Self::WrongPassword { guesses_remaining },
             ProtocolError::Seal(SealError::Hsm(m)) => Self::Internal(format!("HSM: {m}")),
             ProtocolError::Seal(SealError::NoClusterKey) => {
                 Self::unavailable("this node has no cluster key")
@@ -139,9 +145,10 @@ impl VaultError {
             ProtocolError::Seal(SealError::WrongAad) => {
                 Self::invalid("ticket", "other_account: the ticket is for another account")
             }
-            ProtocolError::Seal(SealError::UnknownKey) => {
-                Self::invalid("ticket", "other_cluster: the ticket is from another cluster")
-            }
+            ProtocolError::Seal(SealError::UnknownKey) => Self::invalid(
+                "ticket",
+                "other_cluster: the ticket is from another cluster",
+            ),
             ProtocolError::Seal(e) => Self::invalid("ticket", format!("rejected: {e}")),
             ProtocolError::Corrupt { what, reason } => {
                 Self::Internal(format!("sealed {what} does not decode ({reason})"))
@@ -170,7 +177,12 @@ impl VaultError {
         Some(match self {
             Self::InvalidArgument { field, reason } => ErrorDetail {
                 field: (*field).to_string(),
-                reason: reason.split(':').next().unwrap_or_default().trim().to_string(),
+                reason: reason
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
                 ..d
             },
             Self::WrongPassword { guesses_remaining } => ErrorDetail {
@@ -178,10 +190,14 @@ impl VaultError {
                 guesses_remaining: Some(*guesses_remaining),
                 ..d
             },
-            Self::Destroyed => ErrorDetail { reason: "destroyed".into(), ..d },
-            Self::FailedPrecondition { reason, .. } => {
-                ErrorDetail { reason: (*reason).to_string(), ..d }
-            }
+            Self::Destroyed => ErrorDetail {
+                reason: "destroyed".into(),
+                ..d
+            },
+            Self::FailedPrecondition { reason, .. } => ErrorDetail {
+                reason: (*reason).to_string(),
+                ..d
+            },
             Self::RateLimited { retry_after_ms } => ErrorDetail {
                 reason: "rate_limited".into(),
                 retry_after_ms: *retry_after_ms,
@@ -208,7 +224,10 @@ impl From<VaultError> for Status {
             Some(detail) => Status::with_details(code, message, detail.encode_to_vec().into()),
             None => Status::new(code, message),
         };
-        if let VaultError::Unavailable { leader_hint: Some(hint), .. } = &e
+        if let VaultError::Unavailable {
+            leader_hint: Some(hint),
+            ..
+        } = &e
             && let Ok(value) = hint.parse()
         {
             status.metadata_mut().insert(LEADER_METADATA, value);
@@ -227,14 +246,19 @@ mod tests {
 
     #[test]
     fn wrong_password_carries_the_guesses_remaining() {
-        let s = Status::from(VaultError::WrongPassword { guesses_remaining: 3 });
+        let s = Status::from(VaultError::WrongPassword {
+            guesses_remaining: 3,
+        });
         assert_eq!(s.code(), Code::PermissionDenied);
         assert_eq!(detail(&s).guesses_remaining, Some(3));
     }
 
     #[test]
     fn invalid_argument_names_the_field_and_a_stable_reason() {
-        let s = Status::from(VaultError::invalid("attempt_id", "wrong_length: must be 16 bytes"));
+        let s = Status::from(VaultError::invalid(
+            "attempt_id",
+            "wrong_length: must be 16 bytes",
+        ));
         assert_eq!(s.code(), Code::InvalidArgument);
         let d = detail(&s);
         assert_eq!(d.field, "attempt_id");
@@ -250,7 +274,9 @@ mod tests {
         });
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(
-            s.metadata().get(LEADER_METADATA).and_then(|v| v.to_str().ok()),
+            s.metadata()
+                .get(LEADER_METADATA)
+                .and_then(|v| v.to_str().ok()),
             Some("127.0.0.1:7102")
         );
         assert_eq!(detail(&s).leader_hint, "127.0.0.1:7102");
@@ -261,20 +287,39 @@ mod tests {
         let cases = [
             (Rejection::NoRecord, Code::NotFound),
             (Rejection::NoSuchVersion, Code::NotFound),
-            (Rejection::RecordDestroyed { version: bkv_core::RecordVersion(4) }, Code::FailedPrecondition),
+            (
+                Rejection::RecordDestroyed {
+                    version: bkv_core::RecordVersion(4),
+                },
+                Code::FailedPrecondition,
+            ),
             (Rejection::AttemptConflict, Code::InvalidArgument),
-            (Rejection::GuessLimitTooHigh { requested: 11, max: 10 }, Code::InvalidArgument),
+            (
+                Rejection::GuessLimitTooHigh {
+                    requested: 11,
+                    max: 10,
+                },
+                Code::InvalidArgument,
+            ),
             (Rejection::NotBootstrapped, Code::Unavailable),
             (Rejection::AlreadyBootstrapped, Code::AlreadyExists),
         ];
         for (r, code) in cases {
-            assert_eq!(Status::from(VaultError::from_rejection(r.clone())).code(), code, "{r:?}");
+            assert_eq!(
+                Status::from(VaultError::from_rejection(r.clone())).code(),
+                code,
+                "{r:?}"
+            );
         }
     }
 
     #[test]
     fn ticket_problems_are_the_callers_and_name_the_ticket() {
-        for e in [SealError::Rejected, SealError::WrongAad, SealError::Malformed("short")] {
+        for e in [
+            SealError::Rejected,
+            SealError::WrongAad,
+            SealError::Malformed("short"),
+        ] {
             let s = Status::from(VaultError::from_protocol(ProtocolError::Seal(e)));
             assert_eq!(s.code(), Code::InvalidArgument);
             assert_eq!(detail(&s).field, "ticket");

@@ -53,7 +53,10 @@ fn read_pem(key: &'static str, path: &Path, what: &'static str) -> Result<Vec<u8
     })?;
     let marker = format!("-----BEGIN {what}");
     let text = String::from_utf8_lossy(&bytes);
-    if !text.contains(&marker) && !(what == "PRIVATE KEY" && text.contains("PRIVATE KEY-----")) {
+    // Any PEM private key ("PRIVATE KEY", "EC PRIVATE KEY", ...) will do for the key file.
+    let found =
+        text.contains(&marker) || (what == "PRIVATE KEY" && text.contains("PRIVATE KEY-----"));
+    if !found {
         return Err(TlsError::NotPem {
             key,
             path: path.to_path_buf(),

@@ -40,8 +40,8 @@ impl VaultService {
         account: AccountId,
         msg: RegisterFinishRequest,
     ) -> Result<RegisterFinishResponse, VaultError> {
-        let request_id = RequestId::parse(&msg.request_id)
-            .map_err(|e| VaultError::bad_id("request_id", e))?;
+        let request_id =
+            RequestId::parse(&msg.request_id).map_err(|e| VaultError::bad_id("request_id", e))?;
         let upload = opaque::parse_registration_upload(&msg.registration_upload)
             .map_err(VaultError::from_protocol)?;
         let sealed_key =
@@ -54,16 +54,28 @@ impl VaultService {
                 .map_err(|e| VaultError::invalid("guess_limit", format!("out_of_range: {e}")))?,
         };
         let record = opaque::record_from_upload(upload, sealed_key, guess_limit);
-        let sealed_record =
-            seal_record(self.node.hsm(), &cluster.cluster_id, &account, &request_id, &record)
-                .await
-                .map_err(|e| VaultError::Internal(format!("sealing the record: {e}")))?;
+        let sealed_record = seal_record(
+            self.node.hsm(),
+            &cluster.cluster_id,
+            &account,
+            &request_id,
+            &record,
+        )
+        .await
+        .map_err(|e| VaultError::Internal(format!("sealing the record: {e}")))?;
         let outcome = self
             .node
-            .write(Command::Stage { account, request_id, guess_limit, sealed_record })
+            .write(Command::Stage {
+                account,
+                request_id,
+                guess_limit,
+                sealed_record,
+            })
             .await?;
         match outcome {
-            Outcome::Staged { version } => Ok(RegisterFinishResponse { version: version.get() }),
+            Outcome::Staged { version } => Ok(RegisterFinishResponse {
+                version: version.get(),
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -74,8 +86,8 @@ impl VaultService {
         peer: Option<std::net::IpAddr>,
         msg: RecoverStartRequest,
     ) -> Result<RecoverStartResponse, VaultError> {
-        let attempt_id = AttemptId::parse(&msg.attempt_id)
-            .map_err(|e| VaultError::bad_id("attempt_id", e))?;
+        let attempt_id =
+            AttemptId::parse(&msg.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
         // Parsed before anything is committed: a malformed request never burns a guess.
         let credential_request = opaque::parse_credential_request(&msg.credential_request)
             .map_err(VaultError::from_protocol)?;
@@ -84,7 +96,11 @@ impl VaultService {
         let request_hash = protocol::credential_request_hash(&msg.credential_request);
         let outcome = self
             .node
-            .write(Command::ChargeGuess { account: account.clone(), attempt_id, request_hash })
+            .write(Command::ChargeGuess {
+                account: account.clone(),
+                attempt_id,
+                request_hash,
+            })
             .await?;
         let charged = match outcome {
             Outcome::Charged { .. } => ChargedRecord::from_outcome(outcome)
@@ -92,8 +108,11 @@ impl VaultService {
             Outcome::Destroyed { .. } => return Err(VaultError::Destroyed),
             other => return Err(unexpected(other)),
         };
-        let (version, guesses_remaining, guess_limit) =
-            (charged.version, charged.guesses_remaining, charged.guess_limit);
+        let (version, guesses_remaining, guess_limit) = (
+            charged.version,
+            charged.guesses_remaining,
+            charged.guess_limit,
+        );
         let started = opaque::login_start(
             self.node.hsm(),
             &serving.secrets,
@@ -144,12 +163,22 @@ impl VaultService {
         .await;
         let finished = match finished {
             Ok(f) => f,
-            Err(opaque::ProtocolError::WrongPassword { version, charge, guesses_remaining }) => {
+            Err(opaque::ProtocolError::WrongPassword {
+                version,
+                charge,
+                guesses_remaining,
+            }) => {
                 if guesses_remaining == 0 {
                     // The last allowed guess was charged and failed: destroy now rather than
                     // at the next start. A later charge or reset makes this a no-op.
-                    let outcome =
-                        self.node.write(Command::Destroy { account, version, charge }).await?;
+                    let outcome = self
+                        .node
+                        .write(Command::Destroy {
+                            account,
+                            version,
+                            charge,
+                        })
+                        .await?;
                     if let Outcome::Destroyed { .. } = outcome {
                         self.node.metrics().record_destroyed();
                     }
@@ -185,15 +214,23 @@ impl VaultService {
         msg: ActivateRequest,
     ) -> Result<ActivateResponse, VaultError> {
         if msg.version == 0 {
-            return Err(VaultError::invalid("version", "zero: use the version RegisterFinish returned"));
+            return Err(VaultError::invalid(
+                "version",
+                "zero: use the version RegisterFinish returned",
+            ));
         }
         self.node.serving()?;
         let outcome = self
             .node
-            .write(Command::Activate { account, version: RecordVersion(msg.version) })
+            .write(Command::Activate {
+                account,
+                version: RecordVersion(msg.version),
+            })
             .await?;
         match outcome {
-            Outcome::Activated { version } => Ok(ActivateResponse { version: version.get() }),
+            Outcome::Activated { version } => Ok(ActivateResponse {
+                version: version.get(),
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -230,12 +267,15 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RegisterStart");
         let account = self.node.authenticate(&request)?;
         let result = (|| {
-            let parsed = opaque::parse_registration_request(&request.get_ref().registration_request)
-                .map_err(VaultError::from_protocol)?;
+            let parsed =
+                opaque::parse_registration_request(&request.get_ref().registration_request)
+                    .map_err(VaultError::from_protocol)?;
             let serving = self.node.serving()?;
             let response = opaque::registration_start(&serving.secrets, &account, parsed)
                 .map_err(VaultError::from_protocol)?;
-            Ok(RegisterStartResponse { registration_response: response })
+            Ok(RegisterStartResponse {
+                registration_response: response,
+            })
         })();
         call.finish(result)
     }
@@ -246,7 +286,10 @@ impl Vault for VaultService {
     ) -> Result<Response<RegisterFinishResponse>, Status> {
         let call = self.node.begin_call("RegisterFinish");
         let account = self.node.authenticate(&request)?;
-        call.finish(self.register_finish_inner(account, request.into_inner()).await)
+        call.finish(
+            self.register_finish_inner(account, request.into_inner())
+                .await,
+        )
     }
 
     async fn activate(
@@ -265,7 +308,10 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RecoverStart");
         let account = self.node.authenticate(&request)?;
         let peer = request.remote_addr().map(|a| a.ip());
-        call.finish(self.recover_start_inner(account, peer, request.into_inner()).await)
+        call.finish(
+            self.recover_start_inner(account, peer, request.into_inner())
+                .await,
+        )
     }
 
     async fn recover_finish(
@@ -274,7 +320,10 @@ impl Vault for VaultService {
     ) -> Result<Response<RecoverFinishResponse>, Status> {
         let call = self.node.begin_call("RecoverFinish");
         let account = self.node.authenticate(&request)?;
-        call.finish(self.recover_finish_inner(account, request.into_inner()).await)
+        call.finish(
+            self.recover_finish_inner(account, request.into_inner())
+                .await,
+        )
     }
 
     async fn status(
@@ -292,15 +341,18 @@ impl Vault for VaultService {
                     staged_version,
                     ..Default::default()
                 },
-                RecordStatus::Active { version, guesses_used, guess_limit, .. } => {
-                    StatusResponse {
-                        state: RecordState::Active.into(),
-                        version: version.get(),
-                        guesses_used,
-                        guess_limit: guess_limit.get(),
-                        staged_version,
-                    }
-                }
+                RecordStatus::Active {
+                    version,
+                    guesses_used,
+                    guess_limit,
+                    ..
+                } => StatusResponse {
+                    state: RecordState::Active.into(),
+                    version: version.get(),
+                    guesses_used,
+                    guess_limit: guess_limit.get(),
+                    staged_version,
+                },
                 RecordStatus::Destroyed { version } => StatusResponse {
                     state: RecordState::Destroyed.into(),
                     version: version.get(),

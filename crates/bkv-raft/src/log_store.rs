@@ -8,6 +8,8 @@
 use std::fmt;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
@@ -39,6 +41,7 @@ pub struct SledLogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    committed: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for SledLogStore {
@@ -58,11 +61,25 @@ impl SledLogStore {
         let meta = db
             .open_tree(META_TREE)
             .map_err(|e| StorageIOError::read_logs(&e))?;
-        Ok(Self {
+        let store = Self {
             db: db.clone(),
             log,
             meta,
-        })
+            committed: Arc::default(),
+        };
+        let committed = store
+            .read_meta::<Option<LogId>>(KEY_COMMITTED, read_logs_err)?
+            .flatten();
+        store
+            .committed
+            .store(committed.map(|l| l.index).unwrap_or(0), Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// The last committed index this node knows of, shared with every clone (openraft 0.9's
+    /// metrics do not report it).
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     async fn flush(&self) -> Result<(), sled::Error> {
@@ -216,6 +233,8 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     /// flushed on its own: it only saves work after a restart (the leader re-sends the
     /// commit index anyway), and sled writes it out with the next flush.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.committed
+            .store(committed.map(|l| l.index).unwrap_or(0), Ordering::Relaxed);
         self.write_meta(KEY_COMMITTED, &committed, write_logs_err)
     }
 

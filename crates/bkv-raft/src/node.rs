@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bkv_proto::v1::raft_server::RaftServer;
@@ -95,6 +96,7 @@ pub enum InitError {
 /// A node's running Raft and its handles.
 pub struct RaftNode {
     id: NodeId,
+    committed: Arc<AtomicU64>,
     raft: BkvRaft,
     state: StateHandle,
     peers: PeerChannels,
@@ -118,11 +120,13 @@ impl RaftNode {
         let config = Arc::new(options.config.validate()?);
         let (log, sm) = open_storage(&options.data_dir, options.audit)?;
         let state = sm.handle();
+        let committed = log.committed_index();
         let peers = PeerChannels::new(options.peers);
         let network = GrpcNetworkFactory::new(options.id, peers.clone());
         let raft = BkvRaft::new(options.id, config, network, log, sm).await?;
         Ok(Self {
             id: options.id,
+            committed,
             raft,
             state,
             peers,
@@ -139,6 +143,11 @@ impl RaftNode {
     /// The openraft instance (membership changes, leadership transfer, ...).
     pub fn raft(&self) -> &BkvRaft {
         &self.raft
+    }
+
+    /// The last committed log index this node knows of (0 before any).
+    pub fn committed_index(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     /// Read access to the applied state.

@@ -133,3 +133,31 @@ fn a_missing_file_or_missing_required_key_is_an_error() {
     let err = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap_err();
     assert!(err.to_string().contains("hsm.token_label"), "{err}");
 }
+
+#[test]
+fn the_documented_example_config_loads() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster/node.example.toml");
+    let c = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap();
+    let d = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap();
+    // Every default in the file equals the code's default.
+    assert_eq!(c.raft.heartbeat_ms, Raft::default().heartbeat_ms);
+    assert_eq!(
+        c.raft.snapshot_every_logs,
+        Raft::default().snapshot_every_logs
+    );
+    assert_eq!(
+        c.recovery.ticket_ttl_secs,
+        Recovery::default().ticket_ttl_secs
+    );
+    assert_eq!(
+        c.limits.max_client_message_bytes,
+        Limits::default().max_client_message_bytes
+    );
+    assert_eq!(c.hsm.workers, Hsm::default().workers);
+    assert_eq!(
+        c.auth.max_token_lifetime_secs,
+        Auth::default().max_token_lifetime_secs
+    );
+    assert_eq!(c.listen.client, Listen::default().client);
+    assert_eq!(d.node_id, 1);
+}

@@ -1,0 +1,605 @@
+//! The operator API, `bkv.v1.Admin` (DESIGN.md §6): cluster initialisation, the cluster-key
+//! ceremony and membership, status, leadership transfer, snapshots and the audit stream.
+//!
+//! Served under mutual TLS; each call checks the role of the caller's certificate. The
+//! ceremony itself (what the leader does to add a node) lives in [`crate::ceremony`].
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bkv_core::identity::Role;
+use bkv_core::opaque::ServerSecrets;
+use bkv_core::{ClusterId, Command, GuessLimit, Outcome};
+use bkv_hsm::WrappedClusterKey;
+use bkv_proto::v1::admin_server::Admin;
+use bkv_proto::v1::{
+    AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
+    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, MemberStatus, NodeInfoRequest,
+    NodeInfoResponse, NodeStatusRequest, NodeView, ProvisionClusterKeyRequest,
+    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
+    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+};
+use futures::Stream;
+use openraft::ChangeMembers;
+use rand::rngs::OsRng;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::audit_log::{AuditLine, AuditLog};
+use crate::ceremony::{self, PeerAdmin};
+use crate::error::VaultError;
+use crate::node::Node;
+use crate::tls::require_role;
+
+/// Bound on waiting for this node to become leader after `init`.
+const INIT_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// The `bkv.v1.Admin` service of one node.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    node: Node,
+    audit: AuditLog,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn admin_only(role: &Role) -> bool {
+    role.is_admin()
+}
+
+fn admin_or_node(_role: &Role) -> bool {
+    true
+}
+
+impl AdminService {
+    /// The service over a node and its audit log.
+    pub fn new(node: Node, audit: AuditLog) -> Self {
+        Self { node, audit }
+    }
+
+    async fn init_inner(&self, msg: InitRequest) -> Result<InitResponse, VaultError> {
+        let name = msg.cluster_name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return Err(VaultError::invalid(
+                "cluster_name",
+                "bad_name: 1 to 64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        let max = match msg.max_guess_limit {
+            0 => GuessLimit::parse_max(100),
+            n => GuessLimit::parse_max(n),
+        }
+        .map_err(|e| VaultError::invalid("max_guess_limit", format!("out_of_range: {e}")))?;
+        let default = match msg.default_guess_limit {
+            0 => GuessLimit::parse(GuessLimit::DEFAULT.get().min(max.get()), max),
+            n => GuessLimit::parse(n, max),
+        }
+        .map_err(|e| VaultError::invalid("default_guess_limit", format!("out_of_range: {e}")))?;
+
+        let raft = self.node.raft();
+        let initialized = raft
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| VaultError::Internal(format!("raft: {e}")))?;
+        if initialized || self.node.state().cluster().is_some() {
+            return Err(VaultError::AlreadyExists(
+                "this node is already part of a cluster".into(),
+            ));
+        }
+        let hsm = self.node.hsm();
+        // A key left by an earlier, interrupted init is reused: the cluster does not exist
+        // yet, so nothing was sealed under it that could be lost.
+        let key = match hsm.cluster_key().await.map_err(hsm_error)? {
+            Some(k) => k,
+            None => hsm.generate_cluster_key().await.map_err(hsm_error)?,
+        };
+        self.node.cluster_key_changed(Some(key));
+        let id_bytes = hsm.random(ClusterId::LEN).await.map_err(hsm_error)?;
+        let cluster_id =
+            ClusterId::parse(&id_bytes).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let secrets = ServerSecrets::generate(&mut OsRng);
+        let sealed_server_setup = secrets
+            .seal(hsm, &cluster_id)
+            .await
+            .map_err(|e| VaultError::Internal(format!("sealing the server setup: {e}")))?;
+        drop(secrets);
+
+        raft.initialize_single(self.node.bkv_node())
+            .await
+            .map_err(|e| VaultError::Internal(format!("raft initialise: {e}")))?;
+        let mut metrics = raft.metrics();
+        let me = self.node.id();
+        tokio::time::timeout(
+            INIT_LEADER_WAIT,
+            metrics.wait_for(|m| m.current_leader == Some(me)),
+        )
+        .await
+        .map_err(|_| VaultError::unavailable("this node did not become leader in time"))?
+        .map_err(|_| VaultError::unavailable("raft stopped"))?;
+        let outcome = self
+            .node
+            .write(Command::Bootstrap {
+                cluster_id,
+                cluster_name: name.to_string(),
+                sealed_server_setup,
+                key_check_value: key.key_check_value,
+                key_id: key.key_id,
+                default_guess_limit: default,
+                max_guess_limit: max,
+            })
+            .await?;
+        match outcome {
+            Outcome::Bootstrapped => {}
+            Outcome::Rejected(r) => return Err(VaultError::from_rejection(r)),
+            _ => {
+                return Err(VaultError::Internal(
+                    "unexpected outcome of Bootstrap".into(),
+                ));
+            }
+        }
+        self.node.refresh_readiness().await;
+        tracing::info!(cluster = %cluster_id, name, "cluster initialised");
+        Ok(InitResponse {
+            cluster_id: cluster_id.as_bytes().to_vec(),
+            key_check_value: key.key_check_value.to_vec(),
+            node_id: me,
+        })
+    }
+
+    async fn node_info_inner(&self) -> Result<NodeInfoResponse, VaultError> {
+        let hsm = self.node.hsm();
+        let enrollment = hsm.enrollment_key().await.map_err(hsm_error)?;
+        let key = self.node.cluster_key().await.map_err(hsm_error)?;
+        let config = self.node.config();
+        Ok(NodeInfoResponse {
+            node_id: self.node.id(),
+            raft_addr: config.peer_addr(),
+            client_addr: config.client_addr(),
+            admin_addr: config.admin_addr(),
+            enrollment_public_key: enrollment.spki_der.clone(),
+            enrollment_fingerprint: enrollment.fingerprint.clone(),
+            has_cluster_key: key.is_some(),
+            key_check_value: key.map(|k| k.key_check_value.to_vec()).unwrap_or_default(),
+            cluster_id: self
+                .node
+                .state()
+                .cluster()
+                .map(|c| c.cluster_id.as_bytes().to_vec())
+                .unwrap_or_default(),
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
+    async fn provision_inner(
+        &self,
+        msg: ProvisionClusterKeyRequest,
+    ) -> Result<ProvisionClusterKeyResponse, VaultError> {
+        let hsm = self.node.hsm();
+        let enrollment = hsm.enrollment_key().await.map_err(hsm_error)?;
+        if msg.enrollment_fingerprint != enrollment.fingerprint {
+            return Err(VaultError::invalid(
+                "enrollment_fingerprint",
+                "mismatch: the key was wrapped to another node's enrollment key",
+            ));
+        }
+        let key_id: [u8; 8] = msg
+            .key_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::invalid("key_id", "wrong_length: must be 8 bytes"))?;
+        let kcv: [u8; 3] =
+            msg.key_check_value.as_slice().try_into().map_err(|_| {
+                VaultError::invalid("key_check_value", "wrong_length: must be 3 bytes")
+            })?;
+        if let Some(state_cluster) = self.node.state().cluster()
+            && state_cluster.cluster_id.as_bytes().as_slice() != msg.cluster_id.as_slice()
+        {
+            return Err(VaultError::invalid(
+                "cluster_id",
+                "mismatch: this node is in another cluster",
+            ));
+        }
+        if let Some(existing) = hsm.cluster_key().await.map_err(hsm_error)? {
+            if existing.key_check_value == kcv && existing.key_id == key_id {
+                // Already provisioned (a retried ceremony): nothing to do.
+                return Ok(ProvisionClusterKeyResponse {
+                    key_check_value: kcv.to_vec(),
+                });
+            }
+            return Err(VaultError::FailedPrecondition {
+                reason: "other_key",
+                message: "this node's token holds another cluster key".into(),
+            });
+        }
+        let wrapped = WrappedClusterKey {
+            wrapped: msg.wrapped_key,
+            key_id,
+            key_check_value: kcv,
+        };
+        let info = hsm.unwrap_cluster_key(&wrapped).await.map_err(hsm_error)?;
+        self.node.cluster_key_changed(Some(info));
+        self.node.refresh_readiness().await;
+        tracing::info!(kcv = %hex::encode(info.key_check_value), "cluster key provisioned");
+        Ok(ProvisionClusterKeyResponse {
+            key_check_value: info.key_check_value.to_vec(),
+        })
+    }
+
+    async fn remove_node_inner(
+        &self,
+        msg: RemoveNodeRequest,
+    ) -> Result<RemoveNodeResponse, VaultError> {
+        self.require_leader()?;
+        let raft = self.node.raft().raft();
+        let membership = self
+            .node
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .clone();
+        let id = msg.node_id;
+        let is_voter = membership.membership().voter_ids().any(|v| v == id);
+        let is_member = membership.membership().get_node(&id).is_some();
+        if !is_member {
+            return Err(VaultError::NotFound("no such member"));
+        }
+        let ids = BTreeSet::from([id]);
+        if is_voter {
+            raft.change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(|e| VaultError::unavailable(format!("membership change: {e}")))?;
+        }
+        // Learners (and voters that were just demoted, if retained) leave the node list too.
+        if self
+            .node
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+        {
+            raft.change_membership(ChangeMembers::RemoveNodes(ids), false)
+                .await
+                .map_err(|e| VaultError::unavailable(format!("membership change: {e}")))?;
+        }
+        let m = self
+            .node
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .clone();
+        Ok(RemoveNodeResponse {
+            voters: m.membership().voter_ids().collect(),
+            learners: m.membership().learner_ids().collect(),
+        })
+    }
+
+    /// Errors with UNAVAILABLE (and the leader's admin address) unless this node leads.
+    fn require_leader(&self) -> Result<(), VaultError> {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        if metrics.current_leader == Some(self.node.id()) {
+            return Ok(());
+        }
+        let hint = metrics
+            .current_leader
+            .and_then(|l| metrics.membership_config.membership().get_node(&l).cloned())
+            .map(|n| n.admin_addr);
+        Err(VaultError::Unavailable {
+            reason: "this node is not the leader".into(),
+            leader_hint: hint,
+        })
+    }
+
+    /// This node's own view.
+    pub fn local_view(&self) -> NodeView {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        let readiness = self.node.readiness().borrow().clone();
+        let (applied, digest) = self.node.state().digest_at();
+        let cluster = self.node.state().cluster();
+        NodeView {
+            node_id: self.node.id(),
+            is_leader: metrics.current_leader == Some(self.node.id()),
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            commit_index: self.node.raft().committed_index(),
+            applied_index: applied,
+            key_check_value: cluster
+                .map(|c| c.key_check_value.to_vec())
+                .unwrap_or_default(),
+            state_digest: hex::encode(digest),
+            serving: readiness.is_serving(),
+            not_serving_reason: match readiness {
+                crate::node::Readiness::Serving => String::new(),
+                crate::node::Readiness::NotServing(r) => r,
+            },
+            snapshot_index: metrics.snapshot.map(|s| s.index).unwrap_or(0),
+        }
+    }
+
+    async fn cluster_status(&self) -> ClusterStatusResponse {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let mut members = Vec::new();
+        let mut asks = Vec::new();
+        for (id, node) in membership.nodes() {
+            let role = if voters.contains(id) {
+                MemberRole::Voter
+            } else {
+                MemberRole::Learner
+            };
+            let matched = replication
+                .get(id)
+                .cloned()
+                .flatten()
+                .map(|l| l.index)
+                .unwrap_or(0);
+            members.push(MemberStatus {
+                node_id: *id,
+                raft_addr: node.raft_addr.clone(),
+                role: role.into(),
+                matched_index: matched,
+                status: None,
+                error: String::new(),
+                admin_addr: node.admin_addr.clone(),
+                client_addr: node.client_addr.clone(),
+            });
+            if *id == self.node.id() {
+                asks.push(None);
+            } else {
+                let peer = PeerAdmin::new(&self.node, &node.admin_addr);
+                asks.push(Some(async move { peer?.node_status().await }));
+            }
+        }
+        let mut results = Vec::new();
+        for ask in asks {
+            results.push(match ask {
+                None => Ok(self.local_view()),
+                Some(f) => f.await,
+            });
+        }
+        for (member, result) in members.iter_mut().zip(results) {
+            match result {
+                Ok(view) => member.status = Some(view),
+                Err(e) => member.error = e.to_string(),
+            }
+        }
+        if members.is_empty() {
+            members.push(MemberStatus {
+                node_id: self.node.id(),
+                status: Some(self.local_view()),
+                admin_addr: self.node.config().admin_addr(),
+                client_addr: self.node.config().client_addr(),
+                raft_addr: self.node.config().peer_addr(),
+                ..Default::default()
+            });
+        }
+        let cluster = self.node.state().cluster();
+        ClusterStatusResponse {
+            cluster_name: cluster
+                .as_ref()
+                .map(|c| c.cluster_name.clone())
+                .unwrap_or_default(),
+            cluster_id: cluster
+                .map(|c| c.cluster_id.as_bytes().to_vec())
+                .unwrap_or_default(),
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+            members,
+        }
+    }
+
+    async fn snapshot_inner(&self) -> Result<SnapshotResponse, VaultError> {
+        let raft = self.node.raft();
+        let target = self.node.state().applied_index();
+        raft.trigger_snapshot()
+            .await
+            .map_err(|e| VaultError::Internal(format!("raft: {e}")))?;
+        let mut metrics = raft.metrics();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            metrics.wait_for(|m| m.snapshot.map(|s| s.index).unwrap_or(0) >= target),
+        )
+        .await
+        .map_err(|_| VaultError::unavailable("the snapshot did not complete in time"))?
+        .map_err(|_| VaultError::unavailable("raft stopped"))?;
+        let snapshot = raft
+            .raft()
+            .get_snapshot()
+            .await
+            .map_err(|e| VaultError::Internal(format!("raft: {e}")))?;
+        let (index, size) = match snapshot {
+            Some(s) => (
+                s.meta.last_log_id.map(|l| l.index).unwrap_or(0),
+                s.snapshot.get_ref().len() as u64,
+            ),
+            None => (0, 0),
+        };
+        self.node.metrics().snapshot_built(size);
+        Ok(SnapshotResponse {
+            last_log_index: index,
+            size_bytes: size,
+        })
+    }
+}
+
+fn hsm_error(e: bkv_hsm::HsmError) -> VaultError {
+    VaultError::Internal(format!("HSM: {e}"))
+}
+
+fn audit_record(line: AuditLine) -> AuditRecord {
+    let json = serde_json::to_string(&line).unwrap_or_default();
+    AuditRecord {
+        seq: line.seq,
+        log_index: line.log_index,
+        kind: line.kind,
+        account_hash: line.account,
+        version: line.version.unwrap_or(0),
+        charge: line.charge.unwrap_or(0),
+        guesses_remaining: line.guesses_remaining.unwrap_or(0),
+        at_unix_ms: line.at_unix_ms,
+        json,
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn init(&self, request: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
+        let call = self.node.begin_call("Admin.Init");
+        require_role(&request, admin_only, "Init")?;
+        call.finish(self.init_inner(request.into_inner()).await)
+    }
+
+    async fn node_info(
+        &self,
+        request: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoResponse>, Status> {
+        let call = self.node.begin_call("Admin.NodeInfo");
+        require_role(&request, admin_or_node, "NodeInfo")?;
+        call.finish(self.node_info_inner().await)
+    }
+
+    async fn provision_cluster_key(
+        &self,
+        request: Request<ProvisionClusterKeyRequest>,
+    ) -> Result<Response<ProvisionClusterKeyResponse>, Status> {
+        let call = self.node.begin_call("Admin.ProvisionClusterKey");
+        require_role(&request, admin_or_node, "ProvisionClusterKey")?;
+        call.finish(self.provision_inner(request.into_inner()).await)
+    }
+
+    type AddNodeStream = BoxStream<AddNodeProgress>;
+
+    async fn add_node(
+        &self,
+        request: Request<AddNodeRequest>,
+    ) -> Result<Response<Self::AddNodeStream>, Status> {
+        require_role(&request, admin_only, "AddNode")?;
+        self.require_leader().map_err(Status::from)?;
+        let msg = request.into_inner();
+        if msg.node_id == 0 {
+            return Err(VaultError::invalid("node_id", "zero: node ids start at 1").into());
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let result = ceremony::add_node(&node, msg, tx.clone()).await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "add-node failed");
+                let _ = tx.send(Err(Status::from(e))).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        let call = self.node.begin_call("Admin.RemoveNode");
+        require_role(&request, admin_only, "RemoveNode")?;
+        call.finish(self.remove_node_inner(request.into_inner()).await)
+    }
+
+    async fn status(
+        &self,
+        request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let call = self.node.begin_call("Admin.Status");
+        require_role(&request, admin_or_node, "Status")?;
+        call.finish(Ok(self.cluster_status().await))
+    }
+
+    async fn node_status(
+        &self,
+        request: Request<NodeStatusRequest>,
+    ) -> Result<Response<NodeView>, Status> {
+        require_role(&request, admin_or_node, "NodeStatus")?;
+        Ok(Response::new(self.local_view()))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let call = self.node.begin_call("Admin.TransferLeader");
+        let role = require_role(&request, admin_or_node, "TransferLeader")?;
+        let to = request.into_inner().to_node_id;
+        call.finish(ceremony::transfer_leader(&self.node, to, role.is_node()).await)
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        let call = self.node.begin_call("Admin.Snapshot");
+        require_role(&request, admin_only, "Snapshot")?;
+        call.finish(self.snapshot_inner().await)
+    }
+
+    type AuditStream = BoxStream<AuditRecord>;
+
+    async fn audit(
+        &self,
+        request: Request<AuditRequest>,
+    ) -> Result<Response<Self::AuditStream>, Status> {
+        require_role(&request, admin_only, "Audit")?;
+        let msg = request.into_inner();
+        // Subscribe before reading the file, so nothing falls between the two.
+        let mut live = self.audit.subscribe();
+        let existing = self
+            .audit
+            .read_from(msg.from_seq)
+            .map_err(|e| Status::internal(format!("reading the audit file: {e}")))?;
+        let (tx, rx) = mpsc::channel(256);
+        let follow = msg.follow;
+        tokio::spawn(async move {
+            let mut last_seq = 0;
+            for line in existing {
+                last_seq = line.seq;
+                if tx.send(Ok(audit_record(line))).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            loop {
+                match live.recv().await {
+                    Ok(line) if line.seq > last_seq && line.seq >= msg.from_seq => {
+                        last_seq = line.seq;
+                        if tx.send(Ok(audit_record(line))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "audit follower fell {n} records behind; resume from seq {}",
+                                last_seq + 1
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,265 @@
+//! Prometheus metrics of a node, served on `/metrics` of the HTTP port: requests by method
+//! and status, latency, guesses charged, records destroyed, recoveries, Raft progress and
+//! serving state.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tonic::{Code, Response, Status};
+
+use crate::error::VaultError;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    guesses_charged: Counter,
+    records_destroyed: Counter,
+    recoveries: Counter,
+    serving: Gauge,
+    raft_term: Gauge,
+    raft_leader: Gauge,
+    raft_is_leader: Gauge,
+    raft_last_log_index: Gauge,
+    raft_applied_index: Gauge,
+    raft_apply_lag: Gauge,
+    raft_snapshot_index: Gauge,
+    snapshot_bytes: Gauge<u64, AtomicU64>,
+}
+
+/// The node's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every bkv metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bkv");
+        let requests = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "gRPC requests by method and status code",
+            requests.clone(),
+        );
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "gRPC request latency",
+            latency.clone(),
+        );
+        let guesses_charged = Counter::default();
+        registry.register(
+            "guesses_charged",
+            "Guesses charged and answered with a credential response",
+            guesses_charged.clone(),
+        );
+        let records_destroyed = Counter::default();
+        registry.register(
+            "records_destroyed",
+            "Records destroyed after their last guess (seen by this node's calls)",
+            records_destroyed.clone(),
+        );
+        let recoveries = Counter::default();
+        registry.register(
+            "recoveries",
+            "Successful recoveries served",
+            recoveries.clone(),
+        );
+        let serving = Gauge::default();
+        registry.register("serving", "1 when the node serves clients", serving.clone());
+        let raft_term = Gauge::default();
+        registry.register("raft_term", "Current Raft term", raft_term.clone());
+        let raft_leader = Gauge::default();
+        registry.register(
+            "raft_leader",
+            "Node id of the known leader (0: none)",
+            raft_leader.clone(),
+        );
+        let raft_is_leader = Gauge::default();
+        registry.register(
+            "raft_is_leader",
+            "1 when this node leads",
+            raft_is_leader.clone(),
+        );
+        let raft_last_log_index = Gauge::default();
+        registry.register(
+            "raft_last_log_index",
+            "Last log index",
+            raft_last_log_index.clone(),
+        );
+        let raft_applied_index = Gauge::default();
+        registry.register(
+            "raft_applied_index",
+            "Last applied index",
+            raft_applied_index.clone(),
+        );
+        let raft_apply_lag = Gauge::default();
+        registry.register(
+            "raft_apply_lag",
+            "Log entries not yet applied (last log index - applied index)",
+            raft_apply_lag.clone(),
+        );
+        let raft_snapshot_index = Gauge::default();
+        registry.register(
+            "raft_snapshot_index",
+            "Last log index in the newest snapshot",
+            raft_snapshot_index.clone(),
+        );
+        let snapshot_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "snapshot_bytes",
+            "Size of the last snapshot built on request",
+            snapshot_bytes.clone(),
+        );
+        Self(Arc::new(Inner {
+            registry,
+            requests,
+            latency,
+            guesses_charged,
+            records_destroyed,
+            recoveries,
+            serving,
+            raft_term,
+            raft_leader,
+            raft_is_leader,
+            raft_last_log_index,
+            raft_applied_index,
+            raft_apply_lag,
+            raft_snapshot_index,
+            snapshot_bytes,
+        }))
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.0.registry);
+        out
+    }
+
+    /// Starts timing a call.
+    pub fn begin_call(&self, method: &'static str) -> CallTimer {
+        CallTimer {
+            metrics: self.clone(),
+            method,
+            started: Instant::now(),
+        }
+    }
+
+    /// One guess charged and answered.
+    pub fn guess_charged(&self) {
+        self.0.guesses_charged.inc();
+    }
+
+    /// One record destroyed by a call on this node.
+    pub fn record_destroyed(&self) {
+        self.0.records_destroyed.inc();
+    }
+
+    /// One successful recovery.
+    pub fn recovered(&self) {
+        self.0.recoveries.inc();
+    }
+
+    /// Whether the node serves.
+    pub fn set_serving(&self, serving: bool) {
+        self.0.serving.set(i64::from(serving));
+    }
+
+    /// The size of a snapshot just built.
+    pub fn snapshot_built(&self, bytes: u64) {
+        self.0.snapshot_bytes.set(bytes);
+    }
+
+    /// Copies Raft's own metrics.
+    pub fn observe_raft(&self, m: &bkv_raft::types::RaftMetrics) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.0.raft_term.set(g(m.current_term));
+        self.0.raft_leader.set(g(m.current_leader.unwrap_or(0)));
+        self.0
+            .raft_is_leader
+            .set(i64::from(m.current_leader == Some(m.id)));
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        self.0.raft_last_log_index.set(g(last));
+        self.0.raft_applied_index.set(g(applied));
+        self.0.raft_apply_lag.set(g(last.saturating_sub(applied)));
+        self.0
+            .raft_snapshot_index
+            .set(g(m.snapshot.map(|l| l.index).unwrap_or(0)));
+    }
+}
+
+/// Times one gRPC call and counts it by status code when it finishes.
+#[derive(Debug)]
+pub struct CallTimer {
+    metrics: Metrics,
+    method: &'static str,
+    started: Instant,
+}
+
+impl CallTimer {
+    /// Records the call's result and turns it into the gRPC answer.
+    pub fn finish<T>(self, result: Result<T, VaultError>) -> Result<Response<T>, Status> {
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(e) => e.code(),
+        };
+        if let Err(e) = &result {
+            match e {
+                VaultError::Internal(_) => {
+                    tracing::error!(method = self.method, error = %e, "call failed")
+                }
+                _ => tracing::debug!(method = self.method, error = %e, "call refused"),
+            }
+        }
+        let inner = &self.metrics.0;
+        inner
+            .requests
+            .get_or_create(&CallLabels {
+                method: self.method,
+                code: format!("{code:?}"),
+            })
+            .inc();
+        inner
+            .latency
+            .get_or_create(&MethodLabels {
+                method: self.method,
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+        result.map(Response::new).map_err(Status::from)
+    }
+}
