@@ -1,0 +1,123 @@
+//! Child processes that cannot outlive their test, and the binaries they run.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+    name: String,
+}
+
+impl ChildGuard {
+    /// Starts `command`, named `name` in messages.
+    pub fn spawn(name: impl Into<String>, mut command: Command) -> anyhow::Result<Self> {
+        let name = name.into();
+        let child = command
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {name}: {e}"))?;
+        Ok(Self {
+            child: Some(child),
+            name,
+        })
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The name given at spawn.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A binary of this workspace, built by `cargo build --workspace --bins` (which `make test`
+/// runs first): found next to the test executable's `deps` directory.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test-binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location {}", exe.display()))?;
+    let path = profile_dir.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found: run `cargo build --workspace --bins` (make test does) first",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A free TCP port on 127.0.0.1, for a node to listen on.
+///
+/// Taken from 20000..32000, below Linux's ephemeral range (32768..), so that the ports other
+/// tests get from the OS by binding port 0 never collide with the ones handed to nodes here;
+/// each call in a process moves on from a start that depends on the process id.
+pub fn free_port() -> anyhow::Result<u16> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = (std::process::id().wrapping_mul(7919)) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // LOW + (.. % SPAN) is below 32000 and fits u16.
+        let port = u16::try_from(LOW + (start + n) % SPAN).unwrap_or(20_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port in 20000..32000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guard_kills_its_process_on_drop() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut guard = ChildGuard::spawn("sleep", cmd).unwrap();
+        assert!(guard.is_running());
+        let pid = guard.pid().unwrap();
+        drop(guard);
+        // The process is gone (reaped): /proc/<pid> no longer exists, or is another process.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!status.starts_with("sleep"), "sleep {pid} still running");
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+        assert!(ports.iter().all(|p| (20_000..32_000).contains(p)));
+    }
+}
