@@ -6,8 +6,10 @@
 //! so that the layer above the node (SDK retries, failover, error mapping, CLI exit codes)
 //! can be tested without a cluster.
 
+mod fake_admin;
 mod fake_vault;
 mod server;
 
+pub use fake_admin::{FAKE_KCV, FakeAdmin, FakeMembership};
 pub use fake_vault::{Call, FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER};
 pub use server::{TestPki, TestServer, dead_endpoint, serve};

@@ -11,8 +11,8 @@ use tonic::Code;
 
 use super::*;
 use crate::testing::{
-    FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER, TestPki, TestServer,
-    dead_endpoint, serve,
+    FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER, TestPki, TestServer, dead_endpoint,
+    serve,
 };
 use crate::{RetryPolicy, VaultError};
 
@@ -118,7 +118,10 @@ async fn register_recover_wrong_passwords_destroy_and_delete_through_the_sdk() {
     assert_eq!(status.staged_version, None);
 
     // Phase 2: the right password gives the key back and resets the counter.
-    let recovered = vault.recover(&account(), pw("correct horse")).await.unwrap();
+    let recovered = vault
+        .recover(&account(), pw("correct horse"))
+        .await
+        .unwrap();
     assert!(recovered.key == registered.key);
     assert_eq!(recovered.version, registered.version);
     assert_eq!(recovered.guesses_remaining_before, 2);
@@ -134,7 +137,11 @@ async fn register_recover_wrong_passwords_destroy_and_delete_through_the_sdk() {
             })
         );
     }
-    assert_eq!(rig.nodes[0].calls_of("RecoverFinish").len(), 1, "no finalization sent for wrong passwords");
+    assert_eq!(
+        rig.nodes[0].calls_of("RecoverFinish").len(),
+        1,
+        "no finalization sent for wrong passwords"
+    );
 
     // Phase 4: no guess left: the next attempt destroys the record, even with the right
     // password.
@@ -228,10 +235,7 @@ async fn unavailable_with_a_leader_hint_goes_to_the_hinted_endpoint() {
     let rig = Rig::new(3).await;
     let (a, b, c) = (&rig.nodes[0], &rig.nodes[1], &rig.nodes[2]);
     // Phase 1: hint in the `bkv-leader` metadata, as host:port.
-    a.inject(
-        None,
-        Fault::unavailable(Some(rig.servers[2].host_port())),
-    );
+    a.inject(None, Fault::unavailable(Some(rig.servers[2].host_port())));
     let vault = rig.client(rig.urls()).await;
     vault.status().await.unwrap();
     assert_eq!(
@@ -380,10 +384,12 @@ async fn recovery_retries_resend_identical_bytes_and_charge_once() {
         .collect();
     assert_eq!(finishes.len(), 2);
     assert_eq!(finishes[0].request, finishes[1].request);
-    assert!(!RecoverFinishRequest::decode(finishes[0].request.as_slice())
-        .unwrap()
-        .ticket
-        .is_empty());
+    assert!(
+        !RecoverFinishRequest::decode(finishes[0].request.as_slice())
+            .unwrap()
+            .ticket
+            .is_empty()
+    );
     // One attempt, one charge, and it was reset by the good password.
     assert_eq!(rig.cluster.charges().await, 1);
     assert_eq!(rig.cluster.guesses_used(ACCOUNT).await, Some(0));
