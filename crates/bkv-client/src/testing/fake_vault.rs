@@ -164,12 +164,15 @@ impl FakeCluster {
     }
 }
 
+/// A fault waiting for a call of one method (any method if `None`).
+type Injected = (Option<&'static str>, Fault);
+
 /// One fake node: the shared cluster, its own faults and call log.
 #[derive(Clone)]
 pub struct FakeVault {
     name: &'static str,
     cluster: FakeCluster,
-    faults: Arc<Mutex<VecDeque<(Option<&'static str>, Fault)>>>,
+    faults: Arc<Mutex<VecDeque<Injected>>>,
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
