@@ -1,0 +1,351 @@
+//! The operator client: every `bkv.v1.Admin` RPC under mutual TLS with an admin
+//! certificate of the cluster CA.
+//!
+//! Calls about one node (init, node info, node status, snapshot, audit) go to the first
+//! endpoint; `status` asks the endpoints in turn until one answers; membership changes and
+//! leader transfers go to the leader, found through `status`.
+
+use std::fmt;
+use std::time::Duration;
+
+use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
+use bkv_proto::v1::{
+    AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
+    ClusterStatusResponse, InitRequest, InitResponse, NodeInfoRequest, NodeInfoResponse,
+    NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
+    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+};
+use tonic::Code;
+use tonic::transport::{Channel, ClientTlsConfig, Identity};
+use zeroize::Zeroizing;
+
+use crate::endpoint::{self, EndpointError};
+
+/// Settings of an [`AdminClient`].
+#[derive(Clone)]
+pub struct AdminConfig {
+    /// Admin endpoints of nodes, `host:port` or `https://host:port`.
+    pub endpoints: Vec<String>,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert_pem: Vec<u8>,
+    /// The admin certificate (PEM), with URI SAN `bkv://admin/<name>`.
+    pub cert_pem: Vec<u8>,
+    /// Its private key (PEM). Zeroized on drop, never shown by `Debug`.
+    pub key_pem: Zeroizing<Vec<u8>>,
+    /// Longest wait for one unary call (also the connect timeout).
+    pub call_timeout: Duration,
+}
+
+impl AdminConfig {
+    /// Settings with a 30-second call timeout.
+    pub fn new(
+        endpoints: Vec<String>,
+        ca_cert_pem: Vec<u8>,
+        cert_pem: Vec<u8>,
+        key_pem: Vec<u8>,
+    ) -> Self {
+        Self {
+            endpoints,
+            ca_cert_pem,
+            cert_pem,
+            key_pem: Zeroizing::new(key_pem),
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("endpoints", &self.endpoints)
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an admin call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// An endpoint or the TLS material is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The node answered with an error, or could not be reached (UNAVAILABLE).
+    #[error("{endpoint}: {code:?}: {message}")]
+    Status {
+        /// The endpoint asked.
+        endpoint: String,
+        /// The gRPC code.
+        code: Code,
+        /// The status message.
+        message: String,
+    },
+    /// No answer within the call timeout.
+    #[error("{endpoint}: no answer within {} ms", after.as_millis())]
+    Timeout {
+        /// The endpoint asked.
+        endpoint: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The cluster has no leader that can be reached.
+    #[error("no leader: {0}")]
+    NoLeader(String),
+}
+
+/// A client of the admin API.
+///
+/// ```no_run
+/// use bkv_client::{AdminClient, AdminConfig};
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = AdminConfig::new(
+///     vec!["127.0.0.1:7102".into()],
+///     std::fs::read("pki/ca.pem")?,
+///     std::fs::read("pki/admin.pem")?,
+///     std::fs::read("pki/admin.key")?,
+/// );
+/// let admin = AdminClient::connect(config).await?;
+/// let status = admin.status().await?;
+/// println!("leader {} term {}", status.leader_id, status.term);
+/// println!("leader's admin address: {}", admin.leader().await?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    targets: Vec<(String, Channel)>,
+    tls: ClientTlsConfig,
+    call_timeout: Duration,
+}
+
+/// A server stream of the admin API (AddNode progress, audit records).
+#[derive(Debug)]
+pub struct AdminStream<T> {
+    endpoint: String,
+    inner: tonic::Streaming<T>,
+}
+
+impl<T> AdminStream<T> {
+    /// The next message; `None` at the end of the stream.
+    pub async fn next(&mut self) -> Result<Option<T>, AdminError> {
+        self.inner
+            .message()
+            .await
+            .map_err(|s| status_error(&self.endpoint, &s))
+    }
+}
+
+fn status_error(endpoint: &str, status: &tonic::Status) -> AdminError {
+    AdminError::Status {
+        endpoint: endpoint.to_string(),
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
+impl AdminClient {
+    /// Sets up mutual-TLS channels to every endpoint (connected on first use).
+    pub async fn connect(config: AdminConfig) -> Result<Self, AdminError> {
+        if config.endpoints.is_empty() {
+            return Err(EndpointError::Malformed(String::new()).into());
+        }
+        let identity = Identity::from_pem(&config.cert_pem, config.key_pem.as_slice());
+        let tls = endpoint::tls(&config.ca_cert_pem, Some(identity));
+        let mut targets = Vec::with_capacity(config.endpoints.len());
+        for e in &config.endpoints {
+            let url = endpoint::https_url(e)?;
+            let channel = endpoint::channel(&url, tls.clone(), config.call_timeout)?;
+            targets.push((url, channel));
+        }
+        Ok(Self {
+            targets,
+            tls,
+            call_timeout: config.call_timeout,
+        })
+    }
+
+    /// A client for `address` (`host:port` or URL) with the same credentials.
+    pub fn at(&self, address: &str) -> Result<Self, AdminError> {
+        let url = endpoint::https_url(address)?;
+        let channel = endpoint::channel(&url, self.tls.clone(), self.call_timeout)?;
+        Ok(Self {
+            targets: vec![(url, channel)],
+            tls: self.tls.clone(),
+            call_timeout: self.call_timeout,
+        })
+    }
+
+    /// The endpoints, normalized to `https://host:port`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.targets.iter().map(|(u, _)| u.clone()).collect()
+    }
+
+    fn first(&self) -> (&str, RawAdminClient<Channel>) {
+        // `connect` and `at` never build a client without a target.
+        let (url, channel) = &self.targets[0];
+        (url, RawAdminClient::new(channel.clone()))
+    }
+
+    async fn unary<T, Fut>(&self, endpoint: &str, fut: Fut) -> Result<T, AdminError>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(self.call_timeout, fut).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(status_error(endpoint, &s)),
+            Err(_) => Err(AdminError::Timeout {
+                endpoint: endpoint.to_string(),
+                after: self.call_timeout,
+            }),
+        }
+    }
+
+    /// Initialises a new cluster on the first endpoint's node. A guess limit of 0 takes
+    /// the node's default.
+    pub async fn init(
+        &self,
+        cluster_name: &str,
+        default_guess_limit: u32,
+        max_guess_limit: u32,
+    ) -> Result<InitResponse, AdminError> {
+        let (url, mut c) = self.first();
+        let request = InitRequest {
+            cluster_name: cluster_name.to_string(),
+            default_guess_limit,
+            max_guess_limit,
+        };
+        self.unary(url, c.init(request)).await
+    }
+
+    /// The first endpoint's node identity (enrollment key and fingerprint).
+    pub async fn node_info(&self) -> Result<NodeInfoResponse, AdminError> {
+        let (url, mut c) = self.first();
+        self.unary(url, c.node_info(NodeInfoRequest {})).await
+    }
+
+    /// The first endpoint's own view, without fan-out.
+    pub async fn node_status(&self) -> Result<NodeView, AdminError> {
+        let (url, mut c) = self.first();
+        self.unary(url, c.node_status(NodeStatusRequest {})).await
+    }
+
+    /// Builds a snapshot on the first endpoint's node.
+    pub async fn snapshot(&self) -> Result<SnapshotResponse, AdminError> {
+        let (url, mut c) = self.first();
+        self.unary(url, c.snapshot(SnapshotRequest {})).await
+    }
+
+    /// The first endpoint's audit events from `from_seq`; with `follow`, the stream stays
+    /// open for new events.
+    pub async fn audit(
+        &self,
+        from_seq: u64,
+        follow: bool,
+    ) -> Result<AdminStream<AuditRecord>, AdminError> {
+        let (url, mut c) = self.first();
+        let inner = self
+            .unary(url, c.audit(AuditRequest { from_seq, follow }))
+            .await?;
+        Ok(AdminStream {
+            endpoint: url.to_string(),
+            inner,
+        })
+    }
+
+    /// The cluster's status from the first endpoint that answers.
+    pub async fn status(&self) -> Result<ClusterStatusResponse, AdminError> {
+        let mut last = None;
+        for (url, channel) in &self.targets {
+            let mut c = RawAdminClient::new(channel.clone());
+            match self.unary(url, c.status(ClusterStatusRequest {})).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| EndpointError::Malformed(String::new()).into()))
+    }
+
+    /// The leader's admin address (`host:port`), from [`Self::status`].
+    pub async fn leader(&self) -> Result<String, AdminError> {
+        let status = self.status().await?;
+        leader_admin_addr(&status)
+    }
+
+    /// A client for the leader's admin endpoint.
+    pub async fn leader_client(&self) -> Result<Self, AdminError> {
+        let address = self.leader().await?;
+        self.at(&address)
+    }
+
+    /// Adds a node through the leader: `fingerprint` is the enrollment fingerprint the
+    /// operator confirmed. Streams the ceremony's progress.
+    pub async fn add_node(
+        &self,
+        node_id: u64,
+        admin_addr: &str,
+        fingerprint: &str,
+        learner_only: bool,
+    ) -> Result<AdminStream<AddNodeProgress>, AdminError> {
+        let leader = self.leader_client().await?;
+        let (url, mut c) = leader.first();
+        let request = AddNodeRequest {
+            node_id,
+            admin_addr: admin_addr.to_string(),
+            enrollment_fingerprint: fingerprint.to_string(),
+            learner_only,
+        };
+        let inner = leader.unary(url, c.add_node(request)).await?;
+        Ok(AdminStream {
+            endpoint: url.to_string(),
+            inner,
+        })
+    }
+
+    /// Removes a node, through the leader.
+    pub async fn remove_node(&self, node_id: u64) -> Result<RemoveNodeResponse, AdminError> {
+        let leader = self.leader_client().await?;
+        let (url, mut c) = leader.first();
+        leader
+            .unary(url, c.remove_node(RemoveNodeRequest { node_id }))
+            .await
+    }
+
+    /// Hands leadership to voter `to`, through the current leader.
+    pub async fn transfer_leader(&self, to: u64) -> Result<TransferLeaderResponse, AdminError> {
+        let leader = self.leader_client().await?;
+        let (url, mut c) = leader.first();
+        leader
+            .unary(
+                url,
+                c.transfer_leader(TransferLeaderRequest { to_node_id: to }),
+            )
+            .await
+    }
+}
+
+/// The leader's admin address in a status answer.
+pub fn leader_admin_addr(status: &ClusterStatusResponse) -> Result<String, AdminError> {
+    if status.leader_id == 0 {
+        return Err(AdminError::NoLeader(
+            "the node asked knows no leader".into(),
+        ));
+    }
+    let member = status
+        .members
+        .iter()
+        .find(|m| m.node_id == status.leader_id)
+        .ok_or_else(|| {
+            AdminError::NoLeader(format!(
+                "leader {} is not in the membership list",
+                status.leader_id
+            ))
+        })?;
+    if member.admin_addr.is_empty() {
+        return Err(AdminError::NoLeader(format!(
+            "leader {} has no admin address",
+            status.leader_id
+        )));
+    }
+    Ok(member.admin_addr.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! Connection settings from flags or `BKV_*` variables, and the clients and tokens built
+//! from them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bkv_client::{AdminClient, AdminConfig, ClientConfig, KsfParams, TokenSource, VaultClient};
+use bkv_core::ids::AccountId;
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::exit::Failure;
+use crate::token::{IssuerArgs, issue_token};
+
+/// Lifetime of tokens issued on the fly for one command.
+const ON_THE_FLY_TTL_SECS: u64 = 300;
+
+/// Parses an account id (for clap).
+pub fn parse_account(s: &str) -> Result<AccountId, String> {
+    AccountId::parse(s).map_err(|e| format!("account id {e}"))
+}
+
+/// Parses seconds, fractions allowed (for clap).
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err("must be more than 0 and at most 86400 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Where the client ports are and how to trust them.
+#[derive(Debug, Clone, Args)]
+pub struct ClientConn {
+    /// Client endpoints of the nodes, comma-separated https://host:port URLs; several give
+    /// failover
+    #[arg(
+        long,
+        env = "BKV_ENDPOINTS",
+        value_delimiter = ',',
+        required = true,
+        value_name = "URLS"
+    )]
+    pub endpoints: Vec<String>,
+    /// The cluster CA certificate (PEM) that node certificates chain to
+    #[arg(long, env = "BKV_CA_CERT", value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// Longest wait for one attempt of one call, in seconds
+    #[arg(long, default_value = "10", value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Duration,
+    /// Longest time for the whole command, retries and failover included, in seconds
+    #[arg(long, default_value = "30", value_parser = parse_secs, value_name = "SECS")]
+    pub deadline: Duration,
+}
+
+/// The account token: given, or issued on the fly with the dev issuer key.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The account token (JWT). Without it, a token is issued on the fly when an issuer
+    /// key is set (dev set-ups)
+    #[arg(long, env = "BKV_TOKEN", hide_env_values = true, value_name = "JWT")]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub issuer: IssuerArgs,
+}
+
+impl TokenArgs {
+    /// The token source for `account`.
+    pub fn source(&self, account: &AccountId) -> Result<TokenSource, Failure> {
+        if let Some(token) = &self.token {
+            let token = SecretString::from(token.trim().to_string());
+            if let Some(sub) = bkv_client::unverified_subject(&token)
+                && sub != account.as_str()
+            {
+                return Err(Failure::usage(format!(
+                    "the token is for account {sub:?}, not {:?}",
+                    account.as_str()
+                )));
+            }
+            return Ok(TokenSource::from_fn(move || Ok(token.clone())));
+        }
+        let Some(key_path) = &self.issuer.issuer_key else {
+            return Err(Failure::usage(
+                "no account token: set --token or BKV_TOKEN (or BKV_ISSUER_KEY in dev set-ups)",
+            ));
+        };
+        let key = bkv_client::pki::read_issuer_key(key_path)?;
+        let issuer = self.issuer.issuer.clone();
+        let audience = self.issuer.audience.clone();
+        let account = account.clone();
+        Ok(TokenSource::from_fn(move || {
+            Ok(SecretString::from(issue_token(
+                &key,
+                &issuer,
+                &audience,
+                &account,
+                ON_THE_FLY_TTL_SECS,
+            )?))
+        }))
+    }
+}
+
+/// Reads a file that the command needs, naming it in the error.
+pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::other(format!("{what} {}: {e}", path.display())))
+}
+
+/// A vault client for `account` from these settings.
+pub async fn vault_client(
+    conn: &ClientConn,
+    token: &TokenArgs,
+    account: &AccountId,
+    ksf: KsfParams,
+) -> Result<VaultClient, Failure> {
+    let ca = read_file("CA certificate", &conn.ca_cert)?;
+    let mut config = ClientConfig::new(conn.endpoints.clone(), ca, token.source(account)?);
+    config.call_timeout = conn.timeout;
+    config.deadline = conn.deadline;
+    config.ksf = ksf;
+    Ok(VaultClient::connect(config).await?)
+}
+
+/// Where the admin ports are, and the admin certificate.
+#[derive(Debug, Clone, Args)]
+pub struct AdminConn {
+    /// Admin endpoints of the nodes, comma-separated host:port or https://host:port
+    #[arg(
+        long,
+        env = "BKV_ADMIN_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "ADDRS"
+    )]
+    pub admin_endpoints: Vec<String>,
+    /// The cluster CA certificate (PEM)
+    #[arg(long, env = "BKV_CA_CERT", value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// The admin certificate (PEM), URI SAN bkv://admin/<name>
+    #[arg(long, env = "BKV_ADMIN_CERT", value_name = "FILE")]
+    pub admin_cert: PathBuf,
+    /// The admin certificate's private key (PEM)
+    #[arg(long, env = "BKV_ADMIN_KEY", value_name = "FILE")]
+    pub admin_key: PathBuf,
+    /// Longest wait for one call, in seconds
+    #[arg(long, default_value = "30", value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Duration,
+}
+
+impl AdminConn {
+    /// An admin client for `endpoints`, or the configured admin endpoints.
+    pub async fn client(&self, endpoints: Option<Vec<String>>) -> Result<AdminClient, Failure> {
+        let endpoints = endpoints.unwrap_or_else(|| self.admin_endpoints.clone());
+        if endpoints.is_empty() {
+            return Err(Failure::usage(
+                "no admin endpoint: set --admin-endpoints or BKV_ADMIN_ENDPOINTS",
+            ));
+        }
+        let mut config = AdminConfig::new(
+            endpoints,
+            read_file("CA certificate", &self.ca_cert)?,
+            read_file("admin certificate", &self.admin_cert)?,
+            read_file("admin key", &self.admin_key)?,
+        );
+        config.call_timeout = self.timeout;
+        Ok(AdminClient::connect(config).await?)
+    }
+}

@@ -1,0 +1,461 @@
+//! The vault SDK: register a backup key under a password, recover it, ask the record's
+//! status, delete it. Each method runs the client side of the protocol (DESIGN.md §4)
+//! over [`Failover`], which retries only what is safe to retry with the same ids and
+//! bytes.
+
+use std::fmt;
+
+use bkv_core::ids::{AccountId, RecordVersion};
+use bkv_core::protocol::{BackupKey, MAX_TICKET_LEN, MAX_TRANSPORTED_KEY_LEN};
+use bkv_proto::v1::vault_client::VaultClient as RawVaultClient;
+use bkv_proto::v1::{
+    ActivateRequest, DeleteRequest, RecordState as RawRecordState, RecoverFinishRequest,
+    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest, StatusRequest,
+};
+use rand::RngCore as _;
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret as _, SecretString};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::endpoint;
+use crate::failover::{CallError, Failover};
+use crate::token_source::unverified_subject;
+use crate::vault_error::{Rpc, VaultError, from_status};
+use crate::{ClientConfig, ClientError, KsfParams, Recovery, Registration, TokenSource};
+
+/// A client of a bkv cluster for one account token.
+///
+/// Calls go to the endpoints of [`ClientConfig`] with failover: UNAVAILABLE answers and
+/// transport failures are retried (with the same ids and bytes, so no retry can cost a
+/// second guess) until [`ClientConfig::deadline`]; every other answer is a typed
+/// [`VaultError`].
+///
+/// ```no_run
+/// use bkv_client::{ClientConfig, SecretString, TokenSource, VaultClient, VaultError};
+/// use bkv_core::ids::AccountId;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = ClientConfig::new(
+///     vec!["https://127.0.0.1:7101".into()],
+///     std::fs::read("pki/ca.pem")?,
+///     TokenSource::fixed(std::env::var("BKV_TOKEN")?),
+/// );
+/// let vault = VaultClient::connect(config).await?;
+/// let account = AccountId::parse("alice")?;
+/// let registered = vault
+///     .register(&account, SecretString::from("correct horse".to_string()), Some(5))
+///     .await?;
+/// match vault.recover(&account, SecretString::from("correct horse".to_string())).await {
+///     Ok(recovered) => assert_eq!(recovered.key, registered.key),
+///     Err(VaultError::WrongPassword { guesses_remaining }) => {
+///         eprintln!("wrong password, {guesses_remaining} guesses left")
+///     }
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct VaultClient {
+    failover: Failover,
+    token: TokenSource,
+    ksf: KsfParams,
+}
+
+/// A registered and activated backup key.
+pub struct Registered {
+    /// The active record version.
+    pub version: RecordVersion,
+    /// The backup key now behind the password.
+    pub key: BackupKey,
+}
+
+/// A recovered backup key.
+pub struct Recovered {
+    /// The record version recovered.
+    pub version: RecordVersion,
+    /// The backup key.
+    pub key: BackupKey,
+    /// Guesses that were left after this attempt's charge, before the good password reset
+    /// the counter (the record's limit less one if no wrong guess came before).
+    pub guesses_remaining_before: u32,
+    /// The record's guess limit (what the counter is back to now).
+    pub guess_limit: u32,
+}
+
+/// What the vault holds for the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountStatus {
+    /// The record's life-cycle state.
+    pub state: RecordState,
+    /// The active (or destroyed) version, if any.
+    pub version: Option<RecordVersion>,
+    /// Guesses charged since the last successful recovery.
+    pub guesses_used: u32,
+    /// The record's guess limit.
+    pub guess_limit: u32,
+    /// A registered but not yet activated version, if any.
+    pub staged_version: Option<RecordVersion>,
+}
+
+/// The state of an account's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordState {
+    /// No active record.
+    Absent,
+    /// An active record that can be recovered.
+    Active,
+    /// Destroyed after too many wrong guesses; never recoverable.
+    Destroyed,
+}
+
+impl RecordState {
+    /// `absent`, `active` or `destroyed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Active => "active",
+            Self::Destroyed => "destroyed",
+        }
+    }
+}
+
+impl fmt::Display for RecordState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Recovered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recovered")
+            .field("version", &self.version)
+            .field("guesses_remaining_before", &self.guesses_remaining_before)
+            .field("guess_limit", &self.guess_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token already checked out of the [`TokenSource`] for one SDK call.
+struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        request
+    }
+}
+
+impl VaultClient {
+    /// Sets up TLS channels to every endpoint (connected on first use).
+    pub async fn connect(config: ClientConfig) -> Result<Self, VaultError> {
+        if config.endpoints.is_empty() {
+            return Err(VaultError::Transport("no endpoint given".into()));
+        }
+        config
+            .ksf
+            .argon2()
+            .map_err(|e| VaultError::Protocol(e.to_string()))?;
+        let tls = endpoint::tls(&config.ca_cert_pem, None);
+        let failover = Failover::new(
+            &config.endpoints,
+            &tls,
+            config.retry,
+            config.call_timeout,
+            config.deadline,
+        )?;
+        Ok(Self {
+            failover,
+            token: config.token,
+            ksf: config.ksf,
+        })
+    }
+
+    /// The endpoints in use, normalized to `https://host:port`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.failover.urls()
+    }
+
+    /// Generates a backup key, registers it under `password` and activates it. The
+    /// previous active version, if any, is destroyed. `guess_limit` `None` takes the
+    /// cluster's default.
+    pub async fn register(
+        &self,
+        account: &AccountId,
+        password: SecretString,
+        guess_limit: Option<u32>,
+    ) -> Result<Registered, VaultError> {
+        let key = BackupKey::generate();
+        let version = self
+            .register_key(account, password, guess_limit, &key)
+            .await?;
+        Ok(Registered { version, key })
+    }
+
+    /// Registers an existing backup key under `password` and activates it.
+    pub async fn register_key(
+        &self,
+        account: &AccountId,
+        password: SecretString,
+        guess_limit: Option<u32>,
+        key: &BackupKey,
+    ) -> Result<RecordVersion, VaultError> {
+        if guess_limit == Some(0) {
+            return Err(VaultError::InvalidArgument {
+                field: "guess_limit".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let bearer = self.bearer(Some(account))?;
+        let (registration, registration_request) = Registration::start(password)?;
+
+        // Phase 1: RegisterStart (stateless).
+        let start = RegisterStartRequest {
+            registration_request,
+        };
+        let response = self
+            .call(Rpc::Register, |mut c| {
+                let request = bearer.request(start.clone());
+                async move { c.register_start(request).await }
+            })
+            .await?;
+
+        // Phase 2: Argon2id and the upload, off the async threads.
+        let ksf = self.ksf;
+        let account_owned = account.clone();
+        let key_copy = BackupKey::from_slice(key.expose())
+            .map_err(|_| VaultError::Protocol("backup key length".into()))?;
+        let upload = tokio::task::spawn_blocking(move || {
+            registration.finish(
+                &response.registration_response,
+                &account_owned,
+                &key_copy,
+                &ksf,
+            )
+        })
+        .await
+        .map_err(|_| VaultError::Protocol("registration worker failed".into()))??;
+
+        // Phase 3: RegisterFinish, idempotent per request_id.
+        let mut request_id = vec![0u8; 16];
+        OsRng.fill_bytes(&mut request_id);
+        let finish = RegisterFinishRequest {
+            request_id,
+            registration_upload: upload.registration_upload,
+            sealed_key: upload.sealed_key,
+            guess_limit: guess_limit.unwrap_or(0),
+        };
+        let staged = self
+            .call(Rpc::Register, |mut c| {
+                let request = bearer.request(finish.clone());
+                async move { c.register_finish(request).await }
+            })
+            .await?
+            .version;
+        if staged == 0 {
+            return Err(VaultError::Protocol(
+                "RegisterFinish returned version 0".into(),
+            ));
+        }
+
+        // Phase 4: Activate, idempotent.
+        let activated = self
+            .call(Rpc::Register, |mut c| {
+                let request = bearer.request(ActivateRequest { version: staged });
+                async move { c.activate(request).await }
+            })
+            .await?
+            .version;
+        if activated != staged {
+            return Err(VaultError::Protocol(format!(
+                "Activate({staged}) answered version {activated}"
+            )));
+        }
+        Ok(RecordVersion(activated))
+    }
+
+    /// Recovers the backup key with `password`. Spends one guess; a wrong password gives
+    /// [`VaultError::WrongPassword`] with the guesses left, a destroyed record
+    /// [`VaultError::Destroyed`].
+    pub async fn recover(
+        &self,
+        account: &AccountId,
+        password: SecretString,
+    ) -> Result<Recovered, VaultError> {
+        let bearer = self.bearer(Some(account))?;
+        // One attempt, one credential request: retries below resend exactly these bytes
+        // with this attempt_id, so the vault charges the attempt once.
+        let (recovery, credential_request) = Recovery::start(password)?;
+        let mut attempt_id = vec![0u8; 16];
+        OsRng.fill_bytes(&mut attempt_id);
+        let start = RecoverStartRequest {
+            attempt_id,
+            credential_request,
+        };
+
+        // Phase 1: RecoverStart charges a guess.
+        let started = self
+            .call(Rpc::RecoverStart, |mut c| {
+                let request = bearer.request(start.clone());
+                async move { c.recover_start(request).await }
+            })
+            .await?;
+        if started.ticket.is_empty() || started.ticket.len() > MAX_TICKET_LEN {
+            return Err(VaultError::Protocol(format!(
+                "RecoverStart returned a ticket of {} bytes",
+                started.ticket.len()
+            )));
+        }
+        let guesses_remaining = started.guesses_remaining;
+
+        // Phase 2: the client finishes OPAQUE and learns whether the password was right.
+        let ksf = self.ksf;
+        let account_owned = account.clone();
+        let credential_response = started.credential_response;
+        let finished = tokio::task::spawn_blocking(move || {
+            recovery.finish(&credential_response, &account_owned, &ksf)
+        })
+        .await
+        .map_err(|_| VaultError::Protocol("recovery worker failed".into()))?;
+        let (credential_finalization, session) = match finished {
+            Ok(done) => done,
+            Err(ClientError::WrongPassword) => {
+                return Err(VaultError::WrongPassword { guesses_remaining });
+            }
+            Err(e) => return Err(e.into()),
+        };
+
+        // Phase 3: RecoverFinish with the same ticket on every retry.
+        let finish = RecoverFinishRequest {
+            ticket: started.ticket,
+            credential_finalization,
+        };
+        let done = self
+            .call(Rpc::RecoverFinish, |mut c| {
+                let request = bearer.request(finish.clone());
+                async move { c.recover_finish(request).await }
+            })
+            .await
+            .map_err(|e| match e {
+                // The vault's count wins; without one, the count from RecoverStart holds.
+                VaultError::PermissionDenied(_) => VaultError::WrongPassword { guesses_remaining },
+                e => e,
+            })?;
+        if done.version != started.version {
+            return Err(VaultError::Protocol(format!(
+                "RecoverFinish answered version {} for a login on version {}",
+                done.version, started.version
+            )));
+        }
+        if done.transported_key.len() > MAX_TRANSPORTED_KEY_LEN {
+            return Err(VaultError::Protocol("transported_key is too long".into()));
+        }
+        let version = RecordVersion(done.version);
+        let key = session.open(&done.transported_key, version)?;
+        Ok(Recovered {
+            version,
+            key,
+            guesses_remaining_before: guesses_remaining,
+            guess_limit: started.guess_limit,
+        })
+    }
+
+    /// What the vault holds for the token's account.
+    pub async fn status(&self) -> Result<AccountStatus, VaultError> {
+        let bearer = self.bearer(None)?;
+        let s = self
+            .call(Rpc::Account, |mut c| {
+                let request = bearer.request(StatusRequest {});
+                async move { c.status(request).await }
+            })
+            .await?;
+        let state = match RawRecordState::try_from(s.state) {
+            Ok(RawRecordState::Absent) => RecordState::Absent,
+            Ok(RawRecordState::Active) => RecordState::Active,
+            Ok(RawRecordState::Destroyed) => RecordState::Destroyed,
+            _ => {
+                return Err(VaultError::Protocol(format!(
+                    "Status returned record state {}",
+                    s.state
+                )));
+            }
+        };
+        let version = |v: u64| (v != 0).then_some(RecordVersion(v));
+        Ok(AccountStatus {
+            state,
+            version: version(s.version),
+            guesses_used: s.guesses_used,
+            guess_limit: s.guess_limit,
+            staged_version: version(s.staged_version),
+        })
+    }
+
+    /// Deletes every version of the token's account record. Returns whether there was
+    /// anything to delete.
+    pub async fn delete(&self) -> Result<bool, VaultError> {
+        let bearer = self.bearer(None)?;
+        let answer = self
+            .call(Rpc::Account, |mut c| {
+                let request = bearer.request(DeleteRequest {});
+                async move { c.delete(request).await }
+            })
+            .await?;
+        Ok(answer.existed)
+    }
+
+    /// The token for one SDK call, as `authorization` metadata. With `account`, refuses a
+    /// JWT whose subject is another account: the OPAQUE messages would be bound to the
+    /// wrong one.
+    fn bearer(&self, account: Option<&AccountId>) -> Result<Bearer, VaultError> {
+        let token = self.token.token().map_err(VaultError::Token)?;
+        if let Some(account) = account
+            && let Some(subject) = unverified_subject(&token)
+            && subject != account.as_str()
+        {
+            return Err(VaultError::InvalidArgument {
+                field: "account".into(),
+                reason: "the account token is for another account".into(),
+            });
+        }
+        let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
+        let mut value: MetadataValue<tonic::metadata::Ascii> = value
+            .expose_secret()
+            .parse()
+            .map_err(|_| VaultError::Token("the token is not printable ASCII".into()))?;
+        value.set_sensitive(true);
+        Ok(Bearer(value))
+    }
+
+    /// One RPC through the failover, with its status mapped for `rpc`.
+    async fn call<T, F, Fut>(&self, rpc: Rpc, mut f: F) -> Result<T, VaultError>
+    where
+        F: FnMut(RawVaultClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.failover
+            .call(|channel| {
+                let fut = f(RawVaultClient::new(channel));
+                async move { fut.await.map(tonic::Response::into_inner) }
+            })
+            .await
+            .map_err(|e| match e {
+                CallError::Status(status) => from_status(&status, rpc),
+                CallError::Exhausted { attempts, last } => {
+                    VaultError::Unavailable { attempts, last }
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

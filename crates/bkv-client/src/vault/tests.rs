@@ -1,0 +1,556 @@
+//! The SDK against fake vault nodes on loopback (real TLS, real OPAQUE through bkv-core):
+//! the full story, failover, leader hints, what is and is not retried, identical retries,
+//! deadlines, and error details.
+
+use std::time::{Duration, Instant};
+
+use bkv_core::token::{self, Claims};
+use bkv_proto::v1::{ErrorDetail, RecoverFinishRequest, RecoverStartRequest};
+use prost::Message as _;
+use tonic::Code;
+
+use super::*;
+use crate::testing::{
+    FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER, TestPki, TestServer, dead_endpoint,
+    serve,
+};
+use crate::{RetryPolicy, VaultError};
+
+const ACCOUNT: &str = "alice@example.com";
+
+fn account() -> AccountId {
+    AccountId::parse(ACCOUNT).unwrap()
+}
+
+fn pw(s: &str) -> SecretString {
+    SecretString::from(s.to_string())
+}
+
+fn token_for(pki: &TestPki, sub: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    token::issue(
+        &pki.issuer_key(),
+        &Claims {
+            iss: TEST_ISSUER.into(),
+            sub: sub.into(),
+            aud: TEST_AUDIENCE.into(),
+            iat: now,
+            exp: now + 600,
+            nbf: None,
+        },
+    )
+}
+
+fn config(pki: &TestPki, endpoints: Vec<String>) -> ClientConfig {
+    let mut c = ClientConfig::new(
+        endpoints,
+        pki.ca_pem(),
+        TokenSource::fixed(token_for(pki, ACCOUNT)),
+    );
+    c.ksf = KsfParams::light();
+    c.call_timeout = Duration::from_secs(3);
+    c.deadline = Duration::from_secs(8);
+    c.retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        max_attempts: 16,
+    };
+    c
+}
+
+struct Rig {
+    pki: TestPki,
+    cluster: FakeCluster,
+    nodes: Vec<FakeVault>,
+    servers: Vec<TestServer>,
+}
+
+impl Rig {
+    /// `n` fake nodes of one cluster, each on its own TLS port.
+    async fn new(n: usize) -> Self {
+        let pki = TestPki::new();
+        let cluster = FakeCluster::new(pki.issuer_key().verifying_key());
+        let names = ["a", "b", "c", "d"];
+        let mut nodes = Vec::new();
+        let mut servers = Vec::new();
+        for name in names.iter().take(n) {
+            let node = cluster.node(name);
+            let svc = node.service();
+            servers.push(serve(pki.server_tls(), move |s| s.add_service(svc)).await);
+            nodes.push(node);
+        }
+        Self {
+            pki,
+            cluster,
+            nodes,
+            servers,
+        }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(TestServer::url).collect()
+    }
+
+    async fn client(&self, endpoints: Vec<String>) -> VaultClient {
+        VaultClient::connect(config(&self.pki, endpoints))
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn register_recover_wrong_passwords_destroy_and_delete_through_the_sdk() {
+    let rig = Rig::new(1).await;
+    let vault = rig.client(rig.urls()).await;
+
+    // Phase 1: register with a limit of 3 guesses.
+    let registered = vault
+        .register(&account(), pw("correct horse"), Some(3))
+        .await
+        .unwrap();
+    let status = vault.status().await.unwrap();
+    assert_eq!(status.state, RecordState::Active);
+    assert_eq!(status.version, Some(registered.version));
+    assert_eq!((status.guesses_used, status.guess_limit), (0, 3));
+    assert_eq!(status.staged_version, None);
+
+    // Phase 2: the right password gives the key back and resets the counter.
+    let recovered = vault
+        .recover(&account(), pw("correct horse"))
+        .await
+        .unwrap();
+    assert!(recovered.key == registered.key);
+    assert_eq!(recovered.version, registered.version);
+    assert_eq!(recovered.guesses_remaining_before, 2);
+    assert_eq!(recovered.guess_limit, 3);
+    assert_eq!(vault.status().await.unwrap().guesses_used, 0);
+
+    // Phase 3: wrong passwords count down; the client finds out itself.
+    for left in [2, 1, 0] {
+        assert_eq!(
+            vault.recover(&account(), pw("wrong")).await.err(),
+            Some(VaultError::WrongPassword {
+                guesses_remaining: left
+            })
+        );
+    }
+    assert_eq!(
+        rig.nodes[0].calls_of("RecoverFinish").len(),
+        1,
+        "no finalization sent for wrong passwords"
+    );
+
+    // Phase 4: no guess left: the next attempt destroys the record, even with the right
+    // password.
+    assert_eq!(
+        vault.recover(&account(), pw("correct horse")).await.err(),
+        Some(VaultError::Destroyed)
+    );
+    assert_eq!(vault.status().await.unwrap().state, RecordState::Destroyed);
+
+    // Phase 5: delete.
+    assert!(vault.delete().await.unwrap());
+    assert_eq!(vault.status().await.unwrap().state, RecordState::Absent);
+    assert!(!vault.delete().await.unwrap());
+    assert_eq!(
+        vault.recover(&account(), pw("correct horse")).await.err(),
+        Some(VaultError::NotFound)
+    );
+
+    // Every call carried the bearer token.
+    let calls = rig.nodes[0].calls();
+    assert!(calls.len() >= 12);
+    assert!(calls.iter().all(|c| c.bearer));
+}
+
+#[tokio::test]
+async fn register_key_keeps_the_given_key_and_a_token_for_another_account_is_refused() {
+    let rig = Rig::new(1).await;
+    let vault = rig.client(rig.urls()).await;
+    let key = BackupKey::from_bytes([9; 32]);
+    let version = vault
+        .register_key(&account(), pw("pw"), None, &key)
+        .await
+        .unwrap();
+    let recovered = vault.recover(&account(), pw("pw")).await.unwrap();
+    assert!(recovered.key == key);
+    assert_eq!(recovered.version, version);
+    assert_eq!(recovered.guess_limit, 10, "the cluster default");
+
+    // The token is for alice; binding OPAQUE to bob would be a silent mistake.
+    let bob = AccountId::parse("bob").unwrap();
+    let calls_before = rig.nodes[0].calls().len();
+    assert!(matches!(
+        vault.register(&bob, pw("pw"), None).await,
+        Err(VaultError::InvalidArgument { field, .. }) if field == "account"
+    ));
+    assert!(matches!(
+        vault.recover(&bob, pw("pw")).await,
+        Err(VaultError::InvalidArgument { field, .. }) if field == "account"
+    ));
+    assert!(matches!(
+        vault.register(&account(), pw("pw"), Some(0)).await,
+        Err(VaultError::InvalidArgument { field, .. }) if field == "guess_limit"
+    ));
+    assert_eq!(rig.nodes[0].calls().len(), calls_before, "nothing was sent");
+
+    // A token the cluster does not trust.
+    let other = TestPki::new();
+    let mut c = config(&rig.pki, rig.urls());
+    c.token = TokenSource::fixed(token_for(&other, ACCOUNT));
+    let stranger = VaultClient::connect(c).await.unwrap();
+    assert!(matches!(
+        stranger.status().await,
+        Err(VaultError::Unauthenticated(reason)) if reason.contains("signature")
+    ));
+    // A token source that has nothing.
+    let mut c = config(&rig.pki, rig.urls());
+    c.token = TokenSource::from_fn(|| Err("issuer offline".into()));
+    let tokenless = VaultClient::connect(c).await.unwrap();
+    assert_eq!(
+        tokenless.status().await.err(),
+        Some(VaultError::Token("issuer offline".into()))
+    );
+}
+
+#[tokio::test]
+async fn first_endpoint_down_the_second_answers() {
+    let rig = Rig::new(1).await;
+    let dead = dead_endpoint().await;
+    let vault = rig.client(vec![dead, rig.urls()[0].clone()]).await;
+    let started = Instant::now();
+    assert_eq!(vault.status().await.unwrap().state, RecordState::Absent);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(rig.nodes[0].calls_of("Status").len(), 1);
+    // The next call starts at the endpoint that answered.
+    vault.status().await.unwrap();
+    assert_eq!(rig.nodes[0].calls_of("Status").len(), 2);
+}
+
+#[tokio::test]
+async fn unavailable_with_a_leader_hint_goes_to_the_hinted_endpoint() {
+    let rig = Rig::new(3).await;
+    let (a, b, c) = (&rig.nodes[0], &rig.nodes[1], &rig.nodes[2]);
+    // Phase 1: hint in the `bkv-leader` metadata, as host:port.
+    a.inject(None, Fault::unavailable(Some(rig.servers[2].host_port())));
+    let vault = rig.client(rig.urls()).await;
+    vault.status().await.unwrap();
+    assert_eq!(
+        (a.calls().len(), b.calls().len(), c.calls().len()),
+        (1, 0, 1)
+    );
+    // The hinted leader is now preferred.
+    vault.status().await.unwrap();
+    assert_eq!(
+        (a.calls().len(), b.calls().len(), c.calls().len()),
+        (1, 0, 2)
+    );
+
+    // Phase 2: hint in ErrorDetail.leader_hint only; a fresh client starts at a.
+    a.inject(
+        None,
+        Fault::detail(
+            Code::Unavailable,
+            ErrorDetail {
+                leader_hint: rig.servers[2].host_port(),
+                ..Default::default()
+            },
+        ),
+    );
+    let vault = rig.client(rig.urls()).await;
+    vault.status().await.unwrap();
+    assert_eq!(
+        (a.calls().len(), b.calls().len(), c.calls().len()),
+        (2, 0, 3)
+    );
+
+    // Phase 3: a hint naming no configured endpoint is ignored: plain failover to b.
+    a.inject(None, Fault::unavailable(Some("10.9.9.9:7101".into())));
+    let vault = rig.client(rig.urls()).await;
+    vault.status().await.unwrap();
+    assert_eq!(
+        (a.calls().len(), b.calls().len(), c.calls().len()),
+        (3, 1, 3)
+    );
+}
+
+#[tokio::test]
+async fn invalid_argument_and_other_codes_are_not_retried() {
+    let rig = Rig::new(2).await;
+    let (a, b) = (&rig.nodes[0], &rig.nodes[1]);
+    a.inject(
+        None,
+        Fault::detail(
+            Code::InvalidArgument,
+            ErrorDetail {
+                field: "attempt_id".into(),
+                reason: "wrong_length".into(),
+                ..Default::default()
+            },
+        ),
+    );
+    let vault = rig.client(rig.urls()).await;
+    assert_eq!(
+        vault.status().await.err(),
+        Some(VaultError::InvalidArgument {
+            field: "attempt_id".into(),
+            reason: "wrong_length".into()
+        })
+    );
+    assert_eq!((a.calls().len(), b.calls().len()), (1, 0));
+
+    for (code, expect) in [
+        (
+            Code::Internal,
+            VaultError::Server {
+                code: Code::Internal,
+                message: "injected by a".into(),
+            },
+        ),
+        (
+            Code::DeadlineExceeded,
+            VaultError::Server {
+                code: Code::DeadlineExceeded,
+                message: "injected by a".into(),
+            },
+        ),
+        (Code::NotFound, VaultError::NotFound),
+    ] {
+        a.inject(
+            None,
+            Fault::Status {
+                code,
+                detail: None,
+                leader: None,
+            },
+        );
+        assert_eq!(vault.status().await.err(), Some(expect));
+    }
+    assert_eq!((a.calls().len(), b.calls().len()), (4, 0));
+
+    // Rate limiting is reported, not retried.
+    a.inject(
+        None,
+        Fault::detail(
+            Code::ResourceExhausted,
+            ErrorDetail {
+                retry_after_ms: 1500,
+                ..Default::default()
+            },
+        ),
+    );
+    assert_eq!(
+        vault.status().await.err(),
+        Some(VaultError::RateLimited {
+            retry_after: Duration::from_millis(1500)
+        })
+    );
+    assert_eq!((a.calls().len(), b.calls().len()), (5, 0));
+}
+
+#[tokio::test]
+async fn recovery_retries_resend_identical_bytes_and_charge_once() {
+    let rig = Rig::new(2).await;
+    let (a, b) = (&rig.nodes[0], &rig.nodes[1]);
+    let vault = rig.client(rig.urls()).await;
+    let registered = vault.register(&account(), pw("pw"), Some(5)).await.unwrap();
+
+    // RecoverStart: a fails twice (b in between is hung up on once), RecoverFinish: fails
+    // once. All retries must carry the same bytes.
+    a.inject(Some("RecoverStart"), Fault::unavailable(None));
+    b.inject(Some("RecoverStart"), Fault::unavailable(None));
+    a.inject(Some("RecoverStart"), Fault::unavailable(None));
+    b.inject(Some("RecoverFinish"), Fault::unavailable(None));
+    let recovered = vault.recover(&account(), pw("pw")).await.unwrap();
+    assert!(recovered.key == registered.key);
+
+    let starts: Vec<_> = a
+        .calls_of("RecoverStart")
+        .into_iter()
+        .chain(b.calls_of("RecoverStart"))
+        .collect();
+    assert_eq!(starts.len(), 4, "3 failures and the success");
+    assert!(starts.iter().all(|c| c.request == starts[0].request));
+    let first = RecoverStartRequest::decode(starts[0].request.as_slice()).unwrap();
+    assert_eq!(first.attempt_id.len(), 16);
+    assert_eq!(first.credential_request.len(), 96);
+    let finishes: Vec<_> = a
+        .calls_of("RecoverFinish")
+        .into_iter()
+        .chain(b.calls_of("RecoverFinish"))
+        .collect();
+    assert_eq!(finishes.len(), 2);
+    assert_eq!(finishes[0].request, finishes[1].request);
+    assert!(
+        !RecoverFinishRequest::decode(finishes[0].request.as_slice())
+            .unwrap()
+            .ticket
+            .is_empty()
+    );
+    // One attempt, one charge, and it was reset by the good password.
+    assert_eq!(rig.cluster.charges().await, 1);
+    assert_eq!(rig.cluster.guesses_used(ACCOUNT).await, Some(0));
+    assert_eq!(recovered.guesses_remaining_before, 4);
+
+    // A second recovery is a new attempt with new ids.
+    vault.recover(&account(), pw("pw")).await.unwrap();
+    assert_eq!(rig.cluster.charges().await, 2);
+    let all: Vec<_> = a
+        .calls_of("RecoverStart")
+        .into_iter()
+        .chain(b.calls_of("RecoverStart"))
+        .collect();
+    assert!(all.iter().any(|c| c.request != starts[0].request));
+
+    // RegisterFinish retried keeps its request_id: one staged version.
+    a.inject(Some("RegisterFinish"), Fault::unavailable(None));
+    let again = vault.register(&account(), pw("new"), None).await.unwrap();
+    let finishes: Vec<_> = a
+        .calls_of("RegisterFinish")
+        .into_iter()
+        .chain(b.calls_of("RegisterFinish"))
+        .collect();
+    let last_two = &finishes[finishes.len() - 2..];
+    assert_eq!(last_two[0].request, last_two[1].request);
+    assert!(again.version > registered.version);
+}
+
+#[tokio::test]
+async fn wrong_password_details_from_recover_finish() {
+    let rig = Rig::new(1).await;
+    let a = &rig.nodes[0];
+    let vault = rig.client(rig.urls()).await;
+    vault.register(&account(), pw("pw"), Some(5)).await.unwrap();
+
+    // The vault's count wins over RecoverStart's.
+    a.inject(
+        Some("RecoverFinish"),
+        Fault::detail(
+            Code::PermissionDenied,
+            ErrorDetail {
+                guesses_remaining: Some(2),
+                ..Default::default()
+            },
+        ),
+    );
+    assert_eq!(
+        vault.recover(&account(), pw("pw")).await.err(),
+        Some(VaultError::WrongPassword {
+            guesses_remaining: 2
+        })
+    );
+    // Without a count, RecoverStart's holds (5 - 2 charges).
+    a.inject(
+        Some("RecoverFinish"),
+        Fault::Status {
+            code: Code::PermissionDenied,
+            detail: None,
+            leader: None,
+        },
+    );
+    assert_eq!(
+        vault.recover(&account(), pw("pw")).await.err(),
+        Some(VaultError::WrongPassword {
+            guesses_remaining: 3
+        })
+    );
+    // An expired ticket.
+    a.inject(
+        Some("RecoverFinish"),
+        Fault::detail(
+            Code::FailedPrecondition,
+            ErrorDetail {
+                reason: "expired".into(),
+                ..Default::default()
+            },
+        ),
+    );
+    assert!(matches!(
+        vault.recover(&account(), pw("pw")).await,
+        Err(VaultError::TicketRejected { reason }) if reason.contains("expired")
+    ));
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_the_total_time() {
+    let rig = Rig::new(2).await;
+    for node in &rig.nodes {
+        for _ in 0..50 {
+            node.inject(None, Fault::unavailable(None));
+        }
+    }
+    let mut c = config(&rig.pki, rig.urls());
+    c.deadline = Duration::from_millis(700);
+    let vault = VaultClient::connect(c).await.unwrap();
+    let started = Instant::now();
+    let err = vault.status().await.err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1200), "took {took:?}");
+    match err {
+        Some(VaultError::Unavailable { attempts, last }) => {
+            assert!(attempts >= 3, "{attempts}");
+            assert!(last.contains("Unavailable"), "{last}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    // Hung nodes: each attempt is cut at the call timeout, the call at the deadline.
+    let rig = Rig::new(2).await;
+    for node in &rig.nodes {
+        for _ in 0..5 {
+            node.inject(None, Fault::Hang(Duration::from_secs(10)));
+        }
+    }
+    let mut c = config(&rig.pki, rig.urls());
+    c.call_timeout = Duration::from_millis(300);
+    c.deadline = Duration::from_millis(1000);
+    let vault = VaultClient::connect(c).await.unwrap();
+    let started = Instant::now();
+    let err = vault.status().await.err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(
+        matches!(&err, Some(VaultError::Unavailable { attempts, last }) if *attempts >= 2 && last.contains("no answer")),
+        "{err:?}"
+    );
+
+    // All endpoints dead: bounded too, and by the attempt budget when it is small.
+    let dead = vec![dead_endpoint().await, dead_endpoint().await];
+    let mut c = config(&rig.pki, dead);
+    c.deadline = Duration::from_secs(20);
+    c.retry.max_attempts = 4;
+    let vault = VaultClient::connect(c).await.unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        vault.status().await,
+        Err(VaultError::Unavailable { attempts: 4, .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn bad_configurations_are_refused_at_connect() {
+    let pki = TestPki::new();
+    let mut c = config(&pki, vec![]);
+    assert!(matches!(
+        VaultClient::connect(c.clone()).await,
+        Err(VaultError::Transport(_))
+    ));
+    c.endpoints = vec!["http://127.0.0.1:1".into()];
+    assert!(matches!(
+        VaultClient::connect(c.clone()).await,
+        Err(VaultError::Transport(e)) if e.contains("TLS only")
+    ));
+    c.endpoints = vec!["127.0.0.1:7101".into()];
+    c.ksf.m_cost_kib = 1;
+    assert!(matches!(
+        VaultClient::connect(c.clone()).await,
+        Err(VaultError::Protocol(_))
+    ));
+    c.ksf = KsfParams::light();
+    let vault = VaultClient::connect(c).await.unwrap();
+    assert_eq!(vault.endpoints(), ["https://127.0.0.1:7101"]);
+}

@@ -1,0 +1,326 @@
+//! Typed errors of the SDK, and the one place where a gRPC status of the vault becomes one.
+//!
+//! A status's `details` bytes hold an encoded `bkv.v1.ErrorDetail`; the leader hint is in
+//! the `bkv-leader` metadata and in `ErrorDetail.leader_hint`.
+
+use std::time::Duration;
+
+use bkv_proto::v1::ErrorDetail;
+use prost::Message as _;
+use tonic::{Code, Status};
+
+use crate::ClientError;
+use crate::endpoint::EndpointError;
+
+/// Metadata key of the leader hint on UNAVAILABLE answers.
+pub const LEADER_METADATA: &str = "bkv-leader";
+
+/// Why an SDK call failed. Messages name fields and reasons, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    /// The password is wrong. One guess was spent; this many are left before the record is
+    /// destroyed.
+    #[error("wrong password: {guesses_remaining} guesses remaining")]
+    WrongPassword {
+        /// Guesses left on the record.
+        guesses_remaining: u32,
+    },
+    /// The record was destroyed after too many wrong guesses; nothing can recover it.
+    #[error("the record was destroyed after too many wrong guesses and can never be recovered")]
+    Destroyed,
+    /// The account has no active record.
+    #[error("no active record for this account")]
+    NotFound,
+    /// The vault is rate-limiting this client.
+    #[error("rate limited; retry after {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// How long to wait before trying again.
+        retry_after: Duration,
+    },
+    /// No endpoint answered within the deadline (no quorum, nodes down or unreachable).
+    #[error("vault unavailable after {attempts} attempts: {last}")]
+    Unavailable {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure seen.
+        last: String,
+    },
+    /// The account token was refused (missing, expired, wrong audience, untrusted issuer).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// The vault refused the call for another reason than a wrong password.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A request field was refused.
+    #[error("invalid argument {field}: {reason}")]
+    InvalidArgument {
+        /// The request field (empty when the vault did not say).
+        field: String,
+        /// Why, as the vault put it.
+        reason: String,
+    },
+    /// A recovery ticket was refused (expired or superseded); start the recovery again.
+    #[error("recovery ticket refused: {reason}")]
+    TicketRejected {
+        /// The vault's reason, e.g. `expired`.
+        reason: String,
+    },
+    /// The vault answered something the protocol does not allow, or a key it returned
+    /// does not open.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Any other status from the vault.
+    #[error("vault error {code:?}: {message}")]
+    Server {
+        /// The gRPC code.
+        code: Code,
+        /// The status message.
+        message: String,
+    },
+    /// A connection could not be set up (bad endpoint, TLS material).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The token source gave no token.
+    #[error("no account token: {0}")]
+    Token(String),
+}
+
+impl From<EndpointError> for VaultError {
+    fn from(e: EndpointError) -> Self {
+        Self::Transport(e.to_string())
+    }
+}
+
+impl From<ClientError> for VaultError {
+    /// Client-side protocol failures. [`ClientError::WrongPassword`] has no count here;
+    /// the recovery maps it itself with `guesses_remaining` from `RecoverStart`.
+    fn from(e: ClientError) -> Self {
+        Self::Protocol(e.to_string())
+    }
+}
+
+/// Which call a status answers, where the meaning of a code depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpc {
+    /// `RegisterStart`, `RegisterFinish`, `Activate`.
+    Register,
+    /// `RecoverStart`: FAILED_PRECONDITION there means the record is destroyed.
+    RecoverStart,
+    /// `RecoverFinish`: FAILED_PRECONDITION there means a refused ticket, unless the reason
+    /// is `destroyed`.
+    RecoverFinish,
+    /// `Status`, `Delete`.
+    Account,
+}
+
+/// The `ErrorDetail` in a status's details, if any decodes.
+pub fn error_detail(status: &Status) -> Option<ErrorDetail> {
+    let details = status.details();
+    if details.is_empty() {
+        return None;
+    }
+    ErrorDetail::decode(details).ok()
+}
+
+/// The leader's client address that a status names, if any: metadata `bkv-leader` first,
+/// then `ErrorDetail.leader_hint`.
+pub fn leader_hint(status: &Status) -> Option<String> {
+    let from_metadata = status
+        .metadata()
+        .get(LEADER_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    from_metadata.or_else(|| {
+        error_detail(status)
+            .map(|d| d.leader_hint)
+            .filter(|h| !h.is_empty())
+    })
+}
+
+/// The typed error for a status that is not retried.
+pub fn from_status(status: &Status, rpc: Rpc) -> VaultError {
+    let detail = error_detail(status).unwrap_or_default();
+    let message = || {
+        if detail.reason.is_empty() {
+            status.message().to_string()
+        } else if status.message().is_empty() {
+            detail.reason.clone()
+        } else {
+            format!("{} ({})", status.message(), detail.reason)
+        }
+    };
+    match status.code() {
+        Code::PermissionDenied => match detail.guesses_remaining {
+            Some(guesses_remaining) => VaultError::WrongPassword { guesses_remaining },
+            None => VaultError::PermissionDenied(message()),
+        },
+        Code::FailedPrecondition => {
+            if rpc == Rpc::RecoverStart || detail.reason == "destroyed" {
+                VaultError::Destroyed
+            } else if rpc == Rpc::RecoverFinish {
+                VaultError::TicketRejected { reason: message() }
+            } else {
+                VaultError::Server {
+                    code: status.code(),
+                    message: message(),
+                }
+            }
+        }
+        Code::NotFound => VaultError::NotFound,
+        Code::ResourceExhausted => VaultError::RateLimited {
+            retry_after: Duration::from_millis(detail.retry_after_ms),
+        },
+        Code::Unauthenticated => VaultError::Unauthenticated(message()),
+        Code::InvalidArgument => VaultError::InvalidArgument {
+            field: detail.field.clone(),
+            reason: if detail.reason.is_empty() {
+                status.message().to_string()
+            } else {
+                detail.reason.clone()
+            },
+        },
+        code => VaultError::Server {
+            code,
+            message: message(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: Code, detail: ErrorDetail) -> Status {
+        Status::with_details(code, "msg", detail.encode_to_vec().into())
+    }
+
+    #[test]
+    fn error_details_become_typed_errors() {
+        let wrong = status(
+            Code::PermissionDenied,
+            ErrorDetail {
+                guesses_remaining: Some(3),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&wrong, Rpc::RecoverFinish),
+            VaultError::WrongPassword {
+                guesses_remaining: 3
+            }
+        );
+        // Zero is a count, not an absence.
+        let last = status(
+            Code::PermissionDenied,
+            ErrorDetail {
+                guesses_remaining: Some(0),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&last, Rpc::RecoverFinish),
+            VaultError::WrongPassword {
+                guesses_remaining: 0
+            }
+        );
+        assert_eq!(
+            from_status(&Status::permission_denied("no"), Rpc::Account),
+            VaultError::PermissionDenied("no".into())
+        );
+        let limited = status(
+            Code::ResourceExhausted,
+            ErrorDetail {
+                retry_after_ms: 1500,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&limited, Rpc::Account),
+            VaultError::RateLimited {
+                retry_after: Duration::from_millis(1500)
+            }
+        );
+        let invalid = status(
+            Code::InvalidArgument,
+            ErrorDetail {
+                field: "attempt_id".into(),
+                reason: "wrong_length".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&invalid, Rpc::RecoverStart),
+            VaultError::InvalidArgument {
+                field: "attempt_id".into(),
+                reason: "wrong_length".into()
+            }
+        );
+        assert_eq!(
+            from_status(&Status::not_found("none"), Rpc::RecoverStart),
+            VaultError::NotFound
+        );
+        assert_eq!(
+            from_status(&Status::unauthenticated("expired"), Rpc::Account),
+            VaultError::Unauthenticated("expired".into())
+        );
+    }
+
+    #[test]
+    fn failed_precondition_depends_on_the_call_and_reason() {
+        let bare = Status::failed_precondition("gone");
+        assert_eq!(from_status(&bare, Rpc::RecoverStart), VaultError::Destroyed);
+        let expired = status(
+            Code::FailedPrecondition,
+            ErrorDetail {
+                reason: "expired".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&expired, Rpc::RecoverFinish),
+            VaultError::TicketRejected {
+                reason: "msg (expired)".into()
+            }
+        );
+        let destroyed = status(
+            Code::FailedPrecondition,
+            ErrorDetail {
+                reason: "destroyed".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            from_status(&destroyed, Rpc::RecoverFinish),
+            VaultError::Destroyed
+        );
+        assert_eq!(from_status(&destroyed, Rpc::Account), VaultError::Destroyed);
+    }
+
+    #[test]
+    fn leader_hints_come_from_metadata_then_details_and_garbage_is_ignored() {
+        let mut s = status(
+            Code::Unavailable,
+            ErrorDetail {
+                leader_hint: "10.0.0.2:7101".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(leader_hint(&s).as_deref(), Some("10.0.0.2:7101"));
+        s.metadata_mut()
+            .insert(LEADER_METADATA, "127.0.0.1:7201".parse().unwrap());
+        assert_eq!(leader_hint(&s).as_deref(), Some("127.0.0.1:7201"));
+        assert_eq!(leader_hint(&Status::unavailable("x")), None);
+        let garbage = Status::with_details(Code::Unavailable, "x", vec![0xff, 0xff, 0xff].into());
+        assert_eq!(error_detail(&garbage), None);
+        assert_eq!(leader_hint(&garbage), None);
+        assert_eq!(
+            from_status(&garbage, Rpc::Account),
+            VaultError::Server {
+                code: Code::Unavailable,
+                message: "x".into()
+            }
+        );
+    }
+}
