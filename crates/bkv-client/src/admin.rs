@@ -5,7 +5,6 @@
 //! endpoint; `status` asks the endpoints in turn until one answers; membership changes and
 //! leader transfers go to the leader, found through `status`.
 
-use std::fmt;
 use std::time::Duration;
 
 use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
@@ -15,82 +14,10 @@ use bkv_proto::v1::{
     NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
     SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
 };
-use tonic::Code;
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
-use zeroize::Zeroizing;
 
 use crate::endpoint::{self, EndpointError};
-
-/// Settings of an [`AdminClient`].
-#[derive(Clone)]
-pub struct AdminConfig {
-    /// Admin endpoints of nodes, `host:port` or `https://host:port`.
-    pub endpoints: Vec<String>,
-    /// The cluster CA certificate (PEM).
-    pub ca_cert_pem: Vec<u8>,
-    /// The admin certificate (PEM), with URI SAN `bkv://admin/<name>`.
-    pub cert_pem: Vec<u8>,
-    /// Its private key (PEM). Zeroized on drop, never shown by `Debug`.
-    pub key_pem: Zeroizing<Vec<u8>>,
-    /// Longest wait for one unary call (also the connect timeout).
-    pub call_timeout: Duration,
-}
-
-impl AdminConfig {
-    /// Settings with a 30-second call timeout.
-    pub fn new(
-        endpoints: Vec<String>,
-        ca_cert_pem: Vec<u8>,
-        cert_pem: Vec<u8>,
-        key_pem: Vec<u8>,
-    ) -> Self {
-        Self {
-            endpoints,
-            ca_cert_pem,
-            cert_pem,
-            key_pem: Zeroizing::new(key_pem),
-            call_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl fmt::Debug for AdminConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdminConfig")
-            .field("endpoints", &self.endpoints)
-            .field("call_timeout", &self.call_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why an admin call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdminError {
-    /// An endpoint or the TLS material is unusable.
-    #[error(transparent)]
-    Endpoint(#[from] EndpointError),
-    /// The node answered with an error, or could not be reached (UNAVAILABLE).
-    #[error("{endpoint}: {code:?}: {message}")]
-    Status {
-        /// The endpoint asked.
-        endpoint: String,
-        /// The gRPC code.
-        code: Code,
-        /// The status message.
-        message: String,
-    },
-    /// No answer within the call timeout.
-    #[error("{endpoint}: no answer within {} ms", after.as_millis())]
-    Timeout {
-        /// The endpoint asked.
-        endpoint: String,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The cluster has no leader that can be reached.
-    #[error("no leader: {0}")]
-    NoLeader(String),
-}
+use crate::{AdminConfig, AdminError};
 
 /// A client of the admin API.
 ///

@@ -176,8 +176,12 @@ fn describe(status: &Status) -> String {
     // A transport error's chain says what failed (refused, TLS, ...); a few links suffice.
     for _ in 0..4 {
         let Some(s) = source else { break };
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let link = s.to_string();
+        // tonic's chain repeats itself ("tcp connect error: ...: tcp connect error").
+        if !text.contains(&link) {
+            text.push_str(": ");
+            text.push_str(&link);
+        }
         source = s.source();
     }
     text

@@ -11,6 +11,9 @@
 //! The `bkv` command-line tool is built on these.
 
 mod admin;
+mod admin_config;
+mod admin_error;
+mod answers;
 mod config;
 mod endpoint;
 mod error;
@@ -24,7 +27,10 @@ mod token_source;
 mod vault;
 mod vault_error;
 
-pub use admin::{AdminClient, AdminConfig, AdminError, AdminStream};
+pub use admin::{AdminClient, AdminStream, leader_admin_addr};
+pub use admin_config::AdminConfig;
+pub use admin_error::AdminError;
+pub use answers::{AccountStatus, RecordState, Recovered, Registered};
 pub use bkv_core::protocol::BackupKey;
 pub use config::{ClientConfig, RetryPolicy};
 pub use endpoint::{EndpointError, authority, https_url};
@@ -33,7 +39,7 @@ pub use flow::{Recovery, RecoverySession, RegisterUpload, Registration};
 pub use ksf::KsfParams;
 pub use secrecy::SecretString;
 pub use token_source::{TokenSource, unverified_subject};
-pub use vault::{AccountStatus, RecordState, Recovered, Registered, VaultClient};
+pub use vault::VaultClient;
 pub use vault_error::{LEADER_METADATA, VaultError, error_detail, leader_hint};
 
 /// The generated gRPC types of `bkv.v1`, as the admin client returns them.

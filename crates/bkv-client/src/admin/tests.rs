@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use bkv_proto::v1::{AddNodePhase, MemberStatus};
+use tonic::Code;
+use zeroize::Zeroizing;
 
 use super::*;
 use crate::pki::{ADMIN_CERT, ADMIN_KEY};

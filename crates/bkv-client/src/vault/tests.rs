@@ -554,3 +554,23 @@ async fn bad_configurations_are_refused_at_connect() {
     let vault = VaultClient::connect(c).await.unwrap();
     assert_eq!(vault.endpoints(), ["https://127.0.0.1:7101"]);
 }
+
+#[tokio::test]
+async fn a_node_certificate_of_another_ca_is_never_trusted() {
+    let rig = Rig::new(1).await;
+    let other = TestPki::new();
+    let mut c = config(&rig.pki, rig.urls());
+    c.ca_cert_pem = other.ca_pem();
+    c.deadline = Duration::from_millis(600);
+    let vault = VaultClient::connect(c).await.unwrap();
+    match vault.status().await {
+        Err(VaultError::Unavailable { last, .. }) => {
+            assert!(last.to_lowercase().contains("certificate"), "{last}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        rig.nodes[0].calls().is_empty(),
+        "no request reached the node"
+    );
+}

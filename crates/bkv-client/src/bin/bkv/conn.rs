@@ -136,7 +136,7 @@ pub struct AdminConn {
     /// The cluster CA certificate (PEM)
     #[arg(long, env = "BKV_CA_CERT", value_name = "FILE")]
     pub ca_cert: PathBuf,
-    /// The admin certificate (PEM), URI SAN bkv://admin/<name>
+    /// The admin certificate (PEM), URI SAN bkv://admin/NAME
     #[arg(long, env = "BKV_ADMIN_CERT", value_name = "FILE")]
     pub admin_cert: PathBuf,
     /// The admin certificate's private key (PEM)

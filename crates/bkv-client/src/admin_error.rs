@@ -1,0 +1,36 @@
+//! Why an admin call failed.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::endpoint::EndpointError;
+
+/// Why an admin call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// An endpoint or the TLS material is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The node answered with an error, or could not be reached (UNAVAILABLE).
+    #[error("{endpoint}: {code:?}: {message}")]
+    Status {
+        /// The endpoint asked.
+        endpoint: String,
+        /// The gRPC code.
+        code: Code,
+        /// The status message.
+        message: String,
+    },
+    /// No answer within the call timeout.
+    #[error("{endpoint}: no answer within {} ms", after.as_millis())]
+    Timeout {
+        /// The endpoint asked.
+        endpoint: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The cluster has no leader that can be reached.
+    #[error("no leader: {0}")]
+    NoLeader(String),
+}
