@@ -13,8 +13,12 @@ const RIGHT: &str = "correct horse battery staple";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Result<()> {
     let mut options = ClusterOptions::new(3);
-    options.client_call_timeout = Duration::from_secs(1);
-    options.client_deadline = Duration::from_secs(3);
+    // A node holds a write up to write_timeout_ms waiting for a leader (to ride out an
+    // election), then answers UNAVAILABLE. Short here, and each client call waits longer
+    // than that, so that the node's own answer is what the test sees.
+    options.write_timeout_ms = 1_000;
+    options.client_call_timeout = Duration::from_secs(3);
+    options.client_deadline = Duration::from_secs(4);
     let mut cluster = Cluster::start_with(options).await?;
     let all = cluster.ids();
     let alice = cluster.vault(&all, "alice").await?;
@@ -101,6 +105,7 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
     );
 
     // Phase 5: healing: the frozen node thaws, the killed one restarts; the key comes back.
+    let healing = Instant::now();
     cluster.sigcont(frozen)?;
     cluster.restart(leader).await?;
     for id in &all {
