@@ -373,7 +373,7 @@ level = "{level}"
     }
 
     /// Removes node `id` from the membership (through the leader), then stops its process
-    /// with SIGTERM and forgets it.
+    /// with SIGTERM (checking that it exits cleanly) and forgets it.
     pub async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
         let admin = self.admin().await?;
         let answer = admin.remove_node(id).await?;
@@ -381,13 +381,10 @@ level = "{level}"
             !answer.voters.contains(&id) && !answer.learners.contains(&id),
             "node {id} still a member after removal: {answer:?}"
         );
-        let mut node = self
-            .nodes
-            .remove(&id)
-            .ok_or_else(|| anyhow::anyhow!("no node {id}"))?;
-        if node.state() != ProcessState::Down {
-            let _ = node.sigterm(Duration::from_secs(20)).await;
+        if self.node(id)?.state() != ProcessState::Down {
+            self.sigterm(id).await?;
         }
+        self.nodes.remove(&id);
         Ok(())
     }
 

@@ -1,8 +1,8 @@
-//! Restarted nodes catch up. A killed node restarts from its own disk and catches up from
-//! the leader's log; a node that was down while the leader built a snapshot and purged its
-//! log catches up through that snapshot. Afterwards every node has the same state digest at
-//! the same applied index, and the restarted node serves what was written while it was down.
-//! The catch-up times are printed.
+//! Restarted nodes catch up. A killed node (and one stopped gracefully) restarts from its
+//! own disk and catches up from the leader's log; a node that was down while the leader
+//! built a snapshot and purged its log catches up through that snapshot. Afterwards every
+//! node has the same state digest at the same applied index, and the restarted node serves
+//! what was written while it was down. The catch-up times are printed.
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,27 @@ async fn restarted_nodes_catch_up_from_disk_and_log_then_through_a_snapshot() ->
     recover_all_through(&cluster, a, &before[..1]).await?;
     let view = cluster.node_view(a).await?;
     assert_eq!(view.snapshot_index, 0, "node {a} caught up from the log");
+
+    // Part A': a graceful stop (SIGTERM, exit status 0) and restart of a follower.
+    let leader = cluster.leader(Duration::from_secs(10)).await?;
+    let f = *all
+        .iter()
+        .find(|i| **i != leader)
+        .ok_or_else(|| anyhow::anyhow!("no follower"))?;
+    cluster.sigterm(f).await?;
+    let up: Vec<u64> = all.iter().copied().filter(|i| *i != f).collect();
+    let while_f_down = register_many(&cluster, &up, "while-f-down", 2).await?;
+    let restarted = Instant::now();
+    cluster.restart(f).await?;
+    cluster
+        .wait_digests_equal(&all, Duration::from_secs(30))
+        .await?;
+    println!(
+        "node {f} stopped with SIGTERM, restarted, equal to the others after {} ms",
+        restarted.elapsed().as_millis()
+    );
+    cluster.wait_serving(f, Duration::from_secs(30)).await?;
+    recover_all_through(&cluster, f, &while_f_down).await?;
 
     // Part B: a follower is down while the leader snapshots and purges its log.
     let leader = cluster.leader(Duration::from_secs(10)).await?;

@@ -19,6 +19,7 @@ const LOAD_OPS: usize = 200;
 async fn load(
     clients: Vec<(String, VaultClient)>,
     stop: watch::Receiver<bool>,
+    progress: watch::Sender<usize>,
 ) -> anyhow::Result<Vec<(String, BackupKey)>> {
     let mut done = Vec::new();
     for (name, client) in clients {
@@ -36,6 +37,7 @@ async fn load(
             .map_err(|e| anyhow::anyhow!("background recover {name}: {e}"))?;
         anyhow::ensure!(recovered.key == registered.key, "{name}: other key back");
         done.push((name, registered.key));
+        progress.send_replace(done.len());
     }
     Ok(done)
 }
@@ -61,12 +63,14 @@ async fn add_a_node_under_load_then_remove_the_leader() -> anyhow::Result<()> {
         clients.push((name.clone(), cluster.vault(&original, &name).await?));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = tokio::spawn(load(clients, stop_rx));
+    let (progress_tx, mut progress) = watch::channel(0usize);
+    let background = tokio::spawn(load(clients, stop_rx, progress_tx));
     let new = cluster.add_node().await?;
     assert_eq!(new, 4);
     cluster
         .wait_voters(&[1, 2, 3, 4], Duration::from_secs(30))
         .await?;
+    let during_add = *progress.borrow();
 
     // Phase 2: remove the leader (an original node) while the load still runs.
     let leader = cluster.leader(Duration::from_secs(10)).await?;
@@ -80,15 +84,25 @@ async fn add_a_node_under_load_then_remove_the_leader() -> anyhow::Result<()> {
     assert_ne!(new_leader, leader);
     println!("removed leader {leader}; new leader {new_leader}; voters {remaining:?}");
 
+    // The background client (which still lists the removed node) goes on: two more pairs.
+    let at_removal = *progress.borrow_and_update();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|n| *n >= at_removal + 2),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("background load stalled after the removal"))?
+    // An ended load (a failure) is reported by its result below.
+    .ok();
     let _ = stop_tx.send(true);
     let loaded = tokio::time::timeout(Duration::from_secs(120), background)
         .await
         .map_err(|_| anyhow::anyhow!("background load did not finish"))???;
     println!(
-        "background load: {} register+recover pairs, all good",
+        "background load: {} register+recover pairs, all good ({during_add} done when node \
+         {new} was a voter, {at_removal} when node {leader} was removed)",
         loaded.len()
     );
-    assert!(!loaded.is_empty(), "the background load ran");
     keys.extend(loaded);
 
     // Phase 3: every key, through the new node alone; a new key through the others.

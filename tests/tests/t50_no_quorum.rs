@@ -36,6 +36,13 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
     cluster.kill9(leader)?;
     cluster.sigstop(frozen)?;
     let lost_at = Instant::now();
+    // At once, before the survivor notices: the charge cannot commit, nothing comes back.
+    let token = cluster.token("alice");
+    let answer = raw::recover_start(cluster.client_channel(survivor)?, Some(&token), RIGHT).await?;
+    let early = answer.err().ok_or_else(|| {
+        anyhow::anyhow!("RecoverStart answered with a credential response right after the loss")
+    })?;
+    assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
 
     // Phase 2: the survivor stops serving.
     let node = cluster.node(survivor)?;
@@ -75,7 +82,6 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
         "SDK recover gave up after {} ms: {err:?}",
         started.elapsed().as_millis()
     );
-    let token = cluster.token("alice");
     for attempt in 0..3 {
         let answer =
             raw::recover_start(cluster.client_channel(survivor)?, Some(&token), RIGHT).await?;
@@ -124,6 +130,10 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
     )
     .await?;
     assert_eq!(back.key, registered.key);
+    println!(
+        "healed: key recovered {} ms after the frozen node thawed and the killed one restarted",
+        healing.elapsed().as_millis()
+    );
     cluster
         .wait_digests_equal(&all, Duration::from_secs(15))
         .await?;
