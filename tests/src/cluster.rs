@@ -688,3 +688,33 @@ impl Drop for Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_for_returns_the_value_or_fails_in_bounded_time_naming_the_wait() {
+        let mut n = 0;
+        let got = wait_for("three", Duration::from_secs(5), Duration::ZERO, || {
+            n += 1;
+            let v = n;
+            async move { Ok((v == 3).then_some(v)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 3);
+        let started = Instant::now();
+        let err = wait_for::<(), _, _>(
+            "never",
+            Duration::from_millis(100),
+            Duration::from_millis(10),
+            || async { anyhow::bail!("still no") },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(err.contains("never") && err.contains("still no"), "{err}");
+    }
+}
