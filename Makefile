@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: verify test fmt-check clippy build fix bench clean
+.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean
 
 verify: fmt-check clippy test
 
@@ -12,8 +12,16 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+# The chaos tests (tests/tests/c*_*.rs) run bkv-node built with the `failpoints` feature,
+# under a second name; the plain bkv-node, built right after, stays free of failpoints.
+failpoints-bin:
+	$(CARGO) build --workspace --bins --features bkv-node/failpoints
+	cp $(TARGET_DIR)/debug/bkv-node $(TARGET_DIR)/debug/bkv-node-failpoints
+
 # Binaries first: the multi-process tests start the real bkv-node and bkv binaries.
-build:
+build: failpoints-bin
 	$(CARGO) build --workspace --bins --examples
 
 test: build
@@ -23,6 +31,20 @@ else
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 endif
 	$(CARGO) test --workspace --doc
+
+# A seeded random chaos run: `make chaos SEED=7 DURATION=120` (seconds; NODES=5 for five
+# nodes). Prints the seed, the schedule and the history file; the same seed replays the
+# same schedule.
+SEED ?= $(shell date +%s)
+DURATION ?= 60
+NODES ?= 3
+chaos: build
+	BKV_CHAOS_SEED=$(SEED) BKV_CHAOS_DURATION=$(DURATION) BKV_CHAOS_NODES=$(NODES) \
+	  $(CARGO) test -p bkv-tests --test c99_random_chaos -- --nocapture
+
+# A long soak: ten minutes of seeded chaos on five nodes.
+soak:
+	$(MAKE) chaos DURATION=600 NODES=5
 
 fix:
 	$(CARGO) fmt --all

@@ -8,7 +8,9 @@
 //! - [`NodeProcess`]: one node's process, ports, files and signals.
 //! - [`raw`]: vault calls below the SDK, to check exact answers.
 //! - [`process`]: child guards, workspace binaries, free ports.
+//! - [`chaos`]: the chaos suite's proxy, workloads, histories, checkers and runner.
 
+pub mod chaos;
 mod cluster;
 mod node;
 mod options;
@@ -17,7 +19,7 @@ pub mod raw;
 
 pub use cluster::{Cluster, Digest, ISSUER_NAME, wait_for};
 pub use node::{HttpAnswer, NodeProcess, Ports, ProcessState};
-pub use options::{ClusterOptions, RaftOptions};
+pub use options::{ClusterOptions, FAILPOINTS_NODE_BINARY, RaftOptions};
 
 /// A password for tests (a `SecretString`).
 pub fn password(text: &str) -> bkv_client::SecretString {

@@ -27,7 +27,18 @@ pub struct ClusterOptions {
     pub client_call_timeout: Duration,
     /// `ClientConfig::deadline` of the vault clients the harness makes.
     pub client_deadline: Duration,
+    /// The node binary (a name in the workspace's target dir): `bkv-node`, or
+    /// [`FAILPOINTS_NODE_BINARY`] for chaos tests that set failpoints.
+    pub node_binary: String,
+    /// Route the peer (Raft) traffic between nodes through a [`crate::chaos::PeerProxy`]
+    /// owned by the cluster: each node advertises its proxy front as `advertise.peer`.
+    pub peer_proxy: bool,
+    /// Extra environment variables of every node process (`BKV_FAILPOINTS`, ...).
+    pub node_env: Vec<(String, String)>,
 }
+
+/// The name of the `bkv-node` built with the `failpoints` feature (`make build` makes it).
+pub const FAILPOINTS_NODE_BINARY: &str = "bkv-node-failpoints";
 
 /// The `[raft]` keys of the node configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +85,9 @@ impl ClusterOptions {
             start_timeout: Duration::from_secs(60),
             client_call_timeout: Duration::from_secs(5),
             client_deadline: Duration::from_secs(30),
+            node_binary: "bkv-node".into(),
+            peer_proxy: false,
+            node_env: Vec::new(),
         }
     }
 }

@@ -1,0 +1,91 @@
+//! Guess storm under random faults: attackers guess wrong passwords on random nodes (with
+//! retries, reused attempt ids, forged finalizations and replayed tickets) while owners
+//! recover and re-register, and the peer links are cut, slowed and reset, a follower is
+//! killed and a node frozen. Afterwards every checker runs: attackers never got more than
+//! the guess limit between recoveries, every credential response maps to a committed charge,
+//! nothing acknowledged was lost, replicas agree, isolated nodes released nothing, no
+//! canary is on disk, and the healed cluster serves.
+
+use std::time::Duration;
+
+use bkv_tests::chaos::{ChaosCluster, Fault, Load, LoadSpec, VerifyOptions, chaos_options};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<()> {
+    let mut cc = ChaosCluster::start("c10_guess_storm", chaos_options(3)).await?;
+    let load = Load::start(
+        &cc,
+        &LoadSpec {
+            honest: 2,
+            victims: 3,
+            attackers: 4,
+            guess_limit: 4,
+            pause: Duration::from_millis(20),
+            replays: true,
+            seed: 10,
+        },
+    )
+    .await?;
+    let ids = cc.cluster.ids();
+    let hold = Duration::from_millis(2500);
+
+    // Phase 1: a follower cut off (blackhole both ways): it must fail closed.
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
+    let follower = *ids.iter().find(|i| **i != leader).unwrap_or(&1);
+    let others: Vec<u64> = ids.iter().copied().filter(|i| *i != follower).collect();
+    cc.nemesis
+        .isolate(&cc.cluster, follower, &others, Fault::Blackhole)?;
+    tokio::time::sleep(hold).await;
+    cc.sample_digests().await;
+    cc.nemesis.heal(&mut cc.cluster).await?;
+
+    // Phase 2: slow, jittery links from the leader and a reset of every connection.
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
+    for o in ids.iter().filter(|i| **i != leader) {
+        cc.nemesis.link(
+            &cc.cluster,
+            leader,
+            *o,
+            Fault::Delay {
+                base: Duration::from_millis(60),
+                jitter: Duration::from_millis(60),
+            },
+        )?;
+    }
+    tokio::time::sleep(hold).await;
+    cc.nemesis.reset_connections(&cc.cluster)?;
+    tokio::time::sleep(hold).await;
+    cc.sample_digests().await;
+    cc.nemesis.heal(&mut cc.cluster).await?;
+
+    // Phase 3: kill -9 a follower, then freeze another node past the election timeout.
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
+    let victim = *ids.iter().find(|i| **i != leader).unwrap_or(&1);
+    cc.nemesis.kill9(&mut cc.cluster, victim)?;
+    tokio::time::sleep(hold).await;
+    cc.nemesis.restart(&mut cc.cluster, victim).await?;
+    cc.nemesis.sigstop(&mut cc.cluster, leader)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cc.nemesis.sigcont(&mut cc.cluster, leader)?;
+    tokio::time::sleep(hold).await;
+    cc.sample_digests().await;
+
+    let (ops, accounts) = load.stop().await?;
+    let summary = cc.verify(&accounts, &VerifyOptions::default()).await?;
+    println!("{ops} client operations");
+    let gb = summary
+        .verdict("guess_bound")
+        .map(|v| v.figures.clone())
+        .unwrap_or_default();
+    assert!(
+        gb["attacker_releases"] > 10,
+        "too few guesses to judge: {gb:?}"
+    );
+    assert_eq!(gb["beyond_limit"], 0);
+    let fc = summary
+        .verdict("fail_closed")
+        .map(|v| v.figures.clone())
+        .unwrap_or_default();
+    assert!(fc["windows"] >= 1);
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Slow fsync on the leader: every sled flush of its Raft log and vote sleeps 200 ms (the
+//! `log_flush` failpoint), then the same on a follower, under load. Writes get slower (the
+//! latencies are printed) but keep succeeding, the guess bound holds, nothing is lost.
+
+use std::time::{Duration, Instant};
+
+use bkv_tests::chaos::{ChaosCluster, Honest, Load, LoadSpec, VerifyOptions, chaos_options};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_disk_on_the_leader_slows_writes_but_loses_nothing() -> anyhow::Result<()> {
+    let mut cc = ChaosCluster::start("c50_slow_fsync", chaos_options(3)).await?;
+    let load = Load::start(
+        &cc,
+        &LoadSpec {
+            attackers: 2,
+            victims: 2,
+            honest: 2,
+            ..LoadSpec::default()
+        },
+    )
+    .await?;
+    let ids = cc.cluster.ids();
+    let canaries = cc.canaries.clone();
+    let probe = |name: String| Honest::new(name.clone(), name, &canaries);
+
+    let p = probe("slow-baseline".into());
+    let t = Instant::now();
+    p.register(&cc.kit, &cc.history, &cc.canaries, None, 0)
+        .await?;
+    println!("register before the fault: {} ms", t.elapsed().as_millis());
+
+    // Phase 1: the leader's flushes sleep.
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
+    cc.nemesis
+        .failpoint(&cc.cluster, leader, "log_flush=sleep(200)", false)
+        .await?;
+    let mut ok = 0;
+    for i in 0..4 {
+        let p = probe(format!("slow-leader-{i}"));
+        let t = Instant::now();
+        if p.register(&cc.kit, &cc.history, &cc.canaries, None, i)
+            .await?
+            .is_some()
+        {
+            ok += 1;
+        }
+        println!(
+            "register with a slow leader disk: {} ms",
+            t.elapsed().as_millis()
+        );
+    }
+    assert!(
+        ok >= 3,
+        "only {ok} of 4 registrations went through a slow leader"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cc.sample_digests().await;
+    cc.nemesis.clear_failpoints(&cc.cluster, leader).await?;
+
+    // Phase 2: a follower's flushes sleep (the leader still has a fast majority).
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
+    let follower = *ids.iter().find(|i| **i != leader).unwrap_or(&1);
+    cc.nemesis
+        .failpoint(&cc.cluster, follower, "log_flush=sleep(300)", false)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cc.sample_digests().await;
+
+    let (_, accounts) = load.stop().await?;
+    let summary = cc.verify(&accounts, &VerifyOptions::default()).await?;
+    assert_eq!(summary.figures["guess_bound.beyond_limit"], 0);
+    Ok(())
+}
