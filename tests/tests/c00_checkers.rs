@@ -661,6 +661,7 @@ fn liveness_catches_a_cluster_that_stays_down_after_healing() {
     let v = check::liveness(&good().history(), bound);
     assert!(v.passed(), "{}", v.summary());
     assert_eq!(v.figures["leader_after_heal_ms"], 1500);
+    assert_eq!(v.figures["settled_after_heal_ms"], 100);
 
     // Planted bug 1: still unavailable well after the bound.
     let mut s = good();

@@ -415,33 +415,19 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
     v.figures.insert("most_in_one_epoch", most);
     v.figures.insert("beyond_limit", beyond);
 
-    // 3. Nothing released to an attacker after a finish, and nothing on a destroyed version.
-    let destroyed_at: BTreeMap<u64, u64> = merged
-        .iter()
-        .filter(|l| l.kind == "destroyed")
-        .filter_map(|l| l.version.map(|ver| (ver, l.at_unix_ms)))
-        .filter(|(_, t)| *t > 0)
-        .collect();
+    // 3. No attacker ever gets a transported key. (Nothing is released on a destroyed
+    //    version: a release maps to a committed charge, and no charge commits after the
+    //    destruction, both checked above in log order. Entry stamps are the first
+    //    proposal's time, not the commit's, so they cannot order a destruction.)
     for e in &entries {
-        if e.phase != Some(Phase::Complete) || !e.released || e.role != Some(Role::Attacker) {
-            continue;
-        }
-        if e.op == "recover_finish" {
+        if e.phase == Some(Phase::Complete)
+            && e.released
+            && e.role == Some(Role::Attacker)
+            && e.op == "recover_finish"
+        {
             v.fail(format!(
                 "attacker {} received a transported key from node {:?} (history seq {})",
                 e.client, e.node, e.seq
-            ));
-        }
-        if let (Some(ver), "recover_start") = (e.version, e.op.as_str())
-            && let Some(t) = destroyed_at.get(&ver)
-            && invokes(&entries)
-                .get(&e.op_id)
-                .is_some_and(|i| i.t_ms > t + CLOCK_SLACK_MS)
-        {
-            v.fail(format!(
-                "attacker {} received a credential response on version {ver}, destroyed at \
-                 {t} ms (history seq {})",
-                e.client, e.seq
             ));
         }
     }
@@ -695,7 +681,9 @@ pub fn replicas_agree(history: &History, audit: &Audit) -> Verdict {
 }
 
 /// Fail closed: between `fail_closed_begin` and `fail_closed_end` of a node, no operation
-/// sent to that node (invoked in the window) receives anything derived from a password file.
+/// sent to that node receives anything derived from a password file. An operation counts
+/// when it was invoked in the window and answered before it closed (one answered after the
+/// heal may have been served after it).
 pub fn fail_closed(history: &History) -> Verdict {
     let mut v = Verdict::new("fail_closed");
     let entries = history.entries();
@@ -730,7 +718,7 @@ pub fn fail_closed(history: &History) -> Verdict {
             continue;
         };
         for (wnode, from, to, why) in &windows {
-            if *wnode != node || t < *from || t > *to {
+            if *wnode != node || t < *from || e.t_ms > *to {
                 continue;
             }
             v.checked += 1;
@@ -775,9 +763,11 @@ pub fn no_plaintext(roots: &[PathBuf], canaries: &[Vec<u8>]) -> Verdict {
     v
 }
 
-/// Liveness: after the last `heal`, a `leader` observation within `bound`, and every
-/// honest operation invoked after `heal + bound` succeeds (an answer such as "destroyed" is
-/// a success of the system; UNAVAILABLE and errors are not).
+/// Liveness: after the last `heal`, a `leader` observation within `bound`, and the
+/// cluster settles within `bound`: every honest operation invoked after the heal that
+/// failed (UNAVAILABLE or an error; an answer such as "destroyed" is a success of the
+/// system) was invoked within `bound` of it, and operations invoked after the last failure
+/// succeeded.
 pub fn liveness(history: &History, bound: Duration) -> Verdict {
     let mut v = Verdict::new("liveness");
     let entries = history.entries();
@@ -807,41 +797,44 @@ pub fn liveness(history: &History, bound: Duration) -> Verdict {
         None => v.fail("no leader observed after the heal"),
     }
     let inv = invokes(&entries);
-    let mut first_ok = None;
-    for e in &entries {
-        if e.phase != Some(Phase::Complete) || e.role != Some(Role::Honest) {
-            continue;
-        }
-        let Some(t) = inv.get(&e.op_id).map(|i| i.t_ms) else {
-            continue;
-        };
-        if t < heal {
-            continue;
-        }
-        if e.outcome == Some(Outcome::Ok) {
-            first_ok = Some(first_ok.map_or(e.t_ms, |f: u64| f.min(e.t_ms)));
-        }
-        if t < heal.saturating_add(bound_ms) {
-            continue;
-        }
-        v.checked += 1;
-        if matches!(e.outcome, Some(Outcome::Unavailable | Outcome::Error)) {
-            v.fail(format!(
-                "{} {} failed {} ms after the heal: {:?} {} (history seq {})",
-                e.client,
-                e.op,
-                t - heal,
-                e.outcome,
-                e.detail.clone().unwrap_or_default(),
-                e.seq
-            ));
-        }
+    let mut after: Vec<(u64, &Entry)> = entries
+        .iter()
+        .filter(|e| e.phase == Some(Phase::Complete) && e.role == Some(Role::Honest))
+        .filter_map(|e| inv.get(&e.op_id).map(|i| (i.t_ms, e)))
+        .filter(|(t, _)| *t >= heal)
+        .collect();
+    after.sort_by_key(|(t, _)| *t);
+    v.checked = after.len() as u64;
+    let failed = |e: &Entry| matches!(e.outcome, Some(Outcome::Unavailable | Outcome::Error));
+    let last_failure = after
+        .iter()
+        .filter(|(_, e)| failed(e))
+        .map(|(t, _)| *t)
+        .max();
+    let settled = last_failure.map_or(0, |t| t - heal);
+    v.figures.insert("settled_after_heal_ms", settled);
+    for (t, e) in after
+        .iter()
+        .filter(|(t, e)| failed(e) && *t > heal + bound_ms)
+    {
+        v.fail(format!(
+            "{} {} failed {} ms after the heal: {:?} {} (history seq {})",
+            e.client,
+            e.op,
+            t - heal,
+            e.outcome,
+            e.detail.clone().unwrap_or_default(),
+            e.seq
+        ));
     }
-    match first_ok {
-        Some(t) => {
-            v.figures.insert("first_success_after_heal_ms", t - heal);
-        }
-        None => v.fail("no honest operation succeeded after the heal"),
+    let ok_after = after
+        .iter()
+        .filter(|(t, e)| last_failure.is_none_or(|f| *t > f) && !failed(e))
+        .count();
+    v.figures
+        .insert("operations_after_settling", ok_after as u64);
+    if ok_after == 0 {
+        v.fail("no honest operation succeeded after the last failure following the heal");
     }
     v
 }

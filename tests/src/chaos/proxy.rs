@@ -10,7 +10,8 @@
 //! - [`Fault::Pass`]: bytes flow;
 //! - [`Fault::Drop`]: connections between the two nodes are closed, new ones are closed on
 //!   accept (a connection needs both directions, so a drop either way cuts the pair);
-//! - [`Fault::Blackhole`]: bytes that way vanish (the sender's TCP sees them acknowledged);
+//! - [`Fault::Blackhole`]: bytes that way stop (the proxy stops reading them, so the sender's
+//!   TCP backs up as behind a real blackhole; they flow again after the heal);
 //! - [`Fault::Delay`]: bytes that way arrive `base + random(0..jitter)` later, in order.
 //!
 //! [`PeerProxy::reset`] closes existing connections with a TCP reset (new ones pass). The
@@ -43,7 +44,7 @@ pub enum Fault {
     Pass,
     /// The connections between the two nodes are closed, new ones closed on accept.
     Drop,
-    /// Bytes this way vanish; connections stay open and stall.
+    /// Bytes this way stop: connections stay open and stall until the link heals.
     Blackhole,
     /// Bytes this way arrive late: `base` plus a random part below `jitter`, in order.
     Delay {
@@ -70,7 +71,7 @@ pub struct ProxyStats {
     pub resets: u64,
     /// Bytes forwarded.
     pub bytes_passed: u64,
-    /// Bytes discarded by a blackhole.
+    /// Bytes held back by a blackhole.
     pub bytes_blackholed: u64,
     /// Chunks delivered late.
     pub chunks_delayed: u64,
@@ -460,6 +461,37 @@ async fn pump(
         };
         let bytes = &buf[..n];
         inner.capture(from, to, bytes);
+        // Behind a blackhole the chunk waits, and nothing more is read: the sender's TCP
+        // backs up as it would behind a real one, and what it sent arrives after the heal
+        // (as TCP's retransmissions would deliver it), never a stream with a hole in it.
+        let mut held = false;
+        while inner.fault(from, to) == Fault::Blackhole {
+            if !held {
+                held = true;
+                inner
+                    .counters
+                    .bytes_blackholed
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                changed = end.changed() => {
+                    let e = *end.borrow();
+                    if changed.is_err() || e == End::Close {
+                        closed = true;
+                    }
+                    if e == End::Reset {
+                        let _ = reader.as_ref().set_zero_linger();
+                    }
+                    if e != End::Run {
+                        break;
+                    }
+                }
+            }
+        }
+        if *end.borrow() != End::Run {
+            break;
+        }
         let at = match inner.fault(from, to) {
             Fault::Pass => Instant::now(),
             Fault::Delay { base, jitter } => {
@@ -469,13 +501,8 @@ async fn pump(
                     .fetch_add(1, Ordering::Relaxed);
                 Instant::now() + inner.delay(base, jitter)
             }
-            Fault::Blackhole => {
-                inner
-                    .counters
-                    .bytes_blackholed
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                continue;
-            }
+            // Set again between the two reads of the fault: wait on the next pass.
+            Fault::Blackhole => Instant::now(),
             Fault::Drop => {
                 closed = true;
                 break;
