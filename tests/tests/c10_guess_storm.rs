@@ -18,8 +18,8 @@ async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<(
         &LoadSpec {
             honest: 2,
             victims: 3,
-            attackers: 4,
-            guess_limit: 4,
+            attackers: 6,
+            guess_limit: 3,
             pause: Duration::from_millis(20),
             replays: true,
             seed: 10,
@@ -27,7 +27,7 @@ async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<(
     )
     .await?;
     let ids = cc.cluster.ids();
-    let hold = Duration::from_millis(2500);
+    let hold = Duration::from_millis(3000);
 
     // Phase 1: a follower cut off (blackhole both ways): it must fail closed.
     let leader = cc.observe_leader(Duration::from_secs(20)).await?;

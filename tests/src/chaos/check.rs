@@ -718,17 +718,17 @@ pub fn fail_closed(history: &History) -> Verdict {
             continue;
         };
         for (wnode, from, to, why) in &windows {
-            if *wnode != node || t < *from || e.t_ms > *to {
+            if *wnode != node || t < *from || t > *to {
                 continue;
             }
             v.checked += 1;
-            if e.released {
+            if e.released && e.t_ms <= *to {
                 v.fail(format!(
                     "node {node} ({why}) released something to {} ({} invoked at {t} ms, \
                      history seq {})",
                     e.client, e.op, e.seq
                 ));
-            } else {
+            } else if !e.released {
                 refused += 1;
             }
         }
