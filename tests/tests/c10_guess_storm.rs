@@ -1,10 +1,11 @@
 //! Guess storm under random faults: attackers guess wrong passwords on random nodes (with
 //! retries, reused attempt ids, forged finalizations and replayed tickets) while owners
-//! recover and re-register, and the peer links are cut, slowed and reset, a follower is
-//! killed and a node frozen. Afterwards every checker runs: attackers never got more than
-//! the guess limit between recoveries, every credential response maps to a committed charge,
-//! nothing acknowledged was lost, replicas agree, isolated nodes released nothing, no
-//! canary is on disk, and the healed cluster serves.
+//! recover and re-register; meanwhile a follower is cut off, links are slowed and reset, the
+//! leader is killed (the time to the next accepted write is printed) and the next one
+//! frozen. Afterwards every checker runs: attackers never got more than the guess limit
+//! between recoveries, every credential response maps to a committed charge, nothing
+//! acknowledged was lost, replicas agree, the isolated node released nothing, no canary is
+//! on disk, and the healed cluster serves.
 
 use std::time::Duration;
 
@@ -58,12 +59,21 @@ async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<(
     cc.sample_digests().await;
     cc.nemesis.heal(&mut cc.cluster).await?;
 
-    // Phase 3: kill -9 a follower, then freeze another node past the election timeout.
+    // Phase 3: kill -9 the leader (the time to the next accepted write is a figure), then
+    // freeze the new leader past the election timeout.
     let leader = cc.observe_leader(Duration::from_secs(20)).await?;
-    let victim = *ids.iter().find(|i| **i != leader).unwrap_or(&1);
-    cc.nemesis.kill9(&mut cc.cluster, victim)?;
+    cc.nemesis.kill9(&mut cc.cluster, leader)?;
+    let killed = std::time::Instant::now();
+    let took = cc
+        .time_to_first_write(killed, Duration::from_secs(30))
+        .await?;
+    cc.record_unavailability(
+        "first write after kill -9 of the leader",
+        took.as_millis() as u64,
+    );
     tokio::time::sleep(hold).await;
-    cc.nemesis.restart(&mut cc.cluster, victim).await?;
+    cc.nemesis.restart(&mut cc.cluster, leader).await?;
+    let leader = cc.observe_leader(Duration::from_secs(20)).await?;
     cc.nemesis.sigstop(&mut cc.cluster, leader)?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cc.nemesis.sigcont(&mut cc.cluster, leader)?;

@@ -55,6 +55,25 @@ async fn a_slow_disk_on_the_leader_slows_writes_but_loses_nothing() -> anyhow::R
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     cc.sample_digests().await;
+    // The failpoint did fire, on every flush of the leader.
+    let listed = cc
+        .cluster
+        .node(leader)?
+        .http_get("/failpoints", Duration::from_secs(3))
+        .await?;
+    let fired: u64 = listed
+        .body
+        .lines()
+        .find(|l| l.starts_with("log_flush "))
+        .and_then(|l| l.rsplit("fired=").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    println!("log_flush fired {fired} times on the leader");
+    assert!(
+        fired >= 4,
+        "the slow-flush failpoint fired {fired} times: {}",
+        listed.body
+    );
     cc.nemesis.clear_failpoints(&cc.cluster, leader).await?;
 
     // Phase 2: a follower's flushes sleep (the leader still has a fast majority).

@@ -129,7 +129,7 @@ struct Inner {
 #[derive(Debug)]
 pub struct PeerProxy {
     inner: Arc<Inner>,
-    fronts: Mutex<BTreeMap<u64, (SocketAddr, SocketAddr)>>,
+    fronts: Mutex<BTreeMap<u64, (SocketAddr, Arc<RwLock<SocketAddr>>)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -163,20 +163,22 @@ impl PeerProxy {
     }
 
     /// Opens a front for node `id` whose peer listener is `upstream`; returns the front's
-    /// address (what the node advertises). A second call for the same id returns the same
-    /// front.
+    /// address (what the node advertises). A second call for the same id (a node added
+    /// again under its id, on new ports) keeps the front and points it at `upstream`.
     pub fn add_target(&self, id: u64, upstream: SocketAddr) -> anyhow::Result<SocketAddr> {
-        if let Some((front, _)) = lock(&self.fronts).get(&id) {
+        if let Some((front, target)) = lock(&self.fronts).get(&id) {
+            *target.write().unwrap_or_else(PoisonError::into_inner) = upstream;
             return Ok(*front);
         }
+        let target = Arc::new(RwLock::new(upstream));
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
         let front = std_listener.local_addr()?;
         let listener = TcpListener::from_std(std_listener)?;
         let inner = self.inner.clone();
-        let task = tokio::spawn(accept_loop(inner, listener, id, upstream));
+        let task = tokio::spawn(accept_loop(inner, listener, id, target.clone()));
         lock(&self.tasks).push(task);
-        lock(&self.fronts).insert(id, (front, upstream));
+        lock(&self.fronts).insert(id, (front, target));
         Ok(front)
     }
 
@@ -350,13 +352,19 @@ impl Inner {
     }
 }
 
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, dst: u64, upstream: SocketAddr) {
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    dst: u64,
+    target: Arc<RwLock<SocketAddr>>,
+) {
     loop {
         let Ok((client, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let inner = inner.clone();
+        let upstream = *target.read().unwrap_or_else(PoisonError::into_inner);
         tokio::spawn(async move {
             let marker = inner.marker.clone();
             let front = client.local_addr().ok();
