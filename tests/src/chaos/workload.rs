@@ -37,7 +37,7 @@ pub struct ClientKit {
     issuer: SigningKey,
     cluster_name: String,
     endpoints: Arc<RwLock<BTreeMap<u64, String>>>,
-    channels: Arc<Mutex<HashMap<u64, Channel>>>,
+    channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
     /// Per-call timeout of clients.
     pub call_timeout: Duration,
     /// Overall deadline of an SDK call (its failover retries until then).
@@ -70,7 +70,8 @@ impl ClientKit {
         Ok(kit)
     }
 
-    /// Takes the cluster's current nodes as the endpoints.
+    /// Takes the cluster's current nodes as the endpoints (a node added again under its id
+    /// gets new ports: its cached channel goes).
     pub fn refresh(&self, cluster: &Cluster) {
         let mut map = BTreeMap::new();
         for id in cluster.ids() {
@@ -79,7 +80,7 @@ impl ClientKit {
             }
         }
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        channels.retain(|id, _| map.contains_key(id));
+        channels.retain(|id, (url, _)| map.get(id) == Some(url));
         *self
             .endpoints
             .write()
@@ -138,7 +139,7 @@ impl ClientKit {
     /// A raw client of node `id`'s vault service (channel cached per node).
     pub fn raw(&self, id: u64) -> anyhow::Result<RawVault<Channel>> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = channels.get(&id) {
+        if let Some((_, c)) = channels.get(&id) {
             return Ok(RawVault::new(c.clone()));
         }
         let url = self
@@ -150,12 +151,12 @@ impl ClientKit {
             .ok_or_else(|| anyhow::anyhow!("no node {id}"))?;
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem));
-        let channel = tonic::transport::Endpoint::from_shared(url)?
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
             .tls_config(tls)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(self.call_timeout)
             .connect_lazy();
-        channels.insert(id, channel.clone());
+        channels.insert(id, (url, channel.clone()));
         Ok(RawVault::new(channel))
     }
 
