@@ -6,26 +6,36 @@
 //!
 //! - [`proxy`]: [`PeerProxy`], per-link faults between nodes (drop, blackhole, delay, reset).
 //! - [`history`]: [`History`], JSON lines of invokes, completes and infos.
-//! - [`workload`]: [`ClientKit`], [`Honest`] (SDK), [`Attacker`] (raw calls), [`Canaries`].
+//! - [`kit`]: [`ClientKit`], how clients reach the nodes.
+//! - [`honest`], [`attacker`], [`workload`]: [`Honest`] (SDK), [`Attacker`] (raw calls), and
+//!   what they share; [`load`]: [`Load`], clients running concurrently.
 //! - [`nemesis`]: [`Nemesis`], faults recorded in the history, fail-closed windows.
 //! - [`audit`]: the nodes' audit files, merged.
 //! - [`check`]: the checkers, each returning a [`check::Verdict`].
-//! - [`canary`]: the plaintext scan.
-//! - [`runner`]: [`ChaosCluster`], [`Load`], the final verification.
+//! - [`canary`]: [`Canaries`] and the plaintext scan.
+//! - [`runner`]: [`ChaosCluster`], the final verification.
 //! - [`schedule`]: seeded random fault schedules.
 
+pub mod attacker;
 pub mod audit;
 pub mod canary;
 pub mod check;
 pub mod history;
+pub mod honest;
+pub mod kit;
+pub mod load;
 pub mod nemesis;
 pub mod proxy;
 pub mod runner;
 pub mod schedule;
 pub mod workload;
 
+pub use attacker::Attacker;
+pub use canary::Canaries;
 pub use history::{Entry, History, Outcome, Phase, Role};
+pub use honest::Honest;
+pub use kit::ClientKit;
+pub use load::{Load, LoadSpec};
 pub use nemesis::Nemesis;
 pub use proxy::{Fault, PeerProxy};
-pub use runner::{ChaosCluster, Load, LoadSpec, Summary, VerifyOptions, chaos_dir, chaos_options};
-pub use workload::{Attacker, Canaries, ClientKit, Honest};
+pub use runner::{ChaosCluster, Summary, VerifyOptions, chaos_dir, chaos_options};

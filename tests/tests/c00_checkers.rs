@@ -446,12 +446,12 @@ fn digest(s: &mut Script, t: u64, node: u64, index: u64, d: &str) {
 
 fn write_audit(dir: &Path, node: u64, lines: &[AuditLine]) {
     let d = dir.join(format!("data/node{node}"));
-    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&d).expect("audit dir");
     let text: String = lines
         .iter()
-        .map(|l| serde_json::to_string(l).unwrap() + "\n")
+        .map(|l| serde_json::to_string(l).expect("audit line") + "\n")
         .collect();
-    std::fs::write(d.join("audit.jsonl"), text).unwrap();
+    std::fs::write(d.join("audit.jsonl"), text).expect("audit file");
 }
 
 #[test]

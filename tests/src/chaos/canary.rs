@@ -1,13 +1,46 @@
-//! The plaintext scan: looks for canary secrets (passwords, backup keys) in every file under
-//! some directories, as raw bytes, hex (lower and upper case) and base64 (standard and
-//! URL-safe alphabets, at each of the three byte alignments a secret can have inside a longer
-//! encoded blob).
+//! Canaries: the secrets of a run ([`Canaries`]: passwords and backup keys) and the plaintext
+//! scan that looks for them in every file under some directories, as raw bytes, hex (lower
+//! and upper case) and base64 (standard and URL-safe alphabets, at each of the three byte
+//! alignments a secret can have inside a longer encoded blob).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use rand::RngCore as _;
+
+/// The passwords and backup keys of a run: what must never appear in any file.
+#[derive(Debug, Clone, Default)]
+pub struct Canaries(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Canaries {
+    /// Adds secret bytes to look for.
+    pub fn add(&self, secret: &[u8]) {
+        let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !v.iter().any(|s| s == secret) {
+            v.push(secret.to_vec());
+        }
+    }
+
+    /// Everything added so far.
+    pub fn all(&self) -> Vec<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A canary password: random, recognisable, never written anywhere by the test.
+pub fn canary_password(canaries: &Canaries) -> String {
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    let pw = format!("canary-pw-{}", hex::encode(b));
+    canaries.add(pw.as_bytes());
+    pw
+}
 
 /// Where a canary was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

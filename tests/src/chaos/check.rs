@@ -484,10 +484,11 @@ pub fn no_lost_writes(history: &History) -> Verdict {
     let mut v = Verdict::new("no_lost_writes");
     let entries = history.entries();
     let inv = invokes(&entries);
+    /// An acknowledged write: invoke ms, complete ms, op, version, key fingerprint.
+    type Acked = (u64, u64, String, Option<u64>, Option<String>);
     #[derive(Debug, Default)]
     struct Acct {
-        /// Acknowledged writes: (invoke ms, complete ms, op, version, key fp).
-        acked: Vec<(u64, u64, String, Option<u64>, Option<String>)>,
+        acked: Vec<Acked>,
         /// Writes not acknowledged: (invoke ms, op).
         unacked: Vec<(u64, String)>,
         keys: BTreeMap<u64, String>,
@@ -608,23 +609,19 @@ pub fn no_lost_writes(history: &History) -> Verdict {
                         ));
                     }
                 }
-                ("register", _) => {
-                    if !later_delete {
-                        v.fail(format!(
-                            "{account}: node {node} holds nothing ({state}) but version {:?} \
-                             was acknowledged",
-                            version
-                        ));
-                    }
+                ("register", _) if !later_delete => {
+                    v.fail(format!(
+                        "{account}: node {node} holds nothing ({state}) but version {:?} was \
+                         acknowledged",
+                        version
+                    ));
                 }
                 ("delete", "absent") => {}
-                ("delete", _) => {
-                    if fver <= max_acked_version || !later_register {
-                        v.fail(format!(
-                            "{account}: node {node} holds version {fver} ({state}) after an \
-                             acknowledged deletion"
-                        ));
-                    }
+                ("delete", _) if fver <= max_acked_version || !later_register => {
+                    v.fail(format!(
+                        "{account}: node {node} holds version {fver} ({state}) after an \
+                         acknowledged deletion"
+                    ));
                 }
                 _ => {}
             }

@@ -124,12 +124,15 @@ struct Inner {
     rng: Mutex<StdRng>,
 }
 
+/// A node's front: the address it advertises, and where its peer listener is now.
+type Front = (SocketAddr, Arc<RwLock<SocketAddr>>);
+
 /// The proxy of a test cluster. See the module documentation. Its tasks stop when it is
 /// dropped.
 #[derive(Debug)]
 pub struct PeerProxy {
     inner: Arc<Inner>,
-    fronts: Mutex<BTreeMap<u64, (SocketAddr, Arc<RwLock<SocketAddr>>)>>,
+    fronts: Mutex<BTreeMap<u64, Front>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
+use super::load::{Load, LoadSpec};
 use super::proxy::Fault;
-use super::runner::{ChaosCluster, Load, LoadSpec, Summary, VerifyOptions};
+use super::runner::{ChaosCluster, Summary, VerifyOptions};
 
 /// Which node a step hits: a fixed one, or whoever leads when the step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
