@@ -11,6 +11,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p bkv-node -p bkv-failpoints --all-targets --features bkv-node/failpoints -- -D warnings
 
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
