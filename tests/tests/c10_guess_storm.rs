@@ -5,11 +5,16 @@
 //! frozen. Afterwards every checker runs: attackers never got more than the guess limit
 //! between recoveries, every credential response maps to a committed charge, nothing
 //! acknowledged was lost, replicas agree, the isolated node released nothing, no canary is
-//! on disk, and the healed cluster serves.
+//! on disk, and the healed cluster serves. Then, on the run's real data, a planted extra
+//! release and a planted key on disk are caught.
 
 use std::time::Duration;
 
-use bkv_tests::chaos::{ChaosCluster, Fault, Load, LoadSpec, VerifyOptions, chaos_options};
+use bkv_tests::chaos::audit::Audit;
+use bkv_tests::chaos::check;
+use bkv_tests::chaos::{
+    ChaosCluster, Fault, History, Load, LoadSpec, Phase, Role, VerifyOptions, chaos_options,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<()> {
@@ -97,5 +102,49 @@ async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<(
         .map(|v| v.figures.clone())
         .unwrap_or_default();
     assert!(fc["windows"] >= 1);
+
+    // Planted on this run's real data: a credential response released without a charge (a
+    // copy of a real release under a new attempt id, all guesses left) breaks the guess
+    // bound, and a backup
+    // key written into a node's data dir breaks the plaintext rule.
+    let audit = Audit::read(cc.cluster.dir())?;
+    let mut entries = cc.history.entries();
+    let release = entries
+        .iter()
+        .rev()
+        .find(|e| e.released && e.op == "recover_start" && e.role == Some(Role::Attacker))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no attacker release"))?;
+    let invoke = entries
+        .iter()
+        .find(|e| e.op_id == release.op_id && e.phase == Some(Phase::Invoke))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no invoke"))?;
+    for mut e in [invoke, release] {
+        e.op_id += 1_000_000;
+        e.attempt = Some("00".repeat(16));
+        // As if nothing had been counted: all guesses left.
+        if e.guesses_remaining.is_some() {
+            e.guesses_remaining = e.guess_limit;
+        }
+        entries.push(e);
+    }
+    let planted = check::guess_bound(&History::from_entries(entries), &audit);
+    assert!(
+        !planted.passed(),
+        "a release without a charge went unnoticed"
+    );
+    println!("planted release: {}", planted.summary());
+    let key = cc
+        .canaries
+        .all()
+        .into_iter()
+        .find(|c| c.len() == 32)
+        .ok_or_else(|| anyhow::anyhow!("no key"))?;
+    let leak = cc.cluster.node(1)?.data_dir().join("planted-leak.bin");
+    std::fs::write(&leak, [b"prefix".as_slice(), &key].concat())?;
+    let planted = check::no_plaintext(&[cc.cluster.dir().to_path_buf()], &cc.canaries.all());
+    assert!(!planted.passed(), "a key on disk went unnoticed");
+    println!("planted key: {}", planted.summary());
     Ok(())
 }

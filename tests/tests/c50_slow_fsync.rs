@@ -1,5 +1,6 @@
 //! Slow fsync on the leader: every sled flush of its Raft log and vote sleeps 200 ms (the
-//! `log_flush` failpoint), then the same on a follower, under load. Writes get slower (the
+//! `log_flush` failpoint), then the same on a follower (set at run time, then from the
+//! node's environment at a restart), under load. Writes get slower (the
 //! latencies are printed) but keep succeeding, the guess bound holds, nothing is lost.
 
 use std::time::{Duration, Instant};
@@ -83,6 +84,27 @@ async fn a_slow_disk_on_the_leader_slows_writes_but_loses_nothing() -> anyhow::R
         .failpoint(&cc.cluster, follower, "log_flush=sleep(300)", false)
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    cc.sample_digests().await;
+
+    // Phase 3: the same follower restarted with the slow disk from its environment
+    // (`BKV_FAILPOINTS`, read at start) instead of the HTTP hook.
+    cc.cluster
+        .node_mut(follower)?
+        .set_env("BKV_FAILPOINTS", "log_flush=sleep(100)");
+    cc.nemesis.kill9(&mut cc.cluster, follower)?;
+    cc.nemesis.restart(&mut cc.cluster, follower).await?;
+    cc.cluster.node_mut(follower)?.remove_env("BKV_FAILPOINTS");
+    let listed = cc
+        .cluster
+        .node(follower)?
+        .http_get("/failpoints", Duration::from_secs(3))
+        .await?;
+    assert!(
+        listed.body.contains("log_flush sleep(100)"),
+        "BKV_FAILPOINTS not applied at start: {}",
+        listed.body
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     cc.sample_digests().await;
 
     let (_, accounts) = load.stop().await?;
