@@ -14,7 +14,7 @@ clippy:
 
 # Binaries first: the multi-process tests start the real bkv-node and bkv binaries.
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 
 test: build
 ifeq ($(NEXTEST),yes)

@@ -1,5 +1,30 @@
 //! The harness of bkv's multi-process tests: real `bkv-node` processes, each with its own
 //! data dir, SoftHSM token and ports, on loopback. Every process a test starts is killed when
 //! its guard drops, also when the test fails.
+//!
+//! - [`Cluster`]: a cluster set up the way an operator does it (PKI, `cluster/mk-token`,
+//!   `init`, the add-node ceremony), with handles to kill, freeze, restart, add and remove
+//!   nodes, and to read leaders, status and state digests.
+//! - [`NodeProcess`]: one node's process, ports, files and signals.
+//! - [`raw`]: vault calls below the SDK, to check exact answers.
+//! - [`process`]: child guards, workspace binaries, free ports.
 
+mod cluster;
+mod node;
+mod options;
 pub mod process;
+pub mod raw;
+
+pub use cluster::{Cluster, Digest, ISSUER_NAME, wait_for};
+pub use node::{HttpAnswer, NodeProcess, Ports, ProcessState};
+pub use options::{ClusterOptions, RaftOptions};
+
+/// A password for tests (a `SecretString`).
+pub fn password(text: &str) -> bkv_client::SecretString {
+    bkv_client::SecretString::from(text.to_string())
+}
+
+/// An account id for tests; panics on a name that is not a valid account id.
+pub fn account(name: &str) -> bkv_core::ids::AccountId {
+    bkv_core::ids::AccountId::parse(name).unwrap_or_else(|e| panic!("account {name:?}: {e}"))
+}

@@ -2,8 +2,9 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// A child process killed (SIGKILL) and reaped when dropped.
 #[derive(Debug)]
@@ -46,6 +47,44 @@ impl ChildGuard {
     /// The name given at spawn.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Sends a signal (`TERM`, `STOP`, `CONT`, `KILL`, ...) with `kill(1)`, if the process
+    /// is still ours to signal.
+    pub fn signal(&mut self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.pid() else {
+            anyhow::bail!("{} is not running", self.name);
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(|e| anyhow::anyhow!("cannot run kill: {e}"))?;
+        anyhow::ensure!(
+            status.success(),
+            "kill -{signal} {pid} ({}) failed",
+            self.name
+        );
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit; reaps it and returns its status, or
+    /// `None` if it still runs.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let until = Instant::now() + timeout;
+        loop {
+            let Some(child) = self.child.as_mut() else {
+                anyhow::bail!("{} was already reaped", self.name);
+            };
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

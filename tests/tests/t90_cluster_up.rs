@@ -78,6 +78,26 @@ fn cluster_up_then_down_purge() {
         );
     }
 
+    // The SDK example runs against it (the env cluster/up wrote is what a developer sources).
+    let example =
+        bkv_tests::process::workspace_binary("examples/backup_and_restore").expect("example built");
+    let mut cmd = Command::new(example);
+    cmd.arg("example-user");
+    for line in env.lines() {
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            cmd.env(k, v);
+        }
+    }
+    let ran = cmd.output().expect("run the example");
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "example failed:\n{said}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(said.contains("wrong passphrase: 4 guesses left"), "{said}");
+    assert!(said.contains("chat history: hello, world"), "{said}");
+
     // A second run is safe: nothing is re-created, the round trip works again.
     let again = run("cluster/up", &dir, profile());
     let out2 = String::from_utf8_lossy(&again.stdout);

@@ -98,6 +98,9 @@ pub struct Listen {
     pub admin: SocketAddr,
     /// Plain HTTP: `/healthz`, `/readyz`, `/metrics`. Keep it on a private interface.
     pub http: SocketAddr,
+    /// Optional plaintext gRPC port serving only `grpc.health.v1` (for probes that cannot
+    /// speak TLS, such as Kubernetes' native gRPC probes). Off unless set.
+    pub grpc_health: Option<SocketAddr>,
 }
 
 impl Default for Listen {
@@ -107,6 +110,7 @@ impl Default for Listen {
             peer: SocketAddr::from(([127, 0, 0, 1], 7201)),
             admin: SocketAddr::from(([127, 0, 0, 1], 7301)),
             http: SocketAddr::from(([127, 0, 0, 1], 7401)),
+            grpc_health: None,
         }
     }
 }

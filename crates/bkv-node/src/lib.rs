@@ -13,6 +13,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod sealer;
 pub mod server;
 pub mod tls;
 pub mod vault;

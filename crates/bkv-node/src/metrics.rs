@@ -27,6 +27,17 @@ struct MethodLabels {
     method: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HsmLabels {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HsmErrorLabels {
+    op: &'static str,
+    error: &'static str,
+}
+
 struct Inner {
     registry: Registry,
     requests: Family<CallLabels, Counter>,
@@ -43,6 +54,8 @@ struct Inner {
     raft_apply_lag: Gauge,
     raft_snapshot_index: Gauge,
     snapshot_bytes: Gauge<u64, AtomicU64>,
+    hsm_latency: Family<HsmLabels, Histogram>,
+    hsm_errors: Family<HsmErrorLabels, Counter>,
 }
 
 /// The node's metrics. Cheap to clone.
@@ -143,6 +156,20 @@ impl Metrics {
             "Size of the last snapshot built on request",
             snapshot_bytes.clone(),
         );
+        let hsm_latency = Family::<HsmLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_02, 2.0, 16))
+        });
+        registry.register(
+            "hsm_op_duration_seconds",
+            "Latency of HSM sealing operations",
+            hsm_latency.clone(),
+        );
+        let hsm_errors = Family::<HsmErrorLabels, Counter>::default();
+        registry.register(
+            "hsm_errors",
+            "HSM sealing operations that failed, by kind",
+            hsm_errors.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             requests,
@@ -159,6 +186,8 @@ impl Metrics {
             raft_apply_lag,
             raft_snapshot_index,
             snapshot_bytes,
+            hsm_latency,
+            hsm_errors,
         }))
     }
 
@@ -202,6 +231,34 @@ impl Metrics {
     /// The size of a snapshot just built.
     pub fn snapshot_built(&self, bytes: u64) {
         self.0.snapshot_bytes.set(bytes);
+    }
+
+    /// One HSM operation and its result.
+    pub fn hsm_op(
+        &self,
+        op: &'static str,
+        took: std::time::Duration,
+        error: Option<&bkv_core::SealError>,
+    ) {
+        self.0
+            .hsm_latency
+            .get_or_create(&HsmLabels { op })
+            .observe(took.as_secs_f64());
+        if let Some(e) = error {
+            let error = match e {
+                bkv_core::SealError::Malformed(_) => "malformed",
+                bkv_core::SealError::WrongPurpose => "wrong_purpose",
+                bkv_core::SealError::WrongAad => "wrong_aad",
+                bkv_core::SealError::UnknownKey => "unknown_key",
+                bkv_core::SealError::Rejected => "rejected",
+                bkv_core::SealError::NoClusterKey => "no_cluster_key",
+                bkv_core::SealError::Hsm(_) => "hsm",
+            };
+            self.0
+                .hsm_errors
+                .get_or_create(&HsmErrorLabels { op, error })
+                .inc();
+        }
     }
 
     /// Copies Raft's own metrics.

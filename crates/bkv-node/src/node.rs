@@ -22,6 +22,7 @@ use crate::config::NodeConfig;
 use crate::error::VaultError;
 use crate::limits::RateLimits;
 use crate::metrics::{CallTimer, Metrics};
+use crate::sealer::MeteredSealer;
 use crate::tls::TlsMaterial;
 
 /// What a serving node holds in memory to answer clients.
@@ -67,6 +68,7 @@ enum NotReady {
 struct Inner {
     config: NodeConfig,
     hsm: Partition,
+    sealer: MeteredSealer,
     raft: RaftNode,
     writer: Writer,
     issuers: TrustedIssuers,
@@ -114,9 +116,11 @@ impl Node {
         let writer = raft.writer();
         let limits = RateLimits::new(&config.limits);
         let (readiness, _) = watch::channel(Readiness::NotServing("starting".into()));
+        let sealer = MeteredSealer::new(hsm.clone(), metrics.clone());
         Self(Arc::new(Inner {
             config,
             hsm,
+            sealer,
             raft,
             writer,
             issuers,
@@ -141,9 +145,14 @@ impl Node {
         self.0.config.node_id
     }
 
-    /// The HSM partition.
+    /// The HSM partition (key management: ceremony, init).
     pub fn hsm(&self) -> &Partition {
         &self.0.hsm
+    }
+
+    /// The HSM as a sealer, measured: what the vault's protocol code seals with.
+    pub fn sealer(&self) -> &MeteredSealer {
+        &self.0.sealer
     }
 
     /// The node's Raft.
@@ -363,7 +372,7 @@ impl Node {
         let loaded = self.0.serving.read().map(|s| s.is_some()).unwrap_or(false);
         if !loaded {
             let secrets = ServerSecrets::unseal(
-                &self.0.hsm,
+                &self.0.sealer,
                 &cluster.cluster_id,
                 &cluster.sealed_server_setup,
             )
@@ -383,6 +392,11 @@ impl Node {
         }
         let metrics = self.0.raft.metrics().borrow().clone();
         self.0.metrics.observe_raft(&metrics);
+        if let Err(fatal) = &metrics.running_state {
+            // Storage failure or a panic in Raft: fatal to serving, never retried into an
+            // answer.
+            return Err(NotReady::Setup(format!("raft stopped: {fatal}")));
+        }
         let leader = metrics
             .current_leader
             .ok_or_else(|| NotReady::Quorum("no leader known (election or no quorum)".into()))?;

@@ -92,6 +92,11 @@ pub async fn run(
     let client_incoming = bind(config.listen.client, "client")?;
     let peer_incoming = bind(config.listen.peer, "peer")?;
     let admin_incoming = bind(config.listen.admin, "admin")?;
+    let grpc_health_incoming = config
+        .listen
+        .grpc_health
+        .map(|addr| bind(addr, "grpc_health"))
+        .transpose()?;
     let http_listener = tokio::net::TcpListener::bind(config.listen.http)
         .await
         .with_context(|| format!("listen.http: cannot listen on {}", config.listen.http))?;
@@ -170,7 +175,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .timeout(Duration::from_secs(30))
-        .add_service(health_service)
+        .add_service(health_service.clone())
         .add_service(reflection)
         .add_service(vault)
         .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone()));
@@ -200,6 +205,21 @@ pub async fn run(
         metrics,
         stopped(stop_rx.clone()),
     );
+    let grpc_health_server = {
+        let incoming = grpc_health_incoming;
+        let service = health_service.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            match incoming {
+                Some(incoming) => Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, stop)
+                    .await
+                    .context("grpc_health listener"),
+                None => Ok(()),
+            }
+        }
+    };
 
     // Health follows readiness.
     let mut readiness = node.readiness();
@@ -239,6 +259,7 @@ pub async fn run(
             async { peer_server.await.context("peer listener") },
             async { admin_server.await.context("admin listener") },
             async { http_server.await.context("http listener") },
+            grpc_health_server,
         )
     };
     tokio::pin!(servers);

@@ -55,7 +55,7 @@ impl VaultService {
         };
         let record = opaque::record_from_upload(upload, sealed_key, guess_limit);
         let sealed_record = seal_record(
-            self.node.hsm(),
+            self.node.sealer(),
             &cluster.cluster_id,
             &account,
             &request_id,
@@ -114,7 +114,7 @@ impl VaultService {
             charged.guess_limit,
         );
         let started = opaque::login_start(
-            self.node.hsm(),
+            self.node.sealer(),
             &serving.secrets,
             &serving.cluster.cluster_id,
             &account,
@@ -153,7 +153,7 @@ impl VaultService {
             .map_err(VaultError::from_protocol)?;
         let serving = self.node.serving()?;
         let finished = opaque::login_finish(
-            self.node.hsm(),
+            self.node.sealer(),
             &serving.cluster.cluster_id,
             &account,
             &msg.ticket,
@@ -265,7 +265,10 @@ impl Vault for VaultService {
         request: Request<RegisterStartRequest>,
     ) -> Result<Response<RegisterStartResponse>, Status> {
         let call = self.node.begin_call("RegisterStart");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         let result = (|| {
             let parsed =
                 opaque::parse_registration_request(&request.get_ref().registration_request)
@@ -285,7 +288,10 @@ impl Vault for VaultService {
         request: Request<RegisterFinishRequest>,
     ) -> Result<Response<RegisterFinishResponse>, Status> {
         let call = self.node.begin_call("RegisterFinish");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         call.finish(
             self.register_finish_inner(account, request.into_inner())
                 .await,
@@ -297,7 +303,10 @@ impl Vault for VaultService {
         request: Request<ActivateRequest>,
     ) -> Result<Response<ActivateResponse>, Status> {
         let call = self.node.begin_call("Activate");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         call.finish(self.activate_inner(account, request.into_inner()).await)
     }
 
@@ -306,7 +315,10 @@ impl Vault for VaultService {
         request: Request<RecoverStartRequest>,
     ) -> Result<Response<RecoverStartResponse>, Status> {
         let call = self.node.begin_call("RecoverStart");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         let peer = request.remote_addr().map(|a| a.ip());
         call.finish(
             self.recover_start_inner(account, peer, request.into_inner())
@@ -319,7 +331,10 @@ impl Vault for VaultService {
         request: Request<RecoverFinishRequest>,
     ) -> Result<Response<RecoverFinishResponse>, Status> {
         let call = self.node.begin_call("RecoverFinish");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         call.finish(
             self.recover_finish_inner(account, request.into_inner())
                 .await,
@@ -331,7 +346,10 @@ impl Vault for VaultService {
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let call = self.node.begin_call("Status");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         let result = self.node.serving().map(|_| {
             let status = self.node.state().account_status(&account);
             let staged_version = status.staged.map(RecordVersion::get).unwrap_or(0);
@@ -369,7 +387,10 @@ impl Vault for VaultService {
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let call = self.node.begin_call("Delete");
-        let account = self.node.authenticate(&request)?;
+        let account = match self.node.authenticate(&request) {
+            Ok(account) => account,
+            Err(e) => return call.finish(Err(e)),
+        };
         let result = async {
             self.node.serving()?;
             match self.node.write(Command::Delete { account }).await? {

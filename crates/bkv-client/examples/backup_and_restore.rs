@@ -1,0 +1,129 @@
+//! Back up a chat history with a key kept in bkv, lose the phone, restore it.
+//!
+//! Run it against the local cluster:
+//!
+//! ```sh
+//! cluster/up && . cluster/local/bkv.env
+//! cargo run -p bkv-client --example backup_and_restore -- alice@example.com
+//! ```
+//!
+//! It reads the cluster's settings from `BKV_ENDPOINTS` and `BKV_CA_CERT`, and an account
+//! token from `BKV_TOKEN` (or, in dev set-ups, issues one with the key in `BKV_ISSUER_KEY`
+//! for audience `BKV_CLUSTER`).
+//!
+//! The app never sends the backup key or the password anywhere: the key is sealed on the
+//! device under a key only the password can re-derive (OPAQUE's export key), and the vault
+//! counts every password attempt.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use bkv_client::{ClientConfig, SecretString, TokenSource, VaultClient, VaultError};
+use bkv_core::AccountId;
+use bkv_core::token::{Claims, issue};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let account = AccountId::parse(
+        &std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "example-user".into()),
+    )?;
+    let client = VaultClient::connect(config(&account)?).await?;
+    let password = || SecretString::from("a long passphrase only the user knows");
+
+    // 1. On the old phone: make a backup key, put it in the vault, encrypt the backup with it.
+    let registered = client.register(&account, password(), Some(5)).await?;
+    println!("registered {account}: version {}", registered.version);
+    let backup = encrypt(registered.key.expose(), b"chat history: hello, world")?;
+
+    // 2. On the new phone: a wrong guess is counted...
+    match client
+        .recover(&account, SecretString::from("not the passphrase"))
+        .await
+    {
+        Err(VaultError::WrongPassword { guesses_remaining }) => {
+            println!("wrong passphrase: {guesses_remaining} guesses left");
+        }
+        other => {
+            return Err(format!(
+                "a wrong passphrase must fail, got {:?}",
+                other.map(|r| r.version)
+            )
+            .into());
+        }
+    }
+    // ...and the right passphrase brings the key back and resets the counter.
+    let recovered = client.recover(&account, password()).await?;
+    let history = decrypt(recovered.key.expose(), &backup)?;
+    println!(
+        "restored version {}: {:?} ({} of {} guesses were left)",
+        recovered.version,
+        String::from_utf8_lossy(&history),
+        recovered.guesses_remaining_before,
+        recovered.guess_limit
+    );
+    assert_eq!(history, b"chat history: hello, world");
+
+    let status = client.status().await?;
+    println!(
+        "status: {:?}, {} guesses used of {}",
+        status.state, status.guesses_used, status.guess_limit
+    );
+    Ok(())
+}
+
+/// Client settings from the environment; tokens from `BKV_TOKEN` or the dev issuer key.
+fn config(account: &AccountId) -> Result<ClientConfig, Box<dyn std::error::Error>> {
+    let endpoints: Vec<String> = std::env::var("BKV_ENDPOINTS")
+        .map_err(|_| "set BKV_ENDPOINTS (source cluster/local/bkv.env)")?
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let ca = std::fs::read(std::env::var("BKV_CA_CERT").map_err(|_| "set BKV_CA_CERT")?)?;
+    let token = match std::env::var("BKV_TOKEN") {
+        Ok(t) => TokenSource::fixed(t),
+        Err(_) => {
+            let key_path =
+                std::env::var("BKV_ISSUER_KEY").map_err(|_| "set BKV_TOKEN or BKV_ISSUER_KEY")?;
+            let key = bkv_client::pki::read_issuer_key(key_path.as_ref())?;
+            let audience = std::env::var("BKV_CLUSTER").unwrap_or_else(|_| "bkv-local".into());
+            let sub = account.to_string();
+            TokenSource::from_fn(move || {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|e| e.to_string())?
+                    .as_secs();
+                let claims = Claims {
+                    iss: "bkv-dev".into(),
+                    sub: sub.clone(),
+                    aud: audience.clone(),
+                    iat: now,
+                    exp: now + 600,
+                    nbf: None,
+                };
+                Ok(SecretString::from(issue(&key, &claims)))
+            })
+        }
+    };
+    let mut config = ClientConfig::new(endpoints, ca, token);
+    config.deadline = Duration::from_secs(30);
+    Ok(config)
+}
+
+fn encrypt(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| "key length")?;
+    // One message per key in this example; real apps use a fresh nonce per message.
+    let nonce = Nonce::try_from(&[0u8; 12][..]).map_err(|_| "nonce length")?;
+    let mut out = nonce.to_vec();
+    out.extend(cipher.encrypt(&nonce, plaintext).map_err(|_| "encrypt")?);
+    Ok(out)
+}
+
+fn decrypt(key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| "key length")?;
+    let (nonce, body) = sealed.split_at_checked(12).ok_or("too short")?;
+    let nonce = Nonce::try_from(nonce).map_err(|_| "nonce length")?;
+    Ok(cipher.decrypt(&nonce, body).map_err(|_| "decrypt")?)
+}

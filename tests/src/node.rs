@@ -1,0 +1,337 @@
+//! [`NodeProcess`]: one `bkv-node` process of a test cluster, with its ports, configuration,
+//! data dir, SoftHSM token and log file, and the signals a test sends it.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::process::ChildGuard;
+
+/// The four ports of a node, all on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// `listen.client` (bkv.v1.Vault, TLS).
+    pub client: u16,
+    /// `listen.peer` (bkv.v1.Raft, mutual TLS).
+    pub peer: u16,
+    /// `listen.admin` (bkv.v1.Admin, mutual TLS).
+    pub admin: u16,
+    /// `listen.http` (`/healthz`, `/readyz`, `/metrics`).
+    pub http: u16,
+}
+
+/// What the harness last did to a node's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Started (and not signalled since).
+    Running,
+    /// Frozen by SIGSTOP.
+    Stopped,
+    /// Not running: killed, terminated, or exited.
+    Down,
+}
+
+/// One `bkv-node` of a test cluster.
+#[derive(Debug)]
+pub struct NodeProcess {
+    id: u64,
+    ports: Ports,
+    config: PathBuf,
+    data_dir: PathBuf,
+    token_dir: PathBuf,
+    log: PathBuf,
+    binary: PathBuf,
+    child: Option<ChildGuard>,
+    state: ProcessState,
+    starts: u32,
+}
+
+/// An HTTP answer of the node's small HTTP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: String,
+}
+
+impl NodeProcess {
+    /// A node that is not started yet. `config` must already be written.
+    pub fn new(
+        id: u64,
+        ports: Ports,
+        config: PathBuf,
+        data_dir: PathBuf,
+        token_dir: PathBuf,
+        log: PathBuf,
+        binary: PathBuf,
+    ) -> Self {
+        Self {
+            id,
+            ports,
+            config,
+            data_dir,
+            token_dir,
+            log,
+            binary,
+            child: None,
+            state: ProcessState::Down,
+            starts: 0,
+        }
+    }
+
+    /// The node id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The node's ports.
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// `https://127.0.0.1:<client port>`.
+    pub fn client_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports.client)
+    }
+
+    /// `127.0.0.1:<admin port>`.
+    pub fn admin_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.admin)
+    }
+
+    /// `127.0.0.1:<peer port>`.
+    pub fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.peer)
+    }
+
+    /// The node's data dir (Raft log, state, audit file).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The node's token dir (`softhsm2.conf`, PIN files, token files).
+    pub fn token_dir(&self) -> &Path {
+        &self.token_dir
+    }
+
+    /// The node's configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The node's log file (stdout and stderr of every start, appended).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// What the harness last did to the process.
+    pub fn state(&self) -> ProcessState {
+        self.state
+    }
+
+    /// Whether the process runs and is not frozen.
+    pub fn is_up(&mut self) -> bool {
+        self.refresh();
+        self.state == ProcessState::Running
+    }
+
+    /// How many times the process was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(ChildGuard::pid)
+    }
+
+    /// Notices a process that exited on its own.
+    fn refresh(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && !child.is_running()
+        {
+            self.child = None;
+            self.state = ProcessState::Down;
+        }
+    }
+
+    /// Starts the process (again: same config, data dir and token). Does not wait.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        self.refresh();
+        anyhow::ensure!(self.child.is_none(), "node {} is already running", self.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .env("SOFTHSM2_CONF", self.token_dir.join("softhsm2.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        // The test's own environment must not reconfigure the node.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BKV_") {
+                command.env_remove(key);
+            }
+        }
+        self.child = Some(ChildGuard::spawn(format!("bkv-node {}", self.id), command)?);
+        self.state = ProcessState::Running;
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill();
+        }
+        self.state = ProcessState::Down;
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the process to exit and returns its status.
+    /// Kills it if it does not exit in time.
+    pub async fn sigterm(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            anyhow::bail!("node {} is not running", self.id);
+        };
+        if self.state == ProcessState::Stopped {
+            child.signal("CONT")?;
+        }
+        child.signal("TERM")?;
+        self.state = ProcessState::Down;
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.wait_timeout(Duration::ZERO)? {
+                return Ok(status);
+            }
+            if Instant::now() >= until {
+                child.kill();
+                anyhow::bail!(
+                    "node {} did not exit within {} ms of SIGTERM",
+                    self.id,
+                    timeout.as_millis()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// SIGSTOP: the process freezes, its sockets stay open.
+    pub fn sigstop(&mut self) -> anyhow::Result<()> {
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("node {} is not running", self.id))?;
+        child.signal("STOP")?;
+        self.state = ProcessState::Stopped;
+        Ok(())
+    }
+
+    /// SIGCONT after [`Self::sigstop`].
+    pub fn sigcont(&mut self) -> anyhow::Result<()> {
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("node {} is not running", self.id))?;
+        child.signal("CONT")?;
+        self.state = ProcessState::Running;
+        Ok(())
+    }
+
+    /// `GET path` on the node's HTTP port, within `timeout`.
+    pub async fn http_get(&self, path: &str, timeout: Duration) -> anyhow::Result<HttpAnswer> {
+        let port = self.ports.http;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await?;
+            anyhow::Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| anyhow::anyhow!("node {}: no HTTP answer on {path}", self.id))??;
+        parse_http(&bytes)
+    }
+
+    /// `/readyz`: 200 when the node serves clients, 503 with the reason otherwise.
+    pub async fn readyz(&self) -> anyhow::Result<HttpAnswer> {
+        self.http_get("/readyz", Duration::from_secs(2)).await
+    }
+
+    /// Waits up to `timeout` for `/healthz` to answer 200; fails early if the process exits.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let until = Instant::now() + timeout;
+        loop {
+            self.refresh();
+            anyhow::ensure!(
+                self.child.is_some(),
+                "node {} exited while starting; log:\n{}",
+                self.id,
+                self.log_tail(30)
+            );
+            if let Ok(answer) = self.http_get("/healthz", Duration::from_secs(2)).await
+                && answer.status == 200
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < until,
+                "node {} did not answer /healthz within {} s",
+                self.id,
+                timeout.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The last `lines` lines of the node's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The whole log, for tests that look for a line.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn parse_http(bytes: &[u8]) -> anyhow::Result<HttpAnswer> {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer: {head:?}"))?;
+    Ok(HttpAnswer {
+        status,
+        body: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_answers_parse() {
+        let a = parse_http(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\n\r\nnope\n")
+            .unwrap();
+        assert_eq!(a.status, 503);
+        assert_eq!(a.body, "nope\n");
+        assert!(parse_http(b"garbage").is_err());
+    }
+}

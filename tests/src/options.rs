@@ -1,0 +1,79 @@
+//! [`ClusterOptions`]: what a test cluster looks like (size, cluster settings, node
+//! configuration keys that tests vary) and how long the harness waits for it.
+
+use std::time::Duration;
+
+/// Settings of a [`crate::Cluster`]. `ClusterOptions::new(3)` is a small, fast cluster with
+/// the node defaults of `cluster/node.example.toml`.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Nodes started, initialised and joined by `start_with` (node ids `1..=nodes`).
+    pub nodes: u64,
+    /// The cluster name (the account tokens' audience).
+    pub cluster_name: String,
+    /// The cluster's default guess limit (0: the node's default).
+    pub default_guess_limit: u32,
+    /// The cluster's largest guess limit (0: the node's default).
+    pub max_guess_limit: u32,
+    /// `[raft]` of every node's configuration.
+    pub raft: RaftOptions,
+    /// `recovery.write_timeout_ms`.
+    pub write_timeout_ms: u64,
+    /// `log.level` of every node.
+    pub log_level: String,
+    /// Bound on each wait while starting (a node's `/healthz`, a ceremony, `/readyz`).
+    pub start_timeout: Duration,
+    /// `ClientConfig::call_timeout` of the vault clients the harness makes.
+    pub client_call_timeout: Duration,
+    /// `ClientConfig::deadline` of the vault clients the harness makes.
+    pub client_deadline: Duration,
+}
+
+/// The `[raft]` keys of the node configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// `raft.heartbeat_ms`.
+    pub heartbeat_ms: u64,
+    /// `raft.election_timeout_min_ms`.
+    pub election_timeout_min_ms: u64,
+    /// `raft.election_timeout_max_ms`.
+    pub election_timeout_max_ms: u64,
+    /// `raft.snapshot_every_logs`.
+    pub snapshot_every_logs: u64,
+    /// `raft.logs_kept_after_snapshot`.
+    pub logs_kept_after_snapshot: u64,
+    /// `raft.rpc_timeout_ms`.
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for RaftOptions {
+    /// The node's own defaults.
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            snapshot_every_logs: 20_000,
+            logs_kept_after_snapshot: 1_000,
+            rpc_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl ClusterOptions {
+    /// `nodes` nodes with the node defaults, guess limits 5 (default) and 10 (max).
+    pub fn new(nodes: u64) -> Self {
+        Self {
+            nodes,
+            cluster_name: "bkv-test".into(),
+            default_guess_limit: 5,
+            max_guess_limit: 10,
+            raft: RaftOptions::default(),
+            write_timeout_ms: 5_000,
+            log_level: "info".into(),
+            start_timeout: Duration::from_secs(60),
+            client_call_timeout: Duration::from_secs(5),
+            client_deadline: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The container and Kubernetes files parse, reference only files that exist, and agree with
+//! the node's configuration. (No Docker engine or Kubernetes cluster runs here: what can be
+//! checked without one is checked; `cluster/up`, which t90 runs, starts its nodes through the
+//! image's entry point script.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bkv_node::config::{FlagOverrides, NodeConfig};
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load_yaml(rel: &str) -> Vec<Yaml> {
+    let text = std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{rel} does not parse: {e}"))
+}
+
+/// Where a path inside the image comes from in the repository (the Dockerfile's COPY lines).
+fn image_source(path: &str) -> PathBuf {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let mut best: Option<(String, String)> = None;
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let (dest, sources) = parts.split_last().expect("COPY has a destination");
+        for src in sources {
+            let name = Path::new(src.trim_end_matches('/'))
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string());
+            // A directory copied into a directory: dest/<rest>; a file into a dir: dest/<name>.
+            let candidate = if src.ends_with('/') {
+                path.strip_prefix(dest).map(|rest| format!("{src}{rest}"))
+            } else {
+                name.filter(|n| path == format!("{dest}{n}"))
+                    .map(|_| src.to_string())
+            };
+            if let Some(c) = candidate
+                && best.as_ref().is_none_or(|(d, _)| dest.len() > d.len())
+            {
+                best = Some((dest.to_string(), c));
+            }
+        }
+    }
+    let (_, src) = best.unwrap_or_else(|| panic!("{path} is not copied into the image"));
+    repo().join(src)
+}
+
+/// A service's field, looking through a YAML merge key (`<<: *node`) as compose does.
+fn field<'a>(service: &'a Yaml, key: &str) -> &'a Yaml {
+    match &service[key] {
+        Yaml::BadValue => &service["<<"][key],
+        v => v,
+    }
+}
+
+fn load_config(path: &Path, env: &[(&str, String)]) -> NodeConfig {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.clone()));
+    NodeConfig::load(Some(path), env, &FlagOverrides::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_file_the_dockerfile_copies_exists_and_scripts_are_valid_bash() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
+        for src in &parts[..parts.len() - 1] {
+            if *src != "." {
+                assert!(repo().join(src).exists(), "Dockerfile copies missing {src}");
+            }
+        }
+    }
+    assert!(
+        dockerfile.contains("USER bkv"),
+        "the image runs as a non-root user"
+    );
+    for script in [
+        "cluster/up",
+        "cluster/down",
+        "cluster/mk-token",
+        "cluster/entrypoint",
+        "cluster/docker/init",
+        "cluster/docker/pki",
+    ] {
+        let ok = Command::new("bash")
+            .arg("-n")
+            .arg(repo().join(script))
+            .status()
+            .expect("bash");
+        assert!(ok.success(), "{script} is not valid bash");
+    }
+    let up = std::fs::read_to_string(repo().join("cluster/up")).expect("cluster/up");
+    assert!(
+        up.contains("cluster/entrypoint"),
+        "cluster/up starts nodes through the image's entry point"
+    );
+}
+
+#[test]
+fn docker_compose_references_what_exists() {
+    let docs = load_yaml("docker-compose.yml");
+    let doc = &docs[0];
+    let services = doc["services"].as_hash().expect("services");
+    let volumes = doc["volumes"].as_hash().expect("volumes");
+    let declared: Vec<&str> = volumes.keys().filter_map(Yaml::as_str).collect();
+    let mut nodes = 0;
+    for (name, service) in services {
+        let name = name.as_str().expect("service name");
+        if let Some(entry) = service["entrypoint"].as_vec() {
+            let path = entry[0].as_str().expect("entrypoint path");
+            assert!(
+                image_source(path).exists(),
+                "{name}: entrypoint {path} has no source"
+            );
+        }
+        for v in service["volumes"].as_vec().into_iter().flatten() {
+            let v = v.as_str().expect("volume");
+            let vol = v.split(':').next().unwrap_or_default();
+            assert!(
+                declared.contains(&vol),
+                "{name}: volume {vol} is not declared"
+            );
+        }
+        if let Some(config) = service["environment"]["BKV_CONFIG"].as_str() {
+            nodes += 1;
+            let label = service["environment"]["BKV_TOKEN_LABEL"]
+                .as_str()
+                .expect("token label");
+            let source = image_source(config);
+            let c = load_config(&source, &[]);
+            assert_eq!(
+                c.hsm.token_label, label,
+                "{name}: BKV_TOKEN_LABEL matches the config"
+            );
+            assert_eq!(
+                format!("bkv-node{}", c.node_id),
+                name,
+                "{name}: node id matches the name"
+            );
+            let health = field(service, "healthcheck")["test"]
+                .as_vec()
+                .expect("healthcheck");
+            let words: Vec<&str> = health.iter().filter_map(Yaml::as_str).collect();
+            assert_eq!(
+                &words[1..4],
+                ["bkv", "admin", "health"],
+                "{name}: health via the CLI"
+            );
+        }
+    }
+    assert_eq!(nodes, 3, "three nodes, one volume each");
+    // The healthcheck command exists in the CLI.
+    let bkv = bkv_tests::process::workspace_binary("bkv").expect("bkv built");
+    let help = Command::new(bkv)
+        .args(["admin", "health", "--help"])
+        .output()
+        .expect("bkv");
+    assert!(help.status.success());
+}
+
+#[test]
+fn kubernetes_manifests_parse_and_agree_with_the_node_config() {
+    let dir = repo().join("cluster/k8s");
+    let mut kinds = Vec::new();
+    let mut configmap_toml = None;
+    let mut statefulset = None;
+    for entry in std::fs::read_dir(&dir).expect("cluster/k8s") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let rel = path
+            .strip_prefix(repo())
+            .expect("in repo")
+            .to_string_lossy()
+            .to_string();
+        for doc in load_yaml(&rel) {
+            let kind = doc["kind"].as_str().expect("kind").to_string();
+            assert!(doc["apiVersion"].as_str().is_some(), "{rel}: apiVersion");
+            if kind == "ConfigMap" {
+                configmap_toml = doc["data"]["node.toml"].as_str().map(str::to_string);
+            }
+            if kind == "StatefulSet" {
+                statefulset = Some(doc.clone());
+            }
+            if kind == "Job" {
+                let cmd = &doc["spec"]["template"]["spec"]["containers"][0]["command"][0];
+                assert!(image_source(cmd.as_str().expect("job command")).exists());
+            }
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Job",
+            "Namespace",
+            "Service",
+            "Service",
+            "StatefulSet"
+        ]
+    );
+
+    // The shared node.toml, with the per-pod variables the StatefulSet sets for pod bkv-1.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let toml = tmp.path().join("node.toml");
+    std::fs::write(&toml, configmap_toml.expect("ConfigMap has node.toml")).expect("write");
+    let env = [
+        ("BKV_NODE_ID", "2".to_string()),
+        ("BKV_HSM__TOKEN_LABEL", "bkv-node2".to_string()),
+        ("BKV_TLS__CERT", "/pki/node2.pem".to_string()),
+        ("BKV_ADVERTISE__PEER", "bkv-1.bkv:7201".to_string()),
+    ];
+    let c = load_config(&toml, &env);
+    assert_eq!(c.node_id, 2);
+    assert_eq!(c.hsm.token_label, "bkv-node2");
+    assert_eq!(c.peer_addr(), "bkv-1.bkv:7201");
+    let health_port = c
+        .listen
+        .grpc_health
+        .expect("grpc_health listener for probes")
+        .port();
+
+    let sts = statefulset.expect("StatefulSet");
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    let script = container["args"][0].as_str().expect("start script");
+    for var in [
+        "BKV_NODE_ID",
+        "BKV_HSM__TOKEN_LABEL",
+        "BKV_TLS__CERT",
+        "BKV_TLS__KEY",
+        "BKV_ADVERTISE__PEER",
+    ] {
+        assert!(script.contains(var), "the StatefulSet sets {var}");
+    }
+    let entry = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("exec "))
+        .expect("exec line");
+    assert!(image_source(entry.split_whitespace().next().unwrap_or_default()).exists());
+    let probe = &container["readinessProbe"]["grpc"];
+    assert_eq!(probe["port"].as_i64(), Some(i64::from(health_port)));
+    assert_eq!(probe["service"].as_str(), Some("bkv.v1.Vault"));
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("k8s README");
+    assert!(
+        readme.contains("create secret generic bkv-pki"),
+        "the README makes the Secret the pods mount"
+    );
+}
