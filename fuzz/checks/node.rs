@@ -157,10 +157,14 @@ fn parsed<M: Message + Default + PartialEq>(
     ok
 }
 
-/// Loads `text` as a node's config file from a fresh temp dir.
+thread_local! {
+    /// A scratch directory per thread (property tests run on several), reused by every load.
+    static SCRATCH: tempfile::TempDir = tempfile::tempdir().expect("temp dir");
+}
+
+/// Loads `text` as a node's config file, written to this thread's scratch directory.
 fn load(text: &[u8]) -> Result<NodeConfig, bkv_node::config::ConfigError> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("node.toml");
+    let path = SCRATCH.with(|dir| dir.path().join("node.toml"));
     let mut file = std::fs::File::create(&path).expect("create config file");
     file.write_all(text).expect("write config file");
     drop(file);

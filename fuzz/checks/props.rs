@@ -90,15 +90,15 @@ pub enum Edit {
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let at = any::<usize>();
+    let at = || any::<usize>();
     prop_oneof![
-        (at.clone(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
-        (at.clone(), 0u8..8).prop_map(|(i, b)| Edit::Flip(i, b)),
-        (at.clone(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
-        at.clone().prop_map(Edit::Remove),
-        at.clone().prop_map(Edit::Truncate),
+        (at(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+        (at(), 0u8..8).prop_map(|(i, b)| Edit::Flip(i, b)),
+        (at(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+        at().prop_map(Edit::Remove),
+        at().prop_map(Edit::Truncate),
         (
-            at,
+            at(),
             prop::sample::select(vec![0u32, 1, 127, 128, 255, 4096, 0x7fff_ffff, u32::MAX])
         )
             .prop_map(|(i, n)| Edit::Length(i, n)),

@@ -120,9 +120,11 @@ pub fn responses(data: &[u8]) {
         3 => {
             if let Some(r) = decode_stable::<Request>(body, MAX_FORWARD_REQUEST_BYTES) {
                 // The state machine re-checks what serde cannot: applying a forwarded write
-                // must not panic, and must leave a state that its own decoder accepts.
-                let mut state = bkv_core::VaultState::default();
-                let _ = state.apply(1, &r);
+                // (twice, as a retry would) must not panic, and must leave a state that its
+                // own decoder accepts.
+                let mut state = sample_state();
+                let _ = state.apply(4, &r);
+                let _ = state.apply(5, &r);
                 let bytes = state.encode();
                 assert_eq!(
                     bkv_core::VaultState::decode(&bytes).as_ref(),
@@ -135,6 +137,46 @@ pub fn responses(data: &[u8]) {
             let _ = decode_stable::<Outcome>(body, MAX_MESSAGE_BYTES);
         }
     }
+}
+
+/// A bootstrapped state with one active record (`alice`, version 2, limit 3), for forwarded
+/// requests to act on.
+fn sample_state() -> bkv_core::VaultState {
+    use bkv_core::{AccountId, ClusterId, Command, GuessLimit, RecordVersion, RequestId};
+    let limit = |n| GuessLimit::parse_max(n).expect("in range");
+    let alice = AccountId::parse("alice").expect("valid account");
+    let mut state = bkv_core::VaultState::default();
+    let commands = [
+        Command::Bootstrap {
+            cluster_id: ClusterId::new([9; 16]),
+            cluster_name: "fuzz".into(),
+            sealed_server_setup: vec![1, 2, 3],
+            key_check_value: [0; 3],
+            key_id: [0; 8],
+            default_guess_limit: limit(3),
+            max_guess_limit: limit(10),
+        },
+        Command::Stage {
+            account: alice.clone(),
+            request_id: RequestId::new([1; 16]),
+            guess_limit: limit(3),
+            sealed_record: vec![0xaa; 40],
+        },
+        Command::Activate {
+            account: alice,
+            version: RecordVersion(2),
+        },
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        state.apply(
+            i as u64 + 1,
+            &Request {
+                at_unix_ms: 0,
+                command,
+            },
+        );
+    }
+    state
 }
 
 /// `SnapshotImage::decode`: snapshot data from a peer or from disk.

@@ -29,8 +29,12 @@ use props::{CASES, check_seeds, mutated, random, write_seed};
 use proptest::prelude::*;
 use rand::rngs::OsRng;
 
+/// A fuzz target as the tests see it: its corpus name, its check, and whether its parser
+/// accepts an input (what the seed names are held to).
+type Target = (&'static str, fn(&[u8]), fn(&[u8]) -> bool);
+
 /// Each target: its corpus name, its check, and what the parser accepts.
-const TARGETS: &[(&str, fn(&[u8]), fn(&[u8]) -> bool)] = &[
+const TARGETS: &[Target] = &[
     ("registration_request", checks::registration_request, |b| {
         opaque::parse_registration_request(b).is_ok()
     }),
@@ -170,7 +174,7 @@ fn write_seeds() {
             rng,
             b"pw",
             reg_resp.message,
-            ClientRegistrationFinishParameters::new(ids.clone(), Some(&ksf)),
+            ClientRegistrationFinishParameters::new(ids, Some(&ksf)),
         )
         .expect("reg finish");
     let upload = reg_done.message.serialize().to_vec();
@@ -185,7 +189,7 @@ fn write_seeds() {
         account.as_bytes(),
         ServerLoginParameters {
             context: Some(bkv_core::protocol::CONTEXT),
-            identifiers: ids.clone(),
+            identifiers: ids,
         },
     )
     .expect("server login start");
@@ -221,17 +225,13 @@ fn write_seeds() {
         write_seed(target, ones, &vec![0xff; good.len()]);
     }
 
-    write_seed("sealed_key", "valid-min", &vec![7; MIN_SEALED_KEY_LEN]);
+    write_seed("sealed_key", "valid-min", &[7; MIN_SEALED_KEY_LEN]);
     write_seed(
         "sealed_key",
         "valid-backup-key",
-        &vec![8; SEALED_BACKUP_KEY_LEN],
+        &[8; SEALED_BACKUP_KEY_LEN],
     );
-    write_seed(
-        "sealed_key",
-        "invalid-short",
-        &vec![7; MIN_SEALED_KEY_LEN - 1],
-    );
+    write_seed("sealed_key", "invalid-short", &[7; MIN_SEALED_KEY_LEN - 1]);
 
     // Tickets and records, in the documented plaintext layouts.
     let sealed_key = vec![0x5a; SEALED_BACKUP_KEY_LEN];

@@ -29,8 +29,12 @@ use proptest::prelude::*;
 
 type Answer<T, E = openraft::error::Infallible> = Result<T, RaftError<NodeId, E>>;
 
+/// A fuzz target as the tests see it: its corpus name, its check, and whether its parser
+/// accepts an input (what the seed names are held to).
+type Target = (&'static str, fn(&[u8]), fn(&[u8]) -> bool);
+
 /// Each target: its corpus name, its check, and what the decoder accepts.
-const TARGETS: &[(&str, fn(&[u8]), fn(&[u8]) -> bool)] = &[
+const TARGETS: &[Target] = &[
     ("raft_append_entries", checks::append_entries, |b| {
         decode::<AppendEntriesRequest<TypeConfig>>(b).is_ok()
     }),
