@@ -160,12 +160,15 @@ pub async fn run(
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The client port's size limit holds for every service on it, health and reflection too.
+    let health_service = health_service.max_decoding_message_size(limits.max_client_message_bytes);
     let mut health_at_shutdown = health.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bkv_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("reflection")?;
+        .context("reflection")?
+        .max_decoding_message_size(limits.max_client_message_bytes);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
