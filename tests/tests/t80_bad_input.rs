@@ -27,10 +27,15 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use rand::RngCore as _;
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 
 const RIGHT: &str = "correct horse battery staple";
 /// `recovery.ticket_ttl_secs` of this cluster: short, so that a ticket can expire.
-const TICKET_TTL_SECS: u64 = 3;
+const TICKET_TTL_SECS: u64 = 6;
 
 fn random(n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];
@@ -691,8 +696,14 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
             .await?;
         register.push((name, client));
     }
+    // The expired ticket's login comes first; it is used last, once it has expired.
+    let late = login(&as_account(next(), "t-expired")?, "t-expired", RIGHT).await?;
+    let late_at = Instant::now();
+    // Bad tickets and finalizations with t-plain's token, sent side by side (the good
+    // ticket must still be valid at the end), then the good pair.
     let plain = login(&as_account(next(), "t-plain")?, "t-plain", RIGHT).await?;
     let finalization = plain.finalization.clone();
+    let mut finishes: Vec<(String, Vec<u8>, Vec<u8>, Want)> = Vec::new();
     let field = "ticket";
     let mut tampered_body = plain.ticket.clone();
     let mid = tampered_body.len() / 2;
@@ -731,17 +742,16 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
             None,
         ),
     ] {
-        m.check(
-            &format!("RecoverFinish: {what}"),
-            as_account(next(), "t-plain")?
-                .recover_finish(ticket, finalization.clone())
-                .await,
+        finishes.push((
+            what.to_string(),
+            ticket,
+            finalization.clone(),
             Want {
                 code: Code::InvalidArgument,
                 field: Some(field),
                 reason,
             },
-        );
+        ));
     }
     let field = "credential_finalization";
     for (what, bytes) in [
@@ -757,25 +767,18 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         } else {
             wrong_size(field, bytes.len(), CREDENTIAL_FINALIZATION_LEN)
         };
-        m.check(
-            &format!("RecoverFinish: {what}"),
-            as_account(next(), "t-plain")?
-                .recover_finish(plain.ticket.clone(), bytes)
-                .await,
-            w,
-        );
+        finishes.push((what.to_string(), plain.ticket.clone(), bytes, w));
     }
     for (what, bytes) in &others {
         if bytes.len() == CREDENTIAL_FINALIZATION_LEN {
             continue;
         }
-        m.check(
-            &format!("RecoverFinish: {what} as the finalization"),
-            as_account(next(), "t-plain")?
-                .recover_finish(plain.ticket.clone(), bytes.to_vec())
-                .await,
+        finishes.push((
+            format!("{what} as the finalization"),
+            plain.ticket.clone(),
+            bytes.to_vec(),
             wrong_size(field, bytes.len(), CREDENTIAL_FINALIZATION_LEN),
-        );
+        ));
     }
     // Same length as a finalization, but another step's message: it does not verify.
     assert_eq!(REGISTRATION_RESPONSE_LEN, CREDENTIAL_FINALIZATION_LEN);
@@ -784,13 +787,41 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         field: None,
         reason: Some("wrong_password"),
     };
-    m.check(
-        "RecoverFinish: a registration response as the finalization",
-        as_account(next(), "t-plain")?
-            .recover_finish(plain.ticket.clone(), registration_response.clone())
-            .await,
+    finishes.push((
+        "a registration response as the finalization".into(),
+        plain.ticket.clone(),
+        registration_response.clone(),
         denied,
-    );
+    ));
+    // A ticket of another account, with this account's token.
+    let other = login(&as_account(next(), "t-other")?, "t-other", RIGHT).await?;
+    finishes.push((
+        "another account's ticket".into(),
+        other.ticket.clone(),
+        other.finalization.clone(),
+        invalid("ticket", "other_account"),
+    ));
+    let mut side_by_side = tokio::task::JoinSet::new();
+    for (n, (what, ticket, fin, w)) in finishes.into_iter().enumerate() {
+        let caller = as_account(next(), "t-plain")?;
+        side_by_side.spawn(async move {
+            let got = caller.recover_finish(ticket, fin).await;
+            (n, what, got, w)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = side_by_side.join_next().await {
+        answers.push(answer?);
+    }
+    answers.sort_by_key(|a| a.0);
+    for (_, what, got, w) in answers {
+        m.check(&format!("RecoverFinish: {what}"), got, w);
+    }
+    // The good pair still works (the cases above were refused, not consumed).
+    as_account(next(), "t-plain")?
+        .recover_finish(plain.ticket.clone(), plain.finalization.clone())
+        .await
+        .map_err(|s| anyhow::anyhow!("the good ticket after the bad ones: {s:?}"))?;
     // Another login's finalization: PERMISSION_DENIED with the guesses left.
     let cross_a = login(&as_account(next(), "t-cross")?, "t-cross", RIGHT).await?;
     let cross_b = login(&as_account(next(), "t-cross")?, "t-cross", RIGHT).await?;
@@ -810,20 +841,6 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         answer,
         denied,
     );
-    // A ticket of another account, with this account's token.
-    let other = login(&as_account(next(), "t-other")?, "t-other", RIGHT).await?;
-    m.check(
-        "RecoverFinish: another account's ticket",
-        as_account(next(), "t-plain")?
-            .recover_finish(other.ticket.clone(), other.finalization.clone())
-            .await,
-        invalid("ticket", "other_account"),
-    );
-    // The good pair still works (the cases above were refused, not consumed).
-    as_account(next(), "t-plain")?
-        .recover_finish(plain.ticket.clone(), plain.finalization.clone())
-        .await
-        .map_err(|s| anyhow::anyhow!("the good ticket after the bad ones: {s:?}"))?;
 
     // A ticket of a version superseded by a re-registration.
     let old = login(&as_account(next(), "t-version")?, "t-version", RIGHT).await?;
@@ -843,9 +860,9 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         },
     );
 
-    // An expired ticket.
-    let late = login(&as_account(next(), "t-expired")?, "t-expired", RIGHT).await?;
-    tokio::time::sleep(Duration::from_millis(TICKET_TTL_SECS * 1000 + 500)).await;
+    // An expired ticket (its login was the first of this phase).
+    let expired_at = late_at + Duration::from_millis(TICKET_TTL_SECS * 1000 + 500);
+    tokio::time::sleep(expired_at.saturating_duration_since(Instant::now())).await;
     m.check(
         "RecoverFinish: an expired ticket",
         as_account(next(), "t-expired")?
@@ -879,7 +896,7 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
     }
     println!("replayed ticket after a later charge: answer {replay:?}, guesses used {used}");
 
-    // Phase 4: a gRPC message over limits.max_client_message_bytes (64 KiB here).
+    // Phase 4: gRPC messages over limits.max_client_message_bytes (64 KiB here).
     for (what, size) in [("70 KiB", 70 * 1024), ("4 MiB", 4 * 1024 * 1024)] {
         m.check(
             &format!("RegisterFinish of {what}"),
@@ -889,6 +906,36 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
             want(Code::OutOfRange),
         );
     }
+
+    // The same limit on the other services of the client port (no token needed there).
+    let long_name = "x".repeat(100 * 1024);
+    let health = HealthClient::new(channel(next())?)
+        .check(HealthCheckRequest {
+            service: long_name.clone(),
+        })
+        .await;
+    m.check("Health.Check of 100 KiB", health, want(Code::OutOfRange));
+    let reflection = ServerReflectionClient::new(channel(next())?)
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(long_name)),
+        }]))
+        .await;
+    // tonic-reflection ends its answer stream, without a status, at a request that does
+    // not decode: an unanswered end is the refusal (a 100 KiB name that was read would get
+    // NOT_FOUND for the symbol).
+    let reflection = match reflection {
+        Ok(answers) => match answers.into_inner().message().await {
+            Ok(None) => Err(tonic::Status::out_of_range("dropped unanswered")),
+            other => other.map(|answer| format!("{answer:?}")),
+        },
+        Err(status) => Err(status),
+    };
+    m.check(
+        "reflection request of 100 KiB",
+        reflection,
+        want(Code::OutOfRange),
+    );
 
     println!(
         "bad-input matrix: {} cases ({} token cases on two calls each), {} ms",
