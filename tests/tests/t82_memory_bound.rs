@@ -314,8 +314,10 @@ async fn a_flood_of_bogus_recovery_starts_leaves_memory_bounded() -> anyhow::Res
         first.0,
         second.0
     );
+    // A debug build on a busy machine manages some 150 calls a second; below 1000 calls a
+    // half the flood would show nothing.
     assert!(
-        first.0 >= HALF / 4,
+        first.0 >= HALF / 8,
         "the flood was too slow to mean anything: {} calls in a half",
         first.0
     );
