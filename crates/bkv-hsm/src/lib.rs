@@ -11,6 +11,7 @@
 
 pub mod blob;
 mod config;
+mod data;
 mod error;
 mod info;
 mod module;

@@ -125,6 +125,25 @@ impl Partition {
         self.run(move |w| w.random(len)).await?
     }
 
+    /// The value of the private data object `label`, if the token holds one.
+    pub async fn read_data(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
+        let label = label.to_string();
+        self.run(move |w| w.read_data(&label)).await?
+    }
+
+    /// Writes the private data object `label` (at most 4 KiB), replacing any old value.
+    pub async fn write_data(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
+        let label = label.to_string();
+        let value = Zeroizing::new(value.to_vec());
+        self.run(move |w| w.write_data(&label, &value)).await?
+    }
+
+    /// Destroys the private data object `label`, if any.
+    pub async fn delete_data(&self, label: &str) -> Result<(), HsmError> {
+        let label = label.to_string();
+        self.run(move |w| w.delete_data(&label)).await?
+    }
+
     /// This token's enrollment key, made on first call.
     pub async fn enrollment_key(&self) -> Result<EnrollmentKey, HsmError> {
         self.run(Worker::enrollment_key).await?

@@ -17,3 +17,4 @@ pub mod sealer;
 pub mod server;
 pub mod tls;
 pub mod vault;
+pub mod watermark;

@@ -42,6 +42,11 @@ struct Args {
     /// Log filter, e.g. `info` or `bkv_node=debug,info` (overrides `log.level`).
     #[arg(long)]
     log_level: Option<String>,
+    /// Repair after a rollback: forget the durability watermark in this node's token, then
+    /// exit. Only with an empty data directory, after the node was removed from the cluster
+    /// (OPERATIONS.md, "Rollback").
+    #[arg(long)]
+    reset_watermark: bool,
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -77,8 +82,13 @@ fn main() -> anyhow::Result<()> {
         .thread_name("bkv-node")
         .build()
         .context("tokio runtime")?;
+    let reset = args.reset_watermark;
     runtime.block_on(async move {
-        let result = bkv_node::server::run(config, shutdown_signal()).await;
+        let result = if reset {
+            bkv_node::server::reset_watermark(&config).await
+        } else {
+            bkv_node::server::run(config, shutdown_signal()).await
+        };
         if let Err(e) = &result {
             tracing::error!(error = format!("{e:#}"), "bkv-node failed");
         }

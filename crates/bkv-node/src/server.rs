@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::tls::{TlsMaterial, require_role};
 use crate::vault::VaultService;
+use crate::watermark;
 
 /// Reads the trusted account-token issuers' public keys.
 pub fn load_issuers(config: &NodeConfig) -> anyhow::Result<TrustedIssuers> {
@@ -71,6 +72,9 @@ fn raft_config(config: &NodeConfig) -> openraft::Config {
         ..bkv_raft::raft_config()
     }
 }
+
+/// The name the health service reports the vault under.
+const VAULT_NAME: &str = <VaultServer<VaultService> as tonic::server::NamedService>::NAME;
 
 fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpIncoming> {
     Ok(TcpIncoming::bind(addr)
@@ -126,6 +130,17 @@ pub async fn run(
         "HSM partition open"
     );
 
+    let at_least = watermark::read(&hsm, config.node_id)
+        .await
+        .context("hsm: watermark")?;
+    if let Some(w) = at_least {
+        tracing::info!(
+            log_index = w.last_log_index,
+            vote_term = w.vote_term,
+            "durability watermark"
+        );
+    }
+
     let (hasher_tx, hasher_rx) = watch::channel(None::<AccountHasher>);
     let (audit, queue) = AuditLog::start(&config.data_dir, hasher_rx).context("audit file")?;
     let mut options = NodeOptions::new(config.node_id, &config.data_dir, Arc::new(queue));
@@ -143,9 +158,24 @@ pub async fn run(
             .saturating_sub(500)
             .max(100),
     );
-    let raft = RaftNode::open(options).await.context("raft")?;
+    options.at_least = at_least;
+    let raft = match RaftNode::open(options).await {
+        Ok(raft) => raft,
+        Err(e @ bkv_raft::OpenError::RolledBack { .. }) => {
+            anyhow::bail!(
+                "{e}. This node will not vote or serve on it. Repair (OPERATIONS.md, \"Rollback\"): \
+                 remove node {id} from the cluster on a healthy member (bkv admin remove-node \
+                 --node-id {id}), wipe {dir}, run bkv-node --reset-watermark with this config, \
+                 start it, and add it again (bkv admin add-node)",
+                id = config.node_id,
+                dir = config.data_dir.display()
+            )
+        }
+        Err(e) => return Err(e).context("raft"),
+    };
     let metrics = Metrics::new();
     let limits = config.limits.clone();
+    let config_node_id = config.node_id;
     let node = Node::new(
         config,
         hsm,
@@ -157,10 +187,15 @@ pub async fn run(
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The client port's size limit holds for every service on it, health and reflection too.
+    let health_service = health_service.max_decoding_message_size(limits.max_client_message_bytes);
+    let mut health_at_shutdown = health.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bkv_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("reflection")?;
+        .context("reflection")?
+        .max_decoding_message_size(limits.max_client_message_bytes);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -243,6 +278,16 @@ pub async fn run(
         }
     });
     let readiness_task = tokio::spawn(node.clone().readiness_loop(Duration::from_millis(250)));
+    let watermark_task = {
+        let node = node.clone();
+        tokio::spawn(watermark::keep_up(
+            node.hsm().clone(),
+            move || node.raft().watermark(),
+            config_node_id,
+            at_least,
+            Duration::from_secs(1),
+        ))
+    };
 
     tracing::info!(
         node_id = node.id(),
@@ -268,8 +313,18 @@ pub async fn run(
         () = shutdown => {
             tracing::info!("shutting down");
             node.begin_shutdown();
+            health_task.abort();
+            for name in [VAULT_NAME, ""] {
+                health_at_shutdown
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
             // Let health checkers and load balancers see NOT_SERVING before the ports close.
             tokio::time::sleep(Duration::from_millis(200)).await;
+            // Then end the health `Watch` streams: open streams would hold the drain below.
+            for name in [VAULT_NAME, ""] {
+                health_at_shutdown.clear_service_status(name).await;
+            }
             let _ = stop_tx.send(true);
             match tokio::time::timeout(Duration::from_secs(10), &mut servers).await {
                 Ok(r) => r.map(|_| ()),
@@ -282,8 +337,45 @@ pub async fn run(
     };
     node.begin_shutdown();
     node.raft().shutdown().await;
+    watermark_task.abort();
+    let mut written = at_least.unwrap_or_default();
+    if let Err(e) =
+        watermark::step(node.hsm(), node.raft().watermark(), node.id(), &mut written).await
+    {
+        tracing::warn!(error = %e, "cannot write the final durability watermark");
+    }
     readiness_task.abort();
     health_task.abort();
     tracing::info!("stopped");
     result
+}
+
+/// Forgets the durability watermark in this node's token (the repair procedure after a
+/// rollback; see OPERATIONS.md). Refuses while the data directory still holds Raft data.
+pub async fn reset_watermark(config: &NodeConfig) -> anyhow::Result<()> {
+    let raft_dir = config.data_dir.join(bkv_raft::storage::RAFT_DB_DIR);
+    anyhow::ensure!(
+        !raft_dir.exists(),
+        "{} still exists: remove the node from the cluster and wipe its data directory first",
+        raft_dir.display()
+    );
+    let h = &config.hsm;
+    let user_pin = pin(
+        h.user_pin_file.as_deref(),
+        h.user_pin_env.as_deref(),
+        "user_pin",
+    )?
+    .context("hsm.user_pin_file: no user PIN configured")?;
+    let hsm = Partition::open(HsmConfig {
+        module: h.module.clone(),
+        token_label: h.token_label.clone(),
+        user_pin,
+        so_pin: None,
+        workers: 1,
+    })
+    .await
+    .with_context(|| format!("hsm: cannot open token {:?}", h.token_label))?;
+    watermark::reset(&hsm).await.context("hsm: watermark")?;
+    tracing::warn!(node_id = config.node_id, "durability watermark reset");
+    Ok(())
 }

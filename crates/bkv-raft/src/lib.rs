@@ -23,7 +23,7 @@ pub mod writer;
 
 pub use audit::{AuditEntry, AuditRecord, AuditSink, DiscardAudit};
 pub use config::raft_config;
-pub use log_store::SledLogStore;
+pub use log_store::{DurableState, SledLogStore};
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
 pub use node::{InitError, NodeOptions, OpenError, RaftNode};
 pub use peers::{PeerChannels, PeerOptions};

@@ -42,6 +42,24 @@ pub struct SledLogStore {
     log: sled::Tree,
     meta: sled::Tree,
     committed: Arc<AtomicU64>,
+    durable: Arc<Durable>,
+}
+
+/// What this node's disk holds for certain: updated only after a flush.
+#[derive(Debug, Default)]
+struct Durable {
+    last_index: AtomicU64,
+    vote_term: AtomicU64,
+}
+
+/// The flushed state of a node's log and vote: what a rollback of the data directory would
+/// take back. Compared with the watermark the node keeps in its HSM token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DurableState {
+    /// Highest log index on disk (entries, or the purge point when the log is empty).
+    pub last_log_index: u64,
+    /// Term of the vote on disk (0: never voted).
+    pub vote_term: u64,
 }
 
 impl fmt::Debug for SledLogStore {
@@ -66,6 +84,7 @@ impl SledLogStore {
             log,
             meta,
             committed: Arc::default(),
+            durable: Arc::default(),
         };
         let committed = store
             .read_meta::<Option<LogId>>(KEY_COMMITTED, read_logs_err)?
@@ -73,7 +92,39 @@ impl SledLogStore {
         store
             .committed
             .store(committed.map(|l| l.index).unwrap_or(0), Ordering::Relaxed);
+        // What sled recovered at open is on disk.
+        let last = match store
+            .log
+            .last()
+            .map_err(|e| StorageIOError::read_logs(&e))?
+        {
+            Some((k, v)) => decode_entry(&k, &v)?.log_id.index,
+            None => store.last_purged()?.map(|l| l.index).unwrap_or(0),
+        };
+        let vote = store.read_meta::<Vote>(KEY_VOTE, read_vote_err)?;
+        store.durable.last_index.store(last, Ordering::Relaxed);
+        store.durable.vote_term.store(
+            vote.map(|v| v.leader_id().term).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         Ok(store)
+    }
+
+    /// The flushed state of the log and vote.
+    pub fn durable_state(&self) -> DurableState {
+        DurableState {
+            last_log_index: self.durable.last_index.load(Ordering::Relaxed),
+            vote_term: self.durable.vote_term.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A function that reads [`Self::durable_state`] later (shared with clones).
+    pub fn durable_reader(&self) -> impl Fn() -> DurableState + Send + Sync + 'static {
+        let durable = self.durable.clone();
+        move || DurableState {
+            last_log_index: durable.last_index.load(Ordering::Relaxed),
+            vote_term: durable.vote_term.load(Ordering::Relaxed),
+        }
     }
 
     /// The last committed index this node knows of, shared with every clone (openraft 0.9's
@@ -222,6 +273,9 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         self.flush()
             .await
             .map_err(|e| StorageIOError::write_vote(&e))?;
+        self.durable
+            .vote_term
+            .store(vote.leader_id().term, Ordering::Relaxed);
         Ok(())
     }
 
@@ -254,10 +308,12 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let mut last = None;
         for entry in entries {
             let bytes = codec::encode(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
             batch.insert(&key(entry.log_id.index), bytes);
+            last = Some(entry.log_id.index);
         }
         self.log
             .apply_batch(batch)
@@ -265,6 +321,9 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // Acknowledge only what is on disk.
         match self.flush().await {
             Ok(()) => {
+                if let Some(last) = last {
+                    self.durable.last_index.store(last, Ordering::Relaxed);
+                }
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -280,6 +339,9 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         self.flush()
             .await
             .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.durable
+            .last_index
+            .store(log_id.index.saturating_sub(1), Ordering::Relaxed);
         Ok(())
     }
 
@@ -291,6 +353,10 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         self.flush()
             .await
             .map_err(|e| StorageIOError::write_logs(&e))?;
+        // Purged up to a snapshot past the last entry: the purge point is what is on disk.
+        self.durable
+            .last_index
+            .fetch_max(log_id.index, Ordering::Relaxed);
         Ok(())
     }
 }

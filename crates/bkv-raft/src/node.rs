@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::audit::AuditSink;
 use crate::config::raft_config;
+use crate::log_store::DurableState;
 use crate::network::GrpcNetworkFactory;
 use crate::peers::{PeerChannels, PeerOptions};
 use crate::service::RaftService;
@@ -39,6 +40,10 @@ pub struct NodeOptions {
     pub write_deadline: Duration,
     /// How long the leader waits for a forwarded write to commit.
     pub forward_timeout: Duration,
+    /// The least the data directory must hold (the watermark kept outside it, in the HSM):
+    /// a disk with less was rolled back or wiped, and the node refuses to start rather than
+    /// vote or serve on it.
+    pub at_least: Option<DurableState>,
 }
 
 impl fmt::Debug for NodeOptions {
@@ -64,6 +69,7 @@ impl NodeOptions {
             audit,
             write_deadline: Duration::from_secs(5),
             forward_timeout: Duration::from_secs(4),
+            at_least: None,
         }
     }
 }
@@ -80,6 +86,22 @@ pub enum OpenError {
     /// openraft refused to start.
     #[error("raft: {0}")]
     Raft(#[from] Fatal<NodeId>),
+    /// The data directory holds less than it once durably held: it was rolled back or wiped.
+    #[error(
+        "the data directory was rolled back or wiped: it holds log index {found_index} and vote \
+         term {found_term}, but this node had durably reached log index {expected_index} and \
+         vote term {expected_term}"
+    )]
+    RolledBack {
+        /// Last log index on disk now.
+        found_index: u64,
+        /// Vote term on disk now.
+        found_term: u64,
+        /// What the watermark says the node had reached.
+        expected_index: u64,
+        /// What the watermark says the node had voted in.
+        expected_term: u64,
+    },
 }
 
 /// Why initialising a cluster failed.
@@ -97,6 +119,7 @@ pub enum InitError {
 pub struct RaftNode {
     id: NodeId,
     committed: Arc<AtomicU64>,
+    durable: Arc<dyn Fn() -> DurableState + Send + Sync>,
     raft: BkvRaft,
     state: StateHandle,
     peers: PeerChannels,
@@ -119,6 +142,19 @@ impl RaftNode {
     pub async fn open(options: NodeOptions) -> Result<Self, OpenError> {
         let config = Arc::new(options.config.validate()?);
         let (log, sm) = open_storage(&options.data_dir, options.audit)?;
+        let found = log.durable_state();
+        if let Some(expected) = options.at_least
+            && (found.last_log_index < expected.last_log_index
+                || found.vote_term < expected.vote_term)
+        {
+            return Err(OpenError::RolledBack {
+                found_index: found.last_log_index,
+                found_term: found.vote_term,
+                expected_index: expected.last_log_index,
+                expected_term: expected.vote_term,
+            });
+        }
+        let durable = Arc::new(log.durable_reader()) as Arc<dyn Fn() -> DurableState + Send + Sync>;
         let state = sm.handle();
         let committed = log.committed_index();
         let peers = PeerChannels::new(options.peers);
@@ -127,6 +163,7 @@ impl RaftNode {
         Ok(Self {
             id: options.id,
             committed,
+            durable,
             raft,
             state,
             peers,
@@ -148,6 +185,22 @@ impl RaftNode {
     /// The last committed log index this node knows of (0 before any).
     pub fn committed_index(&self) -> u64 {
         self.committed.load(Ordering::Relaxed)
+    }
+
+    /// The flushed state of this node's log and vote.
+    pub fn durable_state(&self) -> DurableState {
+        (self.durable)()
+    }
+
+    /// What may be recorded as this node's watermark now: the committed index as far as it
+    /// is on this node's disk (committed entries are never truncated, so a later disk with
+    /// less was rolled back), and the durable vote term.
+    pub fn watermark(&self) -> DurableState {
+        let durable = self.durable_state();
+        DurableState {
+            last_log_index: durable.last_log_index.min(self.committed_index()),
+            vote_term: durable.vote_term,
+        }
     }
 
     /// Read access to the applied state.

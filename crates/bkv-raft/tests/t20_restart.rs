@@ -174,23 +174,46 @@ async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
         log.save_vote(&Vote::new(1, 1)).await?;
         log.blocking_append(entries()).await?;
     }
-    // Damage the vote and one entry behind the store's back.
+    // Damage one entry (not the last) behind the store's back: reading it is an error.
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        db.open_tree("raft_log")?
+            .insert(1u64.to_be_bytes(), &[0xFF; 5])?;
+        db.flush()?;
+    }
+    let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    assert!(log.get_log_state().await.is_ok());
+    assert!(log.try_get_log_entries(0..4).await.is_err());
+    assert_eq!(
+        log.try_get_log_entries(2..4).await?,
+        entries()[2..4].to_vec()
+    );
+    drop((log, _sm));
+
+    // A damaged vote or last entry refuses to open: the store reads both at open to know
+    // what is durably on disk (rollback detection).
     {
         let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
         db.open_tree("raft_meta")?.insert("vote", &[0xFF; 3])?;
+        db.flush()?;
+    }
+    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let v = bkv_raft::codec::encode(&Vote::new(1, 1))?;
+        db.open_tree("raft_meta")?.insert("vote", v)?;
         db.open_tree("raft_log")?
             .insert(3u64.to_be_bytes(), &[0xFF; 5])?;
         db.flush()?;
     }
-    let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
-    assert!(log.read_vote().await.is_err());
-    assert!(log.get_log_state().await.is_err());
-    assert!(log.try_get_log_entries(0..4).await.is_err());
-    assert_eq!(
-        log.try_get_log_entries(0..3).await?,
-        entries()[..3].to_vec()
-    );
-    drop((log, _sm));
+    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        db.open_tree("raft_log")?.remove(3u64.to_be_bytes())?;
+        db.open_tree("raft_log")?.remove(1u64.to_be_bytes())?;
+        db.flush()?;
+    }
+    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_ok());
 
     // A damaged snapshot refuses to open rather than serve a wrong state.
     {
@@ -200,5 +223,34 @@ async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
         db.flush()?;
     }
     assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    Ok(())
+}
+
+/// The durable state (what rollback detection compares with the watermark) follows flushes:
+/// appends raise it, a truncation lowers it, a vote sets the term, and a reopened store reads
+/// the same from disk.
+#[tokio::test]
+async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    {
+        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        assert_eq!(log.durable_state(), bkv_raft::DurableState::default());
+        log.blocking_append(entries()).await?;
+        log.save_vote(&Vote::new(3, 1)).await?;
+        let last = entries().last().map(|e| e.log_id.index).unwrap_or_default();
+        assert_eq!(log.durable_state().last_log_index, last);
+        assert_eq!(log.durable_state().vote_term, 3);
+        log.truncate(log_id(1, last)).await?;
+        assert_eq!(log.durable_state().last_log_index, last - 1);
+    }
+    let (log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let last = entries().last().map(|e| e.log_id.index).unwrap_or_default();
+    assert_eq!(
+        log.durable_state(),
+        bkv_raft::DurableState {
+            last_log_index: last - 1,
+            vote_term: 3
+        }
+    );
     Ok(())
 }

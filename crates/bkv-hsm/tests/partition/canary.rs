@@ -10,7 +10,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 const SEALS: usize = 200;
 
 /// Every file under `dir`, recursively (bounded depth).
-fn files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+pub(crate) fn files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     assert!(depth < 8, "token dir deeper than expected");
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
         let path = entry.path();
@@ -23,7 +23,7 @@ fn files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 }
 
 /// The encodings a careless writer might use.
-fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     vec![
@@ -35,7 +35,7 @@ fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
     ]
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
 }
 

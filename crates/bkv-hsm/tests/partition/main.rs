@@ -5,5 +5,6 @@
 mod canary;
 mod ceremony;
 mod concurrency;
+mod data;
 mod open;
 mod seal;

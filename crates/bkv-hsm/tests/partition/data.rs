@@ -1,0 +1,62 @@
+//! Private data objects: written, read back, replaced, deleted; their values never appear in
+//! the token files (SoftHSM encrypts private objects).
+
+use bkv_hsm::testing::TestToken;
+
+#[tokio::test]
+async fn data_objects_round_trip_and_are_replaced_in_place() {
+    let token = TestToken::new();
+    let p = token.open().await;
+    assert!(p.read_data("bkv-watermark").await.expect("read").is_none());
+    p.write_data("bkv-watermark", b"first")
+        .await
+        .expect("write");
+    assert_eq!(
+        p.read_data("bkv-watermark")
+            .await
+            .expect("read")
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(&b"first"[..])
+    );
+    p.write_data("bkv-watermark", b"second value")
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        p.read_data("bkv-watermark")
+            .await
+            .expect("read")
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(&b"second value"[..])
+    );
+    // Another label is another object.
+    assert!(p.read_data("other").await.expect("read").is_none());
+    p.delete_data("bkv-watermark").await.expect("delete");
+    assert!(p.read_data("bkv-watermark").await.expect("read").is_none());
+    assert!(
+        p.write_data("big", &vec![0u8; 4097]).await.is_err(),
+        "values are bounded"
+    );
+}
+
+#[tokio::test]
+async fn data_object_values_are_not_in_the_token_files() {
+    let token = TestToken::new();
+    let p = token.open().await;
+    let canary: Vec<u8> = p.random(24).await.expect("random");
+    p.write_data("canary", &canary).await.expect("write");
+    drop(p);
+    let mut all = Vec::new();
+    super::canary::files(&token.tokens_dir(), 0, &mut all);
+    for file in all {
+        let bytes = std::fs::read(&file).expect("read");
+        for needle in super::canary::encodings(&canary) {
+            assert!(
+                !super::canary::contains(&bytes, &needle),
+                "data object value in {}",
+                file.display()
+            );
+        }
+    }
+}
