@@ -57,7 +57,16 @@ async fn leadership_moves_where_the_operator_asks() {
     }
 
     // Transferring to the node that already leads is a no-op that names it.
-    let leader = cluster.leader(Duration::from_secs(10)).await.expect("leader");
-    let answer = cluster.admin().await.expect("admin").transfer_leader(leader).await.expect("no-op");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let answer = cluster
+        .admin()
+        .await
+        .expect("admin")
+        .transfer_leader(leader)
+        .await
+        .expect("no-op");
     assert_eq!(answer.leader_id, leader);
 }
