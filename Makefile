@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean
+.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean fuzz fuzz-build fuzz-seeds deny
 
 verify: fmt-check clippy test
 
@@ -56,3 +56,39 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (cargo-fuzz, libFuzzer, nightly): every target in fuzz/fuzz_targets/ for
+# FUZZ_SECONDS each, or only FUZZ_TARGETS. New inputs go to fuzz/work/<target> (ignored by
+# git); the committed seeds in fuzz/corpus/<target> are read, never written. Crashes land in
+# fuzz/artifacts/<target>. The same checks run as bounded property tests in `make test`.
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	$(CARGO) +nightly fuzz build
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t; \
+		echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+		$(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
+	done
+
+# Rewrites the committed seed corpora (bkv-core first: the request seeds reuse its messages).
+fuzz-seeds:
+	$(CARGO) test -p bkv-core --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-hsm --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds
+
+# Dependency hygiene (deny.toml). Licenses, bans and sources need no network. The advisory
+# check needs the RustSec database from GitHub: when it cannot be fetched the check is
+# skipped with a note (never a failure); when it can, a vulnerable dependency fails.
+deny:
+	$(CARGO) deny --locked check licenses bans sources
+	@if $(CARGO) deny fetch db; then \
+		$(CARGO) deny --offline check advisories; \
+	else \
+		echo "deny: advisory database unreachable; advisories NOT checked"; \
+	fi

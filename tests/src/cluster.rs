@@ -306,6 +306,7 @@ impl Cluster {
 
     fn config_toml(&self, id: u64, ports: Ports, data_dir: &Path, token_dir: &Path) -> String {
         let r = &self.options.raft;
+        let l = &self.options.limits;
         let pki = self.pki.display();
         let tokens = token_dir.display();
         format!(
@@ -343,6 +344,15 @@ rpc_timeout_ms = {rpc}
 
 [recovery]
 write_timeout_ms = {write}
+ticket_ttl_secs = {ticket_ttl}
+
+[limits]
+max_client_message_bytes = {max_message}
+max_concurrent_streams = {max_streams}
+recover_per_account_per_min = {account_rate}
+recover_per_account_burst = {account_burst}
+recover_per_address_per_min = {address_rate}
+recover_per_address_burst = {address_burst}
 
 [log]
 level = "{level}"
@@ -359,6 +369,13 @@ level = "{level}"
             kept = r.logs_kept_after_snapshot,
             rpc = r.rpc_timeout_ms,
             write = self.options.write_timeout_ms,
+            ticket_ttl = self.options.ticket_ttl_secs,
+            max_message = l.max_client_message_bytes,
+            max_streams = l.max_concurrent_streams,
+            account_rate = l.recover_per_account_per_min,
+            account_burst = l.recover_per_account_burst,
+            address_rate = l.recover_per_address_per_min,
+            address_burst = l.recover_per_address_burst,
             level = self.options.log_level,
         )
     }

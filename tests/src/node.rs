@@ -340,6 +340,52 @@ impl NodeProcess {
         }
     }
 
+    /// `PUT path` with `body` on the node's HTTP port, within `timeout`.
+    pub async fn http_put(
+        &self,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<HttpAnswer> {
+        let port = self.ports.http;
+        let request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await?;
+            anyhow::Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| anyhow::anyhow!("node {}: no HTTP answer on PUT {path}", self.id))??;
+        parse_http(&bytes)
+    }
+
+    /// `/metrics`, parsed (see [`crate::Metrics`]); fails unless the node answers 200.
+    pub async fn metrics(&self) -> anyhow::Result<crate::Metrics> {
+        let answer = self.http_get("/metrics", Duration::from_secs(3)).await?;
+        anyhow::ensure!(
+            answer.status == 200,
+            "node {}: /metrics answered {}",
+            self.id,
+            answer.status
+        );
+        Ok(crate::Metrics::parse(&answer.body))
+    }
+
+    /// The process's resident set size (see [`crate::process::rss_bytes`]).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("node {} is not running", self.id))?;
+        crate::process::rss_bytes(pid)
+    }
+
     /// The last `lines` lines of the node's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -19,6 +19,10 @@ pub struct ClusterOptions {
     pub raft: RaftOptions,
     /// `recovery.write_timeout_ms`.
     pub write_timeout_ms: u64,
+    /// `recovery.ticket_ttl_secs`.
+    pub ticket_ttl_secs: u64,
+    /// `[limits]` of every node's configuration.
+    pub limits: LimitsOptions,
     /// `log.level` of every node.
     pub log_level: String,
     /// Bound on each wait while starting (a node's `/healthz`, a ceremony, `/readyz`).
@@ -71,6 +75,37 @@ impl Default for RaftOptions {
     }
 }
 
+/// The `[limits]` keys of the node configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsOptions {
+    /// `limits.max_client_message_bytes`.
+    pub max_client_message_bytes: usize,
+    /// `limits.max_concurrent_streams`.
+    pub max_concurrent_streams: u32,
+    /// `limits.recover_per_account_per_min` (0: unlimited).
+    pub recover_per_account_per_min: u32,
+    /// `limits.recover_per_account_burst`.
+    pub recover_per_account_burst: u32,
+    /// `limits.recover_per_address_per_min` (0: unlimited).
+    pub recover_per_address_per_min: u32,
+    /// `limits.recover_per_address_burst`.
+    pub recover_per_address_burst: u32,
+}
+
+impl Default for LimitsOptions {
+    /// The node's own defaults (no rate limit).
+    fn default() -> Self {
+        Self {
+            max_client_message_bytes: 65_536,
+            max_concurrent_streams: 256,
+            recover_per_account_per_min: 0,
+            recover_per_account_burst: 0,
+            recover_per_address_per_min: 0,
+            recover_per_address_burst: 0,
+        }
+    }
+}
+
 impl ClusterOptions {
     /// `nodes` nodes with the node defaults, guess limits 5 (default) and 10 (max).
     pub fn new(nodes: u64) -> Self {
@@ -81,6 +116,8 @@ impl ClusterOptions {
             max_guess_limit: 10,
             raft: RaftOptions::default(),
             write_timeout_ms: 5_000,
+            ticket_ttl_secs: 300,
+            limits: LimitsOptions::default(),
             log_level: "info".into(),
             start_timeout: Duration::from_secs(60),
             client_call_timeout: Duration::from_secs(5),
