@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: verify test fmt-check clippy build fix bench clean
+.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean fuzz fuzz-build fuzz-seeds deny
 
 verify: fmt-check clippy test
 
@@ -11,9 +11,18 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p bkv-node -p bkv-failpoints --all-targets --features bkv-node/failpoints -- -D warnings
+
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+# The chaos tests (tests/tests/c*_*.rs) run bkv-node built with the `failpoints` feature,
+# under a second name; the plain bkv-node, built right after, stays free of failpoints.
+failpoints-bin:
+	$(CARGO) build --workspace --bins --features bkv-node/failpoints
+	cp $(TARGET_DIR)/debug/bkv-node $(TARGET_DIR)/debug/bkv-node-failpoints
 
 # Binaries first: the multi-process tests start the real bkv-node and bkv binaries.
-build:
+build: failpoints-bin
 	$(CARGO) build --workspace --bins --examples
 
 test: build
@@ -24,6 +33,20 @@ else
 endif
 	$(CARGO) test --workspace --doc
 
+# A seeded random chaos run: `make chaos SEED=7 DURATION=120` (seconds; NODES=5 for five
+# nodes). Prints the seed, the schedule and the history file; the same seed replays the
+# same schedule.
+SEED ?= $(shell date +%s)
+DURATION ?= 60
+NODES ?= 3
+chaos: build
+	BKV_CHAOS_SEED=$(SEED) BKV_CHAOS_DURATION=$(DURATION) BKV_CHAOS_NODES=$(NODES) \
+	  $(CARGO) test -p bkv-tests --test c99_random_chaos -- --nocapture
+
+# A long soak: ten minutes of seeded chaos on five nodes.
+soak:
+	$(MAKE) chaos DURATION=600 NODES=5
+
 fix:
 	$(CARGO) fmt --all
 	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty --allow-staged
@@ -33,3 +56,39 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (cargo-fuzz, libFuzzer, nightly): every target in fuzz/fuzz_targets/ for
+# FUZZ_SECONDS each, or only FUZZ_TARGETS. New inputs go to fuzz/work/<target> (ignored by
+# git); the committed seeds in fuzz/corpus/<target> are read, never written. Crashes land in
+# fuzz/artifacts/<target>. The same checks run as bounded property tests in `make test`.
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	$(CARGO) +nightly fuzz build
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t; \
+		echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+		$(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
+	done
+
+# Rewrites the committed seed corpora (bkv-core first: the request seeds reuse its messages).
+fuzz-seeds:
+	$(CARGO) test -p bkv-core --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-hsm --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds
+
+# Dependency hygiene (deny.toml). Licenses, bans and sources need no network. The advisory
+# check needs the RustSec database from GitHub: when it cannot be fetched the check is
+# skipped with a note (never a failure); when it can, a vulnerable dependency fails.
+deny:
+	$(CARGO) deny --locked check licenses bans sources
+	@if $(CARGO) deny fetch db; then \
+		$(CARGO) deny --offline check advisories; \
+	else \
+		echo "deny: advisory database unreachable; advisories NOT checked"; \
+	fi

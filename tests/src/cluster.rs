@@ -15,6 +15,7 @@ use bkv_client::{AdminClient, AdminConfig, ClientConfig, KsfParams, TokenSource,
 use bkv_core::token::{Claims, issue};
 use ed25519_dalek::SigningKey;
 
+use crate::chaos::PeerProxy;
 use crate::node::{NodeProcess, Ports, ProcessState};
 use crate::options::ClusterOptions;
 use crate::process::{free_port, workspace_binary};
@@ -32,6 +33,7 @@ pub struct Cluster {
     issuer: SigningKey,
     node_bin: PathBuf,
     token_bin: PathBuf,
+    proxy: Option<PeerProxy>,
     // Last: removed after every process is gone (see Drop).
     dir: tempfile::TempDir,
 }
@@ -94,14 +96,21 @@ impl Cluster {
         bkv_client::pki::init(&pki, &options.cluster_name)?;
         let ca_pem = std::fs::read(pki.join(bkv_client::pki::CA_CERT))?;
         let issuer = bkv_client::pki::read_issuer_key(&pki.join(bkv_client::pki::ISSUER_KEY))?;
+        let proxy = options.peer_proxy.then(|| {
+            let capture = dir.path().join("proxy");
+            let _ = std::fs::create_dir_all(&capture);
+            PeerProxy::new(dir.path().display().to_string(), Some(&capture), 64 << 20)
+        });
+        let node_bin = workspace_binary(&options.node_binary)?;
         let mut cluster = Self {
             options,
             nodes: BTreeMap::new(),
             pki,
             ca_pem,
             issuer,
-            node_bin: workspace_binary("bkv-node")?,
+            node_bin,
             token_bin: workspace_binary("bkv-token")?,
+            proxy,
             dir,
         };
         let started = Instant::now();
@@ -155,6 +164,11 @@ impl Cluster {
     /// The cluster CA certificate (PEM).
     pub fn ca_pem(&self) -> &[u8] {
         &self.ca_pem
+    }
+
+    /// The peer proxy, when the cluster was started with `peer_proxy`.
+    pub fn proxy(&self) -> Option<&PeerProxy> {
+        self.proxy.as_ref()
     }
 
     /// The ids of every node the harness started and did not remove.
@@ -249,9 +263,14 @@ impl Cluster {
         };
         let data_dir = self.dir.path().join(format!("data/node{id}"));
         let config = self.dir.path().join(format!("node{id}.toml"));
-        std::fs::write(&config, self.config_toml(id, ports, &data_dir, &token_dir))?;
+        let mut toml = self.config_toml(id, ports, &data_dir, &token_dir);
+        if let Some(proxy) = &self.proxy {
+            let front = proxy.add_target(id, ([127, 0, 0, 1], ports.peer).into())?;
+            toml.push_str(&format!("\n[advertise]\npeer = \"{front}\"\n"));
+        }
+        std::fs::write(&config, toml)?;
         let log = self.dir.path().join(format!("node{id}.log"));
-        let node = NodeProcess::new(
+        let mut node = NodeProcess::new(
             id,
             ports,
             config,
@@ -260,6 +279,9 @@ impl Cluster {
             log,
             self.node_bin.clone(),
         );
+        for (key, value) in &self.options.node_env {
+            node.set_env(key, value);
+        }
         // Kept even if it fails to start, so that Drop prints its log.
         self.nodes.entry(id).or_insert(node).spawn()
     }
@@ -284,6 +306,7 @@ impl Cluster {
 
     fn config_toml(&self, id: u64, ports: Ports, data_dir: &Path, token_dir: &Path) -> String {
         let r = &self.options.raft;
+        let l = &self.options.limits;
         let pki = self.pki.display();
         let tokens = token_dir.display();
         format!(
@@ -321,6 +344,15 @@ rpc_timeout_ms = {rpc}
 
 [recovery]
 write_timeout_ms = {write}
+ticket_ttl_secs = {ticket_ttl}
+
+[limits]
+max_client_message_bytes = {max_message}
+max_concurrent_streams = {max_streams}
+recover_per_account_per_min = {account_rate}
+recover_per_account_burst = {account_burst}
+recover_per_address_per_min = {address_rate}
+recover_per_address_burst = {address_burst}
 
 [log]
 level = "{level}"
@@ -337,6 +369,13 @@ level = "{level}"
             kept = r.logs_kept_after_snapshot,
             rpc = r.rpc_timeout_ms,
             write = self.options.write_timeout_ms,
+            ticket_ttl = self.options.ticket_ttl_secs,
+            max_message = l.max_client_message_bytes,
+            max_streams = l.max_concurrent_streams,
+            account_rate = l.recover_per_account_per_min,
+            account_burst = l.recover_per_account_burst,
+            address_rate = l.recover_per_address_per_min,
+            address_burst = l.recover_per_address_burst,
             level = self.options.log_level,
         )
     }

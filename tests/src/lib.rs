@@ -7,17 +7,22 @@
 //!   nodes, and to read leaders, status and state digests.
 //! - [`NodeProcess`]: one node's process, ports, files and signals.
 //! - [`raw`]: vault calls below the SDK, to check exact answers.
+//! - [`Metrics`]: a node's `/metrics` page, parsed.
 //! - [`process`]: child guards, workspace binaries, free ports.
+//! - [`chaos`]: the chaos suite's proxy, workloads, histories, checkers and runner.
 
+pub mod chaos;
 mod cluster;
+mod metrics;
 mod node;
 mod options;
 pub mod process;
 pub mod raw;
 
 pub use cluster::{Cluster, Digest, ISSUER_NAME, wait_for};
+pub use metrics::{Metrics, Sample};
 pub use node::{HttpAnswer, NodeProcess, Ports, ProcessState};
-pub use options::{ClusterOptions, RaftOptions};
+pub use options::{ClusterOptions, FAILPOINTS_NODE_BINARY, LimitsOptions, RaftOptions};
 
 /// A password for tests (a `SecretString`).
 pub fn password(text: &str) -> bkv_client::SecretString {

@@ -47,6 +47,7 @@ pub struct NodeProcess {
     child: Option<ChildGuard>,
     state: ProcessState,
     starts: u32,
+    env: Vec<(String, String)>,
 }
 
 /// An HTTP answer of the node's small HTTP port.
@@ -80,6 +81,7 @@ impl NodeProcess {
             child: None,
             state: ProcessState::Down,
             starts: 0,
+            env: Vec::new(),
         }
     }
 
@@ -181,10 +183,54 @@ impl NodeProcess {
                 command.env_remove(key);
             }
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(ChildGuard::spawn(format!("bkv-node {}", self.id), command)?);
         self.state = ProcessState::Running;
         self.starts += 1;
         Ok(())
+    }
+
+    /// Sets an environment variable for the next starts of the process (`BKV_FAILPOINTS`,
+    /// ...): the harness otherwise strips every `BKV_*` variable of the test's own.
+    pub fn set_env(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+    }
+
+    /// Removes a variable set with [`Self::set_env`].
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// `method path` with `body` on the node's HTTP port, within `timeout` (`PUT
+    /// /failpoints`, ...).
+    pub async fn http_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<HttpAnswer> {
+        let port = self.ports.http;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await?;
+            anyhow::Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("node {}: no HTTP answer on {method} {path}", self.id)
+            })??;
+        parse_http(&bytes)
     }
 
     /// SIGKILL, and reap.
@@ -292,6 +338,52 @@ impl NodeProcess {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `PUT path` with `body` on the node's HTTP port, within `timeout`.
+    pub async fn http_put(
+        &self,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<HttpAnswer> {
+        let port = self.ports.http;
+        let request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await?;
+            anyhow::Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| anyhow::anyhow!("node {}: no HTTP answer on PUT {path}", self.id))??;
+        parse_http(&bytes)
+    }
+
+    /// `/metrics`, parsed (see [`crate::Metrics`]); fails unless the node answers 200.
+    pub async fn metrics(&self) -> anyhow::Result<crate::Metrics> {
+        let answer = self.http_get("/metrics", Duration::from_secs(3)).await?;
+        anyhow::ensure!(
+            answer.status == 200,
+            "node {}: /metrics answered {}",
+            self.id,
+            answer.status
+        );
+        Ok(crate::Metrics::parse(&answer.body))
+    }
+
+    /// The process's resident set size (see [`crate::process::rss_bytes`]).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("node {} is not running", self.id))?;
+        crate::process::rss_bytes(pid)
     }
 
     /// The last `lines` lines of the node's log.

@@ -19,6 +19,10 @@ pub struct ClusterOptions {
     pub raft: RaftOptions,
     /// `recovery.write_timeout_ms`.
     pub write_timeout_ms: u64,
+    /// `recovery.ticket_ttl_secs`.
+    pub ticket_ttl_secs: u64,
+    /// `[limits]` of every node's configuration.
+    pub limits: LimitsOptions,
     /// `log.level` of every node.
     pub log_level: String,
     /// Bound on each wait while starting (a node's `/healthz`, a ceremony, `/readyz`).
@@ -27,7 +31,18 @@ pub struct ClusterOptions {
     pub client_call_timeout: Duration,
     /// `ClientConfig::deadline` of the vault clients the harness makes.
     pub client_deadline: Duration,
+    /// The node binary (a name in the workspace's target dir): `bkv-node`, or
+    /// [`FAILPOINTS_NODE_BINARY`] for chaos tests that set failpoints.
+    pub node_binary: String,
+    /// Route the peer (Raft) traffic between nodes through a [`crate::chaos::PeerProxy`]
+    /// owned by the cluster: each node advertises its proxy front as `advertise.peer`.
+    pub peer_proxy: bool,
+    /// Extra environment variables of every node process (`BKV_FAILPOINTS`, ...).
+    pub node_env: Vec<(String, String)>,
 }
+
+/// The name of the `bkv-node` built with the `failpoints` feature (`make build` makes it).
+pub const FAILPOINTS_NODE_BINARY: &str = "bkv-node-failpoints";
 
 /// The `[raft]` keys of the node configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +75,37 @@ impl Default for RaftOptions {
     }
 }
 
+/// The `[limits]` keys of the node configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsOptions {
+    /// `limits.max_client_message_bytes`.
+    pub max_client_message_bytes: usize,
+    /// `limits.max_concurrent_streams`.
+    pub max_concurrent_streams: u32,
+    /// `limits.recover_per_account_per_min` (0: unlimited).
+    pub recover_per_account_per_min: u32,
+    /// `limits.recover_per_account_burst`.
+    pub recover_per_account_burst: u32,
+    /// `limits.recover_per_address_per_min` (0: unlimited).
+    pub recover_per_address_per_min: u32,
+    /// `limits.recover_per_address_burst`.
+    pub recover_per_address_burst: u32,
+}
+
+impl Default for LimitsOptions {
+    /// The node's own defaults (no rate limit).
+    fn default() -> Self {
+        Self {
+            max_client_message_bytes: 65_536,
+            max_concurrent_streams: 256,
+            recover_per_account_per_min: 0,
+            recover_per_account_burst: 0,
+            recover_per_address_per_min: 0,
+            recover_per_address_burst: 0,
+        }
+    }
+}
+
 impl ClusterOptions {
     /// `nodes` nodes with the node defaults, guess limits 5 (default) and 10 (max).
     pub fn new(nodes: u64) -> Self {
@@ -70,10 +116,15 @@ impl ClusterOptions {
             max_guess_limit: 10,
             raft: RaftOptions::default(),
             write_timeout_ms: 5_000,
+            ticket_ttl_secs: 300,
+            limits: LimitsOptions::default(),
             log_level: "info".into(),
             start_timeout: Duration::from_secs(60),
             client_call_timeout: Duration::from_secs(5),
             client_deadline: Duration::from_secs(30),
+            node_binary: "bkv-node".into(),
+            peer_proxy: false,
+            node_env: Vec::new(),
         }
     }
 }

@@ -133,6 +133,17 @@ pub fn free_port() -> anyhow::Result<u16> {
     anyhow::bail!("no free port in 20000..32000")
 }
 
+/// The resident set size of process `pid` (`VmRSS` of `/proc/<pid>/status`), in bytes.
+pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +159,13 @@ mod tests {
         // The process is gone (reaped): /proc/<pid> no longer exists, or is another process.
         let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         assert!(!status.starts_with("sleep"), "sleep {pid} still running");
+    }
+
+    #[test]
+    fn rss_of_this_process_is_read() {
+        let rss = rss_bytes(std::process::id()).unwrap();
+        assert!(rss > 1024 * 1024, "{rss}");
+        assert!(rss_bytes(u32::MAX).is_err());
     }
 
     #[test]

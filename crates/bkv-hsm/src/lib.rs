@@ -9,7 +9,7 @@
 //! public-key encoding; `module` the process-wide PKCS#11 contexts; [`provision`] makes
 //! tokens; `testing` (feature `testing`) gives tests fresh tokens.
 
-mod blob;
+pub mod blob;
 mod config;
 mod data;
 mod error;

@@ -105,7 +105,12 @@ impl Partition {
     ) -> Result<Vec<u8>, SealError> {
         let aad = aad.to_vec();
         let plaintext = Zeroizing::new(plaintext.to_vec());
-        self.run(move |w| w.seal(purpose, &aad, &plaintext)).await?
+        self.run(move |w| {
+            #[cfg(feature = "failpoints")]
+            bkv_failpoints::hit_blocking("hsm_seal").map_err(|e| SealError::Hsm(e.to_string()))?;
+            w.seal(purpose, &aad, &plaintext)
+        })
+        .await?
     }
 
     /// Opens a blob made by [`Partition::seal`] with the same purpose and AAD.
@@ -117,7 +122,13 @@ impl Partition {
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let aad = aad.to_vec();
         let blob = blob.to_vec();
-        self.run(move |w| w.unseal(purpose, &aad, &blob)).await?
+        self.run(move |w| {
+            #[cfg(feature = "failpoints")]
+            bkv_failpoints::hit_blocking("hsm_unseal")
+                .map_err(|e| SealError::Hsm(e.to_string()))?;
+            w.unseal(purpose, &aad, &blob)
+        })
+        .await?
     }
 
     /// `len` random bytes from the token (at most 64 KiB).

@@ -86,9 +86,17 @@ impl VaultError {
         }
     }
 
-    /// A field that did not parse into one of the core id types.
+    /// A field that did not parse into one of the core id types. The reason starts with a
+    /// stable word (`empty`, `wrong_length`, `too_large`, `bad_character`, `out_of_range`).
     pub fn bad_id(field: &'static str, e: IdError) -> Self {
-        Self::invalid(field, e.to_string())
+        let word = match e {
+            IdError::Empty => "empty",
+            IdError::WrongLength { .. } => "wrong_length",
+            IdError::TooLong { .. } => "too_large",
+            IdError::BadCharacter { .. } => "bad_character",
+            IdError::OutOfRange { .. } => "out_of_range",
+        };
+        Self::invalid(field, format!("{word}: {e}"))
     }
 
     /// A state-machine rejection, as the client should see it.
@@ -264,6 +272,26 @@ mod tests {
         assert_eq!(d.field, "attempt_id");
         assert_eq!(d.reason, "wrong_length");
         assert!(s.message().contains("attempt_id"));
+    }
+
+    #[test]
+    fn bad_ids_carry_a_stable_reason_word() {
+        let e = IdError::WrongLength {
+            expected: 16,
+            actual: 3,
+        };
+        let s = Status::from(VaultError::bad_id("attempt_id", e));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let d = detail(&s);
+        assert_eq!(
+            (d.field.as_str(), d.reason.as_str()),
+            ("attempt_id", "wrong_length")
+        );
+        assert!(
+            s.message().contains("must be 16 bytes, got 3"),
+            "{}",
+            s.message()
+        );
     }
 
     #[test]

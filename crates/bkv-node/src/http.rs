@@ -64,8 +64,10 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(self::metrics))
-        .route("/log-level", put(log_level))
-        .with_state(AppState { node, metrics });
+        .route("/log-level", put(log_level));
+    #[cfg(feature = "failpoints")]
+    let app = crate::failpoints::routes(app);
+    let app = app.with_state(AppState { node, metrics });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

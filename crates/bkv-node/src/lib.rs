@@ -8,6 +8,8 @@ pub mod audit_log;
 pub mod ceremony;
 pub mod config;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod http;
 pub mod limits;
 pub mod logging;

@@ -73,6 +73,9 @@ fn raft_config(config: &NodeConfig) -> openraft::Config {
     }
 }
 
+/// The name the health service reports the vault under.
+const VAULT_NAME: &str = <VaultServer<VaultService> as tonic::server::NamedService>::NAME;
+
 fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpIncoming> {
     Ok(TcpIncoming::bind(addr)
         .with_context(|| format!("listen.{key}: cannot listen on {addr}"))?
@@ -184,10 +187,15 @@ pub async fn run(
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The client port's size limit holds for every service on it, health and reflection too.
+    let health_service = health_service.max_decoding_message_size(limits.max_client_message_bytes);
+    let mut health_at_shutdown = health.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bkv_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("reflection")?;
+        .context("reflection")?
+        .max_decoding_message_size(limits.max_client_message_bytes);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -305,8 +313,18 @@ pub async fn run(
         () = shutdown => {
             tracing::info!("shutting down");
             node.begin_shutdown();
+            health_task.abort();
+            for name in [VAULT_NAME, ""] {
+                health_at_shutdown
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
             // Let health checkers and load balancers see NOT_SERVING before the ports close.
             tokio::time::sleep(Duration::from_millis(200)).await;
+            // Then end the health `Watch` streams: open streams would hold the drain below.
+            for name in [VAULT_NAME, ""] {
+                health_at_shutdown.clear_service_status(name).await;
+            }
             let _ = stop_tx.send(true);
             match tokio::time::timeout(Duration::from_secs(10), &mut servers).await {
                 Ok(r) => r.map(|_| ()),

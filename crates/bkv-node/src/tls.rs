@@ -6,12 +6,17 @@
 //! that certificate names (`bkv_core::identity::Role`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bkv_core::identity::Role;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config;
+
+/// How long a connection may take to complete its TLS handshake. Without a bound, a
+/// connection that never sends a ClientHello holds a socket and a task for ever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why TLS material could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -80,13 +85,16 @@ impl TlsMaterial {
 
     /// The client listener: server authentication only.
     pub fn client_listener(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(self.identity.clone())
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .timeout(HANDSHAKE_TIMEOUT)
     }
 
     /// A peer or admin listener: the client must present a certificate from the cluster CA.
     pub fn mutual_listener(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(self.identity.clone())
+            .timeout(HANDSHAKE_TIMEOUT)
             .client_ca_root(self.ca.clone())
             .client_auth_optional(false)
     }

@@ -105,7 +105,11 @@ impl VaultService {
         let charged = match outcome {
             Outcome::Charged { .. } => ChargedRecord::from_outcome(outcome)
                 .ok_or_else(|| VaultError::Internal("charged outcome".into()))?,
-            Outcome::Destroyed { .. } => return Err(VaultError::Destroyed),
+            Outcome::Destroyed { .. } => {
+                // This charge found no guess left and destroyed the record.
+                self.node.metrics().record_destroyed();
+                return Err(VaultError::Destroyed);
+            }
             other => return Err(unexpected(other)),
         };
         let (version, guesses_remaining, guess_limit) = (

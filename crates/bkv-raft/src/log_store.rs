@@ -134,6 +134,10 @@ impl SledLogStore {
     }
 
     async fn flush(&self) -> Result<(), sled::Error> {
+        #[cfg(feature = "failpoints")]
+        bkv_failpoints::hit("log_flush")
+            .await
+            .map_err(sled::Error::Io)?;
         self.db.flush_async().await.map(|_| ())
     }
 
@@ -269,6 +273,10 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        #[cfg(feature = "failpoints")]
+        bkv_failpoints::hit("vote_save")
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?;
         self.write_meta(KEY_VOTE, vote, write_vote_err)?;
         self.flush()
             .await
@@ -307,6 +315,10 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        #[cfg(feature = "failpoints")]
+        bkv_failpoints::hit("log_append")
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         let mut batch = sled::Batch::default();
         let mut last = None;
         for entry in entries {

@@ -127,6 +127,10 @@ async fn persist(
         )
         .into()
     };
+    #[cfg(feature = "failpoints")]
+    bkv_failpoints::hit("snapshot_persist")
+        .await
+        .map_err(|e| err(&e))?;
     let bytes = codec::encode(stored).map_err(|e| err(&e))?;
     tree.insert(KEY_CURRENT, bytes).map_err(|e| err(&e))?;
     db.flush_async().await.map_err(|e| err(&e))?;
@@ -167,6 +171,10 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        #[cfg(feature = "failpoints")]
+        bkv_failpoints::hit("sm_apply")
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
         let mut responses = Vec::new();
         let mut records = Vec::new();
         {

@@ -1,0 +1,387 @@
+//! The fuzz targets on bkv-core's parsers as bounded property tests, so `make test` catches
+//! regressions without a fuzzer: each check (`fuzz/checks/core.rs`, the very code the
+//! cargo-fuzz targets run) gets random bytes and mutations of the committed seeds
+//! (`fuzz/corpus/<target>/`), and the seeds themselves are held to their names.
+//!
+//! `cargo test -p bkv-core --test fuzz_props -- --ignored write_seeds` rewrites the seeds.
+
+#[path = "../../../fuzz/checks/core.rs"]
+mod checks;
+#[path = "../../../fuzz/checks/props.rs"]
+mod props;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use bkv_core::opaque::{self, Suite};
+use bkv_core::protocol::{MIN_SEALED_KEY_LEN, SEALED_BACKUP_KEY_LEN};
+use bkv_core::record::RecordPlain;
+use bkv_core::ticket::TicketPlain;
+use bkv_core::token::{self, Claims};
+use bkv_core::{
+    AccountId, AttemptId, ChargeNumber, ClusterId, Command, GuessLimit, RecordVersion, Request,
+    RequestId, VaultState,
+};
+use opaque_ke::{
+    ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, ServerLogin, ServerLoginParameters, ServerRegistration,
+    ServerSetup,
+};
+use props::{CASES, check_seeds, mutated, random, write_seed};
+use proptest::prelude::*;
+use rand::rngs::OsRng;
+
+/// A fuzz target as the tests see it: its corpus name, its check, and whether its parser
+/// accepts an input (what the seed names are held to).
+type Target = (&'static str, fn(&[u8]), fn(&[u8]) -> bool);
+
+/// Each target: its corpus name, its check, and what the parser accepts.
+const TARGETS: &[Target] = &[
+    ("registration_request", checks::registration_request, |b| {
+        opaque::parse_registration_request(b).is_ok()
+    }),
+    ("registration_upload", checks::registration_upload, |b| {
+        opaque::parse_registration_upload(b).is_ok()
+    }),
+    ("credential_request", checks::credential_request, |b| {
+        opaque::parse_credential_request(b).is_ok()
+    }),
+    (
+        "credential_finalization",
+        checks::credential_finalization,
+        |b| opaque::parse_credential_finalization(b).is_ok(),
+    ),
+    ("sealed_key", checks::sealed_key, |b| {
+        opaque::parse_sealed_key(b.to_vec()).is_ok()
+    }),
+    ("ticket", checks::ticket, |b| TicketPlain::decode(b).is_ok()),
+    ("record", checks::record, |b| RecordPlain::decode(b).is_ok()),
+    ("vault_state", checks::vault_state, |b| {
+        VaultState::decode(b).is_ok()
+    }),
+    ("token_text", checks::token_text, |b| {
+        checks::token_issuers()
+            .verify(
+                &String::from_utf8_lossy(b),
+                checks::TOKEN_AUDIENCE,
+                checks::TOKEN_NOW,
+            )
+            .is_ok()
+    }),
+    ("token_structured", checks::token_structured, |b| {
+        checks::TokenCase::from_script(b).acceptable()
+    }),
+];
+
+#[test]
+fn committed_seeds_match_their_names() {
+    for (target, check, accepts) in TARGETS {
+        check_seeds(target, *check, accepts);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    #[test]
+    fn opaque_messages_random(which in 0..5usize, bytes in random(300)) {
+        (TARGETS[which].1)(&bytes);
+    }
+
+    #[test]
+    fn opaque_messages_mutated(
+        (which, bytes) in (0..5usize).prop_flat_map(|w| (Just(w), mutated(TARGETS[w].0))),
+    ) {
+        (TARGETS[which].1)(&bytes);
+    }
+
+    #[test]
+    fn ticket_random(bytes in random(600)) {
+        checks::ticket(&bytes);
+    }
+
+    #[test]
+    fn ticket_mutated(bytes in mutated("ticket")) {
+        checks::ticket(&bytes);
+    }
+
+    #[test]
+    fn record_random(bytes in random(600)) {
+        checks::record(&bytes);
+    }
+
+    #[test]
+    fn record_mutated(bytes in mutated("record")) {
+        checks::record(&bytes);
+    }
+
+    #[test]
+    fn vault_state_random(bytes in random(400)) {
+        checks::vault_state(&bytes);
+    }
+
+    #[test]
+    fn vault_state_mutated(bytes in mutated("vault_state")) {
+        checks::vault_state(&bytes);
+    }
+
+    #[test]
+    fn token_text_random(bytes in random(600)) {
+        checks::token_text(&bytes);
+    }
+
+    #[test]
+    fn token_text_mutated(bytes in mutated("token_text")) {
+        checks::token_text(&bytes);
+    }
+
+    #[test]
+    fn token_structured_random(bytes in random(64)) {
+        checks::token_structured(&bytes);
+    }
+
+    #[test]
+    fn token_structured_mutated(bytes in mutated("token_structured")) {
+        checks::token_structured(&bytes);
+    }
+}
+
+/// Insecure Argon2id parameters: the seeds need valid messages, not a strong KSF.
+fn light_ksf() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(8, 1, 1, None).expect("valid params"),
+    )
+}
+
+/// Rewrites the seed corpora of bkv-core's targets from real protocol runs.
+#[test]
+#[ignore = "writes fuzz/corpus; run by `make fuzz-seeds`"]
+fn write_seeds() {
+    let rng = &mut OsRng;
+    let account = AccountId::parse("alice").expect("valid");
+    let ksf = light_ksf();
+    let ids = bkv_core::protocol::identifiers(&account);
+
+    // One real registration and login, with opaque-ke's client and server.
+    let setup = ServerSetup::<Suite>::new(rng);
+    let reg = ClientRegistration::<Suite>::start(rng, b"pw").expect("reg start");
+    let reg_req = reg.message.serialize().to_vec();
+    let reg_resp = ServerRegistration::<Suite>::start(&setup, reg.message, account.as_bytes())
+        .expect("server reg start");
+    let reg_done = reg
+        .state
+        .finish(
+            rng,
+            b"pw",
+            reg_resp.message,
+            ClientRegistrationFinishParameters::new(ids, Some(&ksf)),
+        )
+        .expect("reg finish");
+    let upload = reg_done.message.serialize().to_vec();
+    let password_file = ServerRegistration::<Suite>::finish(reg_done.message);
+    let login = ClientLogin::<Suite>::start(rng, b"pw").expect("login start");
+    let cred_req = login.message.serialize().to_vec();
+    let server_login = ServerLogin::start(
+        rng,
+        &setup,
+        Some(password_file),
+        login.message,
+        account.as_bytes(),
+        ServerLoginParameters {
+            context: Some(bkv_core::protocol::CONTEXT),
+            identifiers: ids,
+        },
+    )
+    .expect("server login start");
+    let login_state = server_login.state.serialize().to_vec();
+    let done = login
+        .state
+        .finish(
+            rng,
+            b"pw",
+            server_login.message,
+            ClientLoginFinishParameters::new(Some(bkv_core::protocol::CONTEXT), ids, Some(&ksf)),
+        )
+        .expect("login finish");
+    let finalization = done.message.serialize().to_vec();
+
+    for (target, good) in [
+        ("registration_request", &reg_req),
+        ("registration_upload", &upload),
+        ("credential_request", &cred_req),
+        ("credential_finalization", &finalization),
+    ] {
+        write_seed(target, "valid-1", good);
+        write_seed(target, "invalid-short", &good[..good.len() - 1]);
+        let mut long = good.clone();
+        long.push(0);
+        write_seed(target, "invalid-long", &long);
+        // A finalization is a MAC: any 64 bytes parse (and fail verification later).
+        let ones = if target == "credential_finalization" {
+            "valid-ones"
+        } else {
+            "invalid-ones"
+        };
+        write_seed(target, ones, &vec![0xff; good.len()]);
+    }
+
+    write_seed("sealed_key", "valid-min", &[7; MIN_SEALED_KEY_LEN]);
+    write_seed(
+        "sealed_key",
+        "valid-backup-key",
+        &[8; SEALED_BACKUP_KEY_LEN],
+    );
+    write_seed("sealed_key", "invalid-short", &[7; MIN_SEALED_KEY_LEN - 1]);
+
+    // Tickets and records, in the documented plaintext layouts.
+    let sealed_key = vec![0x5a; SEALED_BACKUP_KEY_LEN];
+    let ticket = plain_ticket(&account, &login_state, &sealed_key, 10);
+    TicketPlain::decode(&ticket).expect("the layout written here is the ticket format");
+    write_seed("ticket", "valid-1", &ticket);
+    write_seed(
+        "ticket",
+        "invalid-limit-0",
+        &plain_ticket(&account, &login_state, &sealed_key, 0),
+    );
+    write_seed("ticket", "invalid-truncated", &ticket[..ticket.len() - 3]);
+    let record = plain_record(&upload, &sealed_key, 10);
+    write_seed("record", "valid-1", &record);
+    write_seed(
+        "record",
+        "invalid-limit-1001",
+        &plain_record(&upload, &sealed_key, 1001),
+    );
+    write_seed(
+        "record",
+        "invalid-version-2",
+        &[&[2u8][..], &record[1..]].concat(),
+    );
+
+    let state = sample_state();
+    write_seed(
+        "vault_state",
+        "valid-empty",
+        &VaultState::default().encode(),
+    );
+    write_seed("vault_state", "valid-accounts", &state.encode());
+    let mut trailing = state.encode();
+    trailing.push(0);
+    write_seed("vault_state", "invalid-trailing", &trailing);
+
+    let key = checks::token_key(1);
+    let claims = Claims {
+        iss: checks::TOKEN_ISSUER.into(),
+        sub: "alice".into(),
+        aud: checks::TOKEN_AUDIENCE.into(),
+        iat: checks::TOKEN_NOW,
+        exp: checks::TOKEN_NOW + 600,
+        nbf: None,
+    };
+    let good = token::issue(&key, &claims);
+    write_seed("token_text", "valid-1", good.as_bytes());
+    write_seed(
+        "token_text",
+        "invalid-other-key",
+        token::issue(&checks::token_key(2), &claims).as_bytes(),
+    );
+    let parts: Vec<&str> = good.split('.').collect();
+    let none = format!("eyJhbGciOiJub25lIn0.{}.", parts[1]);
+    write_seed("token_text", "invalid-alg-none", none.as_bytes());
+    write_seed(
+        "token_text",
+        "invalid-two-parts",
+        parts[..2].join(".").as_bytes(),
+    );
+
+    // Edit scripts (see `TokenCase::from_script`): op byte, then its arguments.
+    write_seed("token_structured", "valid-unedited", &[]);
+    write_seed("token_structured", "valid-extra-claim", &[11]);
+    write_seed("token_structured", "valid-typ-lowercase", &[1, 2]);
+    write_seed("token_structured", "invalid-alg-none", &[0, 1]);
+    write_seed("token_structured", "invalid-other-signer", &[8, 1]);
+    write_seed("token_structured", "invalid-expired", &[6, 2, 0]);
+    write_seed("token_structured", "invalid-aud", &[4, 1]);
+}
+
+/// A ticket plaintext, byte by byte as `ticket.rs` documents it.
+fn plain_ticket(account: &AccountId, login_state: &[u8], sealed_key: &[u8], limit: u32) -> Vec<u8> {
+    let mut t = vec![1u8];
+    push_bytes(&mut t, account.as_bytes());
+    t.extend_from_slice(&7u64.to_be_bytes());
+    t.extend_from_slice(&3u64.to_be_bytes());
+    t.extend_from_slice(&7u32.to_be_bytes());
+    t.extend_from_slice(&limit.to_be_bytes());
+    t.extend_from_slice(&1_800_000_300_000u64.to_be_bytes());
+    push_bytes(&mut t, login_state);
+    push_bytes(&mut t, sealed_key);
+    t
+}
+
+/// A record plaintext, byte by byte as `record.rs` documents it.
+fn plain_record(password_file: &[u8], sealed_key: &[u8], limit: u32) -> Vec<u8> {
+    let mut r = vec![1u8];
+    push_bytes(&mut r, password_file);
+    push_bytes(&mut r, sealed_key);
+    r.extend_from_slice(&limit.to_be_bytes());
+    r
+}
+
+fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&u32::try_from(b.len()).expect("small").to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// A small state: two accounts, one active with a charged guess, one staged.
+fn sample_state() -> VaultState {
+    let mut s = VaultState::default();
+    let limit = |n| GuessLimit::parse_max(n).expect("in range");
+    let alice = AccountId::parse("alice").expect("valid");
+    let bob = AccountId::parse("bob").expect("valid");
+    let commands = [
+        Command::Bootstrap {
+            cluster_id: ClusterId::new([9; 16]),
+            cluster_name: "fuzz".into(),
+            sealed_server_setup: vec![1, 2, 3],
+            key_check_value: [0; 3],
+            key_id: [0; 8],
+            default_guess_limit: limit(5),
+            max_guess_limit: limit(10),
+        },
+        Command::Stage {
+            account: alice.clone(),
+            request_id: RequestId::new([1; 16]),
+            guess_limit: limit(5),
+            sealed_record: vec![0xaa; 40],
+        },
+        Command::Activate {
+            account: alice.clone(),
+            version: RecordVersion(2),
+        },
+        Command::ChargeGuess {
+            account: alice.clone(),
+            attempt_id: AttemptId::new([2; 16]),
+            request_hash: [3; 32],
+        },
+        Command::ResetGuesses {
+            account: alice,
+            version: RecordVersion(2),
+            charge: ChargeNumber(1),
+        },
+        Command::Stage {
+            account: bob,
+            request_id: RequestId::new([4; 16]),
+            guess_limit: limit(3),
+            sealed_record: vec![0xbb; 40],
+        },
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        s.apply(
+            i as u64 + 1,
+            &Request {
+                at_unix_ms: 0,
+                command,
+            },
+        );
+    }
+    s
+}

@@ -1,0 +1,76 @@
+//! Workloads of chaos runs, each operation recorded in a [`History`]:
+//!
+//! - honest clients (the SDK, with failover over every node): register, recover, delete;
+//!   and a "leaky" honest recovery over raw calls whose ticket and finalization an attacker
+//!   later replays;
+//! - attackers (raw `bkv.v1.Vault` calls to one node at a time): wrong passwords, retries of
+//!   an attempt with the same bytes on other nodes, attempt ids reused with another request,
+//!   forged finalizations, replayed tickets, clients that stop after the first step.
+//!
+//! The clients live in [`super::honest`] and [`super::attacker`], reaching the cluster through
+//! [`super::kit::ClientKit`]; here are what they share: how answers read in the history, ids,
+//! and the final status observation.
+
+use bkv_client::proto::{RecordState, StatusRequest};
+use rand::RngCore as _;
+use tonic::Code;
+
+use super::history::{Entry, History, Outcome, Role};
+use super::kit::ClientKit;
+
+/// How a raw call's status reads for the history.
+pub fn classify_status(s: &tonic::Status) -> Outcome {
+    match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            Outcome::Unavailable
+        }
+        Code::PermissionDenied => Outcome::WrongPassword,
+        Code::NotFound => Outcome::NotFound,
+        Code::FailedPrecondition if s.message().contains("destroyed") => Outcome::Destroyed,
+        Code::FailedPrecondition | Code::InvalidArgument => Outcome::Refused,
+        _ => Outcome::Error,
+    }
+}
+
+pub(crate) fn random_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    id
+}
+
+/// SHA-256 of a credential request, first 16 bytes in hex (the history's `request_hash`).
+pub fn request_hash(credential_request: &[u8]) -> String {
+    hex::encode(&bkv_core::protocol::credential_request_hash(credential_request)[..16])
+}
+
+/// The record status of `account` as node `node` has it applied, recorded as a
+/// `final_status` observation: `(state, version)` with state `absent`, `active` or
+/// `destroyed`.
+pub async fn observe_status(
+    kit: &ClientKit,
+    h: &History,
+    account: &str,
+    node: u64,
+) -> anyhow::Result<(String, u64)> {
+    let answer = kit
+        .raw(node)?
+        .status(kit.request(account, StatusRequest {})?)
+        .await?
+        .into_inner();
+    let state = match RecordState::try_from(answer.state) {
+        Ok(RecordState::Active) => "active",
+        Ok(RecordState::Destroyed) => "destroyed",
+        Ok(RecordState::Absent) => "absent",
+        _ => "unknown",
+    }
+    .to_string();
+    let mut e = Entry::new(Role::Observer, "observer", "final_status")
+        .account(account)
+        .node(node)
+        .detail(state.clone());
+    e.version = (answer.version != 0).then_some(answer.version);
+    e.guesses_remaining = Some(answer.guess_limit.saturating_sub(answer.guesses_used));
+    e.guess_limit = Some(answer.guess_limit);
+    h.info(e);
+    Ok((state, answer.version))
+}
