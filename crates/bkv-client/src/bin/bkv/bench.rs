@@ -45,8 +45,9 @@ pub struct BenchArgs {
     /// Concurrent clients, each running one operation after the other
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
     pub clients: u64,
-    /// HTTP/2 connections to each endpoint, shared round robin by the clients
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_000), value_name = "N")]
+    /// HTTP/2 connection sets (each to every endpoint, each starting at the next endpoint),
+    /// shared round robin by the clients
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=1_000), value_name = "N")]
     pub connections: u64,
     /// How long to measure, in seconds, after the warm-up
     #[arg(long, default_value = "30", value_parser = parse_secs, value_name = "SECS")]
@@ -413,9 +414,16 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
     });
     let ca = read_file("CA certificate", &a.conn.ca_cert)?;
     let mut bases = Vec::new();
-    for _ in 0..a.connections {
-        let mut config =
-            ClientConfig::new(a.conn.endpoints.clone(), ca.clone(), TokenSource::fixed(""));
+    for i in 0..a.connections {
+        // Each connection set starts at another endpoint, so that the clients spread over
+        // the cluster the way many independent apps would (the SDK keeps to the endpoint
+        // that last answered).
+        let mut endpoints = a.conn.endpoints.clone();
+        if !endpoints.is_empty() {
+            let n = endpoints.len();
+            endpoints.rotate_left(usize::try_from(i).unwrap_or(0) % n);
+        }
+        let mut config = ClientConfig::new(endpoints, ca.clone(), TokenSource::fixed(""));
         config.call_timeout = a.conn.timeout;
         config.deadline = a.conn.deadline;
         config.ksf = KsfParams::light();
