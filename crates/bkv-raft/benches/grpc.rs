@@ -15,8 +15,8 @@ use bkv_raft::{PeerChannels, PeerOptions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use support::{Pki, runtime};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 /// Answers every call at once with an empty message.
@@ -58,9 +58,11 @@ fn bench_round_trip(c: &mut Criterion) {
             .tls_config(tls)
             .expect("tls")
             .add_service(RaftServer::new(Echo))
-            .serve_with_incoming(TcpListenerStream::new(listener))
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
             .await;
     });
+    // Channels are built lazily and spawn their connection task on the current runtime.
+    let _runtime = rt.enter();
     let peers = PeerChannels::new(PeerOptions {
         tls: Some(pki.client_tls()),
         ..PeerOptions::default()

@@ -14,7 +14,7 @@ use bkv_raft::{BkvNode, DiscardAudit, NodeOptions, PeerOptions, RaftNode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 
 /// A CA and one identity it signed for 127.0.0.1.
@@ -97,7 +97,7 @@ impl Trio {
                     .tls_config(tls)
                     .expect("tls")
                     .add_service(svc)
-                    .serve_with_incoming(TcpListenerStream::new(listener))
+                    .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
                     .await;
             });
             members.push(BkvNode::new(addr.to_string(), "127.0.0.1:1", "127.0.0.1:2"));
