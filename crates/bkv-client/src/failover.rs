@@ -84,6 +84,18 @@ impl Failover {
         })
     }
 
+    /// Another failover over the same channels (and so the same connections), with the
+    /// same rules, starting at the endpoint this one prefers now.
+    pub fn share(&self) -> Self {
+        Self {
+            targets: self.targets.clone(),
+            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+            policy: self.policy,
+            call_timeout: self.call_timeout,
+            deadline: self.deadline,
+        }
+    }
+
     /// The normalized endpoint URLs.
     pub fn urls(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.url.clone()).collect()

@@ -98,6 +98,17 @@ impl VaultClient {
         })
     }
 
+    /// A client for another account token over this client's channels: no new connection is
+    /// made. For a service that acts for many accounts (a backend, a load generator), one
+    /// `connect` and then a `with_token` per account.
+    pub fn with_token(&self, token: TokenSource) -> Self {
+        Self {
+            failover: self.failover.share(),
+            token,
+            ksf: self.ksf,
+        }
+    }
+
     /// The endpoints in use, normalized to `https://host:port`.
     pub fn endpoints(&self) -> Vec<String> {
         self.failover.urls()

@@ -57,6 +57,12 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// mimalloc rather than glibc's malloc: the request path allocates many small buffers
+/// (protobuf, h2, TLS records) across threads, where glibc's allocator cost about a tenth of
+/// the node's CPU under `bkv bench` (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let flags = FlagOverrides {

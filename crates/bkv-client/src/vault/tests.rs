@@ -217,6 +217,27 @@ async fn register_key_keeps_the_given_key_and_a_token_for_another_account_is_ref
 }
 
 #[tokio::test]
+async fn with_token_acts_for_another_account_over_the_same_endpoints() {
+    let rig = Rig::new(1).await;
+    let dead = dead_endpoint().await;
+    let alice = rig.client(vec![dead, rig.urls()[0].clone()]).await;
+    assert_eq!(alice.status().await.unwrap().state, RecordState::Absent);
+    let bob = AccountId::parse("bob").unwrap();
+    let as_bob = alice.with_token(TokenSource::fixed(token_for(&rig.pki, "bob")));
+    assert_eq!(as_bob.endpoints(), alice.endpoints());
+    let registered = as_bob.register(&bob, pw("pw"), Some(4)).await.unwrap();
+    let recovered = as_bob.recover(&bob, pw("pw")).await.unwrap();
+    assert!(recovered.key == registered.key);
+    assert_eq!(recovered.guess_limit, 4);
+    // Alice's client is untouched: still her token, and bob's record is not hers.
+    assert_eq!(alice.status().await.unwrap().state, RecordState::Absent);
+    assert!(matches!(
+        alice.recover(&bob, pw("pw")).await,
+        Err(VaultError::InvalidArgument { field, .. }) if field == "account"
+    ));
+}
+
+#[tokio::test]
 async fn first_endpoint_down_the_second_answers() {
     let rig = Rig::new(1).await;
     let dead = dead_endpoint().await;

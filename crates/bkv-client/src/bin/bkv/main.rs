@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod bench;
 mod conn;
 mod dev;
 mod exit;
@@ -70,6 +71,9 @@ enum Command {
     /// Development helpers (PKI)
     #[command(subcommand)]
     Dev(dev::DevCommand),
+    /// Load generator: concurrent registrations, recoveries and wrong guesses against a
+    /// cluster, with throughput and latency percentiles
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -79,6 +83,7 @@ impl Command {
             Self::Recover(a) => a.json,
             Self::Status(a) => a.json,
             Self::Delete(a) => a.json,
+            Self::Bench(a) => a.json,
             _ => false,
         }
     }
@@ -93,14 +98,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(c) => token::run(c),
         Command::Admin(c) => admin::run(c).await,
         Command::Dev(c) => dev::run(c),
+        Command::Bench(a) => bench::run(a).await,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.command.json();
+    // The load generator gets a worker per CPU (or --threads); other commands need two.
+    let threads = match &cli.command {
+        Command::Bench(a) => a.threads(),
+        _ => 2,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
     {
