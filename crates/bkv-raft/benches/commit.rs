@@ -8,10 +8,10 @@
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use support::{Pki, Trio, delete, runtime};
+use support::{Pki, Trio, concurrent_rounds, delete, runtime};
 
 fn bench_commit(c: &mut Criterion) {
     let rt = runtime();
@@ -40,20 +40,9 @@ fn bench_commit(c: &mut Criterion) {
     for (name, writer) in [("leader", &leader), ("forwarded", &follower)] {
         group.bench_function(format!("x{CONCURRENT}_concurrent/{name}"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let started = Instant::now();
-                    for _ in 0..iters {
-                        let tasks: Vec<_> = (0..CONCURRENT)
-                            .map(|_| {
-                                let (w, k) = (writer.clone(), n.fetch_add(1, Ordering::Relaxed));
-                                tokio::spawn(async move { w.write(delete(k)).await })
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.expect("task").expect("write");
-                        }
-                    }
-                    started.elapsed()
+                concurrent_rounds(&rt, iters, CONCURRENT, || {
+                    let (w, k) = (writer.clone(), n.fetch_add(1, Ordering::Relaxed));
+                    async move { w.write(delete(k)).await }
                 })
             })
         });

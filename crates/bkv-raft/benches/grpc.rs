@@ -7,13 +7,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bkv_proto::v1::raft_server::{Raft, RaftServer};
 use bkv_proto::v1::{ForwardRequest, ForwardResponse, RaftMessage};
 use bkv_raft::{PeerChannels, PeerOptions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use support::{Pki, runtime};
+use support::{Pki, concurrent_rounds, runtime};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -87,20 +87,9 @@ fn bench_round_trip(c: &mut Criterion) {
     group.throughput(Throughput::Elements(CONCURRENT));
     group.bench_function(format!("unary_tls/x{CONCURRENT}_concurrent"), |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let tasks: Vec<_> = (0..CONCURRENT)
-                        .map(|_| {
-                            let (mut c, m) = (client.clone(), message.clone());
-                            tokio::spawn(async move { c.vote(m).await })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await.expect("task").expect("call");
-                    }
-                }
-                started.elapsed()
+            concurrent_rounds(&rt, iters, CONCURRENT, || {
+                let (mut c, m) = (client.clone(), message.clone());
+                async move { c.vote(m).await }
             })
         })
     });

@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bkv_core::{AccountId, ClusterId, Command, GuessLimit, Request};
 use bkv_raft::{BkvNode, DiscardAudit, NodeOptions, PeerOptions, RaftNode};
@@ -63,6 +65,32 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// Runs `rounds` rounds of `n` concurrent `call()`s on `rt`, each round waiting for all of
+/// its calls, and returns how long that took (for criterion's `iter_custom`).
+pub fn concurrent_rounds<F, Fut, T, E>(
+    rt: &tokio::runtime::Runtime,
+    rounds: u64,
+    n: u64,
+    call: F,
+) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Debug + Send + 'static,
+{
+    rt.block_on(async {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(call())).collect();
+            for t in tasks {
+                t.await.expect("task").expect("call");
+            }
+        }
+        started.elapsed()
+    })
 }
 
 /// Three nodes, each with its sled store in a temp dir and its Raft service on a loopback
