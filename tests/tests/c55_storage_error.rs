@@ -74,11 +74,13 @@ async fn nodes_with_failed_storage_or_hsm_fail_closed_and_recover_when_repaired(
         .await?;
     // A follower learns that its apply fails only when the next entry reaches it; until
     // then it may still forward a write the majority commits (and release that, which is
-    // safe). From the moment it knows, it must release nothing.
+    // safe). From the moment it knows, it must release nothing. It knows when its Raft has
+    // stopped: any other reason not to serve (no quorum seen yet, just after the restart of
+    // phase 1) passes and the node serves again before the failpoint fires.
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let view = cc.cluster.node_view(follower).await?;
-        if !view.serving {
+        if !view.serving && view.not_serving_reason.contains("raft stopped") {
             println!(
                 "node {follower} after the failure: {}",
                 view.not_serving_reason
