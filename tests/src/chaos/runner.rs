@@ -194,7 +194,7 @@ impl ChaosCluster {
         let summary = self.observe_and_check(load_accounts, o).await?;
         self.report(&summary, o);
         if !summary.passed() {
-            let kept = self.keep_evidence();
+            let kept = self.keep_evidence(&summary);
             anyhow::bail!(
                 "{}: checkers failed (history {}, evidence {}){}",
                 self.name,
@@ -354,10 +354,16 @@ impl ChaosCluster {
         }
     }
 
-    /// Copies node logs, audit files and configs next to the history; returns the dir.
-    fn keep_evidence(&self) -> PathBuf {
+    /// Copies node logs, audit files, the history and the verdicts into the run's evidence
+    /// dir (a later run of the same name rewrites the history, not this copy); returns the dir.
+    fn keep_evidence(&self, s: &Summary) -> PathBuf {
         let dest = chaos_dir().join(format!("{}-evidence", self.name));
         let _ = std::fs::create_dir_all(&dest);
+        let verdicts: Vec<String> = s.verdicts.iter().map(|v| v.summary()).collect();
+        let _ = std::fs::write(dest.join("verdicts.txt"), verdicts.join("\n") + "\n");
+        if let Some(history) = &s.history {
+            let _ = std::fs::copy(history, dest.join("history.jsonl"));
+        }
         for id in self.cluster.ids() {
             if let Ok(n) = self.cluster.node(id) {
                 let _ = std::fs::copy(n.log_path(), dest.join(format!("node{id}.log")));
