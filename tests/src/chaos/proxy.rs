@@ -550,8 +550,11 @@ async fn deliver(
             item = rx.recv() => item,
             _ = end.changed() => return finish(writer, *end.borrow()),
         };
-        // The channel closed: the other side is done; dropping the writer sends a FIN.
-        let Some((at, bytes)) = item else { return };
+        // The channel closed: the other side is done; dropping the writer sends a FIN,
+        // unless the pump closed it because of a reset (both may be ready at once).
+        let Some((at, bytes)) = item else {
+            return finish(writer, *end.borrow());
+        };
         tokio::select! {
             () = tokio::time::sleep_until(at) => {}
             _ = end.changed() => return finish(writer, *end.borrow()),
