@@ -211,8 +211,9 @@ macro_rules! number_id {
 }
 
 number_id!(
-    /// A record version: the Raft log index of the `Stage` entry that created it. Unique in
-    /// the cluster and increasing, never reused, even after a delete.
+    /// A record version: the log position of the `Stage` command that created it (its Raft
+    /// entry's index × 1000 + its place in the entry). Unique in the cluster and
+    /// increasing, never reused, even after a delete.
     RecordVersion,
     u64
 );

@@ -97,9 +97,10 @@ pub enum Rejection {
     /// `Destroy` named a charge that is no longer the latest, or guesses remain.
     #[error("the record is not exhausted at that charge")]
     NotExhausted,
-    /// The entry's log index is not above the last index that changed the state: an
-    /// entry applied twice or out of order, a bug of the log layer. Refused so that record
-    /// versions stay unique and increasing.
+    /// The command's log position is not above the last position that changed the state:
+    /// an entry applied twice or out of order (a bug of the log layer), or a command beyond
+    /// the most an entry may carry. Refused so that record versions stay unique and
+    /// increasing.
     #[error("log index {index} is not above the last change at {last}")]
     StaleLogIndex {
         /// The index the entry was applied at.

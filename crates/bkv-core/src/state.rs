@@ -86,12 +86,14 @@ impl VaultState {
     /// Registration ids remembered per account for `Stage` retries.
     pub const REQUEST_IDS_KEPT: usize = account::REQUEST_IDS_KEPT;
 
-    /// Applies the entry at Raft log index `log_index`.
+    /// Applies the command at log position `log_index`.
     ///
-    /// `log_index` must be above every index that changed the state before (indices are
-    /// positive and strictly increasing across calls); a stale index is refused with
-    /// [`Rejection::StaleLogIndex`], so that record versions (the indices of their `Stage`
-    /// entries) stay unique. The request's clock is not read.
+    /// The position is the command's place in the replicated log: bkv-raft passes
+    /// `command_position` (the entry's Raft index × 1000 + the command's place in the
+    /// entry, since one entry may carry several commands). It must be above every position
+    /// that changed the state before (positive and strictly increasing across calls); a
+    /// stale one is refused with [`Rejection::StaleLogIndex`], so that record versions (the
+    /// positions of their `Stage` commands) stay unique. The request's clock is not read.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Applied {
         if log_index <= self.last_change {
             return Applied::rejected(Rejection::StaleLogIndex {

@@ -217,6 +217,12 @@ pub struct Raft {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many log entries.
     pub snapshot_every_logs: u64,
+    /// Group commit: the most client commands the leader puts in one log entry (1 turns
+    /// grouping off).
+    pub max_commands_per_entry: usize,
+    /// Group commit: log entries the leader keeps in flight (proposed, not yet applied)
+    /// before it groups what arrives into the next one.
+    pub entries_in_flight: usize,
     /// Log entries kept behind a snapshot (for followers that lag a little).
     pub logs_kept_after_snapshot: u64,
     /// Timeout of one node-to-node RPC, ms.
@@ -230,6 +236,8 @@ impl Default for Raft {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             snapshot_every_logs: 20_000,
+            max_commands_per_entry: 256,
+            entries_in_flight: 2,
             logs_kept_after_snapshot: 1_000,
             rpc_timeout_ms: 1_000,
         }
@@ -473,6 +481,24 @@ impl NodeConfig {
         }
         if r.rpc_timeout_ms == 0 {
             return Err(invalid("raft.rpc_timeout_ms", "must be non-zero"));
+        }
+        if !(1..=bkv_raft::batcher::MAX_COMMANDS_PER_ENTRY).contains(&r.max_commands_per_entry) {
+            return Err(invalid(
+                "raft.max_commands_per_entry",
+                format!(
+                    "must be in 1..={}",
+                    bkv_raft::batcher::MAX_COMMANDS_PER_ENTRY
+                ),
+            ));
+        }
+        if !(1..=bkv_raft::batcher::MAX_ENTRIES_IN_FLIGHT).contains(&r.entries_in_flight) {
+            return Err(invalid(
+                "raft.entries_in_flight",
+                format!(
+                    "must be in 1..={}",
+                    bkv_raft::batcher::MAX_ENTRIES_IN_FLIGHT
+                ),
+            ));
         }
         if self.recovery.ticket_ttl_secs == 0 || self.recovery.ticket_ttl_secs > 3600 {
             return Err(invalid("recovery.ticket_ttl_secs", "must be in 1..=3600"));

@@ -158,6 +158,10 @@ pub async fn run(
             .saturating_sub(500)
             .max(100),
     );
+    options.batch = bkv_raft::BatchOptions {
+        max_commands: config.raft.max_commands_per_entry,
+        entries_in_flight: config.raft.entries_in_flight,
+    };
     options.at_least = at_least;
     let raft = match RaftNode::open(options).await {
         Ok(raft) => raft,

@@ -6,6 +6,7 @@
 //! client write takes ([`Writer`]).
 
 pub mod audit;
+pub mod batcher;
 mod chunk_guard;
 pub mod codec;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod types;
 pub mod writer;
 
 pub use audit::{AuditEntry, AuditRecord, AuditSink, DiscardAudit};
+pub use batcher::{BatchOptions, Batcher};
 pub use config::raft_config;
 pub use log_store::{DurableState, SledLogStore};
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
@@ -30,5 +32,5 @@ pub use peers::{PeerChannels, PeerOptions};
 pub use service::RaftService;
 pub use state_handle::StateHandle;
 pub use state_machine::{SledSnapshotBuilder, SledStateMachine};
-pub use types::{BkvNode, BkvRaft, EntryResponse, NodeId, TypeConfig};
+pub use types::{BkvNode, BkvRaft, EntryResponse, NodeId, Proposal, TypeConfig, command_position};
 pub use writer::{LeaderHint, WriteError, Writer, Written};

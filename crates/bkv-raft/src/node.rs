@@ -14,6 +14,7 @@ use openraft::error::{Fatal, InitializeError, RaftError};
 use tokio::sync::watch;
 
 use crate::audit::AuditSink;
+use crate::batcher::{BatchOptions, Batcher};
 use crate::config::raft_config;
 use crate::log_store::DurableState;
 use crate::network::GrpcNetworkFactory;
@@ -40,6 +41,8 @@ pub struct NodeOptions {
     pub write_deadline: Duration,
     /// How long the leader waits for a forwarded write to commit.
     pub forward_timeout: Duration,
+    /// How the leader groups commands into log entries.
+    pub batch: BatchOptions,
     /// The least the data directory must hold (the watermark kept outside it, in the HSM):
     /// a disk with less was rolled back or wiped, and the node refuses to start rather than
     /// vote or serve on it.
@@ -69,6 +72,7 @@ impl NodeOptions {
             audit,
             write_deadline: Duration::from_secs(5),
             forward_timeout: Duration::from_secs(4),
+            batch: BatchOptions::default(),
             at_least: None,
         }
     }
@@ -118,6 +122,9 @@ pub enum InitError {
 /// A node's running Raft and its handles.
 pub struct RaftNode {
     id: NodeId,
+    /// Group commit of local and forwarded writes (one per node, so both kinds share
+    /// entries).
+    batcher: Batcher,
     committed: Arc<AtomicU64>,
     durable: Arc<dyn Fn() -> DurableState + Send + Sync>,
     raft: BkvRaft,
@@ -159,9 +166,11 @@ impl RaftNode {
         let committed = log.committed_index();
         let peers = PeerChannels::new(options.peers);
         let network = GrpcNetworkFactory::new(options.id, peers.clone());
+        let batch = options.batch;
         let raft = BkvRaft::new(options.id, config, network, log, sm).await?;
         Ok(Self {
             id: options.id,
+            batcher: Batcher::start(raft.clone(), batch),
             committed,
             durable,
             raft,
@@ -218,6 +227,7 @@ impl RaftNode {
         Writer::new(
             self.id,
             self.raft.clone(),
+            self.batcher.clone(),
             self.peers.clone(),
             self.write_deadline,
         )
@@ -225,7 +235,12 @@ impl RaftNode {
 
     /// The `bkv.v1.Raft` gRPC service, to serve on the node's peer listener.
     pub fn service(&self) -> RaftServer<RaftService> {
-        RaftService::new(self.raft.clone(), self.forward_timeout).into_server()
+        RaftService::new(
+            self.raft.clone(),
+            self.batcher.clone(),
+            self.forward_timeout,
+        )
+        .into_server()
     }
 
     /// Raft metrics (state, leader, log and applied indexes, membership, replication).

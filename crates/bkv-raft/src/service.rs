@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tonic::metadata::MetadataValue;
 use tonic::{Response, Status};
 
+use crate::batcher::{Batcher, CommitError};
 use crate::chunk_guard::ChunkGuard;
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
@@ -37,6 +38,7 @@ pub const MAX_FORWARD_REQUEST_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct RaftService {
     raft: BkvRaft,
+    batcher: Batcher,
     forward_timeout: Duration,
     chunks: ChunkGuard,
 }
@@ -52,9 +54,10 @@ impl fmt::Debug for RaftService {
 impl RaftService {
     /// The service over `raft`; a forwarded write that is not committed within
     /// `forward_timeout` is answered UNAVAILABLE.
-    pub fn new(raft: BkvRaft, forward_timeout: Duration) -> Self {
+    pub fn new(raft: BkvRaft, batcher: Batcher, forward_timeout: Duration) -> Self {
         Self {
             raft,
+            batcher,
             forward_timeout,
             chunks: ChunkGuard::default(),
         }
@@ -176,11 +179,11 @@ impl Raft for RaftService {
         &self,
         request: tonic::Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
-        let req: Request =
-            codec::decode_bounded(&request.get_ref().request, MAX_FORWARD_REQUEST_BYTES)
-                .map_err(|e| Status::invalid_argument(format!("request: {e}")))?;
-        let write = tokio::time::timeout(self.forward_timeout, self.raft.client_write(req)).await;
-        match write {
+        let bytes = &request.get_ref().request;
+        let req: Request = codec::decode_bounded(bytes, MAX_FORWARD_REQUEST_BYTES)
+            .map_err(|e| Status::invalid_argument(format!("request: {e}")))?;
+        let commit = self.batcher.commit(req, bytes.len());
+        match tokio::time::timeout(self.forward_timeout, commit).await {
             Err(_) => {
                 let (leader, node) = leader_hint(&self.raft);
                 Err(unavailable(
@@ -189,27 +192,28 @@ impl Raft for RaftService {
                     node.as_ref(),
                 ))
             }
-            Ok(Ok(resp)) => {
-                let outcome = resp
-                    .data
-                    .outcome
-                    .ok_or_else(|| Status::internal("normal entry applied without an outcome"))?;
-                let outcome = codec::encode(&outcome)
+            Ok(Ok(committed)) => {
+                let outcome = codec::encode(&committed.outcome)
                     .map_err(|e| Status::internal(format!("encoding the outcome: {e}")))?;
                 Ok(Response::new(ForwardResponse {
                     outcome,
-                    log_index: resp.log_id.index,
+                    log_index: committed.log_index,
                 }))
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(unavailable(
+            Ok(Err(e @ CommitError::Outcomes { .. })) => Err(Status::internal(e.to_string())),
+            Ok(Err(CommitError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
+                f,
+            ))))) => Err(unavailable(
                 "not the leader",
                 f.leader_id,
                 f.leader_node.as_ref(),
             )),
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(
-                Status::internal(format!("unexpected membership error: {e}")),
-            ),
-            Ok(Err(RaftError::Fatal(e))) => {
+            Ok(Err(CommitError::Raft(RaftError::APIError(
+                ClientWriteError::ChangeMembershipError(e),
+            )))) => Err(Status::internal(format!(
+                "unexpected membership error: {e}"
+            ))),
+            Ok(Err(CommitError::Raft(RaftError::Fatal(e)))) => {
                 tracing::error!(error = %e, "raft is stopped; refusing forwarded write");
                 Err(unavailable("raft is stopped on this node", None, None))
             }

@@ -22,6 +22,7 @@ use crate::snapshot::{SnapshotImage, encode_parts};
 use crate::state_handle::{Machine, StateHandle};
 use crate::types::{
     EntryResponse, LogEntry, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    command_position,
 };
 
 const SNAPSHOT_TREE: &str = "raft_snapshot";
@@ -186,16 +187,19 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
                 m.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => responses.push(EntryResponse::default()),
-                    EntryPayload::Normal(request) => {
-                        let applied = m.state.apply(log_id.index, &request);
-                        records.extend(applied.events.into_iter().map(|event| AuditRecord {
-                            log_index: log_id.index,
-                            at_unix_ms: Some(request.at_unix_ms),
-                            entry: AuditEntry::Vault(event),
-                        }));
-                        responses.push(EntryResponse {
-                            outcome: Some(applied.outcome),
-                        });
+                    EntryPayload::Normal(proposal) => {
+                        let mut outcomes = Vec::with_capacity(proposal.requests.len());
+                        for (i, request) in proposal.requests.iter().enumerate() {
+                            let position = command_position(log_id.index, i);
+                            let applied = m.state.apply(position, request);
+                            records.extend(applied.events.into_iter().map(|event| AuditRecord {
+                                log_index: log_id.index,
+                                at_unix_ms: Some(request.at_unix_ms),
+                                entry: AuditEntry::Vault(event),
+                            }));
+                            outcomes.push(applied.outcome);
+                        }
+                        responses.push(EntryResponse { outcomes });
                     }
                     EntryPayload::Membership(membership) => {
                         m.membership = StoredMembership::new(Some(log_id), membership);

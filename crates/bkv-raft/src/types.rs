@@ -13,7 +13,7 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// The openraft type configuration of bkv.
     pub TypeConfig:
-        D            = Request,
+        D            = Proposal,
         R            = EntryResponse,
         NodeId       = NodeId,
         Node         = BkvNode,
@@ -85,12 +85,52 @@ impl fmt::Display for BkvNode {
     }
 }
 
+/// What a normal log entry carries: vault commands, applied in order.
+///
+/// The leader's [`Batcher`](crate::batcher::Batcher) puts the commands that arrive while
+/// earlier entries are written into one entry (group commit); with one client an entry
+/// carries one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The commands, in the order they are applied.
+    pub requests: Vec<Request>,
+}
+
+impl Proposal {
+    /// An entry with one command.
+    pub fn one(request: Request) -> Self {
+        Self {
+            requests: vec![request],
+        }
+    }
+}
+
+/// Positions reserved per log entry: command `i` of the entry at index `n` is applied at
+/// position `n * POSITIONS_PER_ENTRY + i` (see [`command_position`]).
+pub const POSITIONS_PER_ENTRY: u64 = 1000;
+
+/// The position at which command `i` of the entry at `log_index` is applied to the vault
+/// state: `log_index * 1000 + i`, so entry 4711's third command is at 4711002.
+///
+/// Positions increase strictly along the log, as `VaultState::apply` requires, and a record
+/// version is the position of its `Stage` command: unique and never reused, also with
+/// several commands per entry. The leader never puts more than 1000 commands in an entry;
+/// should an entry carry more, every command from the 1000th on is applied at the entry's
+/// last position, where the state machine refuses a second change (`StaleLogIndex`): such
+/// commands can fail, never reuse a version.
+pub fn command_position(log_index: u64, i: usize) -> u64 {
+    let i = (i as u64).min(POSITIONS_PER_ENTRY - 1);
+    log_index
+        .saturating_mul(POSITIONS_PER_ENTRY)
+        .saturating_add(i)
+}
+
 /// What applying one log entry answers.
 ///
-/// A normal entry (a vault [`Request`]) answers the state machine's [`Outcome`]; blank and
-/// membership entries answer nothing.
+/// A normal entry answers the state machine's [`Outcome`] of each of its commands, in
+/// order; blank and membership entries answer none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryResponse {
-    /// The outcome of a vault command; `None` for blank and membership entries.
-    pub outcome: Option<Outcome>,
+    /// The outcomes of the entry's vault commands; empty for blank and membership entries.
+    pub outcomes: Vec<Outcome>,
 }

@@ -24,6 +24,7 @@ use openraft::error::{ClientWriteError, Fatal, RaftError};
 use tokio::time::Instant;
 use tonic::Code;
 
+use crate::batcher::{Batcher, CommitError};
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::peers::PeerChannels;
@@ -39,7 +40,8 @@ const MIN_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// A committed and applied write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    /// The log index the command was applied at.
+    /// The log index of the entry the command was applied in (an entry may carry several
+    /// commands, see [`Batcher`]).
     pub log_index: u64,
     /// What the state machine answered.
     pub outcome: Outcome,
@@ -130,6 +132,7 @@ enum Attempt {
 pub struct Writer {
     id: NodeId,
     raft: BkvRaft,
+    batcher: Batcher,
     peers: PeerChannels,
     deadline: Duration,
 }
@@ -144,11 +147,19 @@ impl fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// A writer of node `id`, giving up on a write after `deadline`.
-    pub fn new(id: NodeId, raft: BkvRaft, peers: PeerChannels, deadline: Duration) -> Self {
+    /// A writer of node `id`, giving up on a write after `deadline`. Local writes go through
+    /// `batcher`, the node's group commit.
+    pub fn new(
+        id: NodeId,
+        raft: BkvRaft,
+        batcher: Batcher,
+        peers: PeerChannels,
+        deadline: Duration,
+    ) -> Self {
         Self {
             id,
             raft,
+            batcher,
             peers,
             deadline,
         }
@@ -161,9 +172,9 @@ impl Writer {
     pub async fn write(&self, request: Request) -> Result<Written, WriteError> {
         // Every entry must fit one replication message and one forward, wherever it is
         // proposed.
-        let len = codec::encode(&request)
-            .map_err(|e| WriteError::BadAnswer(format!("encoding: {e}")))?
-            .len();
+        let encoded =
+            codec::encode(&request).map_err(|e| WriteError::BadAnswer(format!("encoding: {e}")))?;
+        let len = encoded.len();
         if len > MAX_FORWARD_REQUEST_BYTES {
             return Err(WriteError::TooLarge {
                 len,
@@ -190,8 +201,10 @@ impl Writer {
                 (leader, node)
             };
             let attempt = match (leader, node) {
-                (Some(id), _) if id == self.id => self.write_locally(&request, remaining).await,
-                (Some(_), Some(node)) => self.forward(&node, &request, remaining).await,
+                (Some(id), _) if id == self.id => {
+                    self.write_locally(&request, len, remaining).await
+                }
+                (Some(_), Some(node)) => self.forward(&node, &encoded, remaining).await,
                 _ => Attempt::Retry(WriteError::NoLeader(LeaderHint::of(&self.raft))),
             };
             match attempt {
@@ -210,35 +223,29 @@ impl Writer {
         }
     }
 
-    async fn write_locally(&self, request: &Request, remaining: Duration) -> Attempt {
-        let write = tokio::time::timeout(remaining, self.raft.client_write(request.clone())).await;
-        match write {
+    async fn write_locally(&self, request: &Request, len: usize, remaining: Duration) -> Attempt {
+        let commit = self.batcher.commit(request.clone(), len);
+        match tokio::time::timeout(remaining, commit).await {
             Err(_) => Attempt::Fail(WriteError::NoQuorum(LeaderHint::of(&self.raft))),
-            Ok(Ok(resp)) => match resp.data.outcome {
-                Some(outcome) => Attempt::Done(Written {
-                    log_index: resp.log_id.index,
-                    outcome,
-                }),
-                None => Attempt::Fail(WriteError::BadAnswer(
-                    "normal entry applied without an outcome".into(),
-                )),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Attempt::Retry(WriteError::NoLeader(LeaderHint::of(&self.raft)))
+            Ok(Ok(c)) => Attempt::Done(Written {
+                log_index: c.log_index,
+                outcome: c.outcome,
+            }),
+            Ok(Err(e @ CommitError::Outcomes { .. })) => {
+                Attempt::Fail(WriteError::BadAnswer(e.to_string()))
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Attempt::Fail(WriteError::BadAnswer(format!("membership error: {e}")))
-            }
-            Ok(Err(RaftError::Fatal(f))) => Attempt::Fail(fatal_error(f)),
+            Ok(Err(CommitError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
+                _,
+            ))))) => Attempt::Retry(WriteError::NoLeader(LeaderHint::of(&self.raft))),
+            Ok(Err(CommitError::Raft(RaftError::APIError(
+                ClientWriteError::ChangeMembershipError(e),
+            )))) => Attempt::Fail(WriteError::BadAnswer(format!("membership error: {e}"))),
+            Ok(Err(CommitError::Raft(RaftError::Fatal(f)))) => Attempt::Fail(fatal_error(f)),
         }
     }
 
-    async fn forward(&self, leader: &BkvNode, request: &Request, remaining: Duration) -> Attempt {
+    async fn forward(&self, leader: &BkvNode, encoded: &[u8], remaining: Duration) -> Attempt {
         let hint = || LeaderHint::of(&self.raft);
-        let bytes = match codec::encode(request) {
-            Ok(b) => b,
-            Err(e) => return Attempt::Fail(WriteError::BadAnswer(format!("encoding: {e}"))),
-        };
         let mut client = match self.peers.raft_client(&leader.raft_addr) {
             Ok(c) => c,
             Err(e) => {
@@ -248,7 +255,9 @@ impl Writer {
                 }));
             }
         };
-        let call = client.forward(ForwardRequest { request: bytes });
+        let call = client.forward(ForwardRequest {
+            request: encoded.to_vec(),
+        });
         let status = match tokio::time::timeout(remaining, call).await {
             Err(_) => return Attempt::Fail(WriteError::Timeout(hint())),
             Ok(Ok(resp)) => {

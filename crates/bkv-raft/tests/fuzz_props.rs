@@ -17,7 +17,7 @@ use bkv_core::{
 };
 use bkv_raft::codec::{decode, encode};
 use bkv_raft::snapshot::SnapshotImage;
-use bkv_raft::types::{BkvNode, LogEntry, LogId, NodeId, StoredMembership, TypeConfig};
+use bkv_raft::types::{BkvNode, LogEntry, LogId, NodeId, Proposal, StoredMembership, TypeConfig};
 use openraft::error::{Fatal, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -156,7 +156,9 @@ fn write_seeds() {
         },
         LogEntry {
             log_id: log_id(1, 3),
-            payload: EntryPayload::Normal(charge.clone()),
+            payload: EntryPayload::Normal(Proposal {
+                requests: vec![charge.clone(), charge.clone()],
+            }),
         },
     ];
     let append = AppendEntriesRequest::<TypeConfig> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bkv_core::{Outcome, RecordStatus};
 use bkv_raft::storage::open_storage;
 use bkv_raft::types::{LogEntry, LogId, Vote};
-use bkv_raft::{AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, RaftNode};
+use bkv_raft::{AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, Proposal, RaftNode};
 use common::{account, bootstrap, stage};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{
@@ -32,15 +32,18 @@ fn entries() -> Vec<LogEntry> {
         },
         LogEntry {
             log_id: log_id(1, 1),
-            payload: EntryPayload::Normal(bootstrap()),
+            payload: EntryPayload::Normal(Proposal::one(bootstrap())),
         },
         LogEntry {
             log_id: log_id(1, 2),
-            payload: EntryPayload::Normal(stage(1)),
+            payload: EntryPayload::Normal(Proposal::one(stage(1))),
         },
         LogEntry {
             log_id: log_id(1, 3),
-            payload: EntryPayload::Normal(stage(2)),
+            // Group commit: two commands in one entry, applied at positions 3000 and 3001.
+            payload: EntryPayload::Normal(Proposal {
+                requests: vec![stage(2), stage(3)],
+            }),
         },
     ]
 }
@@ -58,11 +61,24 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
         log.blocking_append(entries()).await?;
         log.save_committed(Some(log_id(1, 3))).await?;
         let resp = sm.apply(entries().into_iter().take(3)).await?;
-        assert_eq!(resp[1].outcome, Some(Outcome::Bootstrapped));
-        assert!(matches!(resp[2].outcome, Some(Outcome::Staged { .. })));
+        assert_eq!(resp[1].outcomes, vec![Outcome::Bootstrapped]);
+        assert!(matches!(resp[2].outcomes[..], [Outcome::Staged { .. }]));
         let snap = sm.get_snapshot_builder().await.build_snapshot().await?;
         assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
-        sm.apply(entries().into_iter().skip(3)).await?;
+        let resp = sm.apply(entries().into_iter().skip(3)).await?;
+        let versions: Vec<_> = resp[0]
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Staged { version } => version.get(),
+                other => panic!("not staged: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            vec![3000, 3001],
+            "one version per command of the entry"
+        );
         let h = sm.handle();
         assert_eq!(h.applied_index(), 3);
         h.state_digest()

@@ -188,6 +188,54 @@ async fn three_nodes_over_grpc() -> anyhow::Result<()> {
     let states = converge(&nodes.values().collect::<Vec<_>>(), again.log_index).await?;
     assert_same(&states);
 
+    // Group commit: 64 writes at once, half through the leader and half forwarded, share
+    // log entries; each gets its own outcome and its own version.
+    let (w1, w3) = (n1.raft.writer(), nodes[&3].raft.writer());
+    let burst = (100..164).map(|n| {
+        let w = if n % 2 == 0 { w1.clone() } else { w3.clone() };
+        async move { w.write(stage(n)).await }
+    });
+    let written = futures::future::try_join_all(burst).await?;
+    let versions: BTreeSet<u64> = written
+        .iter()
+        .map(|w| match w.outcome {
+            Outcome::Staged { version } => version.get(),
+            ref other => panic!("not staged: {other:?}"),
+        })
+        .collect();
+    assert_eq!(versions.len(), 64, "every command has its own version");
+    let entries: BTreeSet<u64> = written.iter().map(|w| w.log_index).collect();
+    assert!(
+        entries.len() < 32,
+        "64 concurrent writes took {} entries",
+        entries.len()
+    );
+    for w in &written {
+        let Outcome::Staged { version } = w.outcome else {
+            unreachable!()
+        };
+        assert_eq!(
+            version.get() / 1000,
+            w.log_index,
+            "version = entry * 1000 + i"
+        );
+    }
+    let top = entries.last().copied().unwrap_or(0);
+    assert_same(&converge(&nodes.values().collect::<Vec<_>>(), top).await?);
+    println!(
+        "group commit: 64 writes in {} entries, at most {} per entry",
+        entries.len(),
+        written
+            .iter()
+            .fold(BTreeMap::<u64, usize>::new(), |mut m, w| {
+                *m.entry(w.log_index).or_default() += 1;
+                m
+            })
+            .values()
+            .max()
+            .unwrap_or(&0)
+    );
+
     // A follower's Forward answers UNAVAILABLE with the leader's id and client address.
     let fwd = codec::encode(&stage(99))?;
     let status = nodes[&3]

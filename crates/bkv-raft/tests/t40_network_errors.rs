@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bkv_core::{Command, Request};
-use bkv_raft::types::{LogEntry, LogId, Vote};
+use bkv_raft::types::{LogEntry, LogId, Proposal, Vote};
 use bkv_raft::{
     BkvNode, DiscardAudit, GrpcNetworkFactory, NodeOptions, PeerChannels, PeerOptions, RaftNode,
     WriteError,
@@ -81,7 +81,7 @@ async fn oversized_batch_is_split_by_openraft() -> anyhow::Result<()> {
     let mut net = network_to("127.0.0.1:9").await;
     let big = |i: u64| LogEntry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
-        payload: EntryPayload::Normal(Request {
+        payload: EntryPayload::Normal(Proposal::one(Request {
             at_unix_ms: 0,
             command: Command::Stage {
                 account: account(1),
@@ -89,7 +89,7 @@ async fn oversized_batch_is_split_by_openraft() -> anyhow::Result<()> {
                 guess_limit: bkv_core::GuessLimit::DEFAULT,
                 sealed_record: vec![0; 1024 * 1024],
             },
-        }),
+        })),
     };
     let req = AppendEntriesRequest {
         vote: Vote::new_committed(1, 1),

@@ -60,6 +60,7 @@ fn environment_overrides_the_file_and_flags_override_both() {
         ("BKV_HSM__TOKEN_LABEL", "from-env"),
         ("BKV_LISTEN__CLIENT", "127.0.0.1:9101"),
         ("BKV_RAFT__HEARTBEAT_MS", "50"),
+        ("BKV_RAFT__MAX_COMMANDS_PER_ENTRY", "1"),
         // The CLI's variables live in the same namespace and are not config keys.
         ("BKV_ENDPOINTS", "https://127.0.0.1:7101"),
         ("BKV_TOKEN", "abc"),
@@ -79,6 +80,7 @@ fn environment_overrides_the_file_and_flags_override_both() {
     assert_eq!(c.listen.client.port(), 9101);
     assert_eq!(c.listen.peer.port(), 9201);
     assert_eq!(c.raft.heartbeat_ms, 50);
+    assert_eq!(c.raft.max_commands_per_entry, 1);
 }
 
 #[test]
@@ -92,6 +94,15 @@ fn errors_name_the_key() {
             "raft.election_timeout_min_ms",
         ),
         ("[hsm]\nworkers = 0\n", "hsm.workers"),
+        (
+            "[raft]\nmax_commands_per_entry = 0\n",
+            "raft.max_commands_per_entry",
+        ),
+        (
+            "[raft]\nmax_commands_per_entry = 257\n",
+            "raft.max_commands_per_entry",
+        ),
+        ("[raft]\nentries_in_flight = 0\n", "raft.entries_in_flight"),
         ("[listen]\nclient = \"not an address\"\n", "listen.client"),
         (
             "[recovery]\nticket_ttl_secs = 0\n",
