@@ -74,7 +74,11 @@ pub struct Committed {
 }
 
 /// Why a command was not committed through the batcher.
+///
+/// Large because openraft's error is (it allows the same lint); one is built per failed
+/// command, on a path that already failed.
 #[derive(Debug, Clone, thiserror::Error)]
+#[allow(clippy::large_enum_variant)]
 pub enum CommitError {
     /// Raft refused or failed the entry.
     #[error(transparent)]
