@@ -667,22 +667,13 @@ level = "{level}"
     }
 
     /// Commits `n` cheap log entries through the client ports of `ids` (each a `Delete` of
-    /// an account that holds nothing), eight at a time: to grow the Raft log quickly.
+    /// an account that holds nothing), to grow the Raft log. One after the other: the leader
+    /// groups concurrent commands into shared entries, so only sequential writes give one
+    /// entry each.
     pub async fn write_entries(&self, ids: &[u64], n: usize) -> anyhow::Result<()> {
-        const LANES: usize = 8;
-        let mut lanes = tokio::task::JoinSet::new();
-        for lane in 0..LANES {
-            let client = self.vault(ids, &format!("filler-{lane}")).await?;
-            let count = n / LANES + usize::from(lane < n % LANES);
-            lanes.spawn(async move {
-                for _ in 0..count {
-                    client.delete().await?;
-                }
-                anyhow::Ok(())
-            });
-        }
-        while let Some(done) = lanes.join_next().await {
-            done??;
+        let client = self.vault(ids, "filler").await?;
+        for _ in 0..n {
+            client.delete().await?;
         }
         Ok(())
     }
