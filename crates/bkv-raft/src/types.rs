@@ -134,3 +134,20 @@ pub struct EntryResponse {
     /// The outcomes of the entry's vault commands; empty for blank and membership entries.
     pub outcomes: Vec<Outcome>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_positions_increase_along_the_log_and_saturate_inside_an_entry() {
+        assert_eq!(command_position(4711, 0), 4_711_000);
+        assert_eq!(command_position(4711, 2), 4_711_002);
+        assert_eq!(command_position(4711, 999), 4_711_999);
+        // Beyond the positions of an entry: all at the last one, below the next entry's.
+        assert_eq!(command_position(4711, 1000), 4_711_999);
+        assert_eq!(command_position(4711, usize::MAX), 4_711_999);
+        assert!(command_position(4711, usize::MAX) < command_position(4712, 0));
+        assert_eq!(command_position(u64::MAX, 0), u64::MAX);
+    }
+}

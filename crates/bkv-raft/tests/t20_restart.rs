@@ -270,3 +270,33 @@ async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_entry_with_more_commands_than_positions_never_reuses_a_version() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let mut all = entries();
+    all.truncate(2);
+    // Entry 2: 1,002 registrations; the leader never proposes more than 256.
+    all.push(LogEntry {
+        log_id: log_id(1, 2),
+        payload: EntryPayload::Normal(Proposal {
+            requests: (1..=1002).map(stage).collect(),
+        }),
+    });
+    log.blocking_append(all.clone()).await?;
+    let resp = sm.apply(all).await?;
+    let outcomes = &resp[2].outcomes;
+    assert_eq!(outcomes.len(), 1002, "one outcome per command");
+    let mut versions = BTreeSet::new();
+    for (i, o) in outcomes.iter().enumerate() {
+        match (i, o) {
+            (..=999, Outcome::Staged { version }) => assert!(versions.insert(version.get())),
+            (1000.., Outcome::Rejected(bkv_core::Rejection::StaleLogIndex { .. })) => {}
+            other => panic!("command {i}: {other:?}"),
+        }
+    }
+    assert_eq!(versions.len(), 1000);
+    assert_eq!(versions.last(), Some(&2999));
+    Ok(())
+}
