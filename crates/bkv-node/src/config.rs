@@ -3,6 +3,7 @@
 //! except `node_id`, `data_dir` and the TLS files. Invalid configuration fails at start with a
 //! message naming the key.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,18 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
         key,
         reason: reason.into(),
     }
+}
+
+/// Refuses `value` of `key` outside `1..=max`.
+fn one_to<T: PartialOrd + From<u8> + fmt::Display>(
+    key: &'static str,
+    value: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < T::from(1) || value > max {
+        return Err(invalid(key, format!("must be in 1..={max}")));
+    }
+    Ok(())
 }
 
 /// The whole configuration of one node.
@@ -445,21 +458,18 @@ impl NodeConfig {
         if self.hsm.user_pin_file.is_none() && self.hsm.user_pin_env.is_none() {
             return Err(invalid("hsm.user_pin_file", "set it or hsm.user_pin_env"));
         }
-        if self.hsm.workers == 0 || self.hsm.workers > 64 {
-            return Err(invalid("hsm.workers", "must be in 1..=64"));
-        }
+        one_to("hsm.workers", self.hsm.workers, 64)?;
         if self.auth.issuers.is_empty() {
             return Err(invalid(
                 "auth.issuers",
                 "at least one account-token issuer is needed",
             ));
         }
-        if self.auth.max_token_lifetime_secs == 0 || self.auth.max_token_lifetime_secs > 86_400 {
-            return Err(invalid(
-                "auth.max_token_lifetime_secs",
-                "must be in 1..=86400",
-            ));
-        }
+        one_to(
+            "auth.max_token_lifetime_secs",
+            self.auth.max_token_lifetime_secs,
+            86_400,
+        )?;
         let r = &self.raft;
         if r.heartbeat_ms == 0 {
             return Err(invalid("raft.heartbeat_ms", "must be non-zero"));
@@ -482,27 +492,21 @@ impl NodeConfig {
         if r.rpc_timeout_ms == 0 {
             return Err(invalid("raft.rpc_timeout_ms", "must be non-zero"));
         }
-        if !(1..=bkv_raft::batcher::MAX_COMMANDS_PER_ENTRY).contains(&r.max_commands_per_entry) {
-            return Err(invalid(
-                "raft.max_commands_per_entry",
-                format!(
-                    "must be in 1..={}",
-                    bkv_raft::batcher::MAX_COMMANDS_PER_ENTRY
-                ),
-            ));
-        }
-        if !(1..=bkv_raft::batcher::MAX_ENTRIES_IN_FLIGHT).contains(&r.entries_in_flight) {
-            return Err(invalid(
-                "raft.entries_in_flight",
-                format!(
-                    "must be in 1..={}",
-                    bkv_raft::batcher::MAX_ENTRIES_IN_FLIGHT
-                ),
-            ));
-        }
-        if self.recovery.ticket_ttl_secs == 0 || self.recovery.ticket_ttl_secs > 3600 {
-            return Err(invalid("recovery.ticket_ttl_secs", "must be in 1..=3600"));
-        }
+        one_to(
+            "raft.max_commands_per_entry",
+            r.max_commands_per_entry,
+            bkv_raft::batcher::MAX_COMMANDS_PER_ENTRY,
+        )?;
+        one_to(
+            "raft.entries_in_flight",
+            r.entries_in_flight,
+            bkv_raft::batcher::MAX_ENTRIES_IN_FLIGHT,
+        )?;
+        one_to(
+            "recovery.ticket_ttl_secs",
+            self.recovery.ticket_ttl_secs,
+            3600,
+        )?;
         if self.recovery.write_timeout_ms < 100 {
             return Err(invalid("recovery.write_timeout_ms", "must be at least 100"));
         }

@@ -22,12 +22,13 @@
 
 use std::sync::Arc;
 
-use bkv_core::{Outcome, Request};
+use bkv_core::Request;
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::service::MAX_FORWARD_REQUEST_BYTES;
 use crate::types::{BkvNode, BkvRaft, NodeId, POSITIONS_PER_ENTRY, Proposal};
+use crate::writer::Written;
 
 /// The most commands one log entry may carry.
 pub const MAX_COMMANDS_PER_ENTRY: usize = 256;
@@ -64,15 +65,6 @@ impl Default for BatchOptions {
 /// The error of a failed `client_write`, shared by every command of the entry.
 pub type ProposeError = RaftError<NodeId, ClientWriteError<NodeId, BkvNode>>;
 
-/// A committed and applied command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    /// The log index of the entry that carried the command.
-    pub log_index: u64,
-    /// What the state machine answered.
-    pub outcome: Outcome,
-}
-
 /// Why a command was not committed through the batcher.
 ///
 /// Large because openraft's error is (it allows the same lint); one is built per failed
@@ -96,7 +88,7 @@ pub enum CommitError {
 struct Pending {
     request: Request,
     len: usize,
-    reply: oneshot::Sender<Result<Committed, CommitError>>,
+    reply: oneshot::Sender<Result<Written, CommitError>>,
 }
 
 /// The leader's group-commit queue. Cheap to clone; the task behind it ends when the last
@@ -123,7 +115,7 @@ impl Batcher {
     /// Proposes `request` (whose encoding is `len` bytes) in the next entry and waits until
     /// it is applied. Fails with the entry's error if Raft refused or failed it (for example
     /// [`ClientWriteError::ForwardToLeader`] when this node does not lead).
-    pub async fn commit(&self, request: Request, len: usize) -> Result<Committed, CommitError> {
+    pub async fn commit(&self, request: Request, len: usize) -> Result<Written, CommitError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || CommitError::Raft(RaftError::Fatal(Fatal::Stopped));
         self.queue
@@ -196,7 +188,7 @@ async fn propose(raft: &BkvRaft, batch: Vec<Pending>) {
             }
             let log_index = resp.log_id.index;
             for (reply, outcome) in replies.into_iter().zip(resp.data.outcomes) {
-                let _ = reply.send(Ok(Committed { log_index, outcome }));
+                let _ = reply.send(Ok(Written { log_index, outcome }));
             }
         }
         Err(e) => {

@@ -166,11 +166,10 @@ impl RaftNode {
         let committed = log.committed_index();
         let peers = PeerChannels::new(options.peers);
         let network = GrpcNetworkFactory::new(options.id, peers.clone());
-        let batch = options.batch;
         let raft = BkvRaft::new(options.id, config, network, log, sm).await?;
         Ok(Self {
             id: options.id,
-            batcher: Batcher::start(raft.clone(), batch),
+            batcher: Batcher::start(raft.clone(), options.batch),
             committed,
             durable,
             raft,

@@ -227,10 +227,7 @@ impl Writer {
         let commit = self.batcher.commit(request.clone(), len);
         match tokio::time::timeout(remaining, commit).await {
             Err(_) => Attempt::Fail(WriteError::NoQuorum(LeaderHint::of(&self.raft))),
-            Ok(Ok(c)) => Attempt::Done(Written {
-                log_index: c.log_index,
-                outcome: c.outcome,
-            }),
+            Ok(Ok(written)) => Attempt::Done(written),
             Ok(Err(e @ CommitError::Outcomes { .. })) => {
                 Attempt::Fail(WriteError::BadAnswer(e.to_string()))
             }
