@@ -32,6 +32,7 @@ pub enum Command {
         /// The cluster name (account tokens' audience).
         cluster_name: String,
         /// The OPAQUE `ServerSetup`, sealed by the HSM (purpose `ServerSetup`).
+        #[serde(with = "crate::bytes")]
         sealed_server_setup: Vec<u8>,
         /// Key check value of the cluster key.
         key_check_value: [u8; 3],
@@ -52,6 +53,7 @@ pub enum Command {
         guess_limit: GuessLimit,
         /// The record (password file, `sealed_key`, policy), sealed by the HSM (purpose
         /// `Record`, AAD from `Aad::record`).
+        #[serde(with = "crate::bytes")]
         sealed_record: Vec<u8>,
     },
     /// Makes a staged version active, destroying the previous active version.

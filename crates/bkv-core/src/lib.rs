@@ -4,6 +4,7 @@
 //! file, a clock or the HSM directly (the HSM is reached through [`seal::Sealer`]).
 
 pub mod audit;
+pub mod bytes;
 pub mod command;
 pub mod identity;
 pub mod ids;

@@ -34,6 +34,7 @@ pub enum Outcome {
         /// The registration id the record was sealed under (part of its AAD).
         request_id: RequestId,
         /// The sealed record.
+        #[serde(with = "crate::bytes")]
         sealed_record: Vec<u8>,
     },
     /// The guess counter was reset (`reset` true), or the charge named is not the record's

@@ -46,6 +46,7 @@ pub struct SnapshotImage {
 struct BodyRef<'a> {
     last_applied: &'a Option<LogId>,
     membership: &'a StoredMembership,
+    #[serde(serialize_with = "bkv_core::bytes::serialize")]
     state: &'a [u8],
 }
 
@@ -53,6 +54,7 @@ struct BodyRef<'a> {
 struct Body {
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    #[serde(with = "bkv_core::bytes")]
     state: Vec<u8>,
 }
 
@@ -92,16 +94,18 @@ pub(crate) fn encode_parts(
     membership: &StoredMembership,
     state: &[u8],
 ) -> Result<Vec<u8>, CodecError> {
-    let body = codec::encode(&BodyRef {
-        last_applied,
-        membership,
-        state,
-    })?;
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + body.len());
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + state.len() + 256);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    // Straight after the header: a large state is copied once, not twice.
+    Ok(postcard::to_extend(
+        &BodyRef {
+            last_applied,
+            membership,
+            state,
+        },
+        out,
+    )?)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::fmt;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -32,6 +33,7 @@ const KEY_CURRENT: &[u8] = b"current";
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
+    #[serde(with = "bkv_core::bytes")]
     data: Vec<u8>,
 }
 
@@ -113,12 +115,13 @@ impl SledStateMachine {
     }
 }
 
-/// Writes `stored` as the current snapshot and flushes.
+/// Writes `stored` as the current snapshot and flushes; gives it back, with the time the
+/// flush took.
 async fn persist(
     db: &sled::Db,
     tree: &sled::Tree,
-    stored: &StoredSnapshot,
-) -> Result<(), StorageError> {
+    stored: StoredSnapshot,
+) -> Result<(StoredSnapshot, Duration), StorageError> {
     let sig = Some(stored.meta.signature());
     let err = |e: &(dyn std::error::Error + 'static)| -> StorageError {
         StorageIOError::new(
@@ -132,10 +135,46 @@ async fn persist(
     bkv_failpoints::hit("snapshot_persist")
         .await
         .map_err(|e| err(&e))?;
-    let bytes = codec::encode(stored).map_err(|e| err(&e))?;
-    tree.insert(KEY_CURRENT, bytes).map_err(|e| err(&e))?;
+    // Encoding and writing hundreds of MB (a million accounts) is blocking work.
+    let tree = tree.clone();
+    let stored = off_runtime(move || {
+        let bytes = codec::encode(&stored)?;
+        tree.insert(KEY_CURRENT, bytes)?;
+        Ok::<_, PersistError>(stored)
+    })
+    .await
+    .map_err(|e| err(&e))?
+    .map_err(|e| err(&e))?;
+    let flushing = Instant::now();
     db.flush_async().await.map_err(|e| err(&e))?;
-    Ok(())
+    Ok((stored, flushing.elapsed()))
+}
+
+/// Why a snapshot could not be written.
+#[derive(Debug, thiserror::Error)]
+enum PersistError {
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+}
+
+/// The blocking thread that ran snapshot work panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot work on a blocking thread did not finish: {0}")]
+struct Blocking(String);
+
+/// Runs CPU-heavy or blocking snapshot work on tokio's blocking pool, so that a snapshot of
+/// a large state never holds a runtime thread (and the heartbeats and client calls queued
+/// behind it) for seconds: at a million accounts that had cost elections (BENCHMARKS.md).
+async fn off_runtime<T, F>(f: F) -> Result<T, Blocking>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Blocking(e.to_string()))
 }
 
 fn snapshot_of(stored: StoredSnapshot) -> Snapshot {
@@ -238,7 +277,11 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
             StorageIOError::read_snapshot(sig.clone(), openraft::AnyError::from_dyn(e, None)).into()
         };
         let data = snapshot.into_inner();
-        let image = SnapshotImage::decode(&data).map_err(|e| read_err(&e))?;
+        // Decoding builds the whole state (seconds at a million accounts): off the runtime.
+        let (image, data) = off_runtime(move || (SnapshotImage::decode(&data), data))
+            .await
+            .map_err(|e| read_err(&e))?;
+        let image = image.map_err(|e| read_err(&e))?;
         if image.last_applied != meta.last_log_id || image.membership != meta.last_membership {
             return Err(read_err(&MetaMismatch));
         }
@@ -246,7 +289,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
             meta: meta.clone(),
             data,
         };
-        persist(&self.db, &self.tree, &stored).await?;
+        persist(&self.db, &self.tree, stored).await?;
         {
             let Some(mut m) = self.shared.write_machine() else {
                 return Err(StorageIOError::write_state_machine(&Poisoned).into());
@@ -291,12 +334,28 @@ impl fmt::Debug for SledSnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SledSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (data, last_applied, membership) = {
-            let m = self.shared.read_machine();
-            let data = encode_parts(&m.last_applied, &m.membership, &m.state.encode())
-                .map_err(|e| write_snapshot_err(&e))?;
-            (data, m.last_applied, m.membership.clone())
-        };
+        let shared = self.shared.clone();
+        // Applies wait for the state lock only while the state is encoded; the rest of the
+        // work holds nothing. All of it runs off the async runtime.
+        let started = Instant::now();
+        let (data, last_applied, membership, locked) = off_runtime(move || {
+            let (state, last_applied, membership, locked) = {
+                let m = shared.read_machine();
+                let encoded = m.state.encode();
+                (
+                    encoded,
+                    m.last_applied,
+                    m.membership.clone(),
+                    started.elapsed(),
+                )
+            };
+            encode_parts(&last_applied, &membership, &state)
+                .map(|d| (d, last_applied, membership, locked))
+        })
+        .await
+        .map_err(|e| write_snapshot_err(&e))?
+        .map_err(|e| write_snapshot_err(&e))?;
+        let encoded = started.elapsed();
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match &last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, seq),
@@ -310,7 +369,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SledSnapshotBuilder {
             },
             data,
         };
-        persist(&self.db, &self.tree, &stored).await?;
+        let (stored, flushed) = persist(&self.db, &self.tree, stored).await?;
+        tracing::info!(
+            index = stored.meta.last_log_id.map_or(0, |l| l.index),
+            bytes = stored.data.len(),
+            state_locked_ms = locked.as_millis() as u64,
+            encoded_ms = encoded.as_millis() as u64,
+            flush_ms = flushed.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "snapshot built and written"
+        );
         Ok(snapshot_of(stored))
     }
 }

@@ -36,6 +36,7 @@ pub(crate) struct StagedRecord {
     pub(crate) version: RecordVersion,
     pub(crate) request_id: RequestId,
     pub(crate) guess_limit: GuessLimit,
+    #[serde(with = "crate::bytes")]
     pub(crate) sealed_record: Vec<u8>,
 }
 
@@ -45,6 +46,7 @@ pub(crate) struct ActiveRecord {
     pub(crate) version: RecordVersion,
     pub(crate) request_id: RequestId,
     pub(crate) guess_limit: GuessLimit,
+    #[serde(with = "crate::bytes")]
     pub(crate) sealed_record: Vec<u8>,
     /// Guesses charged since activation or the last effective reset.
     pub(crate) guesses_used: u32,

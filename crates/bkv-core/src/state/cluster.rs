@@ -13,6 +13,7 @@ pub struct ClusterConfig {
     /// The cluster name (account tokens' audience).
     pub cluster_name: String,
     /// The OPAQUE `ServerSetup`, sealed by the HSM (purpose `ServerSetup`).
+    #[serde(with = "crate::bytes")]
     pub sealed_server_setup: Vec<u8>,
     /// Key check value of the cluster key.
     pub key_check_value: [u8; 3],
