@@ -1,7 +1,8 @@
 //! [`StateHandle`]: the node's read access to the applied vault state.
 
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::time::Duration;
 
 use bkv_core::{AccountId, AccountStatus, ClusterConfig, VaultState};
 
@@ -48,8 +49,25 @@ impl StateHandle {
     }
 
     /// The write lock, or `None` if an earlier apply panicked while holding it.
-    pub(crate) fn write_machine(&self) -> Option<RwLockWriteGuard<'_, Machine>> {
-        self.inner.write().ok()
+    ///
+    /// Waits by polling, never parked on the lock: a snapshot holds the read lock for as
+    /// long as it takes to encode the state (about a second at a million accounts), and a
+    /// writer parked on a std `RwLock` makes every later reader wait too. The node's
+    /// request handlers read the state on tokio's threads (every call checks its token
+    /// against the cluster's name), so a parked apply froze the whole node, heartbeats
+    /// included, and cost elections. Polling keeps readers flowing; only applies wait.
+    pub(crate) async fn write_machine(&self) -> Option<RwLockWriteGuard<'_, Machine>> {
+        let mut pause = Duration::from_micros(100);
+        loop {
+            // The attempt ends with this statement: no guard type lives across the sleep.
+            match self.inner.try_write() {
+                Ok(guard) => return Some(guard),
+                Err(TryLockError::Poisoned(_)) => return None,
+                Err(TryLockError::WouldBlock) => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
     }
 
     /// Runs `f` on the applied vault state.

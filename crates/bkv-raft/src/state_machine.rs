@@ -218,7 +218,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
         let mut responses = Vec::new();
         let mut records = Vec::new();
         {
-            let Some(mut m) = self.shared.write_machine() else {
+            let Some(mut m) = self.shared.write_machine().await else {
                 return Err(StorageIOError::write_state_machine(&Poisoned).into());
             };
             for entry in entries {
@@ -291,7 +291,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
         };
         persist(&self.db, &self.tree, stored).await?;
         {
-            let Some(mut m) = self.shared.write_machine() else {
+            let Some(mut m) = self.shared.write_machine().await else {
                 return Err(StorageIOError::write_state_machine(&Poisoned).into());
             };
             *m = Machine {
