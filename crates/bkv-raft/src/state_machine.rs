@@ -1,12 +1,20 @@
-//! The replicated state machine on sled: [`SledStateMachine`] and its snapshot builder.
+//! The replicated state machine: [`SledStateMachine`] and its snapshot builder.
 //!
 //! The vault state lives in memory (behind a [`StateHandle`]); what is durable is the latest
-//! snapshot, in tree `raft_snapshot` of the node's sled database, flushed before a snapshot
-//! is reported built or installed. A restarted node loads that snapshot, and openraft then
-//! re-applies the committed log above it.
+//! snapshot, in file `current.snap` of the snapshot directory, written to a temporary file,
+//! synced and renamed before a snapshot is reported built or installed. A restarted node
+//! loads that snapshot, and openraft then re-applies the committed log above it.
+//!
+//! The snapshot is a file rather than a value in the sled database that holds the Raft log:
+//! at a million accounts it is 370 MB, and writing it through sled held up the log's
+//! appends (and so the heartbeats' answers) long enough to cost elections. Builds before
+//! this kept it in sled tree `raft_snapshot`; such a snapshot is still read, and dropped
+//! once a file replaces it.
 
 use std::fmt;
-use std::io::Cursor;
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +36,8 @@ use crate::types::{
 
 const SNAPSHOT_TREE: &str = "raft_snapshot";
 const KEY_CURRENT: &[u8] = b"current";
+const SNAPSHOT_FILE: &str = "current.snap";
+const SNAPSHOT_TMP: &str = "current.snap.tmp";
 
 /// The latest snapshot as kept on disk: openraft's metadata and the snapshot data.
 #[derive(Serialize, Deserialize)]
@@ -37,10 +47,9 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-/// The state machine of a node: the vault state in memory, snapshots in sled.
+/// The state machine of a node: the vault state in memory, snapshots in a file.
 pub struct SledStateMachine {
-    db: sled::Db,
-    tree: sled::Tree,
+    store: SnapshotStore,
     shared: StateHandle,
     audit: Arc<dyn AuditSink>,
     snapshot_seq: Arc<AtomicU64>,
@@ -73,20 +82,28 @@ struct MetaMismatch;
 struct Poisoned;
 
 impl SledStateMachine {
-    /// Opens the state machine in `db`, restoring the latest snapshot if there is one.
+    /// Opens the state machine with snapshots in directory `dir` (created if missing),
+    /// restoring the latest snapshot if there is one (or one an earlier build left in `db`).
     /// Applied records go to `audit`.
-    pub fn open(db: &sled::Db, audit: Arc<dyn AuditSink>) -> Result<Self, StorageError> {
-        let tree = db
+    pub fn open(
+        db: &sled::Db,
+        dir: &Path,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Self, StorageError> {
+        let legacy = db
             .open_tree(SNAPSHOT_TREE)
             .map_err(|e| read_snapshot_err(&e))?;
+        fs::create_dir_all(dir).map_err(|e| read_snapshot_err(&e))?;
         let mut sm = Self {
-            db: db.clone(),
-            tree,
+            store: SnapshotStore {
+                dir: dir.to_path_buf(),
+                legacy,
+            },
             shared: StateHandle::default(),
             audit,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
-        if let Some(stored) = sm.load()? {
+        if let Some(stored) = sm.store.load()? {
             let image = SnapshotImage::decode(&stored.data).map_err(|e| read_snapshot_err(&e))?;
             sm.shared = StateHandle::new(Machine {
                 state: image.state,
@@ -101,25 +118,56 @@ impl SledStateMachine {
     pub fn handle(&self) -> StateHandle {
         self.shared.clone()
     }
+}
 
+/// Where the current snapshot is kept: a file in `dir`; `legacy` is the sled tree where
+/// earlier builds kept it.
+#[derive(Clone)]
+struct SnapshotStore {
+    dir: PathBuf,
+    legacy: sled::Tree,
+}
+
+impl SnapshotStore {
     fn load(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let Some(bytes) = self
-            .tree
-            .get(KEY_CURRENT)
-            .map_err(|e| read_snapshot_err(&e))?
-        else {
-            return Ok(None);
+        let bytes = match fs::read(self.dir.join(SNAPSHOT_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match self
+                    .legacy
+                    .get(KEY_CURRENT)
+                    .map_err(|e| read_snapshot_err(&e))?
+                {
+                    Some(bytes) => bytes.to_vec(),
+                    None => return Ok(None),
+                }
+            }
+            Err(e) => return Err(read_snapshot_err(&e)),
         };
         let stored: StoredSnapshot = codec::decode(&bytes).map_err(|e| read_snapshot_err(&e))?;
         Ok(Some(stored))
     }
+
+    /// Writes `bytes` as the current snapshot: a temporary file, synced, renamed over the
+    /// current one, and the directory synced; then drops a legacy copy. Blocking.
+    fn write(&self, bytes: &[u8]) -> Result<(), PersistError> {
+        let tmp = self.dir.join(SNAPSHOT_TMP);
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
+        fs::File::open(&self.dir)?.sync_all()?;
+        // Stale now that the file is durable; if this removal is lost, the file still wins.
+        self.legacy.remove(KEY_CURRENT)?;
+        Ok(())
+    }
 }
 
-/// Writes `stored` as the current snapshot and flushes; gives it back, with the time the
-/// flush took.
+/// Writes `stored` as the current snapshot (durably) and gives it back, with the time the
+/// write took.
 async fn persist(
-    db: &sled::Db,
-    tree: &sled::Tree,
+    store: &SnapshotStore,
     stored: StoredSnapshot,
 ) -> Result<(StoredSnapshot, Duration), StorageError> {
     let sig = Some(stored.meta.signature());
@@ -136,18 +184,17 @@ async fn persist(
         .await
         .map_err(|e| err(&e))?;
     // Encoding and writing hundreds of MB (a million accounts) is blocking work.
-    let tree = tree.clone();
+    let store = store.clone();
+    let started = Instant::now();
     let stored = off_runtime(move || {
         let bytes = codec::encode(&stored)?;
-        tree.insert(KEY_CURRENT, bytes)?;
+        store.write(&bytes)?;
         Ok::<_, PersistError>(stored)
     })
     .await
     .map_err(|e| err(&e))?
     .map_err(|e| err(&e))?;
-    let flushing = Instant::now();
-    db.flush_async().await.map_err(|e| err(&e))?;
-    Ok((stored, flushing.elapsed()))
+    Ok((stored, started.elapsed()))
 }
 
 /// Why a snapshot could not be written.
@@ -157,6 +204,8 @@ enum PersistError {
     Codec(#[from] codec::CodecError),
     #[error(transparent)]
     Sled(#[from] sled::Error),
+    #[error("snapshot file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 /// The blocking thread that ran snapshot work panicked or was cancelled.
@@ -256,8 +305,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SledSnapshotBuilder {
-            db: self.db.clone(),
-            tree: self.tree.clone(),
+            store: self.store.clone(),
             shared: self.shared.clone(),
             snapshot_seq: self.snapshot_seq.clone(),
         }
@@ -289,7 +337,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
             meta: meta.clone(),
             data,
         };
-        persist(&self.db, &self.tree, stored).await?;
+        persist(&self.store, stored).await?;
         {
             let Some(mut m) = self.shared.write_machine().await else {
                 return Err(StorageIOError::write_state_machine(&Poisoned).into());
@@ -313,14 +361,13 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        Ok(self.load()?.map(snapshot_of))
+        Ok(self.store.load()?.map(snapshot_of))
     }
 }
 
 /// Builds a snapshot of the state machine as it stands, and makes it the current one.
 pub struct SledSnapshotBuilder {
-    db: sled::Db,
-    tree: sled::Tree,
+    store: SnapshotStore,
     shared: StateHandle,
     snapshot_seq: Arc<AtomicU64>,
 }
@@ -369,13 +416,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SledSnapshotBuilder {
             },
             data,
         };
-        let (stored, flushed) = persist(&self.db, &self.tree, stored).await?;
+        let (stored, written) = persist(&self.store, stored).await?;
         tracing::info!(
             index = stored.meta.last_log_id.map_or(0, |l| l.index),
             bytes = stored.data.len(),
             state_locked_ms = locked.as_millis() as u64,
             encoded_ms = encoded.as_millis() as u64,
-            flush_ms = flushed.as_millis() as u64,
+            written_ms = written.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "snapshot built and written"
         );

@@ -14,7 +14,11 @@ use crate::types::StorageError;
 /// Name of the sled database directory inside the node's data directory.
 pub const RAFT_DB_DIR: &str = "raft";
 
-/// Opens (or creates) `<data_dir>/raft` and the log store and state machine in it.
+/// Name of the snapshot directory inside the node's data directory.
+pub const SNAPSHOT_DIR: &str = "snapshot";
+
+/// Opens (or creates) `<data_dir>/raft` with the log store, and the state machine with its
+/// snapshots in `<data_dir>/snapshot`.
 ///
 /// sled's flush is weaker than a full fsync of every write (sled issue 1452): a power loss
 /// on a majority at once could lose an acknowledged write. The stores are kept behind
@@ -28,6 +32,6 @@ pub fn open_storage(
         .open()
         .map_err(|e| StorageIOError::read(&e))?;
     let log = SledLogStore::open(&db)?;
-    let sm = SledStateMachine::open(&db, audit)?;
+    let sm = SledStateMachine::open(&db, &data_dir.join(SNAPSHOT_DIR), audit)?;
     Ok((log, sm))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bkv_core::{Outcome, RecordStatus};
-use bkv_raft::storage::open_storage;
+use bkv_raft::storage::{SNAPSHOT_DIR, open_storage};
 use bkv_raft::types::{LogEntry, LogId, Vote};
 use bkv_raft::{AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, Proposal, RaftNode};
 use common::{account, bootstrap, stage};
@@ -239,6 +239,52 @@ async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
         db.flush()?;
     }
     assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    // So does a damaged snapshot file, which wins over a copy in sled.
+    std::fs::create_dir_all(dir.path().join(SNAPSHOT_DIR))?;
+    std::fs::write(
+        dir.path().join(SNAPSHOT_DIR).join("current.snap"),
+        [1, 2, 3],
+    )?;
+    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    Ok(())
+}
+
+/// Earlier builds kept the snapshot in sled tree `raft_snapshot`: such a snapshot is read at
+/// open, and the next one is a file that replaces it.
+#[tokio::test]
+async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let file = dir.path().join(SNAPSHOT_DIR).join("current.snap");
+    let digest = {
+        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        log.blocking_append(entries()).await?;
+        sm.apply(entries().into_iter().take(3)).await?;
+        sm.get_snapshot_builder().await.build_snapshot().await?;
+        sm.handle().state_digest()
+    };
+    // Move the snapshot from its file into sled, where an earlier build would have put it.
+    let bytes = std::fs::read(&file)?;
+    std::fs::remove_file(&file)?;
+    {
+        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        db.open_tree("raft_snapshot")?.insert("current", bytes)?;
+        db.flush()?;
+    }
+    let (_log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    assert_eq!(
+        sm.applied_state().await?.0,
+        Some(log_id(1, 2)),
+        "restored from sled"
+    );
+    assert_eq!(sm.handle().state_digest(), digest);
+    sm.get_snapshot_builder().await.build_snapshot().await?;
+    assert!(file.exists(), "the new snapshot is a file");
+    drop((_log, sm));
+    let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+    assert!(
+        db.open_tree("raft_snapshot")?.get("current")?.is_none(),
+        "the copy in sled is dropped"
+    );
     Ok(())
 }
 
