@@ -168,6 +168,12 @@ fn bench_apply(c: &mut Criterion) {
                 timed
             })
         });
+        // What a snapshot does under the state lock: encode the whole state.
+        group.sample_size(10);
+        group.bench_function(format!("encode/{label}_accounts"), |b| {
+            b.iter(|| black_box(state.encode().len()))
+        });
+        group.sample_size(30);
         drop(state);
     }
     group.finish();
