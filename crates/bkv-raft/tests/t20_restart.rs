@@ -291,6 +291,55 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
 /// The durable state (what rollback detection compares with the watermark) follows flushes:
 /// appends raise it, a truncation lowers it, a vote sets the term, and a reopened store reads
 /// the same from disk.
+/// A purge takes effect at once (the purge point is flushed); the entries themselves are
+/// removed in the background and are never read meanwhile. A reopened store has none left.
+#[tokio::test]
+async fn purged_entries_are_never_read_and_are_gone_after_reopen() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    {
+        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        log.blocking_append(entries()).await?;
+        log.purge(log_id(1, 1)).await?;
+        assert_eq!(
+            log.try_get_log_entries(0..4).await?,
+            entries()[2..].to_vec()
+        );
+        let state = log.get_log_state().await?;
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 3)));
+        // Purged past every entry: the purge point is the last log id.
+        log.purge(log_id(1, 3)).await?;
+        assert!(log.try_get_log_entries(0..4).await?.is_empty());
+        let state = log.get_log_state().await?;
+        assert_eq!(state.last_log_id, Some(log_id(1, 3)));
+        assert_eq!(log.durable_state().last_log_index, 3);
+    }
+    // The background removal holds the database until it is done: wait (bounded) for it.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match open_storage(dir.path(), Arc::new(DiscardAudit)) {
+            Ok(stores) => {
+                reopened = Some(stores);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let (mut log, _sm) = reopened.expect("the store reopens within 5 s");
+    let state = log.get_log_state().await?;
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 3)));
+    assert_eq!(log.durable_state().last_log_index, 3);
+    drop((log, _sm));
+    let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+    assert_eq!(
+        db.open_tree("raft_log")?.len(),
+        0,
+        "no purged entry left on disk"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
