@@ -30,8 +30,8 @@ use crate::codec;
 use crate::snapshot::{SnapshotImage, encode_parts};
 use crate::state_handle::{Machine, StateHandle};
 use crate::types::{
-    EntryResponse, LogEntry, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-    command_position,
+    EntryResponse, LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig, command_position,
 };
 
 const SNAPSHOT_TREE: &str = "raft_snapshot";
@@ -98,12 +98,14 @@ impl SledStateMachine {
             store: SnapshotStore {
                 dir: dir.to_path_buf(),
                 legacy,
+                written: Arc::default(),
             },
             shared: StateHandle::default(),
             audit,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
         if let Some(stored) = sm.store.load()? {
+            *sm.store.lock_written() = stored.meta.last_log_id;
             let image = SnapshotImage::decode(&stored.data).map_err(|e| read_snapshot_err(&e))?;
             sm.shared = StateHandle::new(Machine {
                 state: image.state,
@@ -126,6 +128,10 @@ impl SledStateMachine {
 struct SnapshotStore {
     dir: PathBuf,
     legacy: sled::Tree,
+    /// The last log id of the snapshot on disk. openraft builds a snapshot in a task of its
+    /// own, so a build and an installed snapshot can be written at the same time: writes
+    /// take this lock, and an older snapshot never replaces a newer one.
+    written: Arc<std::sync::Mutex<Option<LogId>>>,
 }
 
 impl SnapshotStore {
@@ -148,18 +154,31 @@ impl SnapshotStore {
         Ok(Some(stored))
     }
 
-    /// Writes `bytes` as the current snapshot: a temporary file, synced, renamed over the
-    /// current one, and the directory synced; then drops a legacy copy. Blocking.
-    fn write(&self, bytes: &[u8]) -> Result<(), PersistError> {
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, Option<LogId>> {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `stored` as the current snapshot unless the one on disk is newer: a temporary
+    /// file, synced, renamed over the current one, and the directory synced; then drops a
+    /// legacy copy. Blocking.
+    fn write(&self, stored: &StoredSnapshot) -> Result<(), PersistError> {
+        let mut written = self.lock_written();
+        if written.is_some() && stored.meta.last_log_id < *written {
+            return Ok(());
+        }
+        let bytes = codec::encode(stored)?;
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        file.write_all(&bytes)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
         fs::File::open(&self.dir)?.sync_all()?;
         // Stale now that the file is durable; if this removal is lost, the file still wins.
         self.legacy.remove(KEY_CURRENT)?;
+        *written = stored.meta.last_log_id;
         Ok(())
     }
 }
@@ -187,8 +206,7 @@ async fn persist(
     let store = store.clone();
     let started = Instant::now();
     let stored = off_runtime(move || {
-        let bytes = codec::encode(&stored)?;
-        store.write(&bytes)?;
+        store.write(&stored)?;
         Ok::<_, PersistError>(stored)
     })
     .await

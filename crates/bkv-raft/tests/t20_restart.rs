@@ -291,6 +291,30 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
 /// The durable state (what rollback detection compares with the watermark) follows flushes:
 /// appends raise it, a truncation lowers it, a vote sets the term, and a reopened store reads
 /// the same from disk.
+/// openraft builds snapshots in a task of its own, so a build and an installed snapshot can
+/// be written at once: the older of two never replaces the newer on disk.
+#[tokio::test]
+async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    {
+        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        log.blocking_append(entries()).await?;
+        sm.apply(entries().into_iter().take(3)).await?;
+        let old = sm.get_snapshot_builder().await.build_snapshot().await?;
+        assert_eq!(old.meta.last_log_id, Some(log_id(1, 2)));
+        sm.apply(entries().into_iter().skip(3)).await?;
+        let new = sm.get_snapshot_builder().await.build_snapshot().await?;
+        assert_eq!(new.meta.last_log_id, Some(log_id(1, 3)));
+        // The older one arrives last.
+        sm.install_snapshot(&old.meta, old.snapshot).await?;
+        let current = sm.get_current_snapshot().await?.expect("a snapshot");
+        assert_eq!(current.meta.last_log_id, Some(log_id(1, 3)));
+    }
+    let (_log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    assert_eq!(sm.applied_state().await?.0, Some(log_id(1, 3)));
+    Ok(())
+}
+
 /// A purge takes effect at once (the purge point is flushed); the entries themselves are
 /// removed in the background and are never read meanwhile. A reopened store has none left.
 #[tokio::test]
