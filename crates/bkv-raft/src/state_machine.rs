@@ -165,7 +165,8 @@ impl SnapshotStore {
     /// legacy copy. Blocking.
     fn write(&self, stored: &StoredSnapshot) -> Result<(), PersistError> {
         let mut written = self.lock_written();
-        if written.is_some() && stored.meta.last_log_id < *written {
+        // `None` (nothing written yet) is below every log id.
+        if stored.meta.last_log_id < *written {
             return Ok(());
         }
         let bytes = codec::encode(stored)?;
@@ -379,7 +380,12 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        Ok(self.store.load()?.map(snapshot_of))
+        // Reading and decoding the file is blocking work like writing it (hundreds of MB).
+        let store = self.store.clone();
+        let stored = off_runtime(move || store.load())
+            .await
+            .map_err(|e| read_snapshot_err(&e))??;
+        Ok(stored.map(snapshot_of))
     }
 }
 
