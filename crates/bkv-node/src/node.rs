@@ -251,7 +251,7 @@ impl Node {
         let verified = self
             .0
             .issuers
-            .verify(token.trim(), &audience, now)
+            .verify_cached(token.trim(), &audience, now)
             .map_err(|e| VaultError::Unauthenticated(e.to_string()))?;
         Ok(verified.account)
     }

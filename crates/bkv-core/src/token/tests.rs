@@ -155,3 +155,123 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_cached_token_gives_what_a_full_verification_gives() {
+    let t = issuers();
+    let token = issue(&key(1), &claims());
+    let first = t
+        .verify_cached(&token, "bkv-test", NOW)
+        .expect("valid token");
+    assert_eq!(t.cached_tokens(), 1);
+    let again = t
+        .verify_cached(&token, "bkv-test", NOW + 10)
+        .expect("still valid");
+    assert_eq!(first, again);
+    assert_eq!(t.cached_tokens(), 1, "a hit adds nothing");
+    // The time rules are checked on every use: expired, and (clock set back) not yet valid.
+    assert_eq!(
+        t.verify_cached(&token, "bkv-test", NOW + 600),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(
+        t.verify_cached(&token, "bkv-test", NOW - 61),
+        t.verify(&token, "bkv-test", NOW - 61)
+    );
+    assert_eq!(
+        t.verify_cached(&token, "bkv-test", NOW - 61),
+        Err(TokenError::NotYetValid)
+    );
+    // Another audience is a different entry, and refused.
+    assert_eq!(
+        t.verify_cached(&token, "other-cluster", NOW),
+        Err(TokenError::WrongAudience)
+    );
+}
+
+#[test]
+fn refused_tokens_are_not_cached() {
+    let t = issuers();
+    let mut bad = issue(&key(2), &claims());
+    assert_eq!(
+        t.verify_cached(&bad, "bkv-test", NOW),
+        Err(TokenError::BadSignature)
+    );
+    bad.push('A');
+    assert!(t.verify_cached(&bad, "bkv-test", NOW).is_err());
+    let mut expired = claims();
+    expired.exp = NOW;
+    let expired = issue(&key(1), &expired);
+    assert_eq!(
+        t.verify_cached(&expired, "bkv-test", NOW),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(t.cached_tokens(), 0);
+}
+
+#[test]
+fn replacing_an_issuer_key_forgets_the_tokens_it_signed() {
+    let mut t = issuers();
+    let token = issue(&key(1), &claims());
+    t.verify_cached(&token, "bkv-test", NOW)
+        .expect("valid token");
+    t.insert("dev", key(3).verifying_key());
+    assert_eq!(t.cached_tokens(), 0);
+    assert_eq!(
+        t.verify_cached(&token, "bkv-test", NOW),
+        Err(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn the_cache_stays_bounded() {
+    const CAPACITY: usize = 8;
+    let mut t = issuers();
+    t.verified = Arc::new(VerifiedCache::with_capacity(CAPACITY));
+    let mut c = claims();
+    // Full of live tokens: emptied, then refilled.
+    for i in 0..(2 * CAPACITY + 3) {
+        c.sub = format!("user-{i}");
+        t.verify_cached(&issue(&key(1), &c), "bkv-test", NOW)
+            .expect("valid token");
+        assert!(t.cached_tokens() <= CAPACITY);
+    }
+    assert_eq!(t.cached_tokens(), 3);
+    // Expired entries are dropped first, live ones kept.
+    let mut short = claims();
+    short.exp = NOW + 5;
+    for i in 0..(CAPACITY - 3) {
+        short.sub = format!("brief-{i}");
+        t.verify_cached(&issue(&key(1), &short), "bkv-test", NOW)
+            .expect("valid token");
+    }
+    assert_eq!(t.cached_tokens(), CAPACITY);
+    c.sub = "late".into();
+    t.verify_cached(&issue(&key(1), &c), "bkv-test", NOW + 10)
+        .expect("valid token");
+    assert_eq!(t.cached_tokens(), 4, "the 3 live tokens and the new one");
+}
+
+proptest! {
+    /// Cached or not, and asked once or twice, every input gets the answer a full
+    /// verification gives.
+    #[test]
+    fn verify_cached_agrees_with_verify(
+        exp_offset in 0u64..1200,
+        iat_offset in 0u64..200,
+        later in 0u64..1300,
+        sign_with in 1u8..3,
+    ) {
+        let t = issuers();
+        let mut c = claims();
+        c.iat = NOW + iat_offset - 100;
+        c.exp = NOW + exp_offset;
+        let token = issue(&key(sign_with), &c);
+        for now in [NOW, NOW + later, NOW] {
+            prop_assert_eq!(
+                t.verify_cached(&token, "bkv-test", now),
+                t.verify(&token, "bkv-test", now)
+            );
+        }
+    }
+}
