@@ -470,13 +470,26 @@ level = "{level}"
         Ok(AdminClient::connect(config).await?)
     }
 
-    /// Node `id`'s own view (`NodeStatus`), within 3 s.
+    /// Node `id`'s own view (`NodeStatus`, without the state digest), within 3 s.
     pub async fn node_view(&self, id: u64) -> anyhow::Result<NodeView> {
         let admin = self.admin_at(id).await?;
         let view = tokio::time::timeout(Duration::from_secs(3), admin.node_status())
             .await
             .map_err(|_| anyhow::anyhow!("node {id}: no NodeStatus answer within 3 s"))??;
         Ok(view)
+    }
+
+    /// Node `id`'s applied index and state digest (`NodeStatus` with the digest), within 3 s.
+    pub async fn digest_of(&self, id: u64) -> anyhow::Result<Digest> {
+        let admin = self.admin_at(id).await?;
+        let view = tokio::time::timeout(Duration::from_secs(3), admin.node_status_with_digest())
+            .await
+            .map_err(|_| anyhow::anyhow!("node {id}: no NodeStatus answer within 3 s"))??;
+        anyhow::ensure!(
+            !view.state_digest.is_empty(),
+            "node {id}: NodeStatus has no digest although asked for one"
+        );
+        Ok((view.applied_index, view.state_digest))
     }
 
     /// The cluster status (admin `Status`) from the first node that is up and answers.
@@ -540,8 +553,8 @@ level = "{level}"
     pub async fn digests(&mut self) -> anyhow::Result<BTreeMap<u64, Digest>> {
         let mut out = BTreeMap::new();
         for id in self.up_ids() {
-            if let Ok(v) = self.node_view(id).await {
-                out.insert(id, (v.applied_index, v.state_digest));
+            if let Ok(d) = self.digest_of(id).await {
+                out.insert(id, d);
             }
         }
         Ok(out)
@@ -561,8 +574,7 @@ level = "{level}"
             || async {
                 let mut seen = BTreeMap::new();
                 for id in ids {
-                    let v = self.node_view(*id).await?;
-                    seen.insert(*id, (v.applied_index, v.state_digest));
+                    seen.insert(*id, self.digest_of(*id).await?);
                 }
                 let mut values = seen.values();
                 let first = values.next().cloned();

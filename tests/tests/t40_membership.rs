@@ -144,10 +144,27 @@ async fn add_a_node_under_load_then_remove_the_leader() -> anyhow::Result<()> {
             "node {} serving: {}",
             m.node_id, view.not_serving_reason
         );
+        assert_eq!(
+            view.state_digest, "",
+            "node {}: a plain status computes no digest",
+            m.node_id
+        );
     }
     assert_eq!(status.leader_id, new_leader);
     cluster
         .wait_digests_equal(&remaining, Duration::from_secs(10))
         .await?;
+    // Asked for, every member's digest is there: SHA-256 in hex.
+    let with = cluster.admin().await?.status_with_digests().await?;
+    for m in &with.members {
+        let digest = m.status.as_ref().map(|v| v.state_digest.clone());
+        assert!(
+            digest
+                .as_ref()
+                .is_some_and(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+            "node {}: digest {digest:?}",
+            m.node_id
+        );
+    }
     Ok(())
 }

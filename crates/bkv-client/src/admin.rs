@@ -148,10 +148,21 @@ impl AdminClient {
         self.unary(url, c.node_info(NodeInfoRequest {})).await
     }
 
-    /// The first endpoint's own view, without fan-out.
+    /// The first endpoint's own view, without fan-out, and without its state digest.
     pub async fn node_status(&self) -> Result<NodeView, AdminError> {
+        self.node_view(false).await
+    }
+
+    /// [`Self::node_status`] with the state digest, which holds up the node's applies while
+    /// it encodes its whole state (about 0.7 s per million accounts).
+    pub async fn node_status_with_digest(&self) -> Result<NodeView, AdminError> {
+        self.node_view(true).await
+    }
+
+    async fn node_view(&self, with_digest: bool) -> Result<NodeView, AdminError> {
         let (url, mut c) = self.first();
-        self.unary(url, c.node_status(NodeStatusRequest {})).await
+        self.unary(url, c.node_status(NodeStatusRequest { with_digest }))
+            .await
     }
 
     /// Builds a snapshot on the first endpoint's node.
@@ -177,12 +188,28 @@ impl AdminClient {
         })
     }
 
-    /// The cluster's status from the first endpoint that answers.
+    /// The cluster's status from the first endpoint that answers, without state digests.
     pub async fn status(&self) -> Result<ClusterStatusResponse, AdminError> {
+        self.cluster_status(false).await
+    }
+
+    /// [`Self::status`] with every member's state digest, which holds up each node's
+    /// applies while it encodes its whole state (about 0.7 s per million accounts).
+    pub async fn status_with_digests(&self) -> Result<ClusterStatusResponse, AdminError> {
+        self.cluster_status(true).await
+    }
+
+    async fn cluster_status(
+        &self,
+        with_digests: bool,
+    ) -> Result<ClusterStatusResponse, AdminError> {
         let mut last = None;
         for (url, channel) in &self.targets {
             let mut c = RawAdminClient::new(channel.clone());
-            match self.unary(url, c.status(ClusterStatusRequest {})).await {
+            match self
+                .unary(url, c.status(ClusterStatusRequest { with_digests }))
+                .await
+            {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }

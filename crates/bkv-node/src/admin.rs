@@ -302,11 +302,23 @@ impl AdminService {
         })
     }
 
-    /// This node's own view.
-    pub fn local_view(&self) -> NodeView {
+    /// This node's own view, with the state digest if `with_digest`. The digest encodes the
+    /// whole state under its read lock (applies wait meanwhile), on the blocking pool.
+    pub async fn local_view(&self, with_digest: bool) -> NodeView {
+        let (applied, digest) = if with_digest {
+            let state = self.node.state().clone();
+            match tokio::task::spawn_blocking(move || state.digest_at()).await {
+                Ok((applied, digest)) => (applied, hex::encode(digest)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "computing the state digest failed");
+                    (self.node.state().applied_index(), String::new())
+                }
+            }
+        } else {
+            (self.node.state().applied_index(), String::new())
+        };
         let metrics = self.node.raft().metrics().borrow().clone();
         let readiness = self.node.readiness().borrow().clone();
-        let (applied, digest) = self.node.state().digest_at();
         let cluster = self.node.state().cluster();
         NodeView {
             node_id: self.node.id(),
@@ -319,7 +331,7 @@ impl AdminService {
             key_check_value: cluster
                 .map(|c| c.key_check_value.to_vec())
                 .unwrap_or_default(),
-            state_digest: hex::encode(digest),
+            state_digest: digest,
             serving: readiness.is_serving(),
             not_serving_reason: match readiness {
                 crate::node::Readiness::Serving => String::new(),
@@ -329,7 +341,7 @@ impl AdminService {
         }
     }
 
-    async fn cluster_status(&self) -> ClusterStatusResponse {
+    async fn cluster_status(&self, with_digests: bool) -> ClusterStatusResponse {
         let metrics = self.node.raft().metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -362,13 +374,13 @@ impl AdminService {
                 asks.push(None);
             } else {
                 let peer = PeerAdmin::new(&self.node, &node.admin_addr);
-                asks.push(Some(async move { peer?.node_status().await }));
+                asks.push(Some(async move { peer?.node_status(with_digests).await }));
             }
         }
         let mut results = Vec::new();
         for ask in asks {
             results.push(match ask {
-                None => Ok(self.local_view()),
+                None => Ok(self.local_view(with_digests).await),
                 Some(f) => f.await,
             });
         }
@@ -381,7 +393,7 @@ impl AdminService {
         if members.is_empty() {
             members.push(MemberStatus {
                 node_id: self.node.id(),
-                status: Some(self.local_view()),
+                status: Some(self.local_view(with_digests).await),
                 admin_addr: self.node.config().admin_addr(),
                 client_addr: self.node.config().client_addr(),
                 raft_addr: self.node.config().peer_addr(),
@@ -521,7 +533,8 @@ impl Admin for AdminService {
     ) -> Result<Response<ClusterStatusResponse>, Status> {
         let call = self.node.begin_call("Admin.Status");
         require_role(&request, admin_or_node, "Status")?;
-        call.finish(Ok(self.cluster_status().await))
+        let with_digests = request.get_ref().with_digests;
+        call.finish(Ok(self.cluster_status(with_digests).await))
     }
 
     async fn node_status(
@@ -529,7 +542,8 @@ impl Admin for AdminService {
         request: Request<NodeStatusRequest>,
     ) -> Result<Response<NodeView>, Status> {
         require_role(&request, admin_or_node, "NodeStatus")?;
-        Ok(Response::new(self.local_view()))
+        let with_digest = request.get_ref().with_digest;
+        Ok(Response::new(self.local_view(with_digest).await))
     }
 
     async fn transfer_leader(

@@ -49,10 +49,10 @@ impl PeerAdmin {
         })
     }
 
-    /// The peer's own view.
-    pub async fn node_status(mut self) -> Result<NodeView, VaultError> {
+    /// The peer's own view, with its state digest if `with_digest`.
+    pub async fn node_status(mut self, with_digest: bool) -> Result<NodeView, VaultError> {
         self.client
-            .node_status(NodeStatusRequest {})
+            .node_status(NodeStatusRequest { with_digest })
             .await
             .map(tonic::Response::into_inner)
             .map_err(peer_error)

@@ -139,6 +139,11 @@ pub struct StatusArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// Also show each node's state digest (equal on nodes at the same applied index). Each
+    /// node encodes its whole state for it and applies nothing meanwhile: about 0.7 s per
+    /// million accounts
+    #[arg(long)]
+    pub digests: bool,
     #[command(flatten)]
     pub conn: AdminConn,
 }
@@ -500,7 +505,7 @@ fn status_json(s: &ClusterStatusResponse) -> serde_json::Value {
                     "commit_index": v.commit_index,
                     "applied_index": v.applied_index,
                     "key_check_value": hex::encode(&v.key_check_value),
-                    "state_digest": v.state_digest,
+                    "state_digest": (!v.state_digest.is_empty()).then_some(&v.state_digest),
                     "serving": v.serving,
                     "not_serving_reason": v.not_serving_reason,
                     "snapshot_index": v.snapshot_index,
@@ -555,7 +560,11 @@ fn status_table(s: &ClusterStatusResponse) -> String {
                     hex::encode(&v.key_check_value)
                 },
                 if v.serving { "yes".into() } else { "no".into() },
-                v.state_digest.chars().take(12).collect(),
+                if v.state_digest.is_empty() {
+                    "-".into()
+                } else {
+                    v.state_digest.chars().take(12).collect()
+                },
             ],
             None => {
                 let mut row = vec![node, role_name(m.role).to_string()];
@@ -617,7 +626,11 @@ fn status_table(s: &ClusterStatusResponse) -> String {
 
 async fn status(a: StatusArgs) -> Result<(), Failure> {
     let admin = a.conn.client(None).await?;
-    let s = admin.status().await?;
+    let s = if a.digests {
+        admin.status_with_digests().await?
+    } else {
+        admin.status().await?
+    };
     if a.json {
         println!("{}", status_json(&s));
     } else {
@@ -762,6 +775,26 @@ node 2 did not answer: connection refused
         assert_eq!(j["members"][0]["status"]["key_check_value"], "010203");
         assert_eq!(j["members"][1]["error"], "connection refused");
         assert_eq!(j["members"][1]["status"], serde_json::Value::Null);
+        assert_eq!(
+            j["members"][0]["status"]["state_digest"],
+            "00112233445566778899"
+        );
+
+        // Without digests (not asked for): a dash in the table, null in JSON.
+        let mut plain = s.clone();
+        if let Some(v) = plain.members[0].status.as_mut() {
+            v.state_digest.clear();
+        }
+        let table = status_table(&plain);
+        assert!(
+            table.contains("010203  yes      -\n"),
+            "no digest column value: {table}"
+        );
+        let j = status_json(&plain);
+        assert_eq!(
+            j["members"][0]["status"]["state_digest"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
