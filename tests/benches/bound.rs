@@ -4,11 +4,13 @@
 //! with.
 //!
 //! Per recovery, as a node does it (crates/bkv-node/src/vault.rs):
-//! - `RecoverStart`: verify the account token, parse the attempt id and the credential
+//! - `RecoverStart`: verify the account token (one issued for this recovery, as `bkv bench`
+//!   issues them), parse the attempt id and the credential
 //!   request, hash it, apply `ChargeGuess` to the `VaultState` (behind a lock, as the state
 //!   machine holds it), then OPAQUE login start: HSM unseal of the record, the OPRF and 3DH
 //!   work, HSM seal of the ticket;
-//! - `RecoverFinish`: verify the token, parse the finalization, HSM unseal of the ticket,
+//! - `RecoverFinish`: the same token again (found in the node's cache of verified tokens),
+//!   parse the finalization, HSM unseal of the ticket,
 //!   OPAQUE login finish, transport encryption of the key, apply `ResetGuesses`.
 //!
 //! The client's side (blinding, Argon2id, 3DH, opening the key) runs between the two timed
@@ -111,7 +113,6 @@ impl Settings {
 struct Account {
     id: AccountId,
     password: String,
-    token: String,
 }
 
 /// The server side: HSM partition, OPAQUE secrets, the replicated state (here local).
@@ -147,7 +148,7 @@ impl Server {
             return AccountId::parse("unchecked").expect("valid account id");
         }
         self.issuers
-            .verify(token, AUDIENCE, now_ms() / 1000)
+            .verify_cached(token, AUDIENCE, now_ms() / 1000)
             .expect("token verifies")
             .account
     }
@@ -267,24 +268,28 @@ where
     all.into_iter().map(|(_, o)| o).collect()
 }
 
+/// A token for `account`, as its app would fetch one before a recovery.
+fn account_token(issuer: &SigningKey, account: &AccountId) -> String {
+    let now = now_ms() / 1000;
+    issue(
+        issuer,
+        &Claims {
+            iss: ISSUER.into(),
+            sub: account.as_str().into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + 3000,
+            nbf: None,
+        },
+    )
+}
+
 /// Registers the pool (untimed): OPAQUE registration, sealed record, Stage and Activate.
-async fn register(server: &Arc<Server>, issuer: &SigningKey, n: usize) -> Vec<Account> {
+async fn register(server: &Arc<Server>, n: usize) -> Vec<Account> {
     let mut accounts = Vec::with_capacity(n);
     for i in 0..n {
         let id = AccountId::parse(&format!("bound-{i}")).expect("valid account id");
         let password = format!("bound password {i}");
-        let now = now_ms() / 1000;
-        let token = issue(
-            issuer,
-            &Claims {
-                iss: ISSUER.into(),
-                sub: id.as_str().into(),
-                aud: AUDIENCE.into(),
-                iat: now,
-                exp: now + 3000,
-                nbf: None,
-            },
-        );
         let (reg, request) =
             Registration::start(SecretString::from(password.clone())).expect("registration");
         let response = opaque::registration_start(
@@ -319,11 +324,7 @@ async fn register(server: &Arc<Server>, issuer: &SigningKey, n: usize) -> Vec<Ac
             account: id.clone(),
             version,
         });
-        accounts.push(Account {
-            id,
-            password,
-            token,
-        });
+        accounts.push(Account { id, password });
     }
     accounts
 }
@@ -350,6 +351,8 @@ fn fill(server: &Server, n: u64) {
 /// One recovery in progress between the phases.
 struct Attempt {
     account: usize,
+    /// Issued for this recovery, presented on both calls (as `bkv bench` does).
+    token: String,
     recovery: Mutex<Option<Recovery>>,
     attempt_id: Vec<u8>,
     credential_request: Vec<u8>,
@@ -358,6 +361,7 @@ struct Attempt {
 /// One recovery between the client's finish and `RecoverFinish`.
 struct Finishing {
     account: usize,
+    token: String,
     ticket: Vec<u8>,
     finalization: Vec<u8>,
 }
@@ -392,7 +396,7 @@ async fn run(s: Settings) -> serde_json::Value {
     });
     let setup = Instant::now();
     fill(&server, s.filler);
-    let accounts = Arc::new(register(&server, &issuer, s.accounts).await);
+    let accounts = Arc::new(register(&server, s.accounts).await);
     eprintln!(
         "bound: {} accounts registered and {} filler accounts in {:.1} s; measuring for {:.0} s",
         s.accounts,
@@ -417,6 +421,7 @@ async fn run(s: Settings) -> serde_json::Value {
                 OsRng.fill_bytes(&mut attempt_id);
                 Attempt {
                     account,
+                    token: account_token(&issuer, &accounts[account].id),
                     recovery: Mutex::new(Some(recovery)),
                     attempt_id,
                     credential_request,
@@ -436,7 +441,7 @@ async fn run(s: Settings) -> serde_json::Value {
                     let a = &items[i];
                     let acct = &accounts[a.account];
                     server
-                        .recover_start(&acct.token, &acct.id, &a.attempt_id, &a.credential_request)
+                        .recover_start(&a.token, &acct.id, &a.attempt_id, &a.credential_request)
                         .await
                 }
             })
@@ -467,6 +472,7 @@ async fn run(s: Settings) -> serde_json::Value {
                 .zip(&finished)
                 .map(|(a, (ticket, fin, _))| Finishing {
                     account: a.account,
+                    token: a.token.clone(),
                     ticket: ticket.clone(),
                     finalization: fin.clone(),
                 })
@@ -483,7 +489,7 @@ async fn run(s: Settings) -> serde_json::Value {
                     let f = &items[i];
                     let acct = &accounts[f.account];
                     server
-                        .recover_finish(&acct.token, &acct.id, &f.ticket, &f.finalization)
+                        .recover_finish(&f.token, &acct.id, &f.ticket, &f.finalization)
                         .await
                 }
             })
