@@ -46,18 +46,52 @@ impl Worker {
         Err(HsmError::KeyMissing("data object value"))
     }
 
+    /// The values of every data object `label` (none, one, or several after a crash in
+    /// [`Worker::write_data`]), in no particular order.
+    pub(crate) fn read_data_all(&self, label: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, HsmError> {
+        let found = self
+            .session
+            .find_objects(&template(label))
+            .map_err(HsmError::at("C_FindObjects"))?;
+        let mut values = Vec::with_capacity(found.len());
+        for handle in found {
+            let attrs = self
+                .session
+                .get_attributes(handle, &[cryptoki::object::AttributeType::Value])
+                .map_err(HsmError::at("C_GetAttributeValue"))?;
+            let value = attrs.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(Zeroizing::new(v)),
+                _ => None,
+            });
+            values.push(value.ok_or(HsmError::KeyMissing("data object value"))?);
+        }
+        Ok(values)
+    }
+
     /// Replaces the value of the data object `label` (creating it on first write). The new
     /// object is made before the old one is destroyed, so a crash in between leaves two
-    /// objects, of which [`Worker::read_data`] refuses neither silently: it reports a
-    /// duplicate, and the next write repairs it.
+    /// objects: [`Worker::read_data`] reports a duplicate, [`Worker::read_data_all`] gives
+    /// both (the caller picks), and the next write removes all but the new one.
     pub(crate) fn write_data(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
-        if value.len() > MAX_DATA {
-            return Err(HsmError::InvalidRequest("data object larger than 4 KiB"));
-        }
         let old = self
             .session
             .find_objects(&template(label))
             .map_err(HsmError::at("C_FindObjects"))?;
+        self.create_data(label, value)?;
+        for handle in old {
+            self.session
+                .destroy_object(handle)
+                .map_err(HsmError::at("C_DestroyObject"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a data object `label` beside any that exist (the first half of
+    /// [`Worker::write_data`]).
+    pub(crate) fn create_data(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
+        if value.len() > MAX_DATA {
+            return Err(HsmError::InvalidRequest("data object larger than 4 KiB"));
+        }
         let mut attrs = template(label);
         attrs.push(Attribute::Application(APPLICATION.as_bytes().to_vec()));
         attrs.push(Attribute::Modifiable(true));
@@ -65,11 +99,6 @@ impl Worker {
         self.session
             .create_object(&attrs)
             .map_err(HsmError::at("C_CreateObject"))?;
-        for handle in old {
-            self.session
-                .destroy_object(handle)
-                .map_err(HsmError::at("C_DestroyObject"))?;
-        }
         Ok(())
     }
 

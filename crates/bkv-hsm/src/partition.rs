@@ -142,6 +142,26 @@ impl Partition {
         self.run(move |w| w.read_data(&label)).await?
     }
 
+    /// The values of every private data object `label`: more than one when a stop came
+    /// between the two halves of [`Partition::write_data`].
+    pub async fn read_data_all(&self, label: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, HsmError> {
+        let label = label.to_string();
+        self.run(move |w| w.read_data_all(&label)).await?
+    }
+
+    /// What a stop inside [`Partition::write_data`] leaves: a new data object `label` beside
+    /// the old ones. For tests of the readers.
+    #[cfg(feature = "testing")]
+    pub async fn write_data_without_replacing(
+        &self,
+        label: &str,
+        value: &[u8],
+    ) -> Result<(), HsmError> {
+        let label = label.to_string();
+        let value = Zeroizing::new(value.to_vec());
+        self.run(move |w| w.create_data(&label, &value)).await?
+    }
+
     /// Writes the private data object `label` (at most 4 KiB), replacing any old value.
     pub async fn write_data(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
         let label = label.to_string();

@@ -63,18 +63,32 @@ fn decode(bytes: &[u8]) -> Result<Watermark, WatermarkError> {
 }
 
 /// The least the data directory must hold, from the token; `None` on a fresh token.
+///
+/// A stop in the middle of a write (the token's new object made, the old one not yet
+/// destroyed) leaves two watermarks. Both were written by this node and a watermark only
+/// grows, so the larger is the newer: it is the one used, and the next write removes the
+/// other. (Refusing to start instead had left a node that was merely stopped at the wrong
+/// moment unable to start again without the rollback repair.)
 pub async fn read(hsm: &Partition, node_id: u64) -> Result<Option<DurableState>, WatermarkError> {
-    let Some(bytes) = hsm.read_data(LABEL).await? else {
-        return Ok(None);
-    };
-    let w = decode(&bytes)?;
-    if w.node_id != node_id {
-        return Err(WatermarkError::OtherNode(w.node_id));
+    let values = hsm.read_data_all(LABEL).await?;
+    let mut least: Option<DurableState> = None;
+    for bytes in &values {
+        let w = decode(bytes)?;
+        if w.node_id != node_id {
+            return Err(WatermarkError::OtherNode(w.node_id));
+        }
+        let d = least.get_or_insert_default();
+        d.last_log_index = d.last_log_index.max(w.log_index);
+        d.vote_term = d.vote_term.max(w.vote_term);
     }
-    Ok(Some(DurableState {
-        last_log_index: w.log_index,
-        vote_term: w.vote_term,
-    }))
+    if values.len() > 1 {
+        tracing::warn!(
+            objects = values.len(),
+            "more than one durability watermark in the token (a stop inside a write); \
+             using the largest, the next write removes the others"
+        );
+    }
+    Ok(least)
 }
 
 /// Forgets the watermark (the repair procedure, after the node was removed from the cluster
@@ -133,7 +147,57 @@ pub async fn step(
 
 #[cfg(test)]
 mod tests {
+    use bkv_hsm::testing::TestToken;
+
     use super::*;
+
+    #[tokio::test]
+    async fn two_watermarks_left_by_a_stop_read_as_the_larger_and_the_next_write_leaves_one() {
+        let token = TestToken::new();
+        let hsm = token.open().await;
+        assert_eq!(read(&hsm, 2).await.expect("fresh token"), None);
+        let mut written = DurableState::default();
+        let first = DurableState {
+            last_log_index: 100,
+            vote_term: 3,
+        };
+        step(&hsm, first, 2, &mut written).await.expect("write");
+        // A stop inside the next write: the new object is there, the old one too.
+        let newer = Watermark {
+            node_id: 2,
+            log_index: 250,
+            vote_term: 4,
+        };
+        hsm.write_data_without_replacing(LABEL, &encode(&newer))
+            .await
+            .expect("create");
+        let expect = DurableState {
+            last_log_index: 250,
+            vote_term: 4,
+        };
+        assert_eq!(read(&hsm, 2).await.expect("read"), Some(expect));
+        // The node goes on from there; its next write leaves one object.
+        let mut written = expect;
+        let later = DurableState {
+            last_log_index: 300,
+            vote_term: 4,
+        };
+        step(&hsm, later, 2, &mut written).await.expect("write");
+        assert_eq!(hsm.read_data_all(LABEL).await.expect("read").len(), 1);
+        assert_eq!(read(&hsm, 2).await.expect("read"), Some(later));
+        // Another node's watermark beside this one's is still refused.
+        let other = Watermark {
+            node_id: 5,
+            ..newer
+        };
+        hsm.write_data_without_replacing(LABEL, &encode(&other))
+            .await
+            .expect("create");
+        assert!(matches!(
+            read(&hsm, 2).await,
+            Err(WatermarkError::OtherNode(5))
+        ));
+    }
 
     #[test]
     fn watermarks_round_trip_and_garbage_is_refused() {

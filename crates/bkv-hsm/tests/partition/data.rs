@@ -41,6 +41,42 @@ async fn data_objects_round_trip_and_are_replaced_in_place() {
 }
 
 #[tokio::test]
+async fn a_stop_inside_a_write_leaves_both_values_and_the_next_write_repairs() {
+    let token = TestToken::new();
+    let p = token.open().await;
+    p.write_data("bkv-watermark", b"old").await.expect("write");
+    // A stop between creating the new object and destroying the old one.
+    p.write_data_without_replacing("bkv-watermark", b"new")
+        .await
+        .expect("create");
+    assert!(
+        p.read_data("bkv-watermark").await.is_err(),
+        "read_data refuses to pick one"
+    );
+    let mut all: Vec<Vec<u8>> = p
+        .read_data_all("bkv-watermark")
+        .await
+        .expect("read all")
+        .iter()
+        .map(|v| v.to_vec())
+        .collect();
+    all.sort();
+    assert_eq!(all, [b"new".to_vec(), b"old".to_vec()]);
+    p.write_data("bkv-watermark", b"newer")
+        .await
+        .expect("write");
+    assert_eq!(
+        p.read_data("bkv-watermark")
+            .await
+            .expect("one object again")
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(&b"newer"[..])
+    );
+    assert!(p.read_data_all("other").await.expect("read").is_empty());
+}
+
+#[tokio::test]
 async fn data_object_values_are_not_in_the_token_files() {
     let token = TestToken::new();
     let p = token.open().await;
