@@ -1,7 +1,13 @@
 //! Private data objects: written, read back, replaced, deleted; their values never appear in
 //! the token files (SoftHSM encrypts private objects).
 
+use bkv_hsm::Partition;
 use bkv_hsm::testing::TestToken;
+
+/// The value of the one data object `label`, if any.
+async fn value(p: &Partition, label: &str) -> Option<Vec<u8>> {
+    p.read_data(label).await.expect("read").map(|v| v.to_vec())
+}
 
 #[tokio::test]
 async fn data_objects_round_trip_and_are_replaced_in_place() {
@@ -11,24 +17,13 @@ async fn data_objects_round_trip_and_are_replaced_in_place() {
     p.write_data("bkv-watermark", b"first")
         .await
         .expect("write");
-    assert_eq!(
-        p.read_data("bkv-watermark")
-            .await
-            .expect("read")
-            .as_deref()
-            .map(Vec::as_slice),
-        Some(&b"first"[..])
-    );
+    assert_eq!(value(&p, "bkv-watermark").await, Some(b"first".to_vec()));
     p.write_data("bkv-watermark", b"second value")
         .await
         .expect("overwrite");
     assert_eq!(
-        p.read_data("bkv-watermark")
-            .await
-            .expect("read")
-            .as_deref()
-            .map(Vec::as_slice),
-        Some(&b"second value"[..])
+        value(&p, "bkv-watermark").await,
+        Some(b"second value".to_vec())
     );
     // Another label is another object.
     assert!(p.read_data("other").await.expect("read").is_none());
@@ -65,14 +60,7 @@ async fn a_stop_inside_a_write_leaves_both_values_and_the_next_write_repairs() {
     p.write_data("bkv-watermark", b"newer")
         .await
         .expect("write");
-    assert_eq!(
-        p.read_data("bkv-watermark")
-            .await
-            .expect("one object again")
-            .as_deref()
-            .map(Vec::as_slice),
-        Some(&b"newer"[..])
-    );
+    assert_eq!(value(&p, "bkv-watermark").await, Some(b"newer".to_vec()));
     assert!(p.read_data_all("other").await.expect("read").is_empty());
 }
 
