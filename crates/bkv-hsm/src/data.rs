@@ -25,25 +25,12 @@ fn template(label: &str) -> Vec<Attribute> {
 impl Worker {
     /// The value of the data object `label`, if there is one.
     pub(crate) fn read_data(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
-        let found = self
-            .session
-            .find_objects(&template(label))
-            .map_err(HsmError::at("C_FindObjects"))?;
-        let handle = match found.as_slice() {
-            [] => return Ok(None),
-            [one] => *one,
-            _ => return Err(HsmError::DuplicateKey("data object")),
-        };
-        let attrs = self
-            .session
-            .get_attributes(handle, &[cryptoki::object::AttributeType::Value])
-            .map_err(HsmError::at("C_GetAttributeValue"))?;
-        for attr in attrs {
-            if let Attribute::Value(v) = attr {
-                return Ok(Some(Zeroizing::new(v)));
-            }
+        let mut values = self.read_data_all(label)?;
+        match values.len() {
+            0 => Ok(None),
+            1 => Ok(values.pop()),
+            _ => Err(HsmError::DuplicateKey("data object")),
         }
-        Err(HsmError::KeyMissing("data object value"))
     }
 
     /// The values of every data object `label` (none, one, or several after a crash in
