@@ -132,6 +132,15 @@ impl Failover {
                 }
                 Ok(Err(status)) if is_retryable(&status) => status,
                 Ok(Err(status)) => return Err(CallError::Status(status)),
+                // The deadline, not the endpoint, cut this attempt short: an earlier
+                // attempt's answer says more about what is wrong than the cut does.
+                Err(_elapsed) if per_call < self.call_timeout && attempts > 1 => {
+                    last = format!(
+                        "{last} (the deadline then cut the next attempt after {} ms)",
+                        per_call.as_millis()
+                    );
+                    break;
+                }
                 Err(_elapsed) => {
                     Status::unavailable(format!("no answer within {} ms", per_call.as_millis()))
                 }
