@@ -19,6 +19,25 @@ use openraft::{
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
+/// Opens with `open` once sled has let go of the directory. A dropped sled database keeps
+/// its file lock until its flusher thread next wakes, a moment later, so an open right after
+/// a drop can fail with "could not acquire lock" (seen as a rare failure of these tests).
+/// Only that error is retried (100 tries, 50 ms apart); any other answer is returned as it
+/// is, so a test of a refused open sees the refusal, not the lock.
+async fn when_free<T, E: std::fmt::Display>(
+    mut open: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    for _ in 0..100 {
+        match open() {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+    open()
+}
+
 fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, 1), index)
 }
@@ -56,7 +75,8 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
 
     // --- phase 1: append 0..=3, vote, apply 0..=2, snapshot at 2, apply 3.
     let digest_before = {
-        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(tx.clone()))?;
+        let (mut log, mut sm) =
+            when_free(|| open_storage(dir.path(), Arc::new(tx.clone()))).await?;
         log.save_vote(&vote).await?;
         log.blocking_append(entries()).await?;
         log.save_committed(Some(log_id(1, 3))).await?;
@@ -92,7 +112,7 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
     );
 
     // --- phase 2: reopen; vote, log and snapshot are back.
-    let (mut log, mut sm) = open_storage(dir.path(), Arc::new(tx))?;
+    let (mut log, mut sm) = when_free(|| open_storage(dir.path(), Arc::new(tx.clone()))).await?;
     assert_eq!(log.read_vote().await?, Some(vote));
     let state = log.get_log_state().await?;
     assert_eq!(state.last_log_id, Some(log_id(1, 3)));
@@ -186,18 +206,18 @@ async fn one_node_raft_restarts_with_its_state() -> anyhow::Result<()> {
 async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     {
-        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        let (mut log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
         log.save_vote(&Vote::new(1, 1)).await?;
         log.blocking_append(entries()).await?;
     }
     // Damage one entry (not the last) behind the store's back: reading it is an error.
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         db.open_tree("raft_log")?
             .insert(1u64.to_be_bytes(), &[0xFF; 5])?;
         db.flush()?;
     }
-    let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let (mut log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     assert!(log.get_log_state().await.is_ok());
     assert!(log.try_get_log_entries(0..4).await.is_err());
     assert_eq!(
@@ -209,43 +229,63 @@ async fn corrupt_bytes_are_storage_errors() -> anyhow::Result<()> {
     // A damaged vote or last entry refuses to open: the store reads both at open to know
     // what is durably on disk (rollback detection).
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         db.open_tree("raft_meta")?.insert("vote", &[0xFF; 3])?;
         db.flush()?;
     }
-    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    assert!(
+        when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit)))
+            .await
+            .is_err()
+    );
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         let v = bkv_raft::codec::encode(&Vote::new(1, 1))?;
         db.open_tree("raft_meta")?.insert("vote", v)?;
         db.open_tree("raft_log")?
             .insert(3u64.to_be_bytes(), &[0xFF; 5])?;
         db.flush()?;
     }
-    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    assert!(
+        when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit)))
+            .await
+            .is_err()
+    );
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         db.open_tree("raft_log")?.remove(3u64.to_be_bytes())?;
         db.open_tree("raft_log")?.remove(1u64.to_be_bytes())?;
         db.flush()?;
     }
-    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_ok());
+    assert!(
+        when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit)))
+            .await
+            .is_ok()
+    );
 
     // A damaged snapshot refuses to open rather than serve a wrong state.
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         db.open_tree("raft_snapshot")?
             .insert("current", &[1, 2, 3])?;
         db.flush()?;
     }
-    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    assert!(
+        when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit)))
+            .await
+            .is_err()
+    );
     // So does a damaged snapshot file, which wins over a copy in sled.
     std::fs::create_dir_all(dir.path().join(SNAPSHOT_DIR))?;
     std::fs::write(
         dir.path().join(SNAPSHOT_DIR).join("current.snap"),
         [1, 2, 3],
     )?;
-    assert!(open_storage(dir.path(), Arc::new(DiscardAudit)).is_err());
+    assert!(
+        when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit)))
+            .await
+            .is_err()
+    );
     Ok(())
 }
 
@@ -256,7 +296,8 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
     let dir = TempDir::new()?;
     let file = dir.path().join(SNAPSHOT_DIR).join("current.snap");
     let digest = {
-        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        let (mut log, mut sm) =
+            when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
         log.blocking_append(entries()).await?;
         sm.apply(entries().into_iter().take(3)).await?;
         sm.get_snapshot_builder().await.build_snapshot().await?;
@@ -266,11 +307,11 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
     let bytes = std::fs::read(&file)?;
     std::fs::remove_file(&file)?;
     {
-        let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+        let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
         db.open_tree("raft_snapshot")?.insert("current", bytes)?;
         db.flush()?;
     }
-    let (_log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let (_log, mut sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     assert_eq!(
         sm.applied_state().await?.0,
         Some(log_id(1, 2)),
@@ -280,7 +321,7 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
     sm.get_snapshot_builder().await.build_snapshot().await?;
     assert!(file.exists(), "the new snapshot is a file");
     drop((_log, sm));
-    let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+    let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
     assert!(
         db.open_tree("raft_snapshot")?.get("current")?.is_none(),
         "the copy in sled is dropped"
@@ -297,7 +338,8 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
 async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     {
-        let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        let (mut log, mut sm) =
+            when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
         log.blocking_append(entries()).await?;
         sm.apply(entries().into_iter().take(3)).await?;
         let old = sm.get_snapshot_builder().await.build_snapshot().await?;
@@ -310,7 +352,7 @@ async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() -> anyhow::Resul
         let current = sm.get_current_snapshot().await?.expect("a snapshot");
         assert_eq!(current.meta.last_log_id, Some(log_id(1, 3)));
     }
-    let (_log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let (_log, mut sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     assert_eq!(sm.applied_state().await?.0, Some(log_id(1, 3)));
     Ok(())
 }
@@ -321,7 +363,7 @@ async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() -> anyhow::Resul
 async fn purged_entries_are_never_read_and_are_gone_after_reopen() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     {
-        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        let (mut log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
         log.blocking_append(entries()).await?;
         log.purge(log_id(1, 1)).await?;
         assert_eq!(
@@ -338,24 +380,14 @@ async fn purged_entries_are_never_read_and_are_gone_after_reopen() -> anyhow::Re
         assert_eq!(state.last_log_id, Some(log_id(1, 3)));
         assert_eq!(log.durable_state().last_log_index, 3);
     }
-    // The background removal holds the database until it is done: wait (bounded) for it.
-    let mut reopened = None;
-    for _ in 0..100 {
-        match open_storage(dir.path(), Arc::new(DiscardAudit)) {
-            Ok(stores) => {
-                reopened = Some(stores);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let (mut log, _sm) = reopened.expect("the store reopens within 5 s");
+    // The background removal holds the database until it is done: `when_free` waits for it.
+    let (mut log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     let state = log.get_log_state().await?;
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
     assert_eq!(state.last_log_id, Some(log_id(1, 3)));
     assert_eq!(log.durable_state().last_log_index, 3);
     drop((log, _sm));
-    let db = sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))?;
+    let db = when_free(|| sled::open(dir.path().join(bkv_raft::storage::RAFT_DB_DIR))).await?;
     assert_eq!(
         db.open_tree("raft_log")?.len(),
         0,
@@ -368,7 +400,7 @@ async fn purged_entries_are_never_read_and_are_gone_after_reopen() -> anyhow::Re
 async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     {
-        let (mut log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+        let (mut log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
         assert_eq!(log.durable_state(), bkv_raft::DurableState::default());
         log.blocking_append(entries()).await?;
         log.save_vote(&Vote::new(3, 1)).await?;
@@ -378,7 +410,7 @@ async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
         log.truncate(log_id(1, last)).await?;
         assert_eq!(log.durable_state().last_log_index, last - 1);
     }
-    let (log, _sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let (log, _sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     let last = entries().last().map(|e| e.log_id.index).unwrap_or_default();
     assert_eq!(
         log.durable_state(),
@@ -393,7 +425,7 @@ async fn durable_state_follows_what_is_flushed() -> anyhow::Result<()> {
 #[tokio::test]
 async fn an_entry_with_more_commands_than_positions_never_reuses_a_version() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
-    let (mut log, mut sm) = open_storage(dir.path(), Arc::new(DiscardAudit))?;
+    let (mut log, mut sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     let mut all = entries();
     all.truncate(2);
     // Entry 2: 1,002 registrations; the leader never proposes more than 256.
