@@ -168,7 +168,43 @@ fn bench_apply(c: &mut Criterion) {
                 timed
             })
         });
-        // What a snapshot does under the state lock: encode the whole state.
+        // A charge while a snapshot still holds a clone of the state and shares the charged
+        // account's chunk (the worst case: the apply copies the chunk's keys and pointers).
+        group.bench_function(format!("charge_guess_shared/{label}_accounts"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let snapshot = state.clone();
+                    let a = account(rng.gen_range(0..n));
+                    let mut attempt = [0u8; 16];
+                    rng.fill_bytes(&mut attempt);
+                    let charge = request(Command::ChargeGuess {
+                        account: a.clone(),
+                        attempt_id: AttemptId::new(attempt),
+                        request_hash: [5; 32],
+                    });
+                    index += 1;
+                    let started = Instant::now();
+                    let applied = black_box(state.apply(index, &charge));
+                    timed += started.elapsed();
+                    drop(snapshot);
+                    let Outcome::Charged {
+                        version, charge, ..
+                    } = applied.outcome
+                    else {
+                        panic!("charge: {:?}", applied.outcome);
+                    };
+                    index += 1;
+                    state.apply(index, &request(reset(a, version, charge)));
+                }
+                timed
+            })
+        });
+        // What a snapshot does under the state lock: clone the state (shared chunks).
+        group.bench_function(format!("clone/{label}_accounts"), |b| {
+            b.iter(|| black_box(state.clone()))
+        });
+        // What it then does with the lock released: encode the clone.
         group.sample_size(10);
         group.bench_function(format!("encode/{label}_accounts"), |b| {
             b.iter(|| black_box(state.encode().len()))

@@ -11,19 +11,19 @@
 //! response only under a `Charged` outcome.
 
 mod account;
+mod accounts;
 mod cluster;
 mod codec;
 mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
 pub use cluster::ClusterConfig;
 pub use codec::StateDecodeError;
 pub use status::{AccountStatus, RecordStatus};
 
 use account::{Account, ActiveRecord, ChargedAttempt, Registration, StagedRecord};
+use accounts::Accounts;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::command::{Command, Request};
@@ -39,8 +39,9 @@ pub struct VaultState {
     last_change: u64,
     /// Set by `Bootstrap`.
     cluster: Option<ClusterConfig>,
-    /// Every account the state holds anything for.
-    accounts: BTreeMap<AccountId, Account>,
+    /// Every account the state holds anything for. Cloning the state is cheap (shared
+    /// copy-on-write chunks): a snapshot encodes a clone without holding up applies.
+    accounts: Accounts,
 }
 
 /// What applying one entry gave: the outcome for the proposer's client, and audit events.
@@ -194,9 +195,9 @@ impl VaultState {
                 max: max.get(),
             });
         }
-        let entry = self.accounts.entry(account.clone()).or_default();
+        let entry = self.accounts.get_or_insert_default(account);
         if let Some(version) = entry.registered(request_id) {
-            // A retry: the same version, nothing staged anew. `or_default` above cannot
+            // A retry: the same version, nothing staged anew. The insert above cannot
             // have inserted an empty entry here, since a remembered id means it existed.
             return Applied::quiet(Outcome::Staged { version });
         }

@@ -50,9 +50,10 @@ impl StateHandle {
 
     /// The write lock, or `None` if an earlier apply panicked while holding it.
     ///
-    /// Waits by polling, never parked on the lock: a snapshot holds the read lock for as
-    /// long as it takes to encode the state (about a second at a million accounts), and a
-    /// writer parked on a std `RwLock` makes every later reader wait too. The node's
+    /// Waits by polling, never parked on the lock: a snapshot used to hold the read lock for
+    /// as long as it took to encode the state (about a second at a million accounts; now it
+    /// holds it to clone the state), and a writer parked on a std `RwLock` makes every later
+    /// reader wait too. The node's
     /// request handlers read the state on tokio's threads (every call checks its token
     /// against the cluster's name), so a parked apply froze the whole node, heartbeats
     /// included, and cost elections. Polling keeps readers flowing; only applies wait.
@@ -87,13 +88,17 @@ impl StateHandle {
 
     /// SHA-256 of the vault state's encoding.
     pub fn state_digest(&self) -> [u8; 32] {
-        self.read_machine().state.digest()
+        self.digest_at().1
     }
 
-    /// The applied index and the state digest at that index, read together.
+    /// The applied index and the state digest at that index, read together. The state is
+    /// cloned under the lock (its accounts are shared, not copied) and encoded after.
     pub fn digest_at(&self) -> (u64, [u8; 32]) {
-        let m = self.read_machine();
-        (m.last_applied.map_or(0, |l| l.index), m.state.digest())
+        let (index, state) = {
+            let m = self.read_machine();
+            (m.last_applied.map_or(0, |l| l.index), m.state.clone())
+        };
+        (index, state.digest())
     }
 
     /// The cluster configuration, once bootstrapped.

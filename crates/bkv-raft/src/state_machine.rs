@@ -406,21 +406,21 @@ impl fmt::Debug for SledSnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SledSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let shared = self.shared.clone();
-        // Applies wait for the state lock only while the state is encoded; the rest of the
-        // work holds nothing. All of it runs off the async runtime.
+        // The state lock is held only to clone the state, which shares its chunks of
+        // accounts (microseconds, even at a million accounts); the clone is encoded with the
+        // lock released while applies go on. All of it runs off the async runtime.
         let started = Instant::now();
         let (data, last_applied, membership, locked) = off_runtime(move || {
             let (state, last_applied, membership, locked) = {
                 let m = shared.read_machine();
-                let encoded = m.state.encode();
                 (
-                    encoded,
+                    m.state.clone(),
                     m.last_applied,
                     m.membership.clone(),
                     started.elapsed(),
                 )
             };
-            encode_parts(&last_applied, &membership, &state)
+            encode_parts(&last_applied, &membership, &state.encode())
                 .map(|d| (d, last_applied, membership, locked))
         })
         .await

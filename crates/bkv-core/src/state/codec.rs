@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::account::{Account, REQUEST_IDS_KEPT};
+use super::accounts::Accounts;
 use super::{ClusterConfig, VaultState};
 use crate::ids::AccountId;
 
@@ -50,7 +51,7 @@ pub enum StateDecodeError {
 struct BodyRef<'a> {
     last_change: u64,
     cluster: &'a Option<ClusterConfig>,
-    accounts: &'a BTreeMap<AccountId, Account>,
+    accounts: &'a Accounts,
 }
 
 /// The body as read.
@@ -104,7 +105,7 @@ impl VaultState {
         let state = VaultState {
             last_change: body.last_change,
             cluster: body.cluster,
-            accounts: body.accounts,
+            accounts: Accounts::from(body.accounts),
         };
         state.check()?;
         if state.encode() != bytes {

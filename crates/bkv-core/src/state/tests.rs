@@ -188,9 +188,9 @@ fn non_canonical_bytes_are_refused() {
     // Two accounts written in descending order: they parse, but are not how we write them.
     let mut state = sample();
     let entry = state.accounts.get(&alice()).cloned().unwrap_or_default();
-    state
+    *state
         .accounts
-        .insert(AccountId::parse("bob").expect("valid"), entry);
+        .get_or_insert_default(&AccountId::parse("bob").expect("valid")) = entry;
     let good = state.encode();
     assert_eq!(VaultState::decode(&good).as_ref(), Ok(&state));
     #[derive(Serialize)]
@@ -221,7 +221,7 @@ fn refused(break_it: impl FnOnce(&mut VaultState)) -> Result<VaultState, StateDe
 }
 
 fn alice_mut(state: &mut VaultState) -> &mut Account {
-    state.accounts.entry(alice()).or_default()
+    state.accounts.get_or_insert_default(&alice())
 }
 
 fn active_mut(state: &mut VaultState) -> &mut ActiveRecord {
