@@ -5,7 +5,9 @@
 //! listeners require a client certificate from the cluster CA; handlers then check the role
 //! that certificate names (`bkv_core::identity::Role`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use bkv_core::identity::Role;
@@ -111,7 +113,37 @@ impl TlsMaterial {
 pub fn peer_role<T>(request: &tonic::Request<T>) -> Option<Role> {
     let certs = request.peer_certs()?;
     let leaf = certs.first()?;
-    role_of_certificate(leaf.as_ref())
+    role_of_certificate_cached(leaf.as_ref())
+}
+
+/// Client certificates remembered by [`role_of_certificate_cached`]: a cluster has a
+/// handful of node and operator certificates; when more are seen, the cache starts over.
+const ROLE_CACHE_CAPACITY: usize = 256;
+
+/// Roles by the exact DER bytes of the certificate that names them (or `None`).
+type RolesSeen = HashMap<Box<[u8]>, Option<Role>>;
+
+/// The roles of the client certificates seen lately.
+static ROLES: LazyLock<Mutex<RolesSeen>> = LazyLock::new(Mutex::default);
+
+/// [`role_of_certificate`], remembered per certificate. Every call on the peer and admin
+/// listeners asks for its caller's role, and a connection presents the same certificate on
+/// every call: parsing it each time was about 2% of a leader's CPU under load (one parse per
+/// forwarded write and per Raft message, `perf record` in BENCHMARKS.md). The key is the
+/// certificate's bytes, so a remembered answer is the parser's answer for exactly those
+/// bytes; TLS has verified the chain before any call gets here, cached or not.
+pub fn role_of_certificate_cached(der: &[u8]) -> Option<Role> {
+    let lock = || ROLES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(role) = lock().get(der) {
+        return role.clone();
+    }
+    let role = role_of_certificate(der);
+    let mut roles = lock();
+    if roles.len() >= ROLE_CACHE_CAPACITY {
+        roles.clear();
+    }
+    roles.insert(der.into(), role.clone());
+    role
 }
 
 /// The role named by a DER certificate's URI SANs, if exactly one bkv role is named.
@@ -145,5 +177,59 @@ pub fn require_role<T>(
         None => Err(tonic::Status::unauthenticated(format!(
             "{what} needs a client certificate with a bkv role"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair, SanType};
+
+    fn cert(uris: &[&str]) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI((*uri).try_into().expect("uri")));
+        }
+        let key = KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn the_cached_role_is_the_parsed_role_for_every_kind_of_certificate() {
+        let node = Role::Node(3).uri();
+        let admin = Role::Admin("ops".into()).uri();
+        let cases = [
+            (cert(&[&node]), Some(Role::Node(3))),
+            (cert(&[&admin]), Some(Role::Admin("ops".into()))),
+            // Two roles: refused rather than guessed at.
+            (cert(&[&node, &admin]), None),
+            (cert(&["https://example.com/"]), None),
+            (cert(&[]), None),
+            (b"not a certificate".to_vec(), None),
+        ];
+        for (der, want) in &cases {
+            assert_eq!(role_of_certificate(der), *want);
+            // First call parses and remembers, the second answers from memory.
+            assert_eq!(role_of_certificate_cached(der), *want);
+            assert_eq!(role_of_certificate_cached(der), *want);
+        }
+    }
+
+    #[test]
+    fn the_role_cache_stays_bounded() {
+        let node = Role::Node(9).uri();
+        let der = cert(&[&node]);
+        // Distinct byte strings (none a certificate) fill the cache past its capacity.
+        for i in 0..ROLE_CACHE_CAPACITY + 10 {
+            assert_eq!(
+                role_of_certificate_cached(format!("junk {i}").as_bytes()),
+                None
+            );
+            let len = ROLES.lock().map(|r| r.len()).unwrap_or_default();
+            assert!(len <= ROLE_CACHE_CAPACITY, "cache holds {len}");
+        }
+        assert_eq!(role_of_certificate_cached(&der), Some(Role::Node(9)));
     }
 }
