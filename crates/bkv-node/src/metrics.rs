@@ -153,7 +153,7 @@ impl Metrics {
         let snapshot_bytes = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "snapshot_bytes",
-            "Size of the last snapshot built on request",
+            "Size of the newest snapshot on disk (the encoded state), in bytes",
             snapshot_bytes.clone(),
         );
         let hsm_latency = Family::<HsmLabels, Histogram>::new_with_constructor(|| {
@@ -228,8 +228,8 @@ impl Metrics {
         self.0.serving.set(i64::from(serving));
     }
 
-    /// The size of a snapshot just built.
-    pub fn snapshot_built(&self, bytes: u64) {
+    /// The size of the newest snapshot on disk.
+    pub fn snapshot_on_disk(&self, bytes: u64) {
         self.0.snapshot_bytes.set(bytes);
     }
 

@@ -392,6 +392,9 @@ impl Node {
         }
         let metrics = self.0.raft.metrics().borrow().clone();
         self.0.metrics.observe_raft(&metrics);
+        self.0
+            .metrics
+            .snapshot_on_disk(self.0.raft.snapshot_on_disk().bytes);
         if let Err(fatal) = &metrics.running_state {
             // Storage failure or a panic in Raft: fatal to serving, never retried into an
             // answer.

@@ -31,6 +31,6 @@ pub use node::{InitError, NodeOptions, OpenError, RaftNode};
 pub use peers::{PeerChannels, PeerOptions};
 pub use service::RaftService;
 pub use state_handle::StateHandle;
-pub use state_machine::{SledSnapshotBuilder, SledStateMachine};
+pub use state_machine::{SledSnapshotBuilder, SledStateMachine, SnapshotOnDisk};
 pub use types::{BkvNode, BkvRaft, EntryResponse, NodeId, Proposal, TypeConfig, command_position};
 pub use writer::{LeaderHint, WriteError, Writer, Written};

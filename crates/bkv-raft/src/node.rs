@@ -21,6 +21,7 @@ use crate::network::GrpcNetworkFactory;
 use crate::peers::{PeerChannels, PeerOptions};
 use crate::service::RaftService;
 use crate::state_handle::StateHandle;
+use crate::state_machine::SnapshotOnDisk;
 use crate::storage::open_storage;
 use crate::types::{BkvNode, BkvRaft, NodeId, RaftMetrics, StorageError};
 use crate::writer::Writer;
@@ -127,6 +128,7 @@ pub struct RaftNode {
     batcher: Batcher,
     committed: Arc<AtomicU64>,
     durable: Arc<dyn Fn() -> DurableState + Send + Sync>,
+    snapshot: Arc<dyn Fn() -> SnapshotOnDisk + Send + Sync>,
     raft: BkvRaft,
     state: StateHandle,
     peers: PeerChannels,
@@ -163,6 +165,8 @@ impl RaftNode {
         }
         let durable = Arc::new(log.durable_reader()) as Arc<dyn Fn() -> DurableState + Send + Sync>;
         let state = sm.handle();
+        let snapshot =
+            Arc::new(sm.snapshot_reader()) as Arc<dyn Fn() -> SnapshotOnDisk + Send + Sync>;
         let committed = log.committed_index();
         let peers = PeerChannels::new(options.peers);
         let network = GrpcNetworkFactory::new(options.id, peers.clone());
@@ -172,6 +176,7 @@ impl RaftNode {
             batcher: Batcher::start(raft.clone(), options.batch),
             committed,
             durable,
+            snapshot,
             raft,
             state,
             peers,
@@ -257,6 +262,11 @@ impl RaftNode {
             .initialize(BTreeMap::from([(self.id, me)]))
             .await?;
         Ok(true)
+    }
+
+    /// The snapshot on this node's disk (which one, and its size), without reading it.
+    pub fn snapshot_on_disk(&self) -> SnapshotOnDisk {
+        (self.snapshot)()
     }
 
     /// Asks Raft to build a snapshot now (it then purges the log per its configuration).

@@ -105,7 +105,7 @@ impl SledStateMachine {
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
         if let Some(stored) = sm.store.load()? {
-            *sm.store.lock_written() = stored.meta.last_log_id;
+            *sm.store.lock_written() = SnapshotOnDisk::of(&stored);
             let image = SnapshotImage::decode(&stored.data).map_err(|e| read_snapshot_err(&e))?;
             sm.shared = StateHandle::new(Machine {
                 state: image.state,
@@ -120,6 +120,37 @@ impl SledStateMachine {
     pub fn handle(&self) -> StateHandle {
         self.shared.clone()
     }
+
+    /// A function that tells which snapshot is on disk now (shared with clones), without
+    /// reading it: `RaftStateMachine::get_current_snapshot` loads the whole file, hundreds
+    /// of MB at a million accounts, on the task that applies entries.
+    pub fn snapshot_reader(&self) -> impl Fn() -> SnapshotOnDisk + Send + Sync + 'static {
+        let written = self.store.written.clone();
+        move || {
+            written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        }
+    }
+}
+
+/// The snapshot a node has on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotOnDisk {
+    /// Its last log id (`None`: no snapshot yet).
+    pub last_log_id: Option<LogId>,
+    /// The size of its data (the encoded state machine), in bytes.
+    pub bytes: u64,
+}
+
+impl SnapshotOnDisk {
+    fn of(stored: &StoredSnapshot) -> Self {
+        Self {
+            last_log_id: stored.meta.last_log_id,
+            bytes: stored.data.len() as u64,
+        }
+    }
 }
 
 /// Where the current snapshot is kept: a file in `dir`; `legacy` is the sled tree where
@@ -128,10 +159,10 @@ impl SledStateMachine {
 struct SnapshotStore {
     dir: PathBuf,
     legacy: sled::Tree,
-    /// The last log id of the snapshot on disk. openraft builds a snapshot in a task of its
-    /// own, so a build and an installed snapshot can be written at the same time: writes
-    /// take this lock, and an older snapshot never replaces a newer one.
-    written: Arc<std::sync::Mutex<Option<LogId>>>,
+    /// The snapshot on disk. openraft builds a snapshot in a task of its own, so a build and
+    /// an installed snapshot can be written at the same time: writes take this lock, and an
+    /// older snapshot never replaces a newer one.
+    written: Arc<std::sync::Mutex<SnapshotOnDisk>>,
 }
 
 impl SnapshotStore {
@@ -154,7 +185,7 @@ impl SnapshotStore {
         Ok(Some(stored))
     }
 
-    fn lock_written(&self) -> std::sync::MutexGuard<'_, Option<LogId>> {
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, SnapshotOnDisk> {
         self.written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -166,7 +197,7 @@ impl SnapshotStore {
     fn write(&self, stored: &StoredSnapshot) -> Result<(), PersistError> {
         let mut written = self.lock_written();
         // `None` (nothing written yet) is below every log id.
-        if stored.meta.last_log_id < *written {
+        if stored.meta.last_log_id < written.last_log_id {
             return Ok(());
         }
         let bytes = codec::encode(stored)?;
@@ -182,7 +213,7 @@ impl SnapshotStore {
         fs::File::open(&self.dir)?.sync_all()?;
         // Stale now that the file is durable; if this removal is lost, the file still wins.
         self.legacy.remove(KEY_CURRENT)?;
-        *written = stored.meta.last_log_id;
+        *written = SnapshotOnDisk::of(stored);
         Ok(())
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bkv_core::{Outcome, RecordStatus};
 use bkv_raft::storage::{SNAPSHOT_DIR, open_storage};
 use bkv_raft::types::{LogEntry, LogId, Vote};
-use bkv_raft::{AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, Proposal, RaftNode};
+use bkv_raft::{
+    AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, Proposal, RaftNode, SnapshotOnDisk,
+};
 use common::{account, bootstrap, stage};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{
@@ -337,23 +339,36 @@ async fn a_snapshot_kept_in_sled_by_an_earlier_build_is_read_then_replaced() -> 
 #[tokio::test]
 async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
+    let new_bytes;
     {
         let (mut log, mut sm) =
             when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
+        let on_disk = sm.snapshot_reader();
+        assert_eq!(on_disk(), SnapshotOnDisk::default());
         log.blocking_append(entries()).await?;
         sm.apply(entries().into_iter().take(3)).await?;
         let old = sm.get_snapshot_builder().await.build_snapshot().await?;
         assert_eq!(old.meta.last_log_id, Some(log_id(1, 2)));
+        assert_eq!(on_disk().last_log_id, Some(log_id(1, 2)));
         sm.apply(entries().into_iter().skip(3)).await?;
         let new = sm.get_snapshot_builder().await.build_snapshot().await?;
         assert_eq!(new.meta.last_log_id, Some(log_id(1, 3)));
+        new_bytes = new.snapshot.get_ref().len() as u64;
         // The older one arrives last.
         sm.install_snapshot(&old.meta, old.snapshot).await?;
         let current = sm.get_current_snapshot().await?.expect("a snapshot");
         assert_eq!(current.meta.last_log_id, Some(log_id(1, 3)));
+        // What the node reports without reading the file is what the file holds.
+        let reported = SnapshotOnDisk {
+            last_log_id: Some(log_id(1, 3)),
+            bytes: new_bytes,
+        };
+        assert_eq!(on_disk(), reported);
+        assert_eq!(current.snapshot.get_ref().len() as u64, reported.bytes);
     }
     let (_log, mut sm) = when_free(|| open_storage(dir.path(), Arc::new(DiscardAudit))).await?;
     assert_eq!(sm.applied_state().await?.0, Some(log_id(1, 3)));
+    assert_eq!(sm.snapshot_reader()().bytes, new_bytes);
     Ok(())
 }
 
