@@ -31,7 +31,9 @@ const _: () = assert!(MAX_RPC_PAYLOAD_BYTES < MAX_MESSAGE_BYTES);
 ///   replaced 0.9 to 1.4 s after its last heartbeat (1.0 to 1.25 s measured on
 ///   loopback);
 /// - a snapshot every 10 000 applied entries, keeping the last 1 000 entries in the log after
-///   it so that a briefly lagging follower catches up from the log rather than a snapshot;
+///   it so that a briefly lagging follower catches up from the log rather than a snapshot
+///   ([`crate::RaftNode`] turns `LogsSinceLast` into its own schedule, which spreads the
+///   nodes' snapshots over the interval: [`crate::snapshot_schedule`]);
 /// - snapshots travel in 1 MiB chunks, each with a 10 s deadline.
 ///
 /// The node may change any field; call [`Config::validate`] afterwards.

@@ -16,6 +16,7 @@ pub mod node;
 pub mod peers;
 pub mod service;
 pub mod snapshot;
+pub mod snapshot_schedule;
 pub mod state_handle;
 pub mod state_machine;
 pub mod storage;

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bkv_proto::v1::raft_server::RaftServer;
-use openraft::ConfigError;
 use openraft::error::{Fatal, InitializeError, RaftError};
-use tokio::sync::watch;
+use openraft::{ConfigError, SnapshotPolicy};
+use tokio::sync::{oneshot, watch};
 
 use crate::audit::AuditSink;
 use crate::batcher::{BatchOptions, Batcher};
@@ -20,6 +20,7 @@ use crate::log_store::DurableState;
 use crate::network::GrpcNetworkFactory;
 use crate::peers::{PeerChannels, PeerOptions};
 use crate::service::RaftService;
+use crate::snapshot_schedule;
 use crate::state_handle::StateHandle;
 use crate::state_machine::SnapshotOnDisk;
 use crate::storage::open_storage;
@@ -134,6 +135,8 @@ pub struct RaftNode {
     peers: PeerChannels,
     write_deadline: Duration,
     forward_timeout: Duration,
+    /// Dropped with the node: stops its snapshot schedule (which holds a handle on the Raft).
+    _schedule: Option<oneshot::Sender<()>>,
 }
 
 impl fmt::Debug for RaftNode {
@@ -149,7 +152,17 @@ impl RaftNode {
     /// Opens the node's storage and starts its Raft. A restarted node restores its latest
     /// snapshot and re-applies its committed log.
     pub async fn open(options: NodeOptions) -> Result<Self, OpenError> {
-        let config = Arc::new(options.config.validate()?);
+        // openraft's `LogsSinceLast` snapshots every node at the same index; the schedule
+        // spreads them (crate::snapshot_schedule).
+        let mut config = options.config;
+        let every = match config.snapshot_policy {
+            SnapshotPolicy::LogsSinceLast(n) => {
+                config.snapshot_policy = SnapshotPolicy::Never;
+                Some(n)
+            }
+            SnapshotPolicy::Never => None,
+        };
+        let config = Arc::new(config.validate()?);
         let (log, sm) = open_storage(&options.data_dir, options.audit)?;
         let found = log.durable_state();
         if let Some(expected) = options.at_least
@@ -171,6 +184,16 @@ impl RaftNode {
         let peers = PeerChannels::new(options.peers);
         let network = GrpcNetworkFactory::new(options.id, peers.clone());
         let raft = BkvRaft::new(options.id, config, network, log, sm).await?;
+        let schedule = every.map(|every| {
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(snapshot_schedule::run(
+                raft.clone(),
+                options.id,
+                every,
+                stopped,
+            ));
+            stop
+        });
         Ok(Self {
             id: options.id,
             batcher: Batcher::start(raft.clone(), options.batch),
@@ -182,6 +205,7 @@ impl RaftNode {
             peers,
             write_deadline: options.write_deadline,
             forward_timeout: options.forward_timeout,
+            _schedule: schedule,
         })
     }
 
