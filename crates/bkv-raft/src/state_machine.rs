@@ -204,8 +204,11 @@ impl SnapshotStore {
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let mut file = fs::File::create(&tmp)?;
         for piece in bytes.chunks(SYNC_EVERY_BYTES) {
+            let started = Instant::now();
             file.write_all(piece)?;
             file.sync_data()?;
+            // Leave the disk to the Raft log as long as the piece took (at most 100 ms).
+            std::thread::sleep(started.elapsed().min(Duration::from_millis(100)));
         }
         file.sync_all()?;
         drop(file);
@@ -221,7 +224,10 @@ impl SnapshotStore {
 /// Bytes of a snapshot file written between two syncs. One sync at the end of a whole
 /// snapshot (78 MB at 200 k accounts) made every flush of the Raft log on the same disk
 /// wait for all of it: 380 to 400 ms without a commit, cluster-wide, while the nodes wrote
-/// their snapshots (BENCHMARKS.md). Syncing piece by piece bounds that wait to one piece.
+/// their snapshots (BENCHMARKS.md). Syncing piece by piece bounds that wait to one piece,
+/// and after each piece the writer pauses as long as the piece took: a follower writing a
+/// 370 MB snapshot without pauses answered the leader's appends so late (44 replication
+/// timeouts in a minute) that it called an election when done.
 const SYNC_EVERY_BYTES: usize = 8 << 20;
 
 /// Writes `stored` as the current snapshot (durably) and gives it back, with the time the
