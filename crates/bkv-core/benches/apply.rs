@@ -107,34 +107,13 @@ fn bench_apply(c: &mut Criterion) {
         );
         let mut rng = StdRng::seed_from_u64(7);
         let label = if n >= 1_000_000 { "1M" } else { "10k" };
-        // Each iteration charges a random account, then resets it so that the state stays
-        // the same size: the charge alone is timed, then the reset alone.
+        // Each iteration charges a random account and resets it so that the state stays the
+        // same size: the charge alone is timed, then (below) the reset alone.
         group.bench_function(format!("charge_guess/{label}_accounts"), |b| {
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let a = account(rng.gen_range(0..n));
-                    let mut attempt = [0u8; 16];
-                    rng.fill_bytes(&mut attempt);
-                    let charge = request(Command::ChargeGuess {
-                        account: a.clone(),
-                        attempt_id: AttemptId::new(attempt),
-                        request_hash: [5; 32],
-                    });
-                    index += 1;
-                    let started = Instant::now();
-                    let applied = black_box(state.apply(index, &charge));
-                    timed += started.elapsed();
-                    let Outcome::Charged {
-                        version, charge, ..
-                    } = applied.outcome
-                    else {
-                        panic!("charge: {:?}", applied.outcome);
-                    };
-                    index += 1;
-                    state.apply(index, &request(reset(a, version, charge)));
-                }
-                timed
+                (0..iters)
+                    .map(|_| timed_charge(&mut state, &mut index, &mut rng, n, false))
+                    .sum()
             })
         });
         group.bench_function(format!("reset_guesses/{label}_accounts"), |b| {
@@ -172,32 +151,9 @@ fn bench_apply(c: &mut Criterion) {
         // account's chunk (the worst case: the apply copies the chunk's keys and pointers).
         group.bench_function(format!("charge_guess_shared/{label}_accounts"), |b| {
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let snapshot = state.clone();
-                    let a = account(rng.gen_range(0..n));
-                    let mut attempt = [0u8; 16];
-                    rng.fill_bytes(&mut attempt);
-                    let charge = request(Command::ChargeGuess {
-                        account: a.clone(),
-                        attempt_id: AttemptId::new(attempt),
-                        request_hash: [5; 32],
-                    });
-                    index += 1;
-                    let started = Instant::now();
-                    let applied = black_box(state.apply(index, &charge));
-                    timed += started.elapsed();
-                    drop(snapshot);
-                    let Outcome::Charged {
-                        version, charge, ..
-                    } = applied.outcome
-                    else {
-                        panic!("charge: {:?}", applied.outcome);
-                    };
-                    index += 1;
-                    state.apply(index, &request(reset(a, version, charge)));
-                }
-                timed
+                (0..iters)
+                    .map(|_| timed_charge(&mut state, &mut index, &mut rng, n, true))
+                    .sum()
             })
         });
         // What a snapshot does under the state lock: clone the state (shared chunks).
@@ -213,6 +169,41 @@ fn bench_apply(c: &mut Criterion) {
         drop(state);
     }
     group.finish();
+}
+
+/// Charges a random one of the `n` accounts, then resets it so that the state stays the same
+/// size, and returns how long the charge alone took. With `shared`, a clone of the state (a
+/// snapshot in progress) is held across the charge.
+fn timed_charge(
+    state: &mut VaultState,
+    index: &mut u64,
+    rng: &mut StdRng,
+    n: u64,
+    shared: bool,
+) -> Duration {
+    let snapshot = shared.then(|| state.clone());
+    let a = account(rng.gen_range(0..n));
+    let mut attempt = [0u8; 16];
+    rng.fill_bytes(&mut attempt);
+    let charge = request(Command::ChargeGuess {
+        account: a.clone(),
+        attempt_id: AttemptId::new(attempt),
+        request_hash: [5; 32],
+    });
+    *index += 1;
+    let started = Instant::now();
+    let applied = black_box(state.apply(*index, &charge));
+    let took = started.elapsed();
+    drop(snapshot);
+    let Outcome::Charged {
+        version, charge, ..
+    } = applied.outcome
+    else {
+        panic!("charge: {:?}", applied.outcome);
+    };
+    *index += 1;
+    state.apply(*index, &request(reset(a, version, charge)));
+    took
 }
 
 fn reset(account: AccountId, version: RecordVersion, charge: ChargeNumber) -> Command {

@@ -57,6 +57,22 @@ fn snapshot_index(node: &RaftNode) -> Option<u64> {
     node.metrics().borrow().snapshot.map(|l| l.index)
 }
 
+/// Waits (bounded) for the node's first snapshot and checks that it was built at or after
+/// `point` and at most at the index applied now; returns its index.
+async fn first_snapshot(node: &RaftNode, point: u64) -> anyhow::Result<u64> {
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some(), "a build at the node's point")
+        .await?;
+    let index = snapshot_index(node).unwrap_or_default();
+    assert!(
+        (point..=node.state().applied_index()).contains(&index),
+        "node {} built at {index}, its point is {point}",
+        node.id()
+    );
+    Ok(index)
+}
+
 #[tokio::test]
 async fn nodes_build_their_snapshots_at_points_of_their_own() -> anyhow::Result<()> {
     // Node 2's point in each interval of 40 is 9, node 1's is 24.
@@ -72,29 +88,13 @@ async fn nodes_build_their_snapshots_at_points_of_their_own() -> anyhow::Result<
     let between = early_point + 6;
     fill_to(&a, between, &mut next_a).await?;
     fill_to(&b, between, &mut next_b).await?;
-    a.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.snapshot.is_some(), "node 2 builds at its point")
-        .await?;
-    let first_a = snapshot_index(&a).unwrap_or_default();
-    assert!(
-        (early_point..=a.state().applied_index()).contains(&first_a),
-        "node 2 built at {first_a}"
-    );
+    let first_a = first_snapshot(&a, early_point).await?;
     // Given as long again, node 1 builds nothing before its own point.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(snapshot_index(&b), None, "node 1 built before its point");
 
     fill_to(&b, late_point + 6, &mut next_b).await?;
-    b.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.snapshot.is_some(), "node 1 builds at its point")
-        .await?;
-    let first_b = snapshot_index(&b).unwrap_or_default();
-    assert!(
-        (late_point..=b.state().applied_index()).contains(&first_b),
-        "node 1 built at {first_b}"
-    );
+    first_snapshot(&b, late_point).await?;
 
     // Node 2's next build waits for its next point, an interval on.
     let second = next_point(first_a, EVERY, early_point);
