@@ -53,10 +53,10 @@ impl StateHandle {
     /// Waits by polling, never parked on the lock: a snapshot used to hold the read lock for
     /// as long as it took to encode the state (about a second at a million accounts; now it
     /// holds it to clone the state), and a writer parked on a std `RwLock` makes every later
-    /// reader wait too. The node's
-    /// request handlers read the state on tokio's threads (every call checks its token
-    /// against the cluster's name), so a parked apply froze the whole node, heartbeats
-    /// included, and cost elections. Polling keeps readers flowing; only applies wait.
+    /// reader wait too. The node's request handlers read the state on tokio's threads (every
+    /// call checks its token against the cluster's name), so a parked apply froze the whole
+    /// node, heartbeats included, and cost elections. Polling keeps readers flowing; only
+    /// applies wait.
     pub(crate) async fn write_machine(&self) -> Option<RwLockWriteGuard<'_, Machine>> {
         let mut pause = Duration::from_micros(100);
         loop {

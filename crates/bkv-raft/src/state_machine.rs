@@ -125,13 +125,8 @@ impl SledStateMachine {
     /// reading it: `RaftStateMachine::get_current_snapshot` loads the whole file, hundreds
     /// of MB at a million accounts, on the task that applies entries.
     pub fn snapshot_reader(&self) -> impl Fn() -> SnapshotOnDisk + Send + Sync + 'static {
-        let written = self.store.written.clone();
-        move || {
-            written
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        }
+        let store = self.store.clone();
+        move || store.lock_written().clone()
     }
 }
 
