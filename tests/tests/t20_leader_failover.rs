@@ -1,11 +1,13 @@
 //! kill -9 the leader of a 3-node cluster: recovery through the survivors works again after
 //! an election (the time from the kill to the first recovered key is printed), existing keys
 //! are still recoverable, new registrations succeed, and the guess counter carries on: a
-//! wrong guess made before the kill still counts after it.
+//! wrong guess made before the kill still counts after it. A client that routes to the
+//! leader (`Routing::Leader`) finds it from a follower's answer and the new one after the
+//! kill.
 
 use std::time::{Duration, Instant};
 
-use bkv_client::{VaultClient, VaultError};
+use bkv_client::{Routing, VaultClient, VaultError};
 use bkv_tests::{Cluster, account, password, wait_for};
 
 const RIGHT: &str = "correct horse battery staple";
@@ -40,6 +42,26 @@ async fn leader_killed_survivors_recover_register_and_keep_counting() -> anyhow:
     let old_leader = cluster.leader(Duration::from_secs(10)).await?;
     let survivors: Vec<u64> = all.iter().copied().filter(|i| *i != old_leader).collect();
     let alice = cluster.vault(&survivors, "alice").await?;
+    // A client that follows the leader, starting at a follower: the follower's answer names
+    // the leader, and the next call goes there.
+    let mut routed = survivors.clone();
+    routed.push(old_leader);
+    let mut config = cluster.client_config(&routed, cluster.token_source("bob"))?;
+    config.routing = Routing::Leader;
+    let bob = VaultClient::connect(config).await?;
+    assert_eq!(
+        bob.current_endpoint(),
+        cluster.node(survivors[0])?.client_url()
+    );
+    assert_eq!(
+        bob.recover(&account("bob"), password(RIGHT)).await?.key,
+        keys[1].1.key
+    );
+    assert_eq!(
+        bob.current_endpoint(),
+        cluster.node(old_leader)?.client_url(),
+        "a follower's answer names the leader"
+    );
     cluster.kill9(old_leader)?;
     let killed_at = Instant::now();
     let recovered = alice.recover(&account("alice"), password(RIGHT)).await?;
@@ -54,6 +76,18 @@ async fn leader_killed_survivors_recover_register_and_keep_counting() -> anyhow:
     assert_ne!(new_leader, old_leader);
     assert!(survivors.contains(&new_leader));
     println!("new leader: node {new_leader}");
+    // The routed client fails over from the dead leader and moves to the new one.
+    let new_leader_url = cluster.node(new_leader)?.client_url();
+    wait_for(
+        "the routed client at the new leader",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            bob.status().await?;
+            Ok((bob.current_endpoint() == new_leader_url).then_some(()))
+        },
+    )
+    .await?;
 
     // Phase 3: every existing key, through each survivor alone.
     for node in &survivors {

@@ -37,6 +37,27 @@ pub struct ClientConfig {
     pub ksf: KsfParams,
     /// Backoff between retries.
     pub retry: RetryPolicy,
+    /// Which endpoint calls go to while every node answers.
+    pub routing: Routing,
+}
+
+/// Which endpoint a [`crate::VaultClient`] sends its calls to while the cluster answers
+/// (failover after a failure works the same either way).
+///
+/// Every write (a charge, a reset, a registration) is committed by the Raft leader; a
+/// follower that receives one forwards it there, one more hop inside the cluster. Each node
+/// names the leader in every answer (`bkv-leader` metadata), so a client can go there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// Start at the first endpoint and stay with whichever answered last. Clients with
+    /// their endpoints in different orders spread the OPAQUE work over the nodes, which
+    /// suits nodes on machines of their own.
+    #[default]
+    Stay,
+    /// Move to the leader a node names in its answer, if it is one of the endpoints: no
+    /// forwarding hop, so lower latency, and less work in total when the nodes share
+    /// machines (a local cluster); the leader then does all the OPAQUE work.
+    Leader,
 }
 
 impl ClientConfig {
@@ -50,6 +71,7 @@ impl ClientConfig {
             deadline: Duration::from_secs(30),
             ksf: KsfParams::default(),
             retry: RetryPolicy::default(),
+            routing: Routing::default(),
         }
     }
 }

@@ -6,17 +6,19 @@
 //! to the caller at once. A leader hint that names one of the endpoints is tried next.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::RngCore as _;
 use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Code, Status};
 
-use crate::RetryPolicy;
 use crate::endpoint::{self, EndpointError};
-use crate::vault_error::leader_hint;
+use crate::vault_error::{LEADER_METADATA, leader_hint};
+use crate::{RetryPolicy, Routing};
 
 /// One endpoint and its channel.
 #[derive(Debug, Clone)]
@@ -45,7 +47,9 @@ pub enum CallError {
 pub struct Failover {
     targets: Vec<Target>,
     /// Where the next call starts: the last endpoint that answered, or a hinted leader.
-    preferred: AtomicUsize,
+    /// Shared by every [`Failover::share`] of one set of channels.
+    preferred: Arc<AtomicUsize>,
+    routing: Routing,
     policy: RetryPolicy,
     call_timeout: Duration,
     deadline: Duration,
@@ -56,6 +60,7 @@ impl Failover {
     pub fn new(
         endpoints: &[String],
         tls: &ClientTlsConfig,
+        routing: Routing,
         policy: RetryPolicy,
         call_timeout: Duration,
         deadline: Duration,
@@ -77,7 +82,8 @@ impl Failover {
         }
         Ok(Self {
             targets,
-            preferred: AtomicUsize::new(0),
+            preferred: Arc::new(AtomicUsize::new(0)),
+            routing,
             policy,
             call_timeout,
             deadline,
@@ -85,11 +91,13 @@ impl Failover {
     }
 
     /// Another failover over the same channels (and so the same connections), with the
-    /// same rules, starting at the endpoint this one prefers now.
+    /// same rules and the same preferred endpoint: what one learns (a failover, a leader),
+    /// the other uses.
     pub fn share(&self) -> Self {
         Self {
             targets: self.targets.clone(),
-            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+            preferred: Arc::clone(&self.preferred),
+            routing: self.routing,
             policy: self.policy,
             call_timeout: self.call_timeout,
             deadline: self.deadline,
@@ -99,6 +107,30 @@ impl Failover {
     /// The normalized endpoint URLs.
     pub fn urls(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.url.clone()).collect()
+    }
+
+    /// The URL of the endpoint the next call starts at.
+    pub fn preferred_url(&self) -> &str {
+        let n = self.targets.len();
+        &self.targets[self.preferred.load(Ordering::Relaxed) % n].url
+    }
+
+    /// With [`Routing::Leader`], makes the leader named in an answer's metadata the
+    /// preferred endpoint, if it is one of ours. Anything else is ignored.
+    pub fn follow(&self, metadata: &MetadataMap) {
+        if self.routing != Routing::Leader {
+            return;
+        }
+        let hint = metadata.get(LEADER_METADATA).and_then(|v| v.to_str().ok());
+        if let Some(i) = hint.and_then(|h| self.target_of(h)) {
+            self.preferred.store(i, Ordering::Relaxed);
+        }
+    }
+
+    /// The index of the endpoint a leader hint (`host:port` or a URL) names.
+    fn target_of(&self, hint: &str) -> Option<usize> {
+        let authority = endpoint::authority(hint.trim())?;
+        self.targets.iter().position(|t| t.authority == authority)
     }
 
     /// Runs `attempt` on a channel until it succeeds, fails with a status that is not
@@ -149,8 +181,7 @@ impl Failover {
             // Next: the hinted leader if it is one of ours and not this one, else the next
             // endpoint in the list.
             let hinted = leader_hint(&status)
-                .and_then(|h| endpoint::authority(&h))
-                .and_then(|a| self.targets.iter().position(|t| t.authority == a))
+                .and_then(|h| self.target_of(&h))
                 .filter(|i| *i != index);
             let wait = match hinted {
                 // One hop straight to a hinted leader; two hints in a row wait as usual, so

@@ -32,7 +32,7 @@ pub use admin_config::AdminConfig;
 pub use admin_error::AdminError;
 pub use answers::{AccountStatus, RecordState, Recovered, Registered};
 pub use bkv_core::protocol::BackupKey;
-pub use config::{ClientConfig, RetryPolicy};
+pub use config::{ClientConfig, RetryPolicy, Routing};
 pub use endpoint::{EndpointError, authority, https_url};
 pub use error::ClientError;
 pub use flow::{Recovery, RecoverySession, RegisterUpload, Registration};

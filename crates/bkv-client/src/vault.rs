@@ -87,6 +87,7 @@ impl VaultClient {
         let failover = Failover::new(
             &config.endpoints,
             &tls,
+            config.routing,
             config.retry,
             config.call_timeout,
             config.deadline,
@@ -112,6 +113,11 @@ impl VaultClient {
     /// The endpoints in use, normalized to `https://host:port`.
     pub fn endpoints(&self) -> Vec<String> {
         self.failover.urls()
+    }
+
+    /// The endpoint the next call goes to first (see [`crate::Routing`]).
+    pub fn current_endpoint(&self) -> String {
+        self.failover.preferred_url().to_string()
     }
 
     /// Generates a backup key, registers it under `password` and activates it. The
@@ -371,11 +377,12 @@ impl VaultClient {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.failover
-            .call(|channel| {
-                let fut = f(RawVaultClient::new(channel));
-                async move { fut.await.map(tonic::Response::into_inner) }
-            })
+            .call(|channel| f(RawVaultClient::new(channel)))
             .await
+            .map(|response| {
+                self.failover.follow(response.metadata());
+                response.into_inner()
+            })
             .map_err(|e| match e {
                 CallError::Status(status) => from_status(&status, rpc),
                 CallError::Exhausted { attempts, last } => {

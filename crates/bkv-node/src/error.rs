@@ -10,7 +10,8 @@ use bkv_proto::v1::ErrorDetail;
 use prost::Message as _;
 use tonic::{Code, Status};
 
-/// Metadata key naming the leader's client address on UNAVAILABLE.
+/// Metadata key naming the leader's client address, on UNAVAILABLE and on every
+/// successful vault answer.
 pub const LEADER_METADATA: &str = "bkv-leader";
 
 /// What went wrong with a client or admin call.

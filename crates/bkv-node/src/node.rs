@@ -221,7 +221,8 @@ impl Node {
 
     /// The leader's client address, if a leader is known.
     pub fn leader_client_addr(&self) -> Option<String> {
-        let metrics = self.0.raft.metrics().borrow().clone();
+        let metrics = self.0.raft.metrics();
+        let metrics = metrics.borrow();
         let leader = metrics.current_leader?;
         metrics
             .membership_config

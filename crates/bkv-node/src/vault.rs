@@ -20,7 +20,8 @@ use bkv_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::error::VaultError;
+use crate::error::{LEADER_METADATA, VaultError};
+use crate::metrics::CallTimer;
 use crate::node::{Node, now_unix_ms};
 
 /// The `bkv.v1.Vault` service of one node.
@@ -33,6 +34,23 @@ impl VaultService {
     /// The service over a node.
     pub fn new(node: Node) -> Self {
         Self { node }
+    }
+
+    /// Records the call and turns its result into the answer. A successful answer names the
+    /// leader's client address (`bkv-leader` metadata, as UNAVAILABLE does), so that clients
+    /// that route to the leader (`bkv_client::Routing::Leader`) find it without asking.
+    fn answer<T>(
+        &self,
+        call: CallTimer,
+        result: Result<T, VaultError>,
+    ) -> Result<Response<T>, Status> {
+        let mut response = call.finish(result)?;
+        if let Some(leader) = self.node.leader_client_addr()
+            && let Ok(value) = leader.parse()
+        {
+            response.metadata_mut().insert(LEADER_METADATA, value);
+        }
+        Ok(response)
     }
 
     async fn register_finish_inner(
@@ -271,7 +289,7 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RegisterStart");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
         let result = (|| {
             let parsed =
@@ -284,7 +302,7 @@ impl Vault for VaultService {
                 registration_response: response,
             })
         })();
-        call.finish(result)
+        self.answer(call, result)
     }
 
     async fn register_finish(
@@ -294,9 +312,10 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RegisterFinish");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
-        call.finish(
+        self.answer(
+            call,
             self.register_finish_inner(account, request.into_inner())
                 .await,
         )
@@ -309,9 +328,12 @@ impl Vault for VaultService {
         let call = self.node.begin_call("Activate");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
-        call.finish(self.activate_inner(account, request.into_inner()).await)
+        self.answer(
+            call,
+            self.activate_inner(account, request.into_inner()).await,
+        )
     }
 
     async fn recover_start(
@@ -321,10 +343,11 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RecoverStart");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
         let peer = request.remote_addr().map(|a| a.ip());
-        call.finish(
+        self.answer(
+            call,
             self.recover_start_inner(account, peer, request.into_inner())
                 .await,
         )
@@ -337,9 +360,10 @@ impl Vault for VaultService {
         let call = self.node.begin_call("RecoverFinish");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
-        call.finish(
+        self.answer(
+            call,
             self.recover_finish_inner(account, request.into_inner())
                 .await,
         )
@@ -352,7 +376,7 @@ impl Vault for VaultService {
         let call = self.node.begin_call("Status");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
         let result = self.node.serving().map(|_| {
             let status = self.node.state().account_status(&account);
@@ -383,7 +407,7 @@ impl Vault for VaultService {
                 },
             }
         });
-        call.finish(result)
+        self.answer(call, result)
     }
 
     async fn delete(
@@ -393,7 +417,7 @@ impl Vault for VaultService {
         let call = self.node.begin_call("Delete");
         let account = match self.node.authenticate(&request) {
             Ok(account) => account,
-            Err(e) => return call.finish(Err(e)),
+            Err(e) => return self.answer(call, Err(e)),
         };
         let result = async {
             self.node.serving()?;
@@ -403,6 +427,6 @@ impl Vault for VaultService {
             }
         }
         .await;
-        call.finish(result)
+        self.answer(call, result)
     }
 }

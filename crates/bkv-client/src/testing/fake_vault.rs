@@ -114,6 +114,8 @@ struct State {
 #[derive(Clone)]
 pub struct FakeCluster {
     state: Arc<tokio::sync::Mutex<State>>,
+    /// The leader that successful answers name (`bkv-leader`), as real nodes do.
+    leader: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for FakeCluster {
@@ -138,7 +140,14 @@ impl FakeCluster {
                 records: HashMap::new(),
                 charges: HashMap::new(),
             })),
+            leader: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Makes every node name `leader` (a client address) in its successful answers from
+    /// now on, or nothing.
+    pub fn set_leader(&self, leader: Option<String>) {
+        *lock(&self.leader) = leader;
     }
 
     /// A node of this cluster.
@@ -211,6 +220,17 @@ impl FakeVault {
             .into_iter()
             .filter(|c| c.method == method)
             .collect()
+    }
+
+    /// A successful answer, naming the cluster's leader if one is set.
+    fn answer<T>(&self, message: T) -> Response<T> {
+        let mut response = Response::new(message);
+        if let Some(leader) = lock(&self.cluster.leader).as_deref()
+            && let Ok(value) = leader.parse()
+        {
+            response.metadata_mut().insert("bkv-leader", value);
+        }
+        response
     }
 
     /// Logs the call, then applies the first matching fault, if any.
@@ -343,7 +363,7 @@ impl Vault for FakeVault {
         let state = self.cluster.state.lock().await;
         let registration_response = opaque::registration_start(&state.secrets, &account, parsed)
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(RegisterStartResponse {
+        Ok(self.answer(RegisterStartResponse {
             registration_response,
         }))
     }
@@ -358,7 +378,7 @@ impl Vault for FakeVault {
         let request_id = id16(&r.request_id, "request_id")?;
         let mut state = self.cluster.state.lock().await;
         if let Some(staged) = state.staged.get(&request_id) {
-            return Ok(Response::new(RegisterFinishResponse {
+            return Ok(self.answer(RegisterFinishResponse {
                 version: staged.version.0,
             }));
         }
@@ -399,7 +419,7 @@ impl Vault for FakeVault {
                 sealed_record,
             },
         );
-        Ok(Response::new(RegisterFinishResponse { version: version.0 }))
+        Ok(self.answer(RegisterFinishResponse { version: version.0 }))
     }
 
     async fn activate(
@@ -415,7 +435,7 @@ impl Vault for FakeVault {
             .get(&account)
             .is_some_and(|r| r.version.0 == version && !r.destroyed)
         {
-            return Ok(Response::new(ActivateResponse { version }));
+            return Ok(self.answer(ActivateResponse { version }));
         }
         let staged = state
             .staged
@@ -435,7 +455,7 @@ impl Vault for FakeVault {
                 last_charge: 0,
             },
         );
-        Ok(Response::new(ActivateResponse { version }))
+        Ok(self.answer(ActivateResponse { version }))
     }
 
     async fn recover_start(
@@ -456,7 +476,7 @@ impl Vault for FakeVault {
                     "attempt_id reused with another credential_request",
                 ));
             }
-            return Ok(Response::new(response.clone()));
+            return Ok(self.answer(response.clone()));
         }
         let record = state
             .records
@@ -505,7 +525,7 @@ impl Vault for FakeVault {
             guess_limit: guess_limit.get(),
         };
         state.charges.insert(attempt_id, (hash, response.clone()));
-        Ok(Response::new(response))
+        Ok(self.answer(response))
     }
 
     async fn recover_finish(
@@ -535,7 +555,7 @@ impl Vault for FakeVault {
                 {
                     record.used = 0;
                 }
-                Ok(Response::new(RecoverFinishResponse {
+                Ok(self.answer(RecoverFinishResponse {
                     transported_key: done.transported_key,
                     version: done.version.0,
                 }))
@@ -592,7 +612,7 @@ impl Vault for FakeVault {
                 staged_version,
             },
         };
-        Ok(Response::new(response))
+        Ok(self.answer(response))
     }
 
     async fn delete(
@@ -606,6 +626,6 @@ impl Vault for FakeVault {
         let before = state.staged.len();
         state.staged.retain(|_, s| s.account != account);
         let existed = had_record || state.staged.len() != before;
-        Ok(Response::new(DeleteResponse { existed }))
+        Ok(self.answer(DeleteResponse { existed }))
     }
 }

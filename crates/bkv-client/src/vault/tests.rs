@@ -14,7 +14,7 @@ use crate::testing::{
     FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER, TestPki, TestServer, dead_endpoint,
     serve,
 };
-use crate::{RetryPolicy, VaultError};
+use crate::{RetryPolicy, Routing, VaultError};
 
 const ACCOUNT: &str = "alice@example.com";
 
@@ -296,6 +296,50 @@ async fn unavailable_with_a_leader_hint_goes_to_the_hinted_endpoint() {
         (a.calls().len(), b.calls().len(), c.calls().len()),
         (3, 1, 3)
     );
+}
+
+#[tokio::test]
+async fn leader_routing_follows_the_leader_named_in_answers_and_stay_routing_does_not() {
+    let rig = Rig::new(3).await;
+    let (a, b, c) = (&rig.nodes[0], &rig.nodes[1], &rig.nodes[2]);
+    let counts = || (a.calls().len(), b.calls().len(), c.calls().len());
+    rig.cluster.set_leader(Some(rig.servers[2].host_port()));
+
+    // Stay (the default): calls keep to the endpoint that answered, whoever leads.
+    let stay = rig.client(rig.urls()).await;
+    stay.status().await.unwrap();
+    stay.status().await.unwrap();
+    assert_eq!(counts(), (2, 0, 0));
+    assert_eq!(stay.current_endpoint(), stay.endpoints()[0]);
+
+    // Leader: the first answer (from a) names c; the next calls go to c, also those of a
+    // copy made with another token (the copies share what they learn).
+    let mut cfg = config(&rig.pki, rig.urls());
+    cfg.routing = Routing::Leader;
+    let leader = VaultClient::connect(cfg).await.unwrap();
+    leader.status().await.unwrap();
+    assert_eq!(leader.current_endpoint(), leader.endpoints()[2]);
+    leader.status().await.unwrap();
+    assert_eq!(counts(), (3, 0, 1));
+    let copy = leader.with_token(TokenSource::fixed(token_for(&rig.pki, ACCOUNT)));
+    copy.status().await.unwrap();
+    assert_eq!(counts(), (3, 0, 2));
+
+    // The leader changes: c's next answer names b, and the original client goes there.
+    rig.cluster.set_leader(Some(rig.servers[1].host_port()));
+    copy.status().await.unwrap();
+    leader.status().await.unwrap();
+    assert_eq!(counts(), (3, 1, 3));
+
+    // A leader that is not one of the endpoints, or garbage, is ignored: the client stays.
+    for hint in ["10.9.9.9:7101", "not an address", ""] {
+        rig.cluster.set_leader(Some(hint.into()));
+        leader.status().await.unwrap();
+    }
+    rig.cluster.set_leader(None);
+    leader.status().await.unwrap();
+    assert_eq!(counts(), (3, 5, 3));
+    assert_eq!(leader.current_endpoint(), leader.endpoints()[1]);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bkv_client::{ClientConfig, KsfParams, SecretString, TokenSource, VaultClient, VaultError};
+use bkv_client::{KsfParams, SecretString, TokenSource, VaultClient, VaultError};
 use bkv_core::ids::AccountId;
 use clap::Args;
 use ed25519_dalek::SigningKey;
@@ -26,7 +26,7 @@ use rand::{Rng as _, RngCore as _, SeedableRng as _};
 use self::mix::{Mix, Op};
 use self::recorder::{Ending, Recorder, Sample, Summary};
 use self::report::{ClientCpu, KSF_NOTE, PoolReport, Report};
-use crate::conn::{ClientConn, parse_secs, read_file};
+use crate::conn::{ClientConn, RoutingArg, parse_secs, read_file};
 use crate::exit::Failure;
 use crate::token::{IssuerArgs, issue_token};
 
@@ -430,10 +430,12 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
             let n = endpoints.len();
             endpoints.rotate_left(usize::try_from(i).unwrap_or(0) % n);
         }
-        let mut config = ClientConfig::new(endpoints, ca.clone(), TokenSource::fixed(""));
-        config.call_timeout = a.conn.timeout;
-        config.deadline = a.conn.deadline;
-        config.ksf = KsfParams::light();
+        let config = a.conn.config(
+            endpoints,
+            ca.clone(),
+            TokenSource::fixed(""),
+            KsfParams::light(),
+        );
         bases.push(VaultClient::connect(config).await?);
     }
     let endpoints = bases
@@ -603,8 +605,17 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
         }
         _ => None,
     };
+    let mut ended_on = BTreeMap::new();
+    for base in &bases {
+        *ended_on.entry(base.current_endpoint()).or_insert(0) += 1;
+    }
     let report = Report {
         endpoints,
+        routing: match a.conn.routing {
+            RoutingArg::Stay => "stay",
+            RoutingArg::Leader => "leader",
+        },
+        ended_on,
         clients: a.clients as usize,
         connections: a.connections as usize,
         threads: a.threads(),

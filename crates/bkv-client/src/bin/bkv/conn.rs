@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bkv_client::{AdminClient, AdminConfig, ClientConfig, KsfParams, TokenSource, VaultClient};
+use bkv_client::{
+    AdminClient, AdminConfig, ClientConfig, KsfParams, Routing, TokenSource, VaultClient,
+};
 use bkv_core::ids::AccountId;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
 use crate::exit::Failure;
@@ -53,6 +55,48 @@ pub struct ClientConn {
     /// Longest time for the whole command, retries and failover included, in seconds
     #[arg(long, default_value = "30", value_parser = parse_secs, value_name = "SECS")]
     pub deadline: Duration,
+    /// Where calls go while every node answers: `stay` keeps to the endpoint that answered
+    /// last, starting at the first; `leader` moves to the leader that the nodes name (no
+    /// forwarding hop inside the cluster)
+    #[arg(long, env = "BKV_ROUTING", value_enum, default_value = "stay")]
+    pub routing: RoutingArg,
+}
+
+/// [`Routing`] as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoutingArg {
+    /// Keep to the endpoint that answered last
+    Stay,
+    /// Follow the leader
+    Leader,
+}
+
+impl From<RoutingArg> for Routing {
+    fn from(arg: RoutingArg) -> Self {
+        match arg {
+            RoutingArg::Stay => Routing::Stay,
+            RoutingArg::Leader => Routing::Leader,
+        }
+    }
+}
+
+impl ClientConn {
+    /// A client configuration for `endpoints` (these settings' own, or a reordering of
+    /// them) with these timeouts and routing.
+    pub fn config(
+        &self,
+        endpoints: Vec<String>,
+        ca: Vec<u8>,
+        token: TokenSource,
+        ksf: KsfParams,
+    ) -> ClientConfig {
+        let mut config = ClientConfig::new(endpoints, ca, token);
+        config.call_timeout = self.timeout;
+        config.deadline = self.deadline;
+        config.ksf = ksf;
+        config.routing = self.routing.into();
+        config
+    }
 }
 
 /// The account token: given, or issued on the fly with the dev issuer key.
@@ -115,10 +159,7 @@ pub async fn vault_client(
     ksf: KsfParams,
 ) -> Result<VaultClient, Failure> {
     let ca = read_file("CA certificate", &conn.ca_cert)?;
-    let mut config = ClientConfig::new(conn.endpoints.clone(), ca, token.source(account)?);
-    config.call_timeout = conn.timeout;
-    config.deadline = conn.deadline;
-    config.ksf = ksf;
+    let config = conn.config(conn.endpoints.clone(), ca, token.source(account)?, ksf);
     Ok(VaultClient::connect(config).await?)
 }
 

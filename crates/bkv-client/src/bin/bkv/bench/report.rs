@@ -1,6 +1,7 @@
 //! The report of a `bkv bench` run: what was run against what, and the figures, as text
 //! for people and as JSON for scripts.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -45,6 +46,10 @@ pub struct ClientCpu {
 pub struct Report {
     /// The endpoints.
     pub endpoints: Vec<String>,
+    /// The clients' routing (`stay` or `leader`, see `bkv_client::Routing`).
+    pub routing: &'static str,
+    /// How many connection sets had each endpoint as their current one at the end.
+    pub ended_on: BTreeMap<String, usize>,
     /// Concurrent clients.
     pub clients: usize,
     /// Connections per endpoint, shared by the clients.
@@ -79,12 +84,13 @@ impl Report {
         let _ = writeln!(
             out,
             "bkv bench: {} clients over {} connection(s) per endpoint, {} tokio threads; \
-             mix {}; {} endpoint(s)",
+             mix {}; {} endpoint(s), routing {}",
             self.clients,
             self.connections,
             self.threads,
             self.mix,
-            self.endpoints.len()
+            self.endpoints.len(),
+            self.routing
         );
         let p = &self.pool;
         if p.registered_now {
@@ -147,6 +153,16 @@ impl Report {
             out,
             "longest stretch without a success: {:.1} ms (from +{:.2} s)",
             s.longest_gap.ms, s.longest_gap.from_s
+        );
+        let ended: Vec<String> = self
+            .ended_on
+            .iter()
+            .map(|(url, n)| format!("{url} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "connection sets at the end, by current endpoint: {}",
+            ended.join(", ")
         );
         match &self.client_cpu {
             Some(c) => {
