@@ -100,8 +100,9 @@ impl VaultClient {
     }
 
     /// A client for another account token over this client's channels: no new connection is
-    /// made. For a service that acts for many accounts (a backend, a load generator), one
-    /// `connect` and then a `with_token` per account.
+    /// made, and the endpoint to start at is shared (a failover or a leader that one of them
+    /// learns, the others use). For a service that acts for many accounts (a backend, a load
+    /// generator), one `connect` and then a `with_token` per account.
     pub fn with_token(&self, token: TokenSource) -> Self {
         Self {
             failover: self.failover.share(),
