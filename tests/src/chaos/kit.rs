@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bkv_client::proto::vault_client::VaultClient as RawVault;
-use bkv_client::{ClientConfig, KsfParams, SecretString, TokenSource, VaultClient};
+use bkv_client::{ClientConfig, KsfParams, Routing, SecretString, TokenSource, VaultClient};
 use bkv_core::token::{Claims, issue};
 use ed25519_dalek::SigningKey;
 use tonic::transport::Channel;
@@ -99,7 +99,9 @@ impl ClientKit {
     }
 
     /// An SDK client for `account` over every known node, starting at a node picked by
-    /// `first` (so clients spread over the nodes).
+    /// `first` (so clients spread over the nodes). Odd `first` routes to the leader
+    /// (`Routing::Leader`), even stays where it starts, so that both routings meet the
+    /// faults.
     pub async fn vault(&self, account: &str, first: usize) -> anyhow::Result<VaultClient> {
         let mut urls: Vec<String> = self
             .endpoints
@@ -118,6 +120,11 @@ impl ClientKit {
         config.ksf = KsfParams::light();
         config.call_timeout = self.call_timeout;
         config.deadline = self.deadline;
+        config.routing = if first % 2 == 1 {
+            Routing::Leader
+        } else {
+            Routing::Stay
+        };
         Ok(VaultClient::connect(config).await?)
     }
 
