@@ -9,6 +9,11 @@
 //!
 //! After a restart the state machine re-applies the log above its snapshot; records already
 //! in the file are recognised by their log index and skipped.
+//!
+//! The file is rotated by size ([`Rotation`]): when it reaches `max_file_bytes` it becomes
+//! `audit.jsonl.1` (the older ones move up to `.2`, ...; beyond `keep_files` they are
+//! deleted) and a new `audit.jsonl` starts. `seq` carries on across files, and a restart
+//! resumes from the newest line in either the current file or `audit.jsonl.1`.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +30,58 @@ use zeroize::Zeroizing;
 
 /// Most records written in one append.
 const MAX_BATCH: usize = 4096;
+
+/// When the audit file is rotated and how many old files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate once the file holds at least this many bytes.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`audit.jsonl.1` ..); older ones are deleted. 0 keeps none.
+    pub keep_files: u32,
+}
+
+/// The path of rotated file `n` (1 is the newest) next to `path`.
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Moves `path` to `path.1`, `path.1` to `path.2`, ... and deletes what falls beyond
+/// `keep` (with `keep` 0, `path` itself).
+fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    let remove = |p: &Path| match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if keep == 0 {
+        return remove(path);
+    }
+    remove(&rotated(path, keep))?;
+    for n in (1..keep).rev() {
+        let from = rotated(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated(path, 1))
+}
+
+/// The complete lines of one file (a torn last line is left out); none if it is missing.
+fn read_lines(path: &Path) -> std::io::Result<Vec<AuditLine>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        if let Ok(parsed) = serde_json::from_str::<AuditLine>(&line?) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
 
 /// One line of the audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +161,7 @@ impl AuditSink for AuditQueue {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
+    keep_files: u32,
     live: broadcast::Sender<AuditLine>,
 }
 
@@ -117,19 +175,21 @@ struct Resume {
 }
 
 fn read_resume(path: &Path) -> std::io::Result<Resume> {
-    let mut r = Resume::default();
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(r),
-        Err(e) => return Err(e),
+    // The newest lines are in the current file, or in `.1` right after a rotation; the lines
+    // of the last entry may straddle the two.
+    let current = read_lines(path)?;
+    let run_from_start = match (current.first(), current.last()) {
+        (Some(first), Some(last)) => first.log_index == last.log_index,
+        _ => true,
     };
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        // A torn last line (crash mid-write) is ignored and overwritten by nothing: the
-        // next record gets the next seq after the last complete line.
-        let Ok(parsed) = serde_json::from_str::<AuditLine>(&line) else {
-            continue;
-        };
+    let mut lines = if run_from_start {
+        read_lines(&rotated(path, 1))?
+    } else {
+        Vec::new()
+    };
+    lines.extend(current);
+    let mut r = Resume::default();
+    for parsed in lines {
         r.seq = parsed.seq;
         if parsed.log_index == r.last_index {
             r.lines_at_last += 1;
@@ -147,6 +207,7 @@ impl AuditLog {
     pub fn start(
         data_dir: &Path,
         hasher: watch::Receiver<Option<AccountHasher>>,
+        rotation: Rotation,
     ) -> std::io::Result<(Self, AuditQueue)> {
         let path = data_dir.join("audit.jsonl");
         let resume = read_resume(&path)?;
@@ -154,9 +215,10 @@ impl AuditLog {
         let (live, _) = broadcast::channel(4096);
         let log = Self {
             path: path.clone(),
+            keep_files: rotation.keep_files,
             live: live.clone(),
         };
-        tokio::spawn(write_loop(path, resume, rx, hasher, live));
+        tokio::spawn(write_loop(path, rotation, resume, rx, hasher, live));
         Ok((log, AuditQueue(tx)))
     }
 
@@ -170,20 +232,16 @@ impl AuditLog {
         self.live.subscribe()
     }
 
-    /// Lines already in the file from `from_seq` on.
+    /// Lines already in the files (the rotated ones kept, then the current one) from
+    /// `from_seq` on.
     pub fn read_from(&self, from_seq: u64) -> std::io::Result<Vec<AuditLine>> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
         let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            if let Ok(parsed) = serde_json::from_str::<AuditLine>(&line?)
-                && parsed.seq >= from_seq
-            {
-                out.push(parsed);
-            }
+        let files = (1..=self.keep_files)
+            .rev()
+            .map(|n| rotated(&self.path, n))
+            .chain(std::iter::once(self.path.clone()));
+        for file in files {
+            out.extend(read_lines(&file)?.into_iter().filter(|l| l.seq >= from_seq));
         }
         Ok(out)
     }
@@ -191,6 +249,7 @@ impl AuditLog {
 
 async fn write_loop(
     path: PathBuf,
+    rotation: Rotation,
     mut resume: Resume,
     mut rx: mpsc::UnboundedReceiver<AuditRecord>,
     mut hasher: watch::Receiver<Option<AccountHasher>>,
@@ -205,7 +264,12 @@ async fn write_loop(
             return;
         }
     };
-    let mut file = match OpenOptions::new().create(true).append(true).open(&path) {
+    let open = |path: &Path| {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
+        Ok::<_, std::io::Error>((file, len))
+    };
+    let (mut file, mut size) = match open(&path) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, path = %path.display(), "cannot open the audit file");
@@ -244,8 +308,20 @@ async fn write_loop(
             .iter()
             .filter(|l| l.log_index == last.log_index)
             .count() as u64;
-        if let Err(e) = append(&mut file, &lines) {
-            tracing::error!(error = %e, path = %path.display(), "cannot append to the audit file");
+        match append(&mut file, &lines) {
+            Ok(written) => size += written,
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot append to the audit file")
+            }
+        }
+        if size >= rotation.max_file_bytes {
+            match rotate(&path, rotation.keep_files).and_then(|()| open(&path)) {
+                Ok((f, len)) => (file, size) = (f, len),
+                // Keep appending to the file still open; the next batch tries again.
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "cannot rotate the audit file")
+                }
+            }
         }
         for line in lines {
             // No subscriber is fine.
@@ -283,12 +359,164 @@ fn to_line(seq: u64, record: &AuditRecord, key: &AccountHasher) -> AuditLine {
     line
 }
 
-fn append(file: &mut std::fs::File, lines: &[AuditLine]) -> std::io::Result<()> {
+/// Appends `lines`; returns the bytes written.
+fn append(file: &mut std::fs::File, lines: &[AuditLine]) -> std::io::Result<u64> {
     let mut buf = Vec::new();
     for line in lines {
         serde_json::to_writer(&mut buf, line).map_err(std::io::Error::other)?;
         buf.push(b'\n');
     }
     file.write_all(&buf)?;
-    file.flush()
+    file.flush()?;
+    Ok(buf.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bkv_raft::AuditSink as _;
+
+    use super::*;
+
+    fn membership(log_index: u64) -> AuditRecord {
+        AuditRecord {
+            log_index,
+            at_unix_ms: None,
+            entry: AuditEntry::Membership {
+                voters: vec![1, 2, 3],
+                learners: vec![],
+            },
+        }
+    }
+
+    fn start(dir: &Path, rotation: Rotation) -> (AuditLog, AuditQueue) {
+        let hasher = AccountHasher::from_server_setup(&[7u8; 128]);
+        let (_keep, rx) = watch::channel(Some(hasher));
+        AuditLog::start(dir, rx, rotation).unwrap()
+    }
+
+    /// Waits (at most 5 s) until the files hold a line with `seq`.
+    async fn written(log: &AuditLog, seq: u64) -> Vec<AuditLine> {
+        for _ in 0..500 {
+            let lines = log.read_from(0).unwrap();
+            if lines.last().is_some_and(|l| l.seq >= seq) {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("seq {seq} not written within 5 s");
+    }
+
+    fn line(seq: u64, log_index: u64) -> String {
+        let mut text = serde_json::to_string(&AuditLine {
+            seq,
+            log_index,
+            at_unix_ms: 0,
+            kind: "membership_changed".into(),
+            account: String::new(),
+            version: None,
+            charge: None,
+            guesses_remaining: None,
+            voters: Some(vec![1]),
+            learners: Some(vec![]),
+        })
+        .unwrap();
+        text.push('\n');
+        text
+    }
+
+    #[tokio::test]
+    async fn the_file_rotates_by_size_keeps_its_files_and_seq_runs_on_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 95 bytes a line.
+        let rotation = Rotation {
+            max_file_bytes: 1000,
+            keep_files: 2,
+        };
+        let (log, queue) = start(dir.path(), rotation);
+        // 20 entries of 2 records each, one entry per append: a rotation every 6 entries.
+        for index in 1..=20u64 {
+            queue.record(membership(index));
+            queue.record(membership(index));
+            written(&log, index * 2).await;
+        }
+        let lines = written(&log, 40).await;
+        let path = dir.path().join("audit.jsonl");
+        assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
+        assert!(
+            !rotated(&path, 3).exists(),
+            "only keep_files rotated files stay"
+        );
+        for n in [1, 2] {
+            let len = std::fs::metadata(rotated(&path, n)).unwrap().len();
+            assert!(
+                len >= rotation.max_file_bytes,
+                "file .{n} rotated at {len} bytes"
+            );
+        }
+        // What is kept reads in order, seq without a gap, up to the last line; the oldest
+        // lines went with the deleted files.
+        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        assert!(seqs.first().is_some_and(|s| *s > 1), "{seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        assert_eq!(seqs.last(), Some(&40));
+        drop(queue);
+        drop(log);
+
+        // A restart re-applies entries 18 to 20: nothing is written twice, and seq carries on.
+        let (log, queue) = start(dir.path(), rotation);
+        for index in 18..=21u64 {
+            queue.record(membership(index));
+            queue.record(membership(index));
+        }
+        let lines = written(&log, 42).await;
+        let tail: Vec<(u64, u64)> = lines
+            .iter()
+            .filter(|l| l.seq > 38)
+            .map(|l| (l.seq, l.log_index))
+            .collect();
+        assert_eq!(tail, vec![(39, 20), (40, 20), (41, 21), (42, 21)]);
+    }
+
+    #[tokio::test]
+    async fn a_restart_right_after_a_rotation_resumes_from_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // Entry 5's three records straddle the rotation: two in .1, one in the new file.
+        std::fs::write(
+            rotated(&path, 1),
+            [line(1, 4), line(2, 5), line(3, 5)].concat(),
+        )
+        .unwrap();
+        std::fs::write(&path, line(4, 5)).unwrap();
+        let rotation = Rotation {
+            max_file_bytes: 1 << 20,
+            keep_files: 4,
+        };
+        let (log, queue) = start(dir.path(), rotation);
+        for _ in 0..3 {
+            queue.record(membership(5));
+        }
+        queue.record(membership(6));
+        let lines = written(&log, 5).await;
+        let last: Vec<(u64, u64)> = lines.iter().map(|l| (l.seq, l.log_index)).collect();
+        assert_eq!(last, vec![(1, 4), (2, 5), (3, 5), (4, 5), (5, 6)]);
+
+        // Right after a rotation to an empty file, the same.
+        drop(queue);
+        drop(log);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let (log, queue) = start(dir.path(), rotation);
+        queue.record(membership(6));
+        queue.record(membership(7));
+        let lines = written(&log, 6).await;
+        assert_eq!(
+            lines.last().map(|l| (l.seq, l.log_index)),
+            Some((6, 7)),
+            "{lines:?}"
+        );
+    }
 }

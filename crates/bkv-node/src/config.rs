@@ -26,6 +26,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "recovery",
     "limits",
     "log",
+    "audit",
 ];
 
 /// Why the configuration was refused.
@@ -97,6 +98,9 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: Log,
+    /// The audit file's rotation.
+    #[serde(default)]
+    pub audit: Audit,
 }
 
 /// Listen addresses.
@@ -272,6 +276,35 @@ impl Default for Recovery {
         Self {
             ticket_ttl_secs: 300,
             write_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Rotation of the audit file (`<data_dir>/audit.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Rotate the file once it holds this many MiB.
+    pub max_file_mib: u64,
+    /// Rotated files kept (`audit.jsonl.1` is the newest); older ones are deleted.
+    pub keep_files: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            max_file_mib: 256,
+            keep_files: 4,
+        }
+    }
+}
+
+impl Audit {
+    /// The rotation these settings give.
+    pub fn rotation(&self) -> crate::audit_log::Rotation {
+        crate::audit_log::Rotation {
+            max_file_bytes: self.max_file_mib.saturating_mul(1 << 20),
+            keep_files: self.keep_files,
         }
     }
 }
@@ -509,6 +542,10 @@ impl NodeConfig {
         )?;
         if self.recovery.write_timeout_ms < 100 {
             return Err(invalid("recovery.write_timeout_ms", "must be at least 100"));
+        }
+        one_to("audit.max_file_mib", self.audit.max_file_mib, 1 << 20)?;
+        if self.audit.keep_files > 1000 {
+            return Err(invalid("audit.keep_files", "must be at most 1000"));
         }
         if self.limits.max_client_message_bytes < 4096 {
             return Err(invalid(

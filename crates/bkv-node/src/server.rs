@@ -142,7 +142,8 @@ pub async fn run(
     }
 
     let (hasher_tx, hasher_rx) = watch::channel(None::<AccountHasher>);
-    let (audit, queue) = AuditLog::start(&config.data_dir, hasher_rx).context("audit file")?;
+    let (audit, queue) = AuditLog::start(&config.data_dir, hasher_rx, config.audit.rotation())
+        .context("audit file")?;
     let mut options = NodeOptions::new(config.node_id, &config.data_dir, Arc::new(queue));
     options.config = raft_config(&config);
     options.peers = PeerOptions {

@@ -109,6 +109,8 @@ fn errors_name_the_key() {
             "recovery.ticket_ttl_secs",
         ),
         ("[advertise]\npeer = \"nohostport\"\n", "advertise.peer"),
+        ("[audit]\nmax_file_mib = 0\n", "audit.max_file_mib"),
+        ("[audit]\nkeep_files = 1001\n", "audit.keep_files"),
         ("unknown_key = 1\n", "unknown_key"),
     ];
     for (extra, key) in cases {
@@ -170,5 +172,6 @@ fn the_documented_example_config_loads() {
         Auth::default().max_token_lifetime_secs
     );
     assert_eq!(c.listen.client, Listen::default().client);
+    assert_eq!(c.audit.rotation(), Audit::default().rotation());
     assert_eq!(d.node_id, 1);
 }
