@@ -8,7 +8,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p bkv-node -p bkv-client -p bkv-hsm --bins \
+RUN cargo build --release --locked -p bkv-node -p bkv-cli -p bkv-hsm --bins \
  && mkdir /out \
  && cp target/release/bkv-node target/release/bkv target/release/bkv-token /out/
 

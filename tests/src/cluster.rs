@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bkv_admin::{AdminClient, AdminConfig};
 use bkv_client::proto::{AddNodePhase, ClusterStatusResponse, MemberRole, NodeView};
-use bkv_client::{AdminClient, AdminConfig, ClientConfig, KsfParams, TokenSource, VaultClient};
+use bkv_client::{ClientConfig, KsfParams, TokenSource, VaultClient};
 use bkv_core::token::{Claims, issue};
 use ed25519_dalek::SigningKey;
 
@@ -93,9 +94,9 @@ impl Cluster {
         anyhow::ensure!(options.nodes >= 1, "a cluster needs a node");
         let dir = tempfile::Builder::new().prefix("bkv-cluster-").tempdir()?;
         let pki = dir.path().join("pki");
-        bkv_client::pki::init(&pki, &options.cluster_name)?;
-        let ca_pem = std::fs::read(pki.join(bkv_client::pki::CA_CERT))?;
-        let issuer = bkv_client::pki::read_issuer_key(&pki.join(bkv_client::pki::ISSUER_KEY))?;
+        bkv_devkit::pki::init(&pki, &options.cluster_name)?;
+        let ca_pem = std::fs::read(pki.join(bkv_devkit::pki::CA_CERT))?;
+        let issuer = bkv_devkit::pki::read_issuer_key(&pki.join(bkv_devkit::pki::ISSUER_KEY))?;
         let proxy = options.peer_proxy.then(|| {
             let capture = dir.path().join("proxy");
             let _ = std::fs::create_dir_all(&capture);
@@ -241,7 +242,7 @@ impl Cluster {
     /// (without waiting for it).
     fn launch(&mut self, id: u64) -> anyhow::Result<()> {
         anyhow::ensure!(!self.nodes.contains_key(&id), "node {id} exists");
-        bkv_client::pki::node(&self.pki, id, &["127.0.0.1".into(), "localhost".into()])?;
+        bkv_devkit::pki::node(&self.pki, id, &["127.0.0.1".into(), "localhost".into()])?;
         let token_dir = self.dir.path().join(format!("tokens/node{id}"));
         let label = format!("bkv-node{id}");
         let out = Command::new(repo_root().join("cluster/mk-token"))

@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
+use bkv_admin::AdminError;
 use bkv_client::proto::RaftMessage;
 use bkv_client::proto::raft_client::RaftClient;
-use bkv_client::{AdminError, TokenSource, VaultClient, VaultError};
+use bkv_client::{TokenSource, VaultClient, VaultError};
 use bkv_tests::{Cluster, account, password, raw};
 use ed25519_dalek::SigningKey;
 use tonic::Code;
@@ -139,8 +140,8 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
     let pki = cluster.pki_dir().to_path_buf();
     let ca = cluster.ca_pem().to_vec();
     let other = tempfile::tempdir()?;
-    bkv_client::pki::init(other.path(), "other-cluster")?;
-    bkv_client::pki::node(other.path(), 2, &["127.0.0.1".into()])?;
+    bkv_devkit::pki::init(other.path(), "other-cluster")?;
+    bkv_devkit::pki::node(other.path(), 2, &["127.0.0.1".into()])?;
     let peer = cluster.node(1)?.peer_addr();
     let node_cert = vote(peer_channel(&peer, &ca, Some(read_pair(&pki, "node2")?))?).await;
     let control = node_cert.err().map(|s| s.code());
@@ -200,14 +201,14 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
     }
     let admin = cluster.admin_at(1).await?;
     admin.snapshot().await?;
-    let mut foreign_admin_cfg = bkv_client::AdminConfig::new(
+    let mut foreign_admin_cfg = bkv_admin::AdminConfig::new(
         vec![node1],
         ca.clone(),
         std::fs::read(other.path().join("admin.pem"))?,
         std::fs::read(other.path().join("admin.key"))?,
     );
     foreign_admin_cfg.call_timeout = Duration::from_secs(5);
-    let foreign_admin = bkv_client::AdminClient::connect(foreign_admin_cfg).await?;
+    let foreign_admin = bkv_admin::AdminClient::connect(foreign_admin_cfg).await?;
     let foreign = foreign_admin.snapshot().await;
     println!("another CA's admin certificate on the admin port: {foreign:?}");
     assert!(

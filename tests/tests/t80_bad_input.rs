@@ -270,7 +270,7 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
     // Phase 1: account tokens. Each names the victim and carries a well-formed
     // RecoverStart: none may reach the charge.
     let issuer =
-        bkv_client::pki::read_issuer_key(&cluster.pki_dir().join(bkv_client::pki::ISSUER_KEY))?;
+        bkv_devkit::pki::read_issuer_key(&cluster.pki_dir().join(bkv_devkit::pki::ISSUER_KEY))?;
     let stranger = SigningKey::generate(&mut rand::rngs::OsRng);
     let base = cluster.claims("victim");
     let now = base.iat;

@@ -212,7 +212,7 @@ async fn a_flood_of_bogus_recovery_starts_leaves_memory_bounded() -> anyhow::Res
         .pid()
         .ok_or_else(|| anyhow::anyhow!("node 1 has no process"))?;
     let issuer =
-        bkv_client::pki::read_issuer_key(&cluster.pki_dir().join(bkv_client::pki::ISSUER_KEY))?;
+        bkv_devkit::pki::read_issuer_key(&cluster.pki_dir().join(bkv_devkit::pki::ISSUER_KEY))?;
     let flood_calls = Arc::new(Flood::new(&cluster, &issuer)?);
     // Separate endpoints: separate HTTP/2 connections.
     let channels = (0..CONNECTIONS)

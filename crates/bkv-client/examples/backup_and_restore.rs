@@ -87,7 +87,7 @@ fn config(account: &AccountId) -> Result<ClientConfig, Box<dyn std::error::Error
         Err(_) => {
             let key_path =
                 std::env::var("BKV_ISSUER_KEY").map_err(|_| "set BKV_TOKEN or BKV_ISSUER_KEY")?;
-            let key = bkv_client::pki::read_issuer_key(key_path.as_ref())?;
+            let key = bkv_devkit::pki::read_issuer_key(key_path.as_ref())?;
             let audience = std::env::var("BKV_CLUSTER").unwrap_or_else(|_| "bkv-local".into());
             let sub = account.to_string();
             TokenSource::from_fn(move || {

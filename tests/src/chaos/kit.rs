@@ -41,7 +41,7 @@ impl ClientKit {
     /// A kit for `cluster`'s current nodes.
     pub fn new(cluster: &Cluster) -> anyhow::Result<Self> {
         let issuer =
-            bkv_client::pki::read_issuer_key(&cluster.pki_dir().join(bkv_client::pki::ISSUER_KEY))?;
+            bkv_devkit::pki::read_issuer_key(&cluster.pki_dir().join(bkv_devkit::pki::ISSUER_KEY))?;
         let kit = Self {
             ca_pem: cluster.ca_pem().to_vec(),
             issuer,

@@ -10,11 +10,11 @@ use prost::Message as _;
 use tonic::Code;
 
 use super::*;
-use crate::testing::{
+use crate::{RetryPolicy, Routing, VaultError};
+use bkv_devkit::testing::{
     FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER, TestPki, TestServer, dead_endpoint,
     serve,
 };
-use crate::{RetryPolicy, Routing, VaultError};
 
 const ACCOUNT: &str = "alice@example.com";
 

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use bkv_core::ids::AccountId;
-use bkv_core::token::{self, Claims};
+use bkv_core::token;
+use bkv_devkit::issue_token;
 use clap::{Args, Subcommand};
-use ed25519_dalek::SigningKey;
 
 use crate::conn::parse_account;
 use crate::exit::Failure;
@@ -75,7 +75,7 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
                     "no issuer key: set --issuer-key or BKV_ISSUER_KEY",
                 ));
             };
-            let key = bkv_client::pki::read_issuer_key(path)?;
+            let key = bkv_devkit::pki::read_issuer_key(path)?;
             let jwt = issue_token(
                 &key,
                 &a.issuer.issuer,
@@ -88,29 +88,4 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// A token for `account` valid from now for `ttl_secs`.
-pub fn issue_token(
-    key: &SigningKey,
-    issuer: &str,
-    audience: &str,
-    account: &AccountId,
-    ttl_secs: u64,
-) -> Result<String, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| "the system clock is before 1970".to_string())?
-        .as_secs();
-    Ok(token::issue(
-        key,
-        &Claims {
-            iss: issuer.to_string(),
-            sub: account.as_str().to_string(),
-            aud: audience.to_string(),
-            iat: now,
-            exp: now.saturating_add(ttl_secs),
-            nbf: None,
-        },
-    ))
 }

@@ -1,8 +1,8 @@
-//! `bkv dev pki ...`: the development PKI of a cluster (see `bkv_client::pki`).
+//! `bkv dev pki ...`: the development PKI of a cluster (see `bkv_devkit::pki`).
 
 use std::path::PathBuf;
 
-use bkv_client::pki::{self, PkiReport};
+use bkv_devkit::pki::{self, PkiReport};
 use clap::{Args, Subcommand};
 
 use crate::exit::Failure;

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bkv_client::{
-    AdminClient, AdminConfig, ClientConfig, KsfParams, Routing, TokenSource, VaultClient,
-};
+use bkv_admin::{AdminClient, AdminConfig};
+use bkv_client::{ClientConfig, KsfParams, Routing, TokenSource, VaultClient};
 use bkv_core::ids::AccountId;
+use bkv_devkit::issue_token;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
 use crate::exit::Failure;
-use crate::token::{IssuerArgs, issue_token};
+use crate::token::IssuerArgs;
 
 /// Lifetime of tokens issued on the fly for one command.
 const ON_THE_FLY_TTL_SECS: u64 = 300;
@@ -130,7 +130,7 @@ impl TokenArgs {
                 "no account token: set --token or BKV_TOKEN (or BKV_ISSUER_KEY in dev set-ups)",
             ));
         };
-        let key = bkv_client::pki::read_issuer_key(key_path)?;
+        let key = bkv_devkit::pki::read_issuer_key(key_path)?;
         let issuer = self.issuer.issuer.clone();
         let audience = self.issuer.audience.clone();
         let account = account.clone();

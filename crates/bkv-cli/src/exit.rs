@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use bkv_client::{AdminError, VaultError};
+use bkv_admin::AdminError;
+use bkv_client::VaultError;
 use serde_json::json;
 
 /// Any other error.
@@ -140,8 +141,8 @@ impl From<AdminError> for Failure {
     }
 }
 
-impl From<bkv_client::pki::PkiError> for Failure {
-    fn from(e: bkv_client::pki::PkiError) -> Self {
+impl From<bkv_devkit::pki::PkiError> for Failure {
+    fn from(e: bkv_devkit::pki::PkiError) -> Self {
         Self::other(e.to_string())
     }
 }

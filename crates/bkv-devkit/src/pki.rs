@@ -13,10 +13,10 @@
 //! | `issuer.key`, `issuer.pub.pem` | dev account-token issuer (Ed25519, PKCS#8 PEM and SPKI PEM) |
 //!
 //! ```no_run
-//! # fn main() -> Result<(), bkv_client::pki::PkiError> {
+//! # fn main() -> Result<(), bkv_devkit::pki::PkiError> {
 //! let dir = std::path::Path::new("/tmp/bkv-pki");
-//! bkv_client::pki::init(dir, "bkv-local")?;
-//! bkv_client::pki::node(dir, 1, &["127.0.0.1".into(), "localhost".into()])?;
+//! bkv_devkit::pki::init(dir, "bkv-local")?;
+//! bkv_devkit::pki::node(dir, 1, &["127.0.0.1".into(), "localhost".into()])?;
 //! # Ok(()) }
 //! ```
 

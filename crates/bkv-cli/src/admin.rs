@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bkv_client::AdminClient;
+use bkv_admin::AdminClient;
 use bkv_client::proto::{
     AddNodePhase, AuditRecord, ClusterStatusResponse, MemberRole, NodeInfoResponse,
 };

@@ -9,12 +9,12 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bkv_client::pki;
-use bkv_client::testing::{
+use bkv_core::token::TrustedIssuers;
+use bkv_devkit::pki;
+use bkv_devkit::testing::{
     FakeAdmin, FakeCluster, FakeMembership, FakeVault, TEST_AUDIENCE, TestServer, dead_endpoint,
     serve,
 };
-use bkv_core::token::TrustedIssuers;
 use tokio::io::AsyncWriteExt as _;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 

@@ -8,8 +8,8 @@ use tonic::Code;
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::pki::{ADMIN_CERT, ADMIN_KEY};
-use crate::testing::{FakeAdmin, FakeMembership, TestPki, TestServer, dead_endpoint, serve};
+use bkv_devkit::pki::{ADMIN_CERT, ADMIN_KEY};
+use bkv_devkit::testing::{FakeAdmin, FakeMembership, TestPki, TestServer, dead_endpoint, serve};
 
 struct Rig {
     pki: TestPki,

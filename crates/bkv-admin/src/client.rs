@@ -16,13 +16,13 @@ use bkv_proto::v1::{
 };
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
 
-use crate::endpoint::{self, EndpointError};
 use crate::{AdminConfig, AdminError};
+use bkv_client::endpoint::{self, EndpointError};
 
 /// A client of the admin API.
 ///
 /// ```no_run
-/// use bkv_client::{AdminClient, AdminConfig};
+/// use bkv_admin::{AdminClient, AdminConfig};
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = AdminConfig::new(
 ///     vec!["127.0.0.1:7102".into()],

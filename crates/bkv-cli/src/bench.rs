@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bkv_client::{KsfParams, SecretString, TokenSource, VaultClient, VaultError};
 use bkv_core::ids::AccountId;
+use bkv_devkit::issue_token;
 use clap::Args;
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,7 +29,7 @@ use self::recorder::{Ending, Recorder, Sample, Summary};
 use self::report::{ClientCpu, KSF_NOTE, PoolReport, Report};
 use crate::conn::{ClientConn, RoutingArg, parse_secs, read_file};
 use crate::exit::Failure;
-use crate::token::{IssuerArgs, issue_token};
+use crate::token::IssuerArgs;
 
 /// Lifetime of the tokens the bench issues (one per operation).
 const TOKEN_TTL_SECS: u64 = 300;
@@ -415,7 +416,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
         ));
     };
     let issuer = Arc::new(Issuer {
-        key: bkv_client::pki::read_issuer_key(key_path)?,
+        key: bkv_devkit::pki::read_issuer_key(key_path)?,
         name: a.issuer.issuer.clone(),
         audience: a.issuer.audience.clone(),
     });

@@ -1,0 +1,13 @@
+//! Test support: a dev PKI in a temp dir, TLS gRPC servers on loopback, a stand-in for
+//! admin nodes, and [`FakeVault`], vault nodes in one process that can inject failures.
+//!
+//! NOT a vault: it exists so that the layer above the node (SDK retries, failover, error
+//! mapping, CLI exit codes) can be tested without a cluster.
+
+mod fake_admin;
+mod fake_vault;
+mod server;
+
+pub use fake_admin::{FAKE_KCV, FakeAdmin, FakeMembership};
+pub use fake_vault::{Call, FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER};
+pub use server::{TestPki, TestServer, dead_endpoint, serve};
