@@ -3,15 +3,16 @@
 //! over the node's HSM worker pool, on the same cores. The figure `bkv bench` is compared
 //! with.
 //!
-//! Per recovery, as a node does it (crates/bkv-node/src/vault.rs):
+//! The server side is the node's own vault service (`bkv-vault`) over `bkv-devkit`'s
+//! in-memory replica, called in process: per recovery,
 //! - `RecoverStart`: verify the account token (one issued for this recovery, as `bkv bench`
-//!   issues them), parse the attempt id and the credential
-//!   request, hash it, apply `ChargeGuess` to the `VaultState` (behind a lock, as the state
-//!   machine holds it), then OPAQUE login start: HSM unseal of the record, the OPRF and 3DH
-//!   work, HSM seal of the ticket;
-//! - `RecoverFinish`: the same token again (found in the node's cache of verified tokens),
-//!   parse the finalization, HSM unseal of the ticket,
-//!   OPAQUE login finish, transport encryption of the key, apply `ResetGuesses`.
+//!   issues them), parse the attempt id and the credential request, hash it, apply
+//!   `ChargeGuess` to the `VaultState` (behind a lock, as the state machine holds it), then
+//!   OPAQUE login start: HSM unseal of the record, the OPRF and 3DH work, HSM seal of the
+//!   ticket;
+//! - `RecoverFinish`: the same token again (found in the cache of verified tokens), parse
+//!   the finalization, HSM unseal of the ticket, OPAQUE login finish, transport encryption
+//!   of the key, apply `ResetGuesses`.
 //!
 //! The client's side (blinding, Argon2id, 3DH, opening the key) runs between the two timed
 //! phases and is not counted: rounds of `--batch` recoveries run phase by phase, each phase
@@ -24,13 +25,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bkv_client::{KsfParams, Recovery, Registration, SecretString};
-use bkv_core::ids::{AccountId, AttemptId, ClusterId, GuessLimit, RequestId};
-use bkv_core::opaque::{self, ChargedRecord, ServerSecrets};
-use bkv_core::record::seal_record;
+use bkv_core::ids::{AccountId, ClusterId, GuessLimit, RequestId};
 use bkv_core::token::{Claims, TrustedIssuers, issue};
-use bkv_core::{BackupKey, Command, Outcome, Request, VaultState, protocol};
+use bkv_core::{BackupKey, Command, Outcome};
+use bkv_devkit::testing::authorized;
+use bkv_devkit::{MemoryReplica, ReplicaOptions};
 use bkv_hsm::Partition;
 use bkv_hsm::testing::TestToken;
+use bkv_proto::v1::vault_server::Vault as _;
+use bkv_proto::v1::{
+    ActivateRequest, RecoverFinishRequest, RecoverStartRequest, RegisterFinishRequest,
+    RegisterStartRequest,
+};
+use bkv_vault::VaultService;
 use ed25519_dalek::SigningKey;
 use rand::RngCore as _;
 use rand::rngs::OsRng;
@@ -115,107 +122,51 @@ struct Account {
     password: String,
 }
 
-/// The server side: HSM partition, OPAQUE secrets, the replicated state (here local).
+/// The server side: the vault service over an in-memory replica sealing with a real token.
 struct Server {
-    hsm: Partition,
-    secrets: ServerSecrets,
-    cluster: ClusterId,
-    issuers: TrustedIssuers,
-    state: Mutex<(VaultState, u64)>,
-    tokens: bool,
+    replica: MemoryReplica<Partition>,
+    service: VaultService<MemoryReplica<Partition>>,
 }
 
 impl Server {
-    /// Applies a command at the next log index, as the state machine does.
-    fn apply(&self, command: Command) -> Outcome {
-        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (state, index) = &mut *guard;
-        *index += 1;
-        let at = *index;
-        state
-            .apply(
-                at,
-                &Request {
-                    at_unix_ms: now_ms(),
-                    command,
-                },
-            )
-            .outcome
-    }
-
-    fn authenticate(&self, token: &str) -> AccountId {
-        if !self.tokens {
-            return AccountId::parse("unchecked").expect("valid account id");
-        }
-        self.issuers
-            .verify_cached(token, AUDIENCE, now_ms() / 1000)
-            .expect("token verifies")
-            .account
-    }
-
     /// `RecoverStart` on the server: returns the credential response and the ticket.
     async fn recover_start(
         &self,
         token: &str,
-        account: &AccountId,
         attempt_id: &[u8],
         credential_request: &[u8],
     ) -> (Vec<u8>, Vec<u8>) {
-        let _ = self.authenticate(token);
-        let attempt_id = AttemptId::parse(attempt_id).expect("attempt id");
-        let request = opaque::parse_credential_request(credential_request).expect("request");
-        let request_hash = protocol::credential_request_hash(credential_request);
-        let outcome = self.apply(Command::ChargeGuess {
-            account: account.clone(),
-            attempt_id,
-            request_hash,
-        });
-        let charged = ChargedRecord::from_outcome(outcome).expect("charged");
-        let started = opaque::login_start(
-            &self.hsm,
-            &self.secrets,
-            &self.cluster,
-            account,
-            charged,
-            request,
-            now_ms(),
-            TICKET_TTL_MS,
-        )
-        .await
-        .expect("login start");
-        (started.credential_response, started.ticket)
+        let request = RecoverStartRequest {
+            attempt_id: attempt_id.to_vec(),
+            credential_request: credential_request.to_vec(),
+        };
+        let answer = self
+            .service
+            .recover_start(authorized(request, token))
+            .await
+            .expect("recover start")
+            .into_inner();
+        (answer.credential_response, answer.ticket)
     }
 
     /// `RecoverFinish` on the server: returns the transported key and the version.
     async fn recover_finish(
         &self,
         token: &str,
-        account: &AccountId,
         ticket: &[u8],
         finalization: &[u8],
     ) -> (Vec<u8>, u64) {
-        let _ = self.authenticate(token);
-        let finalization = opaque::parse_credential_finalization(finalization).expect("fin");
-        let finished = opaque::login_finish(
-            &self.hsm,
-            &self.cluster,
-            account,
-            ticket,
-            finalization,
-            now_ms(),
-        )
-        .await
-        .expect("login finish");
-        let outcome = self.apply(Command::ResetGuesses {
-            account: account.clone(),
-            version: finished.version,
-            charge: finished.charge,
-        });
-        match outcome {
-            Outcome::Reset { version, .. } if version == finished.version => {}
-            other => panic!("reset: {other:?}"),
-        }
-        (finished.transported_key, finished.version.get())
+        let request = RecoverFinishRequest {
+            ticket: ticket.to_vec(),
+            credential_finalization: finalization.to_vec(),
+        };
+        let answer = self
+            .service
+            .recover_finish(authorized(request, token))
+            .await
+            .expect("recover finish")
+            .into_inner();
+        (answer.transported_key, answer.version)
     }
 }
 
@@ -284,46 +235,61 @@ fn account_token(issuer: &SigningKey, account: &AccountId) -> String {
     )
 }
 
-/// Registers the pool (untimed): OPAQUE registration, sealed record, Stage and Activate.
-async fn register(server: &Arc<Server>, n: usize) -> Vec<Account> {
+/// Registers the pool (untimed) through the service: RegisterStart, RegisterFinish,
+/// Activate.
+async fn register(server: &Server, issuer: &SigningKey, n: usize) -> Vec<Account> {
     let mut accounts = Vec::with_capacity(n);
     for i in 0..n {
         let id = AccountId::parse(&format!("bound-{i}")).expect("valid account id");
+        let token = account_token(issuer, &id);
         let password = format!("bound password {i}");
-        let (reg, request) =
+        let (reg, registration_request) =
             Registration::start(SecretString::from(password.clone())).expect("registration");
-        let response = opaque::registration_start(
-            &server.secrets,
-            &id,
-            opaque::parse_registration_request(&request).expect("request"),
-        )
-        .expect("registration start");
-        let upload = reg
-            .finish(&response, &id, &BackupKey::generate(), &KsfParams::light())
-            .expect("registration finish");
-        let record = opaque::record_from_upload(
-            opaque::parse_registration_upload(&upload.registration_upload).expect("upload"),
-            opaque::parse_sealed_key(upload.sealed_key).expect("sealed key"),
-            GuessLimit::DEFAULT,
-        );
-        let mut rid = [0u8; 16];
-        OsRng.fill_bytes(&mut rid);
-        let request_id = RequestId::new(rid);
-        let sealed_record = seal_record(&server.hsm, &server.cluster, &id, &request_id, &record)
+        let response = server
+            .service
+            .register_start(authorized(
+                RegisterStartRequest {
+                    registration_request,
+                },
+                &token,
+            ))
             .await
-            .expect("seal record");
-        let Outcome::Staged { version } = server.apply(Command::Stage {
-            account: id.clone(),
-            request_id,
-            guess_limit: GuessLimit::DEFAULT,
-            sealed_record,
-        }) else {
-            panic!("stage");
-        };
-        server.apply(Command::Activate {
-            account: id.clone(),
-            version,
-        });
+            .expect("register start")
+            .into_inner();
+        let upload = reg
+            .finish(
+                &response.registration_response,
+                &id,
+                &BackupKey::generate(),
+                &KsfParams::light(),
+            )
+            .expect("registration finish");
+        let mut request_id = vec![0u8; 16];
+        OsRng.fill_bytes(&mut request_id);
+        let staged = server
+            .service
+            .register_finish(authorized(
+                RegisterFinishRequest {
+                    request_id,
+                    registration_upload: upload.registration_upload,
+                    sealed_key: upload.sealed_key,
+                    guess_limit: 0,
+                },
+                &token,
+            ))
+            .await
+            .expect("register finish")
+            .into_inner();
+        server
+            .service
+            .activate(authorized(
+                ActivateRequest {
+                    version: staged.version,
+                },
+                &token,
+            ))
+            .await
+            .expect("activate");
         accounts.push(Account { id, password });
     }
     accounts
@@ -337,13 +303,13 @@ fn fill(server: &Server, n: u64) {
         let mut rid = [0u8; 16];
         OsRng.fill_bytes(&mut rid);
         let account = AccountId::parse(&format!("filler-{i}")).expect("valid account id");
-        if let Outcome::Staged { version } = server.apply(Command::Stage {
+        if let Outcome::Staged { version } = server.replica.apply(Command::Stage {
             account: account.clone(),
             request_id: RequestId::new(rid),
             guess_limit: GuessLimit::DEFAULT,
             sealed_record: record.clone(),
         }) {
-            server.apply(Command::Activate { account, version });
+            server.replica.apply(Command::Activate { account, version });
         }
     }
 }
@@ -360,7 +326,6 @@ struct Attempt {
 
 /// One recovery between the client's finish and `RecoverFinish`.
 struct Finishing {
-    account: usize,
     token: String,
     ticket: Vec<u8>,
     finalization: Vec<u8>,
@@ -375,28 +340,25 @@ async fn run(s: Settings) -> serde_json::Value {
     let issuer = SigningKey::generate(&mut OsRng);
     let mut issuers = TrustedIssuers::new(3600, 60);
     issuers.insert(ISSUER, issuer.verifying_key());
-    let mut cluster = [0u8; 16];
-    OsRng.fill_bytes(&mut cluster);
-    let server = Arc::new(Server {
-        hsm,
-        secrets: ServerSecrets::generate(&mut OsRng),
-        cluster: ClusterId::new(cluster),
-        issuers,
-        state: Mutex::new((VaultState::default(), 0)),
-        tokens: s.tokens,
-    });
-    server.apply(Command::Bootstrap {
-        cluster_id: server.cluster,
+    let mut cluster_id = [0u8; 16];
+    OsRng.fill_bytes(&mut cluster_id);
+    let options = ReplicaOptions {
         cluster_name: AUDIENCE.into(),
-        sealed_server_setup: vec![0; 64],
-        key_check_value: [0; 3],
-        key_id: [0; 8],
-        default_guess_limit: GuessLimit::DEFAULT,
-        max_guess_limit: GuessLimit::DEFAULT,
+        cluster_id: ClusterId::new(cluster_id),
+        ticket_ttl_ms: TICKET_TTL_MS,
+        verify_tokens: s.tokens,
+        ..ReplicaOptions::default()
+    };
+    let replica = MemoryReplica::bootstrap(hsm, issuers, options)
+        .await
+        .expect("bootstrap");
+    let server = Arc::new(Server {
+        service: replica.service(),
+        replica,
     });
     let setup = Instant::now();
     fill(&server, s.filler);
-    let accounts = Arc::new(register(&server, s.accounts).await);
+    let accounts = Arc::new(register(&server, &issuer, s.accounts).await);
     eprintln!(
         "bound: {} accounts registered and {} filler accounts in {:.1} s; measuring for {:.0} s",
         s.accounts,
@@ -434,14 +396,13 @@ async fn run(s: Settings) -> serde_json::Value {
         // Server: RecoverStart for all of them (timed).
         let (cpu0, t0) = (cpu_time(), Instant::now());
         let started = {
-            let (server, accounts) = (server.clone(), accounts.clone());
+            let server = server.clone();
             concurrently(attempts.clone(), s.clients, move |items, i| {
-                let (server, accounts) = (server.clone(), accounts.clone());
+                let server = server.clone();
                 async move {
                     let a = &items[i];
-                    let acct = &accounts[a.account];
                     server
-                        .recover_start(&a.token, &acct.id, &a.attempt_id, &a.credential_request)
+                        .recover_start(&a.token, &a.attempt_id, &a.credential_request)
                         .await
                 }
             })
@@ -471,7 +432,6 @@ async fn run(s: Settings) -> serde_json::Value {
                 .iter()
                 .zip(&finished)
                 .map(|(a, (ticket, fin, _))| Finishing {
-                    account: a.account,
                     token: a.token.clone(),
                     ticket: ticket.clone(),
                     finalization: fin.clone(),
@@ -482,14 +442,13 @@ async fn run(s: Settings) -> serde_json::Value {
         // Server: RecoverFinish for all of them (timed).
         let (cpu2, t2) = (cpu_time(), Instant::now());
         let answers = {
-            let (server, accounts) = (server.clone(), accounts.clone());
+            let server = server.clone();
             concurrently(items, s.clients, move |items, i| {
-                let (server, accounts) = (server.clone(), accounts.clone());
+                let server = server.clone();
                 async move {
                     let f = &items[i];
-                    let acct = &accounts[f.account];
                     server
-                        .recover_finish(&f.token, &acct.id, &f.ticket, &f.finalization)
+                        .recover_finish(&f.token, &f.ticket, &f.finalization)
                         .await
                 }
             })

@@ -1,34 +1,39 @@
 //! The vault's logic end to end in one process, on a real SoftHSM token: the client flows
-//! of bkv-client, the OPAQUE server of bkv-core, the replicated state machine applied in
-//! order (no Raft, no network), and the HSM sealing everything through bkv-hsm.
+//! of bkv-client, the node's own vault service (bkv-vault: token check, charge, OPAQUE
+//! server, tickets, outcomes to statuses) over an in-memory replica of the state machine
+//! (applied in order; no Raft, no network), and the HSM sealing everything through bkv-hsm.
 //!
 //! One linear story with named phases: register, activate, recover with the right password,
 //! count wrong guesses down, reset with the right password, exhaust the limit, and see the
 //! record destroyed so that even the right password gets nothing.
 
 use bkv_client::{KsfParams, Recovery, Registration};
-use bkv_core::opaque::{self, ChargedRecord, ProtocolError, ServerSecrets};
-use bkv_core::record::seal_record;
-use bkv_core::{
-    AccountId, AttemptId, BackupKey, ClusterId, Command, GuessLimit, Outcome, RecordStatus,
-    RecordVersion, Rejection, Request, RequestId, VaultState, protocol,
-};
+use bkv_core::token::TrustedIssuers;
+use bkv_core::{AccountId, BackupKey, ClusterId, GuessLimit, RecordStatus, RecordVersion};
+use bkv_devkit::testing::authorized;
+use bkv_devkit::{MemoryReplica, ReplicaOptions, issue_token};
 use bkv_hsm::Partition;
 use bkv_hsm::testing::TestToken;
+use bkv_proto::v1::vault_server::Vault as _;
+use bkv_proto::v1::{
+    ActivateRequest, RecoverFinishRequest, RecoverStartRequest, RegisterFinishRequest,
+    RegisterStartRequest,
+};
+use bkv_vault::VaultService;
+use ed25519_dalek::SigningKey;
 use rand::RngCore as _;
 use rand::rngs::OsRng;
 use secrecy::SecretString;
+use tonic::Code;
 
-const NOW: u64 = 1_800_000_000_000;
-const TTL: u64 = 300_000;
+const CLUSTER: &str = "story";
+const ISSUER: &str = "story-issuer";
 
-/// The server side of a one-node vault without I/O: state applied in log order.
+/// A one-node vault in process: the vault service over a replica sealing with a real token.
 struct Vault {
-    hsm: Partition,
-    state: VaultState,
-    index: u64,
-    secrets: ServerSecrets,
-    cluster: ClusterId,
+    replica: MemoryReplica<Partition>,
+    service: VaultService<MemoryReplica<Partition>>,
+    issuer: SigningKey,
 }
 
 /// What a recovery attempt ended with.
@@ -42,168 +47,148 @@ enum Recovered {
 
 impl Vault {
     async fn new(hsm: Partition) -> Self {
-        let key = hsm.generate_cluster_key().await.expect("cluster key");
-        let cluster = ClusterId::new([7; 16]);
-        let secrets = ServerSecrets::generate(&mut OsRng);
-        let sealed = secrets
-            .seal(&hsm, &cluster)
-            .await
-            .expect("seal server setup");
-        let mut vault = Self {
-            hsm,
-            state: VaultState::default(),
-            index: 0,
-            secrets,
-            cluster,
-        };
-        let outcome = vault.apply(Command::Bootstrap {
-            cluster_id: cluster,
-            cluster_name: "story".into(),
-            sealed_server_setup: sealed.clone(),
-            key_check_value: key.key_check_value,
-            key_id: key.key_id,
-            default_guess_limit: GuessLimit::DEFAULT,
+        hsm.generate_cluster_key().await.expect("cluster key");
+        let issuer = SigningKey::generate(&mut OsRng);
+        let mut issuers = TrustedIssuers::new(3600, 60);
+        issuers.insert(ISSUER, issuer.verifying_key());
+        let options = ReplicaOptions {
+            cluster_name: CLUSTER.into(),
+            cluster_id: ClusterId::new([7; 16]),
             max_guess_limit: GuessLimit::parse_max(100).expect("limit"),
-        });
-        assert_eq!(outcome, Outcome::Bootstrapped);
-        // The setup sealed in the log opens to the same secrets.
-        let reopened = ServerSecrets::unseal(&vault.hsm, &cluster, &sealed)
+            ..ReplicaOptions::default()
+        };
+        let replica = MemoryReplica::bootstrap(hsm, issuers, options)
             .await
-            .expect("unseal setup");
-        assert_eq!(*reopened.to_bytes(), *vault.secrets.to_bytes());
-        vault
+            .expect("bootstrap");
+        Self {
+            service: replica.service(),
+            replica,
+            issuer,
+        }
     }
 
-    fn apply(&mut self, command: Command) -> Outcome {
-        self.index += 1;
-        self.state
-            .apply(
-                self.index,
-                &Request {
-                    at_unix_ms: NOW,
-                    command,
-                },
-            )
-            .outcome
+    fn token(&self, account: &AccountId) -> String {
+        issue_token(&self.issuer, ISSUER, CLUSTER, account, 600).expect("token")
     }
 
     async fn register(
-        &mut self,
+        &self,
         account: &AccountId,
         password: &str,
         limit: u32,
     ) -> (RecordVersion, BackupKey) {
+        let token = self.token(account);
         let key = BackupKey::generate();
-        let (client, request) = Registration::start(SecretString::from(password)).expect("start");
-        let request = opaque::parse_registration_request(&request).expect("request");
-        let response =
-            opaque::registration_start(&self.secrets, account, request).expect("response");
-        let upload = client
-            .finish(&response, account, &key, &KsfParams::light())
-            .expect("finish");
-        let parsed =
-            opaque::parse_registration_upload(&upload.registration_upload).expect("upload");
-        let sealed_key = opaque::parse_sealed_key(upload.sealed_key).expect("sealed key");
-        let guess_limit =
-            GuessLimit::parse(limit, GuessLimit::parse_max(100).expect("max")).expect("limit");
-        let record = opaque::record_from_upload(parsed, sealed_key, guess_limit);
-        let request_id = RequestId::new(random16());
-        let sealed_record = seal_record(&self.hsm, &self.cluster, account, &request_id, &record)
+        let (client, registration_request) =
+            Registration::start(SecretString::from(password)).expect("start");
+        let response = self
+            .service
+            .register_start(authorized(
+                RegisterStartRequest {
+                    registration_request,
+                },
+                &token,
+            ))
             .await
-            .expect("seal record");
-        let version = match self.apply(Command::Stage {
-            account: account.clone(),
-            request_id,
-            guess_limit,
-            sealed_record,
-        }) {
-            Outcome::Staged { version } => version,
-            other => panic!("stage: {other:?}"),
-        };
-        (version, key)
+            .expect("register start")
+            .into_inner();
+        let upload = client
+            .finish(
+                &response.registration_response,
+                account,
+                &key,
+                &KsfParams::light(),
+            )
+            .expect("finish");
+        let staged = self
+            .service
+            .register_finish(authorized(
+                RegisterFinishRequest {
+                    request_id: random16().to_vec(),
+                    registration_upload: upload.registration_upload,
+                    sealed_key: upload.sealed_key,
+                    guess_limit: limit,
+                },
+                &token,
+            ))
+            .await
+            .expect("register finish")
+            .into_inner();
+        (RecordVersion(staged.version), key)
     }
 
-    async fn recover(&mut self, account: &AccountId, password: &str) -> Recovered {
-        let (client, request) = Recovery::start(SecretString::from(password)).expect("start");
-        let parsed = opaque::parse_credential_request(&request).expect("credential request");
-        let charged = match self.apply(Command::ChargeGuess {
-            account: account.clone(),
-            attempt_id: AttemptId::new(random16()),
-            request_hash: protocol::credential_request_hash(&request),
-        }) {
-            outcome @ Outcome::Charged { .. } => {
-                ChargedRecord::from_outcome(outcome).expect("charged")
-            }
-            Outcome::Destroyed { .. } | Outcome::Rejected(Rejection::RecordDestroyed { .. }) => {
-                return Recovered::Destroyed;
-            }
-            Outcome::Rejected(Rejection::NoRecord) => return Recovered::NoRecord,
-            other => panic!("charge: {other:?}"),
+    async fn activate(&self, account: &AccountId, version: RecordVersion) -> u64 {
+        self.service
+            .activate(authorized(
+                ActivateRequest {
+                    version: version.get(),
+                },
+                &self.token(account),
+            ))
+            .await
+            .expect("activate")
+            .into_inner()
+            .version
+    }
+
+    async fn recover(&self, account: &AccountId, password: &str) -> Recovered {
+        let token = self.token(account);
+        let (client, credential_request) =
+            Recovery::start(SecretString::from(password)).expect("start");
+        let started = self
+            .service
+            .recover_start(authorized(
+                RecoverStartRequest {
+                    attempt_id: random16().to_vec(),
+                    credential_request,
+                },
+                &token,
+            ))
+            .await;
+        let started = match started {
+            Ok(answer) => answer.into_inner(),
+            Err(s) if s.code() == Code::FailedPrecondition => return Recovered::Destroyed,
+            Err(s) if s.code() == Code::NotFound => return Recovered::NoRecord,
+            Err(s) => panic!("recover start: {s:?}"),
         };
-        let remaining = charged.guesses_remaining;
-        let started = opaque::login_start(
-            &self.hsm,
-            &self.secrets,
-            &self.cluster,
-            account,
-            charged,
-            parsed,
-            NOW,
-            TTL,
-        )
-        .await
-        .expect("login start");
-        let (finalization, session) =
+        let (credential_finalization, session) =
             match client.finish(&started.credential_response, account, &KsfParams::light()) {
                 Ok(done) => done,
                 Err(bkv_client::ClientError::WrongPassword) => {
                     return Recovered::WrongPassword {
-                        guesses_remaining: remaining,
+                        guesses_remaining: started.guesses_remaining,
                     };
                 }
                 Err(e) => panic!("client finish: {e}"),
             };
-        let finalization =
-            opaque::parse_credential_finalization(&finalization).expect("finalization");
-        let finished = match opaque::login_finish(
-            &self.hsm,
-            &self.cluster,
-            account,
-            &started.ticket,
-            finalization,
-            NOW,
-        )
-        .await
-        {
-            Ok(f) => f,
-            Err(ProtocolError::WrongPassword {
-                guesses_remaining, ..
-            }) => {
-                return Recovered::WrongPassword { guesses_remaining };
-            }
-            Err(e) => panic!("login finish: {e}"),
-        };
-        match self.apply(Command::ResetGuesses {
-            account: account.clone(),
-            version: finished.version,
-            charge: finished.charge,
-        }) {
-            Outcome::Reset { .. } => {}
-            Outcome::Rejected(Rejection::RecordDestroyed { .. }) => return Recovered::Destroyed,
-            other => panic!("reset: {other:?}"),
-        }
+        let finished = self
+            .service
+            .recover_finish(authorized(
+                RecoverFinishRequest {
+                    ticket: started.ticket,
+                    credential_finalization,
+                },
+                &token,
+            ))
+            .await
+            .expect("recover finish")
+            .into_inner();
         Recovered::Key(
             session
-                .open(&finished.transported_key, finished.version)
+                .open(&finished.transported_key, RecordVersion(finished.version))
                 .expect("open"),
         )
     }
 
     fn guesses_used(&self, account: &AccountId) -> Option<u32> {
-        match self.state.account_status(account).record {
+        match self.record(account) {
             RecordStatus::Active { guesses_used, .. } => Some(guesses_used),
             _ => None,
         }
+    }
+
+    fn record(&self, account: &AccountId) -> RecordStatus {
+        self.replica.read(|s| s.account_status(account).record)
     }
 }
 
@@ -216,7 +201,7 @@ fn random16() -> [u8; 16] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_recover_count_down_reset_and_destroy_on_a_real_token() {
     let token = TestToken::new();
-    let mut vault = Vault::new(token.open().await).await;
+    let vault = Vault::new(token.open().await).await;
     let alice = AccountId::parse("alice@example.com").expect("account");
     const LIMIT: u32 = 3;
 
@@ -229,13 +214,7 @@ async fn register_recover_count_down_reset_and_destroy_on_a_real_token() {
         ),
         "a staged record is not recoverable"
     );
-    assert_eq!(
-        vault.apply(Command::Activate {
-            account: alice.clone(),
-            version
-        }),
-        Outcome::Activated { version }
-    );
+    assert_eq!(vault.activate(&alice, version).await, version.get());
 
     // Phase: recover with the right password: the same key comes back, the counter resets.
     match vault.recover(&alice, "correct horse").await {
@@ -276,7 +255,7 @@ async fn register_recover_count_down_reset_and_destroy_on_a_real_token() {
         Recovered::Destroyed
     ));
     assert!(matches!(
-        vault.state.account_status(&alice).record,
+        vault.record(&alice),
         RecordStatus::Destroyed { version: v } if v == version
     ));
 
@@ -287,7 +266,7 @@ async fn register_recover_count_down_reset_and_destroy_on_a_real_token() {
     ));
 
     // The snapshot of the state holds no trace of the key or the password.
-    let snapshot = vault.state.encode();
+    let snapshot = vault.replica.read(|s| s.encode());
     let needle = key.expose().to_vec();
     assert!(
         !snapshot

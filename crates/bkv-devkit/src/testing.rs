@@ -11,3 +11,15 @@ mod server;
 pub use fake_admin::{FAKE_KCV, FakeAdmin, FakeMembership};
 pub use fake_vault::{Call, FakeCluster, FakeVault, Fault, TEST_AUDIENCE, TEST_ISSUER};
 pub use server::{TestPki, TestServer, dead_endpoint, serve};
+
+/// A request carrying `token` in its `authorization` metadata, as a client's call does: for
+/// calling a vault service in process.
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("{}{token}", bkv_proto::contract::BEARER_PREFIX).parse() {
+        request
+            .metadata_mut()
+            .insert(bkv_proto::contract::AUTHORIZATION, value);
+    }
+    request
+}

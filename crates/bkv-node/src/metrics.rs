@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tonic::{Code, Response, Status};
 
-use crate::error::VaultError;
+use bkv_vault::{CallReport, VaultError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -208,6 +208,33 @@ impl Metrics {
         }
     }
 
+    /// Counts a finished call by method and code, records its latency, and logs a refusal
+    /// (debug) or a failure of the node's own (error).
+    pub fn call_finished(&self, call: &CallReport<'_>) {
+        if let Some(e) = call.error {
+            match e {
+                VaultError::Internal(_) => {
+                    tracing::error!(method = call.method, error = %e, "call failed")
+                }
+                _ => tracing::debug!(method = call.method, error = %e, "call refused"),
+            }
+        }
+        let inner = &self.0;
+        inner
+            .requests
+            .get_or_create(&CallLabels {
+                method: call.method,
+                code: format!("{:?}", call.code),
+            })
+            .inc();
+        inner
+            .latency
+            .get_or_create(&MethodLabels {
+                method: call.method,
+            })
+            .observe(call.elapsed.as_secs_f64());
+    }
+
     /// One guess charged and answered.
     pub fn guess_charged(&self) {
         self.0.guesses_charged.inc();
@@ -291,32 +318,12 @@ pub struct CallTimer {
 impl CallTimer {
     /// Records the call's result and turns it into the gRPC answer.
     pub fn finish<T>(self, result: Result<T, VaultError>) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => Code::Ok,
-            Err(e) => e.code(),
-        };
-        if let Err(e) = &result {
-            match e {
-                VaultError::Internal(_) => {
-                    tracing::error!(method = self.method, error = %e, "call failed")
-                }
-                _ => tracing::debug!(method = self.method, error = %e, "call refused"),
-            }
-        }
-        let inner = &self.metrics.0;
-        inner
-            .requests
-            .get_or_create(&CallLabels {
-                method: self.method,
-                code: format!("{code:?}"),
-            })
-            .inc();
-        inner
-            .latency
-            .get_or_create(&MethodLabels {
-                method: self.method,
-            })
-            .observe(self.started.elapsed().as_secs_f64());
+        self.metrics.call_finished(&CallReport {
+            method: self.method,
+            code: result.as_ref().map_or_else(VaultError::code, |_| Code::Ok),
+            elapsed: self.started.elapsed(),
+            error: result.as_ref().err(),
+        });
         result.map(Response::new).map_err(Status::from)
     }
 }

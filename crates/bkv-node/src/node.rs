@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bkv_core::opaque::ServerSecrets;
 use bkv_core::token::TrustedIssuers;
-use bkv_core::{AccountId, ClusterConfig, Command, Outcome, Request as CoreRequest};
+use bkv_core::{AccountId, Command, Outcome, Request as CoreRequest};
 use bkv_hsm::{ClusterKeyInfo, Partition};
 use bkv_raft::{BkvNode, RaftNode, StateHandle, WriteError, Writer};
 use tokio::sync::watch;
@@ -24,22 +24,7 @@ use crate::limits::RateLimits;
 use crate::metrics::{CallTimer, Metrics};
 use crate::sealer::MeteredSealer;
 use crate::tls::TlsMaterial;
-
-/// What a serving node holds in memory to answer clients.
-pub struct Serving {
-    /// The cluster's OPAQUE server secrets, unsealed by this node's HSM.
-    pub secrets: ServerSecrets,
-    /// The replicated cluster configuration.
-    pub cluster: ClusterConfig,
-}
-
-impl fmt::Debug for Serving {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Serving")
-            .field("cluster_id", &self.cluster.cluster_id)
-            .finish()
-    }
-}
+use bkv_vault::Serving;
 
 /// Whether the node serves clients, and why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,18 +216,8 @@ impl Node {
             .map(|n| n.client_addr.clone())
     }
 
-    /// Checks the account token of a client call and returns its account.
-    pub fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<AccountId, VaultError> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| VaultError::Unauthenticated("no authorization metadata".into()))?;
-        let value = header
-            .to_str()
-            .map_err(|_| VaultError::Unauthenticated("authorization is not text".into()))?;
-        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
-            VaultError::Unauthenticated("authorization is not a Bearer token".into())
-        })?;
+    /// Verifies an account token for this cluster and returns its account.
+    pub fn verify_token(&self, token: &str) -> Result<AccountId, VaultError> {
         let audience = self
             .state()
             .cluster()
@@ -252,7 +227,7 @@ impl Node {
         let verified = self
             .0
             .issuers
-            .verify_cached(token.trim(), &audience, now)
+            .verify_cached(token, &audience, now)
             .map_err(|e| VaultError::Unauthenticated(e.to_string()))?;
         Ok(verified.account)
     }

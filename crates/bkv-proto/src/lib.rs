@@ -1,9 +1,11 @@
 //! Generated code for the bkv gRPC API: `bkv.v1.Vault` (clients), `bkv.v1.Admin`
-//! (operators) and `bkv.v1.Raft` (node to node). Nothing else lives here.
+//! (operators) and `bkv.v1.Raft` (node to node), and the [`contract`] constants (metadata
+//! keys, error reason words) that nodes and SDKs share.
 
-#![allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod contract;
 
 /// Package `bkv.v1`.
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("bkv.v1");
 }

@@ -1,32 +1,36 @@
-//! The client flows against bkv-core's OPAQUE server over a software sealer: the full
-//! register and recover story, wrong passwords, forged and altered messages, and a canary
-//! scan of everything that leaves a node or is stored.
+//! The client flows against the vault's own service (bkv-vault) over an in-memory replica
+//! with a software sealer, called in process: the full register and recover story, wrong
+//! passwords, forged and altered messages, and a canary scan of everything that leaves a
+//! node or is stored.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bkv_core::ids::{
-    AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
+use bkv_core::ids::{AccountId, RecordVersion};
+use bkv_core::opaque::testing::FakeSealer;
+use bkv_core::protocol::BackupKey;
+use bkv_core::token::TrustedIssuers;
+use bkv_devkit::testing::{TEST_AUDIENCE, TEST_ISSUER, authorized};
+use bkv_devkit::{MemoryReplica, ReplicaOptions, issue_token};
+use bkv_proto::v1::vault_server::Vault as _;
+use bkv_proto::v1::{
+    ActivateRequest, RecoverFinishRequest, RecoverFinishResponse, RecoverStartRequest,
+    RecoverStartResponse, RegisterFinishRequest, RegisterStartRequest,
 };
-use bkv_core::opaque::testing::{FakeSealer, block_on};
-use bkv_core::opaque::{self, ChargedRecord, LoginFinished, LoginStarted, ServerSecrets};
-use bkv_core::protocol::{self, BackupKey};
-use bkv_core::record::seal_record;
-use bkv_core::{Command, Outcome, ProtocolError};
+use bkv_vault::VaultService;
+use ed25519_dalek::SigningKey;
+use prost::Message as _;
 use rand::rngs::OsRng;
 use secrecy::SecretString;
+use tonic::{Code, Status};
 
 use super::*;
 use crate::{ClientError, KsfParams};
 
-const NOW: u64 = 1_700_000_000_000;
-const TTL: u64 = 300_000;
-const VERSION: RecordVersion = RecordVersion(11);
-
-/// The server side of one node, as the node would drive bkv-core.
+/// A vault node in process: the vault service over an in-memory replica.
 struct Node {
-    sealer: FakeSealer,
-    secrets: ServerSecrets,
-    cluster: ClusterId,
+    replica: MemoryReplica<FakeSealer>,
+    service: VaultService<MemoryReplica<FakeSealer>>,
+    token: String,
 }
 
 /// Everything the node produced in one register + recover story, as it would be sent or
@@ -41,94 +45,75 @@ impl Wire {
 }
 
 impl Node {
-    fn new() -> Self {
-        Self {
-            sealer: FakeSealer::new(),
-            secrets: ServerSecrets::generate(&mut OsRng),
-            cluster: ClusterId::new([4; 16]),
-        }
-    }
-
-    fn register_start(&self, account: &AccountId, request: &[u8]) -> Vec<u8> {
-        let request = opaque::parse_registration_request(request).unwrap();
-        opaque::registration_start(&self.secrets, account, request).unwrap()
-    }
-
-    /// Parses the upload, seals the record, and builds the `Stage` command; returns the
-    /// command and the sealed record.
-    fn register_finish(&self, account: &AccountId, upload: &RegisterUpload) -> (Command, Vec<u8>) {
-        let request_id = RequestId::new([8; 16]);
-        let parsed = opaque::parse_registration_upload(&upload.registration_upload).unwrap();
-        let sealed_key = opaque::parse_sealed_key(upload.sealed_key.clone()).unwrap();
-        let record = opaque::record_from_upload(parsed, sealed_key, GuessLimit::DEFAULT);
-        let sealed_record = block_on(seal_record(
-            &self.sealer,
-            &self.cluster,
-            account,
-            &request_id,
-            &record,
-        ))
-        .unwrap()
-        .unwrap();
-        let stage = Command::Stage {
-            account: account.clone(),
-            request_id,
-            guess_limit: GuessLimit::DEFAULT,
-            sealed_record: sealed_record.clone(),
+    async fn new() -> Self {
+        let issuer = SigningKey::generate(&mut OsRng);
+        let mut issuers = TrustedIssuers::new(3600, 60);
+        issuers.insert(TEST_ISSUER, issuer.verifying_key());
+        let options = ReplicaOptions {
+            cluster_name: TEST_AUDIENCE.into(),
+            keep_log: true,
+            ..ReplicaOptions::default()
         };
-        (stage, sealed_record)
-    }
-
-    /// What the state machine would answer to `ChargeGuess` on this record.
-    fn charged(&self, sealed_record: &[u8], charge: u64) -> Outcome {
-        Outcome::Charged {
-            version: VERSION,
-            charge: ChargeNumber(charge),
-            guesses_remaining: GuessLimit::DEFAULT.get() - 1,
-            guess_limit: GuessLimit::DEFAULT,
-            request_id: RequestId::new([8; 16]),
-            sealed_record: sealed_record.to_vec(),
+        let replica = MemoryReplica::bootstrap(FakeSealer::new(), issuers, options)
+            .await
+            .unwrap();
+        let token = issue_token(&issuer, TEST_ISSUER, TEST_AUDIENCE, &account(), 600).unwrap();
+        Self {
+            service: replica.service(),
+            replica,
+            token,
         }
     }
 
-    fn recover_start(
-        &self,
-        account: &AccountId,
-        credential_request: &[u8],
-        charged: Outcome,
-    ) -> LoginStarted {
-        let request = opaque::parse_credential_request(credential_request).unwrap();
-        let charged = ChargedRecord::from_outcome(charged).unwrap();
-        block_on(opaque::login_start(
-            &self.sealer,
-            &self.secrets,
-            &self.cluster,
-            account,
-            charged,
-            request,
-            NOW,
-            TTL,
-        ))
-        .unwrap()
-        .unwrap()
+    async fn register_start(&self, request: &[u8]) -> Vec<u8> {
+        let message = RegisterStartRequest {
+            registration_request: request.to_vec(),
+        };
+        let answer = self
+            .service
+            .register_start(authorized(message, &self.token));
+        answer.await.unwrap().into_inner().registration_response
     }
 
-    fn recover_finish(
+    /// Stages and activates the upload; returns the active version.
+    async fn register_finish(&self, upload: &RegisterUpload) -> RecordVersion {
+        let message = RegisterFinishRequest {
+            request_id: vec![8; 16],
+            registration_upload: upload.registration_upload.clone(),
+            sealed_key: upload.sealed_key.clone(),
+            guess_limit: 0,
+        };
+        let staged = self
+            .service
+            .register_finish(authorized(message, &self.token));
+        let version = staged.await.unwrap().into_inner().version;
+        let message = ActivateRequest { version };
+        let active = self.service.activate(authorized(message, &self.token));
+        RecordVersion(active.await.unwrap().into_inner().version)
+    }
+
+    async fn recover_start(&self, credential_request: &[u8]) -> RecoverStartResponse {
+        let message = RecoverStartRequest {
+            attempt_id: rand::random::<[u8; 16]>().to_vec(),
+            credential_request: credential_request.to_vec(),
+        };
+        let answer = self.service.recover_start(authorized(message, &self.token));
+        answer.await.unwrap().into_inner()
+    }
+
+    async fn recover_finish(
         &self,
-        account: &AccountId,
         ticket: &[u8],
         finalization: &[u8],
-    ) -> Result<LoginFinished, ProtocolError> {
-        let finalization = opaque::parse_credential_finalization(finalization)?;
-        block_on(opaque::login_finish(
-            &self.sealer,
-            &self.cluster,
-            account,
-            ticket,
-            finalization,
-            NOW + 1,
-        ))
-        .unwrap()
+    ) -> Result<RecoverFinishResponse, Status> {
+        let message = RecoverFinishRequest {
+            ticket: ticket.to_vec(),
+            credential_finalization: finalization.to_vec(),
+        };
+        let answer = self
+            .service
+            .recover_finish(authorized(message, &self.token));
+        answer.await.map(tonic::Response::into_inner)
     }
 }
 
@@ -140,50 +125,53 @@ fn password(s: &str) -> SecretString {
     SecretString::from(s)
 }
 
-/// Registers `key` under `pw`; returns the sealed record.
-fn register(node: &Node, pw: &str, key: &BackupKey, ksf: &KsfParams, wire: &mut Wire) -> Vec<u8> {
+/// Registers `key` under `pw` and activates it; returns the version.
+async fn register(
+    node: &Node,
+    pw: &str,
+    key: &BackupKey,
+    ksf: &KsfParams,
+    wire: &mut Wire,
+) -> RecordVersion {
     let account = account();
     let (registration, request) = Registration::start(password(pw)).unwrap();
     wire.push("registration_request", request.clone());
-    let response = node.register_start(&account, &request);
+    let response = node.register_start(&request).await;
     wire.push("registration_response", response.clone());
     let upload = registration.finish(&response, &account, key, ksf).unwrap();
     wire.push("registration_upload", upload.registration_upload.clone());
     wire.push("sealed_key", upload.sealed_key.clone());
-    let (stage, sealed_record) = node.register_finish(&account, &upload);
-    wire.push("sealed_record", sealed_record.clone());
-    wire.push("stage_command", postcard::to_stdvec(&stage).unwrap());
-    sealed_record
+    node.register_finish(&upload).await
 }
 
-#[test]
-fn register_then_recover_gives_back_the_key() {
-    let node = Node::new();
+#[tokio::test]
+async fn register_then_recover_gives_back_the_key() {
+    let node = Node::new().await;
     let ksf = KsfParams::light();
     let key = BackupKey::generate();
     let mut wire = Wire::default();
     // Phase 1: registration.
-    let sealed_record = register(&node, "tr0ub4dor&3", &key, &ksf, &mut wire);
-    // Phase 2: recovery start, after the charge.
+    let version = register(&node, "tr0ub4dor&3", &key, &ksf, &mut wire).await;
+    // Phase 2: recovery start: the guess is charged.
     let (recovery, request) = Recovery::start(password("tr0ub4dor&3")).unwrap();
-    let started = node.recover_start(&account(), &request, node.charged(&sealed_record, 1));
+    let started = node.recover_start(&request).await;
+    assert_eq!(started.version, version.get());
+    assert_eq!(started.guesses_remaining, started.guess_limit - 1);
     // Phase 3: the client verifies the server and finishes.
     let (finalization, session) = recovery
         .finish(&started.credential_response, &account(), &ksf)
         .unwrap();
     let finished = node
-        .recover_finish(&account(), &started.ticket, &finalization)
+        .recover_finish(&started.ticket, &finalization)
+        .await
         .unwrap();
-    assert_eq!(finished.version, VERSION);
-    assert_eq!(finished.charge, ChargeNumber(1));
+    assert_eq!(finished.version, version.get());
     // Phase 4: the client opens the key.
-    let recovered = session
-        .open(&finished.transported_key, finished.version)
-        .unwrap();
+    let recovered = session.open(&finished.transported_key, version).unwrap();
     assert_eq!(recovered, key);
     // The transported key is bound to the version, and to its bytes.
     assert_eq!(
-        session.open(&finished.transported_key, RecordVersion(12)),
+        session.open(&finished.transported_key, RecordVersion(version.get() + 1)),
         Err(ClientError::KeyRejected {
             what: "transported_key"
         })
@@ -191,23 +179,23 @@ fn register_then_recover_gives_back_the_key() {
     let mut altered = finished.transported_key.clone();
     altered[13] ^= 1;
     assert_eq!(
-        session.open(&altered, finished.version),
+        session.open(&altered, version),
         Err(ClientError::KeyRejected {
             what: "transported_key"
         })
     );
-    assert!(session.open(&[], finished.version).is_err());
+    assert!(session.open(&[], version).is_err());
 }
 
-#[test]
-fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_server() {
-    let node = Node::new();
+#[tokio::test]
+async fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_server() {
+    let node = Node::new().await;
     let ksf = KsfParams::light();
     let key = BackupKey::generate();
-    let sealed_record = register(&node, "right password", &key, &ksf, &mut Wire::default());
+    register(&node, "right password", &key, &ksf, &mut Wire::default()).await;
 
     let (recovery, request) = Recovery::start(password("wrong password")).unwrap();
-    let started = node.recover_start(&account(), &request, node.charged(&sealed_record, 4));
+    let started = node.recover_start(&request).await;
     // The client learns it itself; there is no finalization to send.
     assert_eq!(
         recovery
@@ -215,28 +203,27 @@ fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_server(
             .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
-    // A client that forges one anyway gets PERMISSION_DENIED's counters from the ticket.
-    assert_eq!(
-        node.recover_finish(&account(), &started.ticket, &[0x42; 64]),
-        Err(ProtocolError::WrongPassword {
-            version: VERSION,
-            charge: ChargeNumber(4),
-            guesses_remaining: GuessLimit::DEFAULT.get() - 1,
-        })
-    );
+    // A client that forges one anyway gets PERMISSION_DENIED with the ticket's counters.
+    let refused = node
+        .recover_finish(&started.ticket, &[0x42; 64])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let detail = bkv_proto::v1::ErrorDetail::decode(refused.details()).unwrap();
+    assert_eq!(detail.guesses_remaining, Some(started.guesses_remaining));
 }
 
-#[test]
-fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
-    let node = Node::new();
+#[tokio::test]
+async fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
+    let node = Node::new().await;
     let key = BackupKey::generate();
-    let sealed_record = register(&node, "pw", &key, &KsfParams::light(), &mut Wire::default());
+    register(&node, "pw", &key, &KsfParams::light(), &mut Wire::default()).await;
     let other_ksf = KsfParams {
         t_cost: 2,
         ..KsfParams::light()
     };
     let (recovery, request) = Recovery::start(password("pw")).unwrap();
-    let started = node.recover_start(&account(), &request, node.charged(&sealed_record, 1));
+    let started = node.recover_start(&request).await;
     assert_eq!(
         recovery
             .finish(&started.credential_response, &account(), &other_ksf)
@@ -245,7 +232,7 @@ fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
     );
     // The envelope is bound to the account through the client identifier.
     let (recovery, request) = Recovery::start(password("pw")).unwrap();
-    let started = node.recover_start(&account(), &request, node.charged(&sealed_record, 2));
+    let started = node.recover_start(&request).await;
     let bob = AccountId::parse("bob").unwrap();
     assert_eq!(
         recovery
@@ -255,8 +242,8 @@ fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
     );
 }
 
-#[test]
-fn malformed_server_messages_are_typed_errors() {
+#[tokio::test]
+async fn malformed_server_messages_are_typed_errors() {
     let ksf = KsfParams::light();
     let key = BackupKey::generate();
     let cases: [(&[u8], &str); 3] = [
@@ -284,8 +271,8 @@ fn malformed_server_messages_are_typed_errors() {
     );
     // A server that reflects the client's blinded element back is caught.
     let (registration, request) = Registration::start(password("pw")).unwrap();
-    let node = Node::new();
-    let mut reflected = node.register_start(&account(), &request);
+    let node = Node::new().await;
+    let mut reflected = node.register_start(&request).await;
     reflected[..32].copy_from_slice(&request);
     assert_eq!(
         registration.finish(&reflected, &account(), &key, &ksf),
@@ -296,24 +283,23 @@ fn malformed_server_messages_are_typed_errors() {
     );
 }
 
-#[test]
-fn default_ksf_params_work_end_to_end() {
-    let node = Node::new();
+#[tokio::test]
+async fn default_ksf_params_work_end_to_end() {
+    let node = Node::new().await;
     let ksf = KsfParams::default();
     let key = BackupKey::generate();
-    let sealed_record = register(&node, "a real password", &key, &ksf, &mut Wire::default());
+    let version = register(&node, "a real password", &key, &ksf, &mut Wire::default()).await;
     let (recovery, request) = Recovery::start(password("a real password")).unwrap();
-    let started = node.recover_start(&account(), &request, node.charged(&sealed_record, 1));
+    let started = node.recover_start(&request).await;
     let (finalization, session) = recovery
         .finish(&started.credential_response, &account(), &ksf)
         .unwrap();
     let finished = node
-        .recover_finish(&account(), &started.ticket, &finalization)
+        .recover_finish(&started.ticket, &finalization)
+        .await
         .unwrap();
     assert_eq!(
-        session
-            .open(&finished.transported_key, finished.version)
-            .ok(),
+        session.open(&finished.transported_key, version).ok(),
         Some(key)
     );
 }
@@ -357,66 +343,45 @@ fn leaks(wire: &Wire, secrets: &[(&'static str, Vec<u8>)]) -> Vec<String> {
     found
 }
 
-#[test]
-fn canary_secrets_never_leave_the_client_in_clear() {
+#[tokio::test]
+async fn canary_secrets_never_leave_the_client_in_clear() {
     const CANARY_PASSWORD: &str = "canary-password-7f3e9a1c5b";
     const CANARY_KEY: &[u8; 32] = b"CANARY-BACKUP-KEY-0123456789abcd";
-    let node = Node::new();
+    let node = Node::new().await;
     let ksf = KsfParams::light();
     let key = BackupKey::from_bytes(*CANARY_KEY);
     let mut wire = Wire::default();
 
     // Register and recover, recording everything that travels or is stored.
-    let sealed_record = register(&node, CANARY_PASSWORD, &key, &ksf, &mut wire);
+    let version = register(&node, CANARY_PASSWORD, &key, &ksf, &mut wire).await;
     let (recovery, request) = Recovery::start(password(CANARY_PASSWORD)).unwrap();
     wire.push("credential_request", request.clone());
-    let charge = Command::ChargeGuess {
-        account: account(),
-        attempt_id: AttemptId::new([1; 16]),
-        request_hash: protocol::credential_request_hash(&request),
-    };
-    wire.push("charge_command", postcard::to_stdvec(&charge).unwrap());
-    let charged = node.charged(&sealed_record, 1);
-    wire.push("charged_outcome", postcard::to_stdvec(&charged).unwrap());
-    let started = node.recover_start(&account(), &request, charged);
-    wire.push("credential_response", started.credential_response.clone());
-    wire.push("ticket", started.ticket.clone());
-    wire.push("login_started_debug", format!("{started:?}"));
+    let started = node.recover_start(&request).await;
+    wire.push("recover_start_response", started.encode_to_vec());
+    wire.push("recover_start_debug", format!("{started:?}"));
     let (finalization, session) = recovery
         .finish(&started.credential_response, &account(), &ksf)
         .unwrap();
     wire.push("credential_finalization", finalization.clone());
     let finished = node
-        .recover_finish(&account(), &started.ticket, &finalization)
+        .recover_finish(&started.ticket, &finalization)
+        .await
         .unwrap();
-    wire.push("transported_key", finished.transported_key.clone());
-    wire.push("login_finished_debug", format!("{finished:?}"));
-    let reset = Command::ResetGuesses {
-        account: account(),
-        version: finished.version,
-        charge: finished.charge,
-    };
-    wire.push("reset_command", postcard::to_stdvec(&reset).unwrap());
-    let forged = node.recover_finish(&account(), &started.ticket, &[0; 64]);
-    wire.push(
-        "wrong_password_error",
-        format!(
-            "{forged:?} {}",
-            forged
-                .clone()
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-        ),
-    );
+    wire.push("recover_finish_response", finished.encode_to_vec());
+    let forged = node.recover_finish(&started.ticket, &[0; 64]).await;
+    wire.push("wrong_password_error", format!("{forged:?}"));
+    // The replicated log: every command the node committed, as Raft would carry and store
+    // it, and the state a snapshot would hold.
+    for entry in node.replica.log() {
+        wire.push("raft_entry", postcard::to_stdvec(&entry).unwrap());
+    }
+    wire.push("state", node.replica.read(|s| s.encode()));
     wire.push(
         "debug_of_client_values",
-        format!("{session:?} {key:?} {:?} {:?}", node.secrets, ksf),
+        format!("{session:?} {key:?} {ksf:?}"),
     );
     assert_eq!(
-        session
-            .open(&finished.transported_key, finished.version)
-            .ok(),
+        session.open(&finished.transported_key, version).ok(),
         Some(key)
     );
 
@@ -427,7 +392,13 @@ fn canary_secrets_never_leave_the_client_in_clear() {
         ("export key", export_key.expose().to_vec()),
         ("session key", session_key.expose().to_vec()),
     ];
-    assert_eq!(wire.0.len(), 18, "every value was recorded");
+    // 4 registration messages, 4 recovery messages, 2 debug prints, an error, 4 log entries
+    // (stage, activate, charge, reset: the forged finish commits nothing), and the state.
+    assert_eq!(
+        wire.0.len(),
+        4 + 4 + 2 + 1 + 4 + 1,
+        "every value was recorded"
+    );
     assert_eq!(leaks(&wire, &secrets), Vec::<String>::new());
 
     // The scanner itself finds each form of a leak.

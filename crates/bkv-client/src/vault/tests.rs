@@ -72,7 +72,7 @@ impl Rig {
     /// `n` fake nodes of one cluster, each on its own TLS port.
     async fn new(n: usize) -> Self {
         let pki = TestPki::new();
-        let cluster = FakeCluster::new(pki.issuer_key().verifying_key());
+        let cluster = FakeCluster::new(pki.issuer_key().verifying_key()).await;
         let names = ["a", "b", "c", "d"];
         let mut nodes = Vec::new();
         let mut servers = Vec::new();
@@ -456,13 +456,13 @@ async fn recovery_retries_resend_identical_bytes_and_charge_once() {
             .is_empty()
     );
     // One attempt, one charge, and it was reset by the good password.
-    assert_eq!(rig.cluster.charges().await, 1);
-    assert_eq!(rig.cluster.guesses_used(ACCOUNT).await, Some(0));
+    assert_eq!(rig.cluster.charges(), 1);
+    assert_eq!(rig.cluster.guesses_used(ACCOUNT), Some(0));
     assert_eq!(recovered.guesses_remaining_before, 4);
 
     // A second recovery is a new attempt with new ids.
     vault.recover(&account(), pw("pw")).await.unwrap();
-    assert_eq!(rig.cluster.charges().await, 2);
+    assert_eq!(rig.cluster.charges(), 2);
     let all: Vec<_> = a
         .calls_of("RecoverStart")
         .into_iter()
