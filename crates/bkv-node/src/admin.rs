@@ -1,5 +1,6 @@
-//! The operator API, `bkv.v1.Admin` (DESIGN.md §6): cluster initialisation, the cluster-key
-//! ceremony and membership, status, leadership transfer, snapshots and the audit stream.
+//! The operator API, `bkv.v1.Admin` (docs/DESIGN.md §6): cluster initialisation, the
+//! cluster-key ceremony and membership, status, leadership transfer, snapshots and the audit
+//! stream.
 //!
 //! Served under mutual TLS; each call checks the role of the caller's certificate. The
 //! ceremony itself (what the leader does to add a node) lives in [`crate::ceremony`].

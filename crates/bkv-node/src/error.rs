@@ -1,4 +1,4 @@
-//! The node's error type and its one conversion to `tonic::Status` (DESIGN.md §4).
+//! The node's error type and its one conversion to `tonic::Status` (docs/DESIGN.md §4.6).
 //!
 //! Every status that carries details carries an encoded `bkv.v1.ErrorDetail`, so clients can
 //! read the field at fault, the guesses remaining, the retry delay or the leader hint without

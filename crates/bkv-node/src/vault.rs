@@ -1,5 +1,5 @@
-//! The client API, `bkv.v1.Vault` (DESIGN.md §4): registration, activation, guess-limited
-//! recovery, status and delete.
+//! The client API, `bkv.v1.Vault` (docs/DESIGN.md §4): registration, activation,
+//! guess-limited recovery, status and delete.
 //!
 //! Every call is authenticated by an account token; every state change goes through the Raft
 //! log. In `RecoverStart` the guess is committed and applied before anything derived from the
