@@ -432,7 +432,7 @@ impl AdminService {
         .map_err(|_| VaultError::unavailable("raft stopped"))?;
         // What is on disk, not `get_snapshot`: that reads the whole file back (370 MB at a
         // million accounts) on the task that applies entries, and held up every write on the
-        // leader for a third of a second (BENCHMARKS.md).
+        // leader for a third of a second (docs/benchmarks-history.md §4).
         let on_disk = raft.snapshot_on_disk();
         let (index, size) = (on_disk.last_log_id.map_or(0, |l| l.index), on_disk.bytes);
         self.node.metrics().snapshot_on_disk(size);
