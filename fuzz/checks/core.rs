@@ -406,7 +406,8 @@ impl TokenCase {
         format!("{signed}.{}", B64.encode(sig))
     }
 
-    /// Whether the token must be accepted: every rule of DESIGN.md §4, stated independently.
+    /// Whether the token must be accepted: every rule of docs/DESIGN.md §4.2, stated
+    /// independently.
     pub fn acceptable(&self) -> bool {
         let signed_by_trusted = self.signer == Signer::Trusted && self.sig_flip.is_none();
         let not_before = self.nbf.unwrap_or(self.iat).max(self.iat);

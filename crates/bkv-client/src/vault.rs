@@ -1,7 +1,7 @@
 //! The vault SDK: register a backup key under a password, recover it, ask the record's
-//! status, delete it. Each method runs the client side of the protocol (DESIGN.md §4)
-//! over [`Failover`], which retries only what is safe to retry with the same ids and
-//! bytes.
+//! status, delete it. Each method runs the client side of the protocol
+//! (docs/DESIGN.md §4) over [`Failover`], which retries only what is safe to retry with the
+//! same ids and bytes.
 
 use bkv_core::ids::{AccountId, RecordVersion};
 use bkv_core::protocol::{BackupKey, MAX_TICKET_LEN, MAX_TRANSPORTED_KEY_LEN};

@@ -5,8 +5,8 @@
 //! the bytes), so serializing through `serialize_bytes` changes nothing on disk or on the
 //! wire, only the speed: a snapshot of a million accounts is hundreds of MB of sealed records,
 //! which element by element took most of the time of building and loading a snapshot
-//! (BENCHMARKS.md). The reader still accepts a sequence, as formats without byte strings
-//! (JSON) write one.
+//! (docs/benchmarks-history.md §4). The reader still accepts a sequence, as formats without
+//! byte strings (JSON) write one.
 
 use std::fmt;
 

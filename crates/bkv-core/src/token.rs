@@ -1,6 +1,6 @@
 //! Account tokens: compact JWTs signed with Ed25519 (`alg: EdDSA`) by an account issuer the
-//! cluster trusts (DESIGN.md §4). `sub` is the account, `aud` the cluster name, `exp` at most
-//! an hour away.
+//! cluster trusts (docs/DESIGN.md §4.2). `sub` is the account, `aud` the cluster name, `exp`
+//! at most an hour away.
 //!
 //! Verification is sans-I/O (the caller passes the time) and strict: the only algorithm
 //! accepted is EdDSA, the header must name a known issuer, the signature is checked with

@@ -1,5 +1,6 @@
-//! The operator API, `bkv.v1.Admin` (DESIGN.md §6): cluster initialisation, the cluster-key
-//! ceremony and membership, status, leadership transfer, snapshots and the audit stream.
+//! The operator API, `bkv.v1.Admin` (docs/DESIGN.md §6): cluster initialisation, the
+//! cluster-key ceremony and membership, status, leadership transfer, snapshots and the audit
+//! stream.
 //!
 //! Served under mutual TLS; each call checks the role of the caller's certificate. The
 //! ceremony itself (what the leader does to add a node) lives in [`crate::ceremony`].
@@ -431,7 +432,7 @@ impl AdminService {
         .map_err(|_| VaultError::unavailable("raft stopped"))?;
         // What is on disk, not `get_snapshot`: that reads the whole file back (370 MB at a
         // million accounts) on the task that applies entries, and held up every write on the
-        // leader for a third of a second (BENCHMARKS.md).
+        // leader for a third of a second (docs/benchmarks-history.md §4).
         let on_disk = raft.snapshot_on_disk();
         let (index, size) = (on_disk.last_log_id.map_or(0, |l| l.index), on_disk.bytes);
         self.node.metrics().snapshot_on_disk(size);

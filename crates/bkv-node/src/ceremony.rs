@@ -1,4 +1,4 @@
-//! What the leader does to add a node (DESIGN.md §6), and leadership transfer.
+//! What the leader does to add a node (docs/DESIGN.md §6.3), and leadership transfer.
 //!
 //! Adding a node: fetch its enrollment key and check the fingerprint the operator confirmed;
 //! import the key as trusted (security-officer session); wrap the cluster key to it; have the

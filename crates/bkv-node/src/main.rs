@@ -59,7 +59,7 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 
 /// mimalloc rather than glibc's malloc: the request path allocates many small buffers
 /// (protobuf, h2, TLS records) across threads, where glibc's allocator cost about a tenth of
-/// the node's CPU under `bkv bench` (BENCHMARKS.md).
+/// the node's CPU under `bkv bench` (docs/benchmarks-history.md §3).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -129,7 +129,7 @@ static ROLES: LazyLock<Mutex<RolesSeen>> = LazyLock::new(Mutex::default);
 /// [`role_of_certificate`], remembered per certificate. Every call on the peer and admin
 /// listeners asks for its caller's role, and a connection presents the same certificate on
 /// every call: parsing it each time was about 2% of a leader's CPU under load (one parse per
-/// forwarded write and per Raft message, `perf record` in BENCHMARKS.md). The key is the
+/// forwarded write and per Raft message, measured with `perf record`). The key is the
 /// certificate's bytes, so a remembered answer is the parser's answer for exactly those
 /// bytes; TLS has verified the chain before any call gets here, cached or not.
 pub fn role_of_certificate_cached(der: &[u8]) -> Option<Role> {

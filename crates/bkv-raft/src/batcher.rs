@@ -5,7 +5,7 @@
 //!
 //! openraft 0.9 appends each `client_write` as its own log entry, and the log store flushes
 //! sled before it acknowledges an append: one flush per command. Under load that flush, not
-//! the vault's work, limited the leader (BENCHMARKS.md, "Group commit"). The batcher keeps at
+//! the vault's work, limited the leader (docs/benchmarks-history.md §3). The batcher keeps at
 //! most [`BatchOptions::entries_in_flight`] entries in Raft at a time; whatever arrives
 //! meanwhile waits and goes into the next entry, up to [`BatchOptions::max_commands`]
 //! commands and [`MAX_ENTRY_BYTES`] bytes. With one client nothing waits: a command that

@@ -411,7 +411,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // Removing the entries is garbage collection: in the background, in small batches.
         // openraft awaits a purge in its core; removing the ~19,000 entries of a snapshot
         // interval in one batch here stopped appends, commits and heartbeats for about half
-        // a second (BENCHMARKS.md).
+        // a second (docs/benchmarks-history.md §4).
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.remove_purged(log_id.index) {

@@ -3,12 +3,12 @@
 //!
 //! With openraft's policy every node of a cluster reaches the threshold at the same index,
 //! so all of them encode and write their state at once: at a million accounts that is 8 to
-//! 9 s in which the cluster ran at half its rate on the benchmark machine (BENCHMARKS.md),
-//! and on nodes that share disks or cores the builds slow each other down. Here node `id`
-//! builds when its applied index passes a point `p` with `p % every == phase(id, every)`:
-//! still one snapshot per `every` indexes, but the nodes' points are spread over the
-//! interval. The points depend only on the index, so a restart, a snapshot installed from the
-//! leader or a missed trigger does not shift them.
+//! 9 s in which the cluster ran at half its rate on the benchmark machine
+//! (docs/benchmarks-history.md §4), and on nodes that share disks or cores the builds slow
+//! each other down. Here node `id` builds when its applied index passes a point `p` with
+//! `p % every == phase(id, every)`: still one snapshot per `every` indexes, but the nodes'
+//! points are spread over the interval. The points depend only on the index, so a restart,
+//! a snapshot installed from the leader or a missed trigger does not shift them.
 
 use std::time::Duration;
 

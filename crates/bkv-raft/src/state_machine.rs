@@ -219,10 +219,10 @@ impl SnapshotStore {
 /// Bytes of a snapshot file written between two syncs. One sync at the end of a whole
 /// snapshot (78 MB at 200 k accounts) made every flush of the Raft log on the same disk
 /// wait for all of it: 380 to 400 ms without a commit, cluster-wide, while the nodes wrote
-/// their snapshots (BENCHMARKS.md). Syncing piece by piece bounds that wait to one piece,
-/// and after each piece the writer pauses as long as the piece took: a follower writing a
-/// 370 MB snapshot without pauses answered the leader's appends so late (44 replication
-/// timeouts in a minute) that it called an election when done.
+/// their snapshots (docs/benchmarks-history.md §4). Syncing piece by piece bounds that wait
+/// to one piece, and after each piece the writer pauses as long as the piece took: a
+/// follower writing a 370 MB snapshot without pauses answered the leader's appends so late
+/// (44 replication timeouts in a minute) that it called an election when done.
 const SYNC_EVERY_BYTES: usize = 8 << 20;
 
 /// Writes `stored` as the current snapshot (durably) and gives it back, with the time the
@@ -275,7 +275,8 @@ struct Blocking(String);
 
 /// Runs CPU-heavy or blocking snapshot work on tokio's blocking pool, so that a snapshot of
 /// a large state never holds a runtime thread (and the heartbeats and client calls queued
-/// behind it) for seconds: at a million accounts that had cost elections (BENCHMARKS.md).
+/// behind it) for seconds: at a million accounts that had cost elections
+/// (docs/benchmarks-history.md §4).
 async fn off_runtime<T, F>(f: F) -> Result<T, Blocking>
 where
     T: Send + 'static,
