@@ -135,7 +135,7 @@ pub fn grpc_request(data: &[u8]) -> bool {
         _ => decode::<v1::ForwardRequest>(body).is_some_and(|m| {
             bkv_raft::codec::decode_bounded::<bkv_core::Request>(
                 &m.request,
-                bkv_raft::service::MAX_FORWARD_REQUEST_BYTES,
+                bkv_raft::MAX_FORWARD_REQUEST_BYTES,
             )
             .is_ok()
         }),

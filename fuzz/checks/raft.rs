@@ -9,9 +9,9 @@
 //! the same bytes, and is never longer than the input.
 
 use bkv_core::{Outcome, Request};
+use bkv_raft::MAX_FORWARD_REQUEST_BYTES;
 use bkv_raft::codec::{self, decode_bounded};
 use bkv_raft::config::MAX_MESSAGE_BYTES;
-use bkv_raft::service::MAX_FORWARD_REQUEST_BYTES;
 use bkv_raft::snapshot::SnapshotImage;
 use bkv_raft::types::{BkvNode, NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, RaftError};

@@ -12,8 +12,8 @@ use tonic::{Code, Status};
 use crate::ClientError;
 use crate::endpoint::EndpointError;
 
-/// Metadata key of the leader hint on UNAVAILABLE answers.
-pub const LEADER_METADATA: &str = "bkv-leader";
+/// Metadata key of the leader hint, on UNAVAILABLE answers and on successful answers.
+pub const LEADER_METADATA: &str = bkv_proto::contract::LEADER;
 
 /// Why an SDK call failed. Messages name fields and reasons, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,7 +157,7 @@ pub fn from_status(status: &Status, rpc: Rpc) -> VaultError {
             None => VaultError::PermissionDenied(message()),
         },
         Code::FailedPrecondition => {
-            if rpc == Rpc::RecoverStart || detail.reason == "destroyed" {
+            if rpc == Rpc::RecoverStart || detail.reason == bkv_proto::contract::reason::DESTROYED {
                 VaultError::Destroyed
             } else if rpc == Rpc::RecoverFinish {
                 VaultError::TicketRejected { reason: message() }

@@ -287,20 +287,8 @@ impl AdminService {
         })
     }
 
-    /// Errors with UNAVAILABLE (and the leader's admin address) unless this node leads.
     fn require_leader(&self) -> Result<(), VaultError> {
-        let metrics = self.node.raft().metrics().borrow().clone();
-        if metrics.current_leader == Some(self.node.id()) {
-            return Ok(());
-        }
-        let hint = metrics
-            .current_leader
-            .and_then(|l| metrics.membership_config.membership().get_node(&l).cloned())
-            .map(|n| n.admin_addr);
-        Err(VaultError::Unavailable {
-            reason: "this node is not the leader".into(),
-            leader_hint: hint,
-        })
+        self.node.require_leader("this node is not the leader")
     }
 
     /// This node's own view, with the state digest if `with_digest`. The digest encodes the

@@ -295,16 +295,7 @@ pub async fn transfer_leader(
             )),
         };
     }
-    if metrics.current_leader != Some(me) {
-        let hint = metrics
-            .current_leader
-            .and_then(|l| membership.get_node(&l).cloned())
-            .map(|n| n.admin_addr);
-        return Err(VaultError::Unavailable {
-            reason: "send transfer-leader to the leader".into(),
-            leader_hint: hint,
-        });
-    }
+    node.require_leader("send transfer-leader to the leader")?;
     let target = membership
         .get_node(&to)
         .cloned()

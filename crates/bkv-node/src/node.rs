@@ -206,14 +206,20 @@ impl Node {
 
     /// The leader's client address, if a leader is known.
     pub fn leader_client_addr(&self) -> Option<String> {
-        let metrics = self.0.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader = metrics.current_leader?;
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.client_addr.clone())
+        self.0.raft.leader().client_addr().map(str::to_string)
+    }
+
+    /// Errors with UNAVAILABLE, `reason` and the leader's admin address unless this node
+    /// leads: for operations only the leader performs.
+    pub fn require_leader(&self, reason: &str) -> Result<(), VaultError> {
+        let leader = self.0.raft.leader();
+        if leader.id == Some(self.id()) {
+            return Ok(());
+        }
+        Err(VaultError::Unavailable {
+            reason: reason.to_string(),
+            leader_hint: leader.node.map(|n| n.admin_addr),
+        })
     }
 
     /// Verifies an account token for this cluster and returns its account.
@@ -249,7 +255,9 @@ impl Node {
             )),
             Err(e) if e.is_unavailable() => Err(VaultError::Unavailable {
                 reason: e.to_string(),
-                leader_hint: e.leader_hint().and_then(|h| h.client_addr.clone()),
+                leader_hint: e
+                    .leader_hint()
+                    .and_then(|h| h.client_addr().map(str::to_string)),
             }),
             Err(e) => {
                 tracing::error!(error = %e, "write failed; this node stops serving");

@@ -3,10 +3,9 @@
 //! openraft's type configuration ([`TypeConfig`]), the sled log store ([`SledLogStore`]),
 //! the sled-backed state machine ([`SledStateMachine`]) over `bkv_core::VaultState`, the gRPC
 //! network ([`GrpcNetworkFactory`]) and service ([`RaftService`]), and the write path every
-//! client write takes ([`Writer`]).
+//! client write takes ([`write`]: [`Writer`]).
 
 pub mod audit;
-pub mod batcher;
 mod chunk_guard;
 pub mod codec;
 pub mod config;
@@ -21,10 +20,9 @@ pub mod state_handle;
 pub mod state_machine;
 pub mod storage;
 pub mod types;
-pub mod writer;
+pub mod write;
 
 pub use audit::{AuditEntry, AuditRecord, AuditSink, DiscardAudit};
-pub use batcher::{BatchOptions, Batcher};
 pub use config::raft_config;
 pub use log_store::{DurableState, SledLogStore};
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
@@ -34,4 +32,7 @@ pub use service::RaftService;
 pub use state_handle::StateHandle;
 pub use state_machine::{SledSnapshotBuilder, SledStateMachine, SnapshotOnDisk};
 pub use types::{BkvNode, BkvRaft, EntryResponse, NodeId, Proposal, TypeConfig, command_position};
-pub use writer::{LeaderHint, WriteError, Writer, Written};
+pub use write::{
+    BatchOptions, Batcher, LeaderHint, MAX_FORWARD_REQUEST_BYTES, WriteError, Writer, Written,
+    batcher,
+};

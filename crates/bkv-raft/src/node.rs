@@ -14,7 +14,6 @@ use openraft::{ConfigError, SnapshotPolicy};
 use tokio::sync::{oneshot, watch};
 
 use crate::audit::AuditSink;
-use crate::batcher::{BatchOptions, Batcher};
 use crate::config::raft_config;
 use crate::log_store::DurableState;
 use crate::network::GrpcNetworkFactory;
@@ -25,7 +24,7 @@ use crate::state_handle::StateHandle;
 use crate::state_machine::SnapshotOnDisk;
 use crate::storage::open_storage;
 use crate::types::{BkvNode, BkvRaft, NodeId, RaftMetrics, StorageError};
-use crate::writer::Writer;
+use crate::write::{BatchOptions, Batcher, LeaderHint, Writer};
 
 /// What a node's Raft is opened with.
 pub struct NodeOptions {
@@ -274,6 +273,11 @@ impl RaftNode {
     /// Raft metrics (state, leader, log and applied indexes, membership, replication).
     pub fn metrics(&self) -> watch::Receiver<RaftMetrics> {
         self.raft.metrics()
+    }
+
+    /// Who leads, as far as this node knows.
+    pub fn leader(&self) -> LeaderHint {
+        LeaderHint::of(&self.raft)
     }
 
     /// Initialises a one-node cluster of this node at `me`. Returns `false` if this node

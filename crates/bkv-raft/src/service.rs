@@ -3,36 +3,25 @@
 //!
 //! Every payload is decoded once here, bounded in size and strictly (no trailing bytes);
 //! garbage is answered with INVALID_ARGUMENT and never reaches openraft. Replication RPCs
-//! answer the local Raft's `Result` encoded as it is; `Forward` commits a write when this
-//! node leads and otherwise answers UNAVAILABLE with the leader in metadata.
+//! answer the local Raft's `Result` encoded as it is; `Forward` is the write path's
+//! (`crate::write::forward`).
 
 use std::fmt;
 use std::time::Duration;
 
-use bkv_core::Request;
 use bkv_proto::v1::raft_server::{Raft, RaftServer};
 use bkv_proto::v1::{ForwardRequest, ForwardResponse, RaftMessage};
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{EntryPayload, Membership};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::metadata::MetadataValue;
 use tonic::{Response, Status};
 
-use crate::batcher::{Batcher, CommitError};
 use crate::chunk_guard::ChunkGuard;
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::types::{BkvNode, BkvRaft, NodeId, TypeConfig};
-
-/// Metadata key of the leader's node id on an UNAVAILABLE answer.
-pub const LEADER_ID_KEY: &str = "bkv-leader";
-/// Metadata key of the leader's client address on an UNAVAILABLE answer.
-pub const LEADER_ADDR_KEY: &str = "bkv-leader-addr";
-
-/// Largest encoded client request accepted by `Forward`.
-pub const MAX_FORWARD_REQUEST_BYTES: usize = 1024 * 1024;
+use crate::write::{Batcher, forward};
 
 /// The `bkv.v1.Raft` service of one node.
 #[derive(Clone)]
@@ -69,37 +58,6 @@ impl RaftService {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
-}
-
-/// The current leader as this node sees it: its id and, if in the membership, its node.
-pub(crate) fn leader_hint(raft: &BkvRaft) -> (Option<NodeId>, Option<BkvNode>) {
-    let m = raft.metrics();
-    let m = m.borrow();
-    let leader = m.current_leader;
-    let node = leader.and_then(|id| m.membership_config.membership().get_node(&id).cloned());
-    (leader, node)
-}
-
-/// UNAVAILABLE with the leader hint in metadata.
-pub(crate) fn unavailable(
-    message: &str,
-    leader: Option<NodeId>,
-    leader_node: Option<&BkvNode>,
-) -> Status {
-    let mut status = Status::unavailable(message);
-    if let Some(id) = leader {
-        // A decimal number is always a valid metadata value.
-        if let Ok(v) = MetadataValue::try_from(id.to_string()) {
-            status.metadata_mut().insert(LEADER_ID_KEY, v);
-        }
-    }
-    if let Some(node) = leader_node {
-        // An address with characters not allowed in metadata is left out.
-        if let Ok(v) = MetadataValue::try_from(node.client_addr.as_str()) {
-            status.metadata_mut().insert(LEADER_ADDR_KEY, v);
-        }
-    }
-    status
 }
 
 fn decode_payload<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
@@ -179,44 +137,8 @@ impl Raft for RaftService {
         &self,
         request: tonic::Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
-        let bytes = &request.get_ref().request;
-        let req: Request = codec::decode_bounded(bytes, MAX_FORWARD_REQUEST_BYTES)
-            .map_err(|e| Status::invalid_argument(format!("request: {e}")))?;
-        let commit = self.batcher.commit(req, bytes.len());
-        match tokio::time::timeout(self.forward_timeout, commit).await {
-            Err(_) => {
-                let (leader, node) = leader_hint(&self.raft);
-                Err(unavailable(
-                    "write not committed in time (no quorum?)",
-                    leader,
-                    node.as_ref(),
-                ))
-            }
-            Ok(Ok(committed)) => {
-                let outcome = codec::encode(&committed.outcome)
-                    .map_err(|e| Status::internal(format!("encoding the outcome: {e}")))?;
-                Ok(Response::new(ForwardResponse {
-                    outcome,
-                    log_index: committed.log_index,
-                }))
-            }
-            Ok(Err(e @ CommitError::Outcomes { .. })) => Err(Status::internal(e.to_string())),
-            Ok(Err(CommitError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
-                f,
-            ))))) => Err(unavailable(
-                "not the leader",
-                f.leader_id,
-                f.leader_node.as_ref(),
-            )),
-            Ok(Err(CommitError::Raft(RaftError::APIError(
-                ClientWriteError::ChangeMembershipError(e),
-            )))) => Err(Status::internal(format!(
-                "unexpected membership error: {e}"
-            ))),
-            Ok(Err(CommitError::Raft(RaftError::Fatal(e)))) => {
-                tracing::error!(error = %e, "raft is stopped; refusing forwarded write");
-                Err(unavailable("raft is stopped on this node", None, None))
-            }
-        }
+        forward::serve(&self.batcher, request.get_ref(), self.forward_timeout)
+            .await
+            .map(Response::new)
     }
 }

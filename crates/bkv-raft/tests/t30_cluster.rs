@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bkv_core::Outcome;
+use bkv_proto::contract::{LEADER as LEADER_ADDR_KEY, LEADER_ID as LEADER_ID_KEY};
 use bkv_proto::v1::raft_client::RaftClient;
 use bkv_proto::v1::{ForwardRequest, RaftMessage};
 use bkv_raft::codec;
-use bkv_raft::service::{LEADER_ADDR_KEY, LEADER_ID_KEY};
 use bkv_raft::{AuditEntry, AuditRecord, BkvNode, NodeId, NodeOptions, RaftNode, raft_config};
 use common::{bootstrap, eventually, stage};
 use tempfile::TempDir;

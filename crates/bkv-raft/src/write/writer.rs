@@ -19,16 +19,18 @@ use std::fmt;
 use std::time::Duration;
 
 use bkv_core::{Outcome, Request};
+use bkv_proto::contract;
 use bkv_proto::v1::ForwardRequest;
-use openraft::error::{ClientWriteError, Fatal, RaftError};
 use tokio::time::Instant;
 use tonic::Code;
 
-use crate::batcher::{Batcher, CommitError};
+use super::MAX_FORWARD_REQUEST_BYTES;
+use super::batcher::{Batcher, Written};
+use super::error::WriteError;
+use super::leader::LeaderHint;
 use crate::codec;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::peers::PeerChannels;
-use crate::service::{LEADER_ID_KEY, MAX_FORWARD_REQUEST_BYTES, leader_hint};
 use crate::types::{BkvNode, BkvRaft, NodeId};
 
 /// Longest pause between attempts while no leader is known or the leader is unreachable
@@ -36,88 +38,6 @@ use crate::types::{BkvNode, BkvRaft, NodeId};
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Shortest pause between attempts, so that a burst of metrics changes cannot spin.
 const MIN_RETRY_PAUSE: Duration = Duration::from_millis(10);
-
-/// A committed and applied write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The log index of the entry the command was applied in (an entry may carry several
-    /// commands, see [`Batcher`]).
-    pub log_index: u64,
-    /// What the state machine answered.
-    pub outcome: Outcome,
-}
-
-/// Who leads, as far as this node knows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LeaderHint {
-    /// The leader's node id.
-    pub id: Option<NodeId>,
-    /// The leader's client address.
-    pub client_addr: Option<String>,
-}
-
-impl LeaderHint {
-    fn of(raft: &BkvRaft) -> Self {
-        let (id, node) = leader_hint(raft);
-        Self {
-            id,
-            client_addr: node.map(|n| n.client_addr),
-        }
-    }
-}
-
-/// Why a write failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// No leader was known (election in progress, or no quorum to elect one) until the
-    /// deadline. Answer UNAVAILABLE.
-    #[error("no leader")]
-    NoLeader(LeaderHint),
-    /// The leader took the write but could not commit it before the deadline (it cannot
-    /// reach a majority). The write may still commit later. Answer UNAVAILABLE.
-    #[error("the write was not committed in time (no quorum)")]
-    NoQuorum(LeaderHint),
-    /// The leader could not be reached or did not answer before the deadline. The write
-    /// may still commit later. Answer UNAVAILABLE.
-    #[error("no answer from the leader in time")]
-    Timeout(LeaderHint),
-    /// This node's Raft is shutting down. Answer UNAVAILABLE.
-    #[error("raft is shutting down")]
-    Stopped,
-    /// This node's Raft stopped on a storage error or a panic: the node must stop serving.
-    #[error("raft failed: {0}")]
-    Fatal(Fatal<NodeId>),
-    /// The encoded request is larger than any node accepts. Answer INVALID_ARGUMENT.
-    #[error("request of {len} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// Encoded length.
-        len: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// The leader's answer could not be read (version skew or a bug). Not retried.
-    #[error("bad answer from the leader: {0}")]
-    BadAnswer(String),
-}
-
-impl WriteError {
-    /// Whether this is a transient lack of service (UNAVAILABLE to the client) rather than
-    /// a failure of this node.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::NoLeader(_) | Self::NoQuorum(_) | Self::Timeout(_) | Self::Stopped
-        )
-    }
-
-    /// The leader hint to send with UNAVAILABLE, if any.
-    pub fn leader_hint(&self) -> Option<&LeaderHint> {
-        match self {
-            Self::NoLeader(h) | Self::NoQuorum(h) | Self::Timeout(h) => Some(h),
-            _ => None,
-        }
-    }
-}
 
 /// What one forwarding attempt gave.
 enum Attempt {
@@ -190,22 +110,26 @@ impl Writer {
                 return Err(last);
             }
             let remaining = deadline - now;
-            let (leader, node) = {
+            let leader = {
                 let m = metrics.borrow_and_update();
                 if let Err(fatal) = &m.running_state {
-                    return Err(fatal_error(fatal.clone()));
+                    return Err(WriteError::from_fatal(fatal.clone()));
                 }
-                let leader = m.current_leader;
-                let node =
-                    leader.and_then(|id| m.membership_config.membership().get_node(&id).cloned());
-                (leader, node)
+                LeaderHint::from_metrics(&m)
             };
-            let attempt = match (leader, node) {
-                (Some(id), _) if id == self.id => {
-                    self.write_locally(&request, len, remaining).await
+            let attempt = match leader {
+                LeaderHint { id: Some(id), .. } if id == self.id => {
+                    match self.batcher.commit(request.clone(), len, remaining).await {
+                        Ok(written) => Attempt::Done(written),
+                        // Leadership moved since the metrics were read.
+                        Err(e @ WriteError::NoLeader(_)) => Attempt::Retry(e),
+                        Err(e) => Attempt::Fail(e),
+                    }
                 }
-                (Some(_), Some(node)) => self.forward(&node, &encoded, remaining).await,
-                _ => Attempt::Retry(WriteError::NoLeader(LeaderHint::of(&self.raft))),
+                LeaderHint {
+                    node: Some(node), ..
+                } => self.forward(&node, &encoded, remaining).await,
+                _ => Attempt::Retry(WriteError::NoLeader(leader)),
             };
             match attempt {
                 Attempt::Done(w) => return Ok(w),
@@ -223,34 +147,10 @@ impl Writer {
         }
     }
 
-    async fn write_locally(&self, request: &Request, len: usize, remaining: Duration) -> Attempt {
-        let commit = self.batcher.commit(request.clone(), len);
-        match tokio::time::timeout(remaining, commit).await {
-            Err(_) => Attempt::Fail(WriteError::NoQuorum(LeaderHint::of(&self.raft))),
-            Ok(Ok(written)) => Attempt::Done(written),
-            Ok(Err(e @ CommitError::Outcomes { .. })) => {
-                Attempt::Fail(WriteError::BadAnswer(e.to_string()))
-            }
-            Ok(Err(CommitError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(
-                _,
-            ))))) => Attempt::Retry(WriteError::NoLeader(LeaderHint::of(&self.raft))),
-            Ok(Err(CommitError::Raft(RaftError::APIError(
-                ClientWriteError::ChangeMembershipError(e),
-            )))) => Attempt::Fail(WriteError::BadAnswer(format!("membership error: {e}"))),
-            Ok(Err(CommitError::Raft(RaftError::Fatal(f)))) => Attempt::Fail(fatal_error(f)),
-        }
-    }
-
     async fn forward(&self, leader: &BkvNode, encoded: &[u8], remaining: Duration) -> Attempt {
         let hint = || LeaderHint::of(&self.raft);
-        let mut client = match self.peers.raft_client(&leader.raft_addr) {
-            Ok(c) => c,
-            Err(e) => {
-                return Attempt::Retry(WriteError::Timeout(LeaderHint {
-                    client_addr: Some(e.addr),
-                    ..hint()
-                }));
-            }
+        let Ok(mut client) = self.peers.raft_client(&leader.raft_addr) else {
+            return Attempt::Retry(WriteError::Timeout(hint()));
         };
         let call = client.forward(ForwardRequest {
             request: encoded.to_vec(),
@@ -272,7 +172,7 @@ impl Writer {
         match status.code() {
             // Not the leader any more (with a hint), no quorum there, or not reachable.
             Code::Unavailable => {
-                if status.metadata().get(LEADER_ID_KEY).is_some() {
+                if status.metadata().get(contract::LEADER_ID).is_some() {
                     Attempt::Retry(WriteError::NoLeader(hint()))
                 } else {
                     Attempt::Retry(WriteError::Timeout(hint()))
@@ -287,12 +187,5 @@ impl Writer {
                 status.message()
             ))),
         }
-    }
-}
-
-fn fatal_error(f: Fatal<NodeId>) -> WriteError {
-    match f {
-        Fatal::Stopped => WriteError::Stopped,
-        other => WriteError::Fatal(other),
     }
 }

@@ -21,14 +21,15 @@
 //! given up (its deadline passed) before it was proposed is dropped, not proposed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use bkv_core::Request;
-use openraft::error::{ClientWriteError, Fatal, RaftError};
+use bkv_core::{Outcome, Request};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::service::MAX_FORWARD_REQUEST_BYTES;
-use crate::types::{BkvNode, BkvRaft, NodeId, POSITIONS_PER_ENTRY, Proposal};
-use crate::writer::Written;
+use super::MAX_FORWARD_REQUEST_BYTES;
+use super::error::{ProposeError, WriteError};
+use super::leader::LeaderHint;
+use crate::types::{BkvRaft, POSITIONS_PER_ENTRY, Proposal};
 
 /// The most commands one log entry may carry.
 pub const MAX_COMMANDS_PER_ENTRY: usize = 256;
@@ -62,33 +63,31 @@ impl Default for BatchOptions {
     }
 }
 
-/// The error of a failed `client_write`, shared by every command of the entry.
-pub type ProposeError = RaftError<NodeId, ClientWriteError<NodeId, BkvNode>>;
+/// A committed and applied write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The log index of the entry the command was applied in (an entry may carry several
+    /// commands).
+    pub log_index: u64,
+    /// What the state machine answered.
+    pub outcome: Outcome,
+}
 
-/// Why a command was not committed through the batcher.
-///
-/// Large because openraft's error is (it allows the same lint); one is built per failed
-/// command, on a path that already failed.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a command of a proposed entry got no outcome. Large because openraft's error is; one
+/// is built per command of an entry that already failed.
+#[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
-pub enum CommitError {
+enum Refused {
     /// Raft refused or failed the entry.
-    #[error(transparent)]
-    Raft(#[from] ProposeError),
+    Raft(ProposeError),
     /// The entry was applied but did not answer one outcome per command (a bug).
-    #[error("the entry was applied with {got} outcomes for {sent} commands")]
-    Outcomes {
-        /// Commands proposed.
-        sent: usize,
-        /// Outcomes received.
-        got: usize,
-    },
+    Outcomes { sent: usize, got: usize },
 }
 
 struct Pending {
     request: Request,
     len: usize,
-    reply: oneshot::Sender<Result<Written, CommitError>>,
+    reply: oneshot::Sender<Result<Written, Refused>>,
 }
 
 /// The leader's group-commit queue. Cheap to clone; the task behind it ends when the last
@@ -96,6 +95,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Pending>,
+    raft: BkvRaft,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -108,16 +108,22 @@ impl Batcher {
     /// Starts the batching task of `raft` (on the current tokio runtime).
     pub fn start(raft: BkvRaft, options: BatchOptions) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx, options));
-        Self { queue }
+        tokio::spawn(run(raft.clone(), rx, options));
+        Self { queue, raft }
     }
 
-    /// Proposes `request` (whose encoding is `len` bytes) in the next entry and waits until
-    /// it is applied. Fails with the entry's error if Raft refused or failed it (for example
-    /// [`ClientWriteError::ForwardToLeader`] when this node does not lead).
-    pub async fn commit(&self, request: Request, len: usize) -> Result<Written, CommitError> {
+    /// Proposes `request` (whose encoding is `len` bytes) in the next entry and waits, at
+    /// most `timeout`, until it is applied. Fails with [`WriteError::NoLeader`] when this
+    /// node does not lead, [`WriteError::NoQuorum`] when the entry is not applied in time,
+    /// and otherwise with what Raft failed the entry with.
+    pub async fn commit(
+        &self,
+        request: Request,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Written, WriteError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || CommitError::Raft(RaftError::Fatal(Fatal::Stopped));
+        let stopped = || WriteError::Stopped;
         self.queue
             .send(Pending {
                 request,
@@ -125,7 +131,15 @@ impl Batcher {
                 reply,
             })
             .map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        match tokio::time::timeout(timeout, answer).await {
+            Err(_) => Err(WriteError::NoQuorum(LeaderHint::of(&self.raft))),
+            Ok(Err(_)) => Err(stopped()),
+            Ok(Ok(Ok(written))) => Ok(written),
+            Ok(Ok(Err(Refused::Raft(e)))) => Err(WriteError::from_commit(e)),
+            Ok(Ok(Err(Refused::Outcomes { sent, got }))) => Err(WriteError::BadAnswer(format!(
+                "the entry was applied with {got} outcomes for {sent} commands"
+            ))),
+        }
     }
 }
 
@@ -182,7 +196,7 @@ async fn propose(raft: &BkvRaft, batch: Vec<Pending>) {
             let got = resp.data.outcomes.len();
             if got != sent {
                 for reply in replies {
-                    let _ = reply.send(Err(CommitError::Outcomes { sent, got }));
+                    let _ = reply.send(Err(Refused::Outcomes { sent, got }));
                 }
                 return;
             }
@@ -193,7 +207,7 @@ async fn propose(raft: &BkvRaft, batch: Vec<Pending>) {
         }
         Err(e) => {
             for reply in replies {
-                let _ = reply.send(Err(CommitError::Raft(e.clone())));
+                let _ = reply.send(Err(Refused::Raft(e.clone())));
             }
         }
     }
