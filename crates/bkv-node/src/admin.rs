@@ -6,6 +6,7 @@
 //! ceremony itself (what the leader does to add a node) lives in [`crate::ceremony`].
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -291,6 +292,27 @@ impl AdminService {
         self.node.require_leader("this node is not the leader")
     }
 
+    /// Every unary handler's frame: check the caller's certificate role, run `handle`,
+    /// count the call by method and code (refusals included) and answer.
+    async fn call<M, T, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<M>,
+        allowed: fn(&Role) -> bool,
+        handle: impl FnOnce(Role, M) -> Fut,
+    ) -> Result<Response<T>, Status>
+    where
+        Fut: Future<Output = Result<T, VaultError>>,
+    {
+        let call = self.node.begin_call(method);
+        let what = method.trim_start_matches("Admin.");
+        let result = match require_role(&request, allowed, what) {
+            Ok(role) => handle(role, request.into_inner()).await,
+            Err(e) => Err(e),
+        };
+        call.finish(result)
+    }
+
     /// This node's own view, with the state digest if `with_digest`. The digest encodes the
     /// whole state under its read lock (applies wait meanwhile), on the blocking pool.
     pub async fn local_view(&self, with_digest: bool) -> NodeView {
@@ -453,27 +475,31 @@ fn audit_record(line: AuditLine) -> AuditRecord {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn init(&self, request: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
-        let call = self.node.begin_call("Admin.Init");
-        require_role(&request, admin_only, "Init")?;
-        call.finish(self.init_inner(request.into_inner()).await)
+        self.call("Admin.Init", request, admin_only, |_, m| self.init_inner(m))
+            .await
     }
 
     async fn node_info(
         &self,
         request: Request<NodeInfoRequest>,
     ) -> Result<Response<NodeInfoResponse>, Status> {
-        let call = self.node.begin_call("Admin.NodeInfo");
-        require_role(&request, admin_or_node, "NodeInfo")?;
-        call.finish(self.node_info_inner().await)
+        self.call("Admin.NodeInfo", request, admin_or_node, |_, _| {
+            self.node_info_inner()
+        })
+        .await
     }
 
     async fn provision_cluster_key(
         &self,
         request: Request<ProvisionClusterKeyRequest>,
     ) -> Result<Response<ProvisionClusterKeyResponse>, Status> {
-        let call = self.node.begin_call("Admin.ProvisionClusterKey");
-        require_role(&request, admin_or_node, "ProvisionClusterKey")?;
-        call.finish(self.provision_inner(request.into_inner()).await)
+        self.call(
+            "Admin.ProvisionClusterKey",
+            request,
+            admin_or_node,
+            |_, m| self.provision_inner(m),
+        )
+        .await
     }
 
     type AddNodeStream = BoxStream<AddNodeProgress>;
@@ -504,19 +530,20 @@ impl Admin for AdminService {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeResponse>, Status> {
-        let call = self.node.begin_call("Admin.RemoveNode");
-        require_role(&request, admin_only, "RemoveNode")?;
-        call.finish(self.remove_node_inner(request.into_inner()).await)
+        self.call("Admin.RemoveNode", request, admin_only, |_, m| {
+            self.remove_node_inner(m)
+        })
+        .await
     }
 
     async fn status(
         &self,
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        let call = self.node.begin_call("Admin.Status");
-        require_role(&request, admin_or_node, "Status")?;
-        let with_digests = request.get_ref().with_digests;
-        call.finish(Ok(self.cluster_status(with_digests).await))
+        self.call("Admin.Status", request, admin_or_node, async |_, m| {
+            Ok(self.cluster_status(m.with_digests).await)
+        })
+        .await
     }
 
     async fn node_status(
@@ -532,19 +559,20 @@ impl Admin for AdminService {
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
-        let call = self.node.begin_call("Admin.TransferLeader");
-        let role = require_role(&request, admin_or_node, "TransferLeader")?;
-        let to = request.into_inner().to_node_id;
-        call.finish(ceremony::transfer_leader(&self.node, to, role.is_node()).await)
+        self.call("Admin.TransferLeader", request, admin_or_node, |role, m| {
+            ceremony::transfer_leader(&self.node, m.to_node_id, role.is_node())
+        })
+        .await
     }
 
     async fn snapshot(
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
-        let call = self.node.begin_call("Admin.Snapshot");
-        require_role(&request, admin_only, "Snapshot")?;
-        call.finish(self.snapshot_inner().await)
+        self.call("Admin.Snapshot", request, admin_only, |_, _| {
+            self.snapshot_inner()
+        })
+        .await
     }
 
     type AuditStream = BoxStream<AuditRecord>;

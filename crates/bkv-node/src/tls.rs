@@ -15,6 +15,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config;
+use crate::error::VaultError;
 
 /// How long a connection may take to complete its TLS handshake. Without a bound, a
 /// connection that never sends a ClientHello holds a socket and a task for ever.
@@ -163,18 +164,17 @@ pub fn role_of_certificate(der: &[u8]) -> Option<Role> {
     roles.next().is_none().then_some(role)
 }
 
-/// Checks that a mutual-TLS request comes from a certificate whose role `allowed` accepts.
+/// Checks that a mutual-TLS request comes from a certificate whose role `allowed` accepts:
+/// PERMISSION_DENIED for another role, UNAUTHENTICATED for none.
 pub fn require_role<T>(
     request: &tonic::Request<T>,
     allowed: impl Fn(&Role) -> bool,
     what: &str,
-) -> Result<Role, tonic::Status> {
+) -> Result<Role, VaultError> {
     match peer_role(request) {
         Some(role) if allowed(&role) => Ok(role),
-        Some(role) => Err(tonic::Status::permission_denied(format!(
-            "{role} may not call {what}"
-        ))),
-        None => Err(tonic::Status::unauthenticated(format!(
+        Some(role) => Err(VaultError::Forbidden(format!("{role} may not call {what}"))),
+        None => Err(VaultError::NoRole(format!(
             "{what} needs a client certificate with a bkv role"
         ))),
     }

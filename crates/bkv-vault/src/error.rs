@@ -18,6 +18,12 @@ pub enum VaultError {
     /// Missing or bad account token.
     #[error("account token refused: {0}")]
     Unauthenticated(String),
+    /// No client certificate with a bkv role (operator and peer APIs).
+    #[error("{0}")]
+    NoRole(String),
+    /// The caller is known but may not make this call (a certificate of another role).
+    #[error("{0}")]
+    Forbidden(String),
     /// A request field is malformed.
     #[error("{field}: {reason}")]
     InvalidArgument {
@@ -167,7 +173,8 @@ impl VaultError {
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {
-            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::Unauthenticated(_) | Self::NoRole(_) => Code::Unauthenticated,
+            Self::Forbidden(_) => Code::PermissionDenied,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::NotFound(_) => Code::NotFound,
             Self::WrongPassword { .. } => Code::PermissionDenied,
@@ -216,6 +223,8 @@ impl VaultError {
                 ..d
             },
             Self::Unauthenticated(_)
+            | Self::NoRole(_)
+            | Self::Forbidden(_)
             | Self::NotFound(_)
             | Self::AlreadyExists(_)
             | Self::Internal(_) => return None,
