@@ -5,9 +5,10 @@ use bkv_core::ids::AccountId;
 use clap::Args;
 use serde_json::json;
 
-use crate::conn::{ClientConn, TokenArgs, parse_account, vault_client};
+use crate::conn::{ClientConn, TokenArgs, vault_client};
 use crate::exit::Failure;
 use crate::output::{KeyOut, read_password};
+use crate::parse::parse_account;
 
 /// The account and how to reach the vault for it.
 #[derive(Debug, Args)]

@@ -18,8 +18,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::conn::{AdminConn, parse_secs, read_file};
+use crate::conn::{AdminConn, read_file};
 use crate::exit::{self, Failure};
+use crate::parse::parse_secs;
 
 /// Most audit records printed without `--follow` before giving up on a stream that never
 /// ends.

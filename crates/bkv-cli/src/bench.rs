@@ -27,8 +27,9 @@ use rand::{Rng as _, RngCore as _, SeedableRng as _};
 use self::mix::{Mix, Op};
 use self::recorder::{Ending, Recorder, Sample, Summary};
 use self::report::{ClientCpu, KSF_NOTE, PoolReport, Report};
-use crate::conn::{ClientConn, RoutingArg, parse_secs, read_file};
+use crate::conn::{ClientConn, RoutingArg, read_file};
 use crate::exit::Failure;
+use crate::parse::parse_secs;
 use crate::token::IssuerArgs;
 
 /// Lifetime of the tokens the bench issues (one per operation).

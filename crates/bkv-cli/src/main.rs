@@ -8,6 +8,7 @@ mod conn;
 mod dev;
 mod exit;
 mod output;
+mod parse;
 mod token;
 
 use std::process::ExitCode;

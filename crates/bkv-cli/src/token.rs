@@ -8,8 +8,8 @@ use bkv_core::token;
 use bkv_devkit::issue_token;
 use clap::{Args, Subcommand};
 
-use crate::conn::parse_account;
 use crate::exit::Failure;
+use crate::parse::parse_account;
 
 /// Who signs tokens and for which cluster.
 #[derive(Debug, Clone, Args)]
