@@ -26,7 +26,7 @@ pub enum ClientError {
     },
     /// The Argon2id parameters are out of Argon2's range.
     #[error("invalid Argon2id parameters: {0}")]
-    InvalidKsf(&'static str),
+    InvalidKsf(#[from] bkv_core::protocol::KsfError),
     /// A cryptographic step failed where no input should make it fail.
     #[error("internal client failure: {0}")]
     Internal(&'static str),

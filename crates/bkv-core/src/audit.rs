@@ -10,6 +10,8 @@ use crate::ids::{AccountId, ChargeNumber, RecordVersion};
 pub enum AuditKind {
     /// The cluster was bootstrapped.
     Bootstrapped,
+    /// A new share map is in force.
+    ShareMapSet,
     /// A record version was staged.
     Registered,
     /// A staged version became active.
@@ -29,6 +31,7 @@ impl AuditKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Bootstrapped => "bootstrapped",
+            Self::ShareMapSet => "share_map_set",
             Self::Registered => "registered",
             Self::Activated => "activated",
             Self::GuessCharged => "guess_charged",

@@ -23,6 +23,33 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>
     deserializer.deserialize_byte_buf(ByteBuf)
 }
 
+/// Fixed-size byte arrays (`#[serde(with = "bkv_core::bytes::array")]`), for arrays longer
+/// than serde's own impls reach (32): written as one byte string, read back only at exactly
+/// their length.
+pub mod array {
+    use serde::de::Error as _;
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes an array as one byte string.
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    /// Deserializes a byte string of exactly `N` bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[u8; N], D::Error> {
+        let bytes = super::deserialize(deserializer)?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map_err(|_| D::Error::invalid_length(len, &"a byte string of the array's length"))
+    }
+}
+
 struct ByteBuf;
 
 impl<'de> Visitor<'de> for ByteBuf {

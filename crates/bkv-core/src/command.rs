@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
 };
+use crate::oprf_record::OprfRecord;
+use crate::share_map::SignedShareMap;
 
 /// One entry of the Raft log as proposed by a node: a command and the proposer's clock.
 ///
@@ -42,6 +44,14 @@ pub enum Command {
         default_guess_limit: GuessLimit,
         /// Largest guess limit a registration may ask for.
         max_guess_limit: GuessLimit,
+        /// The cluster identity key (Ed25519 public key) that signs share maps.
+        identity_key: [u8; 32],
+    },
+    /// Puts a new share map in force: who holds OPRF key shares from now on. Applies only
+    /// with a valid signature by the cluster identity key and a higher epoch.
+    SetShareMap {
+        /// The map and its signature.
+        map: SignedShareMap,
     },
     /// Stages a new record version (registration). It cannot be recovered until activated.
     Stage {
@@ -55,6 +65,8 @@ pub enum Command {
         /// `Record`, AAD from `Aad::record`).
         #[serde(with = "crate::bytes")]
         sealed_record: Vec<u8>,
+        /// The public OPRF half: shares, threshold, reset key, KSF parameters.
+        oprf: OprfRecord,
     },
     /// Makes a staged version active, destroying the previous active version.
     Activate {
@@ -70,10 +82,12 @@ pub enum Command {
         account: AccountId,
         /// The client's attempt id.
         attempt_id: AttemptId,
-        /// SHA-256 of the serialized OPAQUE credential request.
+        /// SHA-256 of the client's blinded OPRF element: the charge is bound to it, and a
+        /// share-holder evaluates only that element under this charge.
         request_hash: [u8; 32],
     },
     /// Resets the guess counter after a successful recovery, unless a later charge exists.
+    /// Applies only with the client's reset signature (see [`crate::reset`]).
     ResetGuesses {
         /// The account.
         account: AccountId,
@@ -81,6 +95,9 @@ pub enum Command {
         version: RecordVersion,
         /// The charge that the successful login was made under.
         charge: ChargeNumber,
+        /// Ed25519 signature by the record's reset key of this reset.
+        #[serde(with = "crate::bytes::array")]
+        signature: [u8; 64],
     },
     /// Destroys a record whose last allowed guess was charged and then failed
     /// (a finalization that did not verify with no guesses left).

@@ -8,11 +8,15 @@ pub mod bytes;
 pub mod command;
 pub mod identity;
 pub mod ids;
+pub mod ledger;
 pub mod opaque;
+pub mod oprf_record;
 pub mod outcome;
 pub mod protocol;
 pub mod record;
+pub mod reset;
 pub mod seal;
+pub mod share_map;
 pub mod state;
 pub mod ticket;
 pub mod token;
@@ -23,9 +27,12 @@ pub use ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, IdError, RecordVersion, RequestId,
 };
 pub use opaque::{ProtocolError, ServerSecrets};
+pub use oprf_record::{OprfRecord, StoredShare};
 pub use outcome::{Outcome, Rejection};
 pub use protocol::BackupKey;
 pub use seal::{SealError, SealPurpose, Sealer};
+pub use share_map::{ShareHolder, ShareMap, SignedShareMap};
 pub use state::{
-    AccountStatus, Applied, ClusterConfig, RecordStatus, StateDecodeError, VaultState,
+    AccountStatus, Applied, AttemptView, ChargedAttemptView, ClusterConfig, CurrentShareMap,
+    RecordStatus, ResetProof, StateDecodeError, VaultState,
 };

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChargeNumber, GuessLimit, RecordVersion, RequestId};
+use crate::oprf_record::OprfRecord;
 
 /// The result of applying one [`crate::Command`]. Deterministic: every replica computes the
 /// same outcome for the same entry.
@@ -10,6 +11,11 @@ use crate::ids::{ChargeNumber, GuessLimit, RecordVersion, RequestId};
 pub enum Outcome {
     /// The cluster was bootstrapped.
     Bootstrapped,
+    /// A share map is in force (now, or already was at this epoch).
+    ShareMapSet {
+        /// Its epoch.
+        epoch: u64,
+    },
     /// A record version was staged (or had been, for a retried request id).
     Staged {
         /// The staged version.
@@ -36,6 +42,8 @@ pub enum Outcome {
         /// The sealed record.
         #[serde(with = "crate::bytes")]
         sealed_record: Vec<u8>,
+        /// The record's public OPRF half (share-holders, commitments, KSF parameters).
+        oprf: OprfRecord,
     },
     /// The guess counter was reset (`reset` true), or the charge named is not the record's
     /// latest (a later charge exists) and the counter was left as is (`reset` false). Either
@@ -98,6 +106,30 @@ pub enum Rejection {
     /// `Destroy` named a charge that is no longer the latest, or guesses remain.
     #[error("the record is not exhausted at that charge")]
     NotExhausted,
+    /// A share map whose signature, encoding or rules fail, or that names another cluster.
+    #[error("share map refused: {0}")]
+    BadShareMap(String),
+    /// A share map whose epoch is not above the current one.
+    #[error("share map epoch {epoch} is not above the current {current}")]
+    ShareMapEpoch {
+        /// The map's epoch.
+        epoch: u64,
+        /// The epoch in force.
+        current: u64,
+    },
+    /// No share map is in force yet: nothing can be registered.
+    #[error("no share map is in force")]
+    NoShareMap,
+    /// A registration's shares were made for another share map than the one in force (the
+    /// map changed meanwhile), or do not follow it.
+    #[error("the shares do not follow the share map in force (epoch {current})")]
+    StaleShareMap {
+        /// The epoch in force.
+        current: u64,
+    },
+    /// A reset whose signature does not verify under the record's reset key.
+    #[error("the reset signature does not verify")]
+    BadResetSignature,
     /// The command's log position is not above the last position that changed the state:
     /// an entry applied twice or out of order (a bug of the log layer), or a command beyond
     /// the most an entry may carry. Refused so that record versions stay unique and

@@ -9,8 +9,11 @@
 //! - credential identifier (server side, OPRF key derivation): the account id's bytes;
 //! - identifiers: client = the account id's bytes, server = the server's static public key
 //!   (opaque-ke's default), so an envelope is bound to its account;
-//! - context: the constant [`CONTEXT`] `"bkv/v1"`, bound into the 3DH transcript of every
-//!   login, so a bkv login cannot be spliced with any other protocol's.
+//! - context: the constant [`CONTEXT`] `"bkv/v2"`, bound into the 3DH transcript of every
+//!   login, so a bkv login cannot be spliced with any other protocol's (nor with a login of
+//!   protocol v1, which ran OPAQUE on the password itself);
+//! - password: the hardened password of protocol v2 (the 64-byte threshold OPRF output,
+//!   see [`crate::oprf`]), never the password itself.
 //!
 //! # Byte formats
 //!
@@ -28,6 +31,7 @@ pub(crate) mod codec;
 mod error;
 mod key_sealing;
 mod keys;
+mod ksf;
 mod sealed_key;
 
 use opaque_ke::Identifiers;
@@ -41,10 +45,11 @@ pub use backup_key::BackupKey;
 pub use error::FormatError;
 pub use key_sealing::{open_backup_key, open_transported, seal_backup_key, seal_for_transport};
 pub use keys::{ExportKey, SessionKey};
+pub use ksf::{KsfError, KsfParams};
 pub use sealed_key::SealedKey;
 
 /// The OPAQUE context both sides bind every login to.
-pub const CONTEXT: &[u8] = b"bkv/v1";
+pub const CONTEXT: &[u8] = b"bkv/v2";
 
 /// HKDF info of the key that seals K under the export key.
 pub const BACKUP_KEY_INFO: &[u8] = b"bkv/backup-key/v1";

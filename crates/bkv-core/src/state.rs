@@ -18,11 +18,13 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::ClusterConfig;
+pub use account::ResetProof;
+pub use cluster::{ClusterConfig, CurrentShareMap};
 pub use codec::StateDecodeError;
 pub use status::{AccountStatus, RecordStatus};
 
 use account::{Account, ActiveRecord, ChargedAttempt, Registration, StagedRecord};
+use cluster::CurrentShareMap as ShareMapInForce;
 use accounts::Accounts;
 
 use crate::audit::{AuditEvent, AuditKind};
@@ -30,7 +32,10 @@ use crate::command::{Command, Request};
 use crate::ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
 };
+use crate::oprf_record::OprfRecord;
 use crate::outcome::{Outcome, Rejection};
+use crate::reset::reset_signature_valid;
+use crate::share_map::SignedShareMap;
 
 /// The vault's replicated state. `Default` is the empty, not bootstrapped state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,6 +122,7 @@ impl VaultState {
                 key_id,
                 default_guess_limit,
                 max_guess_limit,
+                identity_key,
             } => {
                 if default_guess_limit > max_guess_limit {
                     return Applied::rejected(Rejection::GuessLimitTooHigh {
@@ -134,15 +140,26 @@ impl VaultState {
                         key_id: *key_id,
                         default_guess_limit: *default_guess_limit,
                         max_guess_limit: *max_guess_limit,
+                        identity_key: *identity_key,
+                        share_map: None,
                     },
                 )
             }
+            Command::SetShareMap { map } => self.set_share_map(log_index, map),
             Command::Stage {
                 account,
                 request_id,
                 guess_limit,
                 sealed_record,
-            } => self.stage(log_index, account, request_id, *guess_limit, sealed_record),
+                oprf,
+            } => self.stage(
+                log_index,
+                account,
+                request_id,
+                *guess_limit,
+                sealed_record,
+                oprf,
+            ),
             Command::Activate { account, version } => self.activate(log_index, account, *version),
             Command::ChargeGuess {
                 account,
@@ -153,7 +170,8 @@ impl VaultState {
                 account,
                 version,
                 charge,
-            } => self.reset_guesses(log_index, account, *version, *charge),
+                signature,
+            } => self.reset_guesses(log_index, account, *version, *charge, signature),
             Command::Destroy {
                 account,
                 version,
@@ -178,6 +196,52 @@ impl VaultState {
         }
     }
 
+    fn set_share_map(&mut self, log_index: u64, signed: &SignedShareMap) -> Applied {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return Applied::rejected(Rejection::NotBootstrapped);
+        };
+        let map = match signed.verify(&cluster.identity_key) {
+            Ok(map) => map,
+            Err(e) => return Applied::rejected(Rejection::BadShareMap(e.to_string())),
+        };
+        if map.cluster_name != cluster.cluster_name {
+            return Applied::rejected(Rejection::BadShareMap(
+                "the map names another cluster".into(),
+            ));
+        }
+        let current = cluster.share_map.as_ref().map_or(0, |m| m.map.epoch);
+        if map.epoch <= current {
+            // A retry of the map in force answers the same; anything else is stale.
+            if cluster
+                .share_map
+                .as_ref()
+                .is_some_and(|m| m.signed == *signed)
+            {
+                return Applied::quiet(Outcome::ShareMapSet { epoch: current });
+            }
+            return Applied::rejected(Rejection::ShareMapEpoch {
+                epoch: map.epoch,
+                current,
+            });
+        }
+        let epoch = map.epoch;
+        cluster.share_map = Some(ShareMapInForce {
+            signed: signed.clone(),
+            map,
+        });
+        self.last_change = log_index;
+        Applied {
+            outcome: Outcome::ShareMapSet { epoch },
+            events: vec![AuditEvent {
+                kind: AuditKind::ShareMapSet,
+                account: None,
+                version: None,
+                charge: None,
+                guesses_remaining: None,
+            }],
+        }
+    }
+
     fn stage(
         &mut self,
         log_index: u64,
@@ -185,28 +249,40 @@ impl VaultState {
         request_id: &RequestId,
         guess_limit: GuessLimit,
         sealed_record: &[u8],
+        oprf: &OprfRecord,
     ) -> Applied {
-        let Some(max) = self.cluster.as_ref().map(|c| c.max_guess_limit) else {
+        let Some(cluster) = self.cluster.as_ref() else {
             return Applied::rejected(Rejection::NotBootstrapped);
         };
+        let max = cluster.max_guess_limit;
         if guess_limit > max {
             return Applied::rejected(Rejection::GuessLimitTooHigh {
                 requested: guess_limit.get(),
                 max: max.get(),
             });
         }
-        let entry = self.accounts.get_or_insert_default(account);
-        if let Some(version) = entry.registered(request_id) {
-            // A retry: the same version, nothing staged anew. The insert above cannot
-            // have inserted an empty entry here, since a remembered id means it existed.
+        let Some(map) = cluster.share_map.as_ref().map(|m| &m.map) else {
+            return Applied::rejected(Rejection::NoShareMap);
+        };
+        let follows_map = oprf.map_epoch == map.epoch
+            && oprf.threshold == map.threshold
+            && oprf.holders().eq(map.holders.iter().map(|h| h.node_id));
+        let current = map.epoch;
+        if let Some(version) = self.accounts.get(account).and_then(|e| e.registered(request_id)) {
+            // A retry: the same version, nothing staged anew.
             return Applied::quiet(Outcome::Staged { version });
         }
+        if !follows_map {
+            return Applied::rejected(Rejection::StaleShareMap { current });
+        }
+        let entry = self.accounts.get_or_insert_default(account);
         let version = RecordVersion(log_index);
         entry.staged = Some(StagedRecord {
             version,
             request_id: *request_id,
             guess_limit,
             sealed_record: sealed_record.to_vec(),
+            oprf: oprf.clone(),
         });
         entry.remember(Registration {
             request_id: *request_id,
@@ -334,19 +410,39 @@ impl VaultState {
         account: &AccountId,
         version: RecordVersion,
         charge: ChargeNumber,
+        signature: &[u8; 64],
     ) -> Applied {
+        let Some(cluster_name) = self.cluster.as_ref().map(|c| c.cluster_name.as_str()) else {
+            return Applied::rejected(Rejection::NotBootstrapped);
+        };
         let Some(entry) = self.accounts.get_mut(account) else {
             return Applied::rejected(Rejection::VersionNotActive);
         };
         let Some(active) = entry.active.as_mut().filter(|a| a.version == version) else {
             return Applied::rejected(not_active(entry, version));
         };
+        // Only the client, who knows the password, can sign a reset: a node that makes one
+        // up is refused here, on every replica.
+        if !reset_signature_valid(
+            &active.oprf.reset_key,
+            cluster_name,
+            account,
+            version,
+            charge,
+            signature,
+        ) {
+            return Applied::rejected(Rejection::BadResetSignature);
+        }
         // Only the latest charge may reset: a replayed ticket of an earlier charge leaves
         // the guesses charged after it in place.
         let reset = charge.get() > 0 && charge == active.last_charge;
         if reset && active.guesses_used > 0 {
             active.guesses_used = 0;
             active.attempts.clear();
+            active.last_reset = Some(ResetProof {
+                charge,
+                signature: *signature,
+            });
             self.last_change = log_index;
         }
         Applied {
@@ -440,6 +536,47 @@ impl VaultState {
         }
     }
 
+    /// What the state holds about a recovery attempt on `account`'s active record: for
+    /// `RecoverLogin` and for share-holders deciding whether to evaluate.
+    pub fn attempt(&self, account: &AccountId, attempt_id: &AttemptId) -> AttemptView {
+        let Some(entry) = self.accounts.get(account) else {
+            return AttemptView::NoRecord;
+        };
+        let Some(active) = entry.active.as_ref() else {
+            return match entry.destroyed {
+                Some(version) => AttemptView::Destroyed { version },
+                None => AttemptView::NoRecord,
+            };
+        };
+        match active.attempts.get(attempt_id) {
+            Some(a) => AttemptView::Charged(Box::new(ChargedAttemptView {
+                version: active.version,
+                charge: a.charge,
+                request_hash: a.request_hash,
+                guesses_remaining: active.remaining_after(a.charge),
+                guess_limit: active.guess_limit,
+                request_id: active.request_id,
+                sealed_record: active.sealed_record.clone(),
+                oprf: active.oprf.clone(),
+            })),
+            None => AttemptView::NotCharged {
+                version: active.version,
+                last_charge: active.last_charge,
+                last_reset: active.last_reset,
+            },
+        }
+    }
+
+    /// The active record's public OPRF half and last reset, if `version` is the active one.
+    pub fn active_oprf(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+    ) -> Option<(OprfRecord, Option<ResetProof>)> {
+        let active = self.accounts.get(account)?.active.as_ref()?;
+        (active.version == version).then(|| (active.oprf.clone(), active.last_reset))
+    }
+
     /// How many accounts the state holds anything for (staged, active or destroyed).
     pub fn account_count(&self) -> usize {
         self.accounts.len()
@@ -451,6 +588,51 @@ impl VaultState {
     }
 }
 
+/// A recovery attempt as the applied state knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptView {
+    /// No active record and no tombstone.
+    NoRecord,
+    /// The active record was destroyed.
+    Destroyed {
+        /// The destroyed version.
+        version: RecordVersion,
+    },
+    /// Not among the attempts charged since the last reset (never charged, not applied here
+    /// yet, or cleared by a reset).
+    NotCharged {
+        /// The active version.
+        version: RecordVersion,
+        /// Its latest charge.
+        last_charge: ChargeNumber,
+        /// Its last reset.
+        last_reset: Option<ResetProof>,
+    },
+    /// Charged on the active record since its last reset.
+    Charged(Box<ChargedAttemptView>),
+}
+
+/// A charged attempt and the record it was charged on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargedAttemptView {
+    /// The active version.
+    pub version: RecordVersion,
+    /// The attempt's charge.
+    pub charge: ChargeNumber,
+    /// SHA-256 of the blinded element the charge is bound to.
+    pub request_hash: [u8; 32],
+    /// Guesses that were left right after this charge.
+    pub guesses_remaining: u32,
+    /// The record's guess limit.
+    pub guess_limit: GuessLimit,
+    /// The registration id the record was sealed under.
+    pub request_id: RequestId,
+    /// The sealed record.
+    pub sealed_record: Vec<u8>,
+    /// The record's public OPRF half.
+    pub oprf: OprfRecord,
+}
+
 /// The `Charged` outcome of a charge made on `active` since its last reset.
 fn charged(active: &ActiveRecord, charge: ChargeNumber) -> Outcome {
     Outcome::Charged {
@@ -460,6 +642,7 @@ fn charged(active: &ActiveRecord, charge: ChargeNumber) -> Outcome {
         guess_limit: active.guess_limit,
         request_id: active.request_id,
         sealed_record: active.sealed_record.clone(),
+        oprf: active.oprf.clone(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod sealer;
 pub mod server;
+pub mod shares;
 pub mod tls;
 pub mod vault;
 pub mod watermark;

@@ -56,6 +56,14 @@ struct Inner {
     snapshot_bytes: Gauge<u64, AtomicU64>,
     hsm_latency: Family<HsmLabels, Histogram>,
     hsm_errors: Family<HsmErrorLabels, Counter>,
+    share_evaluations: Family<ResultLabels, Counter>,
+    share_holder_failures: Counter,
+    shares_held: Gauge<u64, AtomicU64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 /// The node's metrics. Cheap to clone.
@@ -170,7 +178,28 @@ impl Metrics {
             "HSM sealing operations that failed, by kind",
             hsm_errors.clone(),
         );
+        let share_evaluations = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "share_evaluations",
+            "OPRF share evaluations this node made (ok) or refused, for itself and its peers",
+            share_evaluations.clone(),
+        );
+        let share_holder_failures = Counter::default();
+        registry.register(
+            "share_holder_failures",
+            "Share-holders that failed or answered a proof that did not verify, in recoveries this node served",
+            share_holder_failures.clone(),
+        );
+        let shares_held = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "shares_held",
+            "Record versions this node holds an OPRF key share for (as of the last sweep)",
+            shares_held.clone(),
+        );
         Self(Arc::new(Inner {
+            share_evaluations,
+            share_holder_failures,
+            shares_held,
             registry,
             requests,
             latency,
@@ -245,6 +274,25 @@ impl Metrics {
         self.0.records_destroyed.inc();
     }
 
+    /// One share evaluation made (`ok`) or refused.
+    pub fn share_evaluated(&self, ok: bool) {
+        let result = if ok { "ok" } else { "refused" };
+        self.0
+            .share_evaluations
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// A share-holder failed in a recovery this node served.
+    pub fn share_holder_failed(&self) {
+        self.0.share_holder_failures.inc();
+    }
+
+    /// How many record versions this node holds shares for.
+    pub fn set_shares_held(&self, n: u64) {
+        self.0.shares_held.set(n);
+    }
+
     /// One successful recovery.
     pub fn recovered(&self) {
         self.0.recoveries.inc();
@@ -284,6 +332,20 @@ impl Metrics {
             self.0
                 .hsm_errors
                 .get_or_create(&HsmErrorLabels { op, error })
+                .inc();
+        }
+    }
+
+    /// One HSM operation of the share-holder (ECDH, share sealing), and whether it failed.
+    pub fn hsm_call(&self, op: &'static str, took: std::time::Duration, failed: bool) {
+        self.0
+            .hsm_latency
+            .get_or_create(&HsmLabels { op })
+            .observe(took.as_secs_f64());
+        if failed {
+            self.0
+                .hsm_errors
+                .get_or_create(&HsmErrorLabels { op, error: "hsm" })
                 .inc();
         }
     }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bkv_core::opaque::ServerSecrets;
@@ -23,6 +23,7 @@ use crate::error::VaultError;
 use crate::limits::RateLimits;
 use crate::metrics::{CallTimer, Metrics};
 use crate::sealer::MeteredSealer;
+use crate::shares::NodeShares;
 use crate::tls::TlsMaterial;
 use bkv_vault::Serving;
 
@@ -65,6 +66,7 @@ struct Inner {
     metrics: Metrics,
     limits: RateLimits,
     hasher: watch::Sender<Option<AccountHasher>>,
+    shares: OnceLock<Arc<NodeShares>>,
 }
 
 /// A running node. Cheap to clone.
@@ -117,6 +119,7 @@ impl Node {
             metrics,
             limits,
             hasher,
+            shares: OnceLock::new(),
         }))
     }
 
@@ -202,6 +205,27 @@ impl Node {
                 leader_hint: self.leader_client_addr(),
             }
         })
+    }
+
+    /// This node's share-holder, once its share keys are in its token.
+    pub fn shares(&self) -> Option<&Arc<NodeShares>> {
+        self.0.shares.get()
+    }
+
+    /// Sets this node's share-holder (once, at start).
+    pub fn set_shares(&self, shares: Arc<NodeShares>) {
+        let _ = self.0.shares.set(shares);
+    }
+
+    /// The peer address of member `node_id`, if it is one.
+    pub fn peer_addr(&self, node_id: u64) -> Option<String> {
+        let metrics = self.0.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .map(|n| n.raft_addr.clone())
     }
 
     /// The leader's client address, if a leader is known.

@@ -23,6 +23,16 @@ impl MeteredSealer {
     pub fn new(hsm: Partition, metrics: Metrics) -> Self {
         Self { hsm, metrics }
     }
+
+    /// The partition.
+    pub fn hsm(&self) -> &Partition {
+        &self.hsm
+    }
+
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
 impl Sealer for MeteredSealer {

@@ -27,6 +27,11 @@ pub mod reason {
     pub const EXPIRED: &str = "expired";
     /// FAILED_PRECONDITION: the record version named is no longer the active one.
     pub const SUPERSEDED: &str = "superseded";
+    /// FAILED_PRECONDITION: the share map changed under a registration; start it again.
+    pub const STALE_SHARE_MAP: &str = "stale_share_map";
+    /// FAILED_PRECONDITION: RecoverLogin for an attempt that is not charged (reset since, or
+    /// never charged); start the recovery again.
+    pub const NOT_CHARGED: &str = "not_charged";
     /// FAILED_PRECONDITION: a `Destroy` found guesses left (node to node only).
     pub const NOT_EXHAUSTED: &str = "not_exhausted";
     /// RESOURCE_EXHAUSTED: rate limited; `retry_after_ms` is set.

@@ -9,10 +9,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bkv_core::{AccountId, AccountStatus, ClusterConfig, Command, Outcome, Sealer, ServerSecrets};
+use bkv_core::{
+    AccountId, AccountStatus, AttemptId, AttemptView, ClusterConfig, Command, Outcome, Sealer,
+    ServerSecrets,
+};
 use tonic::Code;
 
 use crate::VaultError;
+use crate::holder::{EvalRequest, Evaluated};
 
 /// What a serving replica holds in memory to answer clients: the cluster's OPAQUE server
 /// secrets, unsealed by its HSM, and the replicated cluster configuration.
@@ -38,6 +42,8 @@ pub enum VaultEvent {
     GuessCharged,
     /// A recovery released its key.
     Recovered,
+    /// A share-holder's evaluation failed or did not verify; another was asked.
+    ShareHolderFailed,
     /// A call of this replica destroyed a record (no guess left).
     RecordDestroyed,
 }
@@ -78,6 +84,31 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What the applied state holds for `account`.
     fn account_status(&self, account: &AccountId) -> AccountStatus;
+
+    /// The cluster configuration as applied now (the share map changes over time).
+    fn cluster(&self) -> Result<ClusterConfig, VaultError>;
+
+    /// What the applied state holds about an attempt; if it is not charged there yet, waits
+    /// a little for the charge to be applied (the client calls right after `RecoverStart`).
+    fn attempt(
+        &self,
+        account: &AccountId,
+        attempt_id: &AttemptId,
+    ) -> impl Future<Output = AttemptView> + Send;
+
+    /// The share-holders to ask, in the order to ask them: of `holders` (a record's), the
+    /// ones this replica can reach, itself first.
+    fn share_candidates(&self, holders: &[u64], request: &EvalRequest) -> Vec<u64>;
+
+    /// Whether `holder` is this replica itself (its answers need no checking).
+    fn is_local(&self, holder: u64) -> bool;
+
+    /// Asks share-holder `holder` (this replica itself, or a peer) to evaluate.
+    fn evaluate_share(
+        &self,
+        holder: u64,
+        request: &EvalRequest,
+    ) -> impl Future<Output = Result<Evaluated, VaultError>> + Send;
 
     /// Admits a `RecoverStart` of `account` from `peer` under the rate limits, before anything
     /// is committed.

@@ -130,6 +130,23 @@ impl VaultError {
                 reason: reason::NOT_EXHAUSTED,
                 message: "the record still has guesses left".into(),
             },
+            Rejection::BadShareMap(why) => Self::invalid("share_map", format!("refused: {why}")),
+            Rejection::ShareMapEpoch { epoch, current } => Self::FailedPrecondition {
+                reason: reason::STALE_SHARE_MAP,
+                message: format!("share map epoch {epoch} is not above the current {current}"),
+            },
+            Rejection::NoShareMap => Self::unavailable("no share map is in force yet"),
+            Rejection::StaleShareMap { current } => Self::FailedPrecondition {
+                reason: reason::STALE_SHARE_MAP,
+                message: format!(
+                    "the share map changed (epoch {current} is in force): start the \
+                     registration again"
+                ),
+            },
+            Rejection::BadResetSignature => Self::invalid(
+                "reset_signature",
+                "does_not_verify: not a signature of this reset by the record's reset key",
+            ),
             Rejection::StaleLogIndex { .. } => {
                 Self::Internal("the state machine refused a replayed log entry".into())
             }

@@ -10,6 +10,7 @@
 
 mod backend;
 mod error;
+pub mod holder;
 mod service;
 
 pub use backend::{Backend, CallReport, Serving, VaultEvent};

@@ -1,33 +1,43 @@
-//! [`VaultService`]: the client API, `bkv.v1.Vault`, over any [`Backend`]: registration,
-//! activation, guess-limited recovery, status and delete.
+//! [`VaultService`]: the client API, `bkv.v1.Vault` (protocol v2), over any [`Backend`]:
+//! registration, activation, guess-limited recovery through the threshold OPRF and OPAQUE,
+//! status and delete.
 //!
 //! Every call is authenticated by an account token; every state change is committed through
-//! the backend. In `RecoverStart` the guess is committed and applied before anything derived
-//! from the password file is computed, let alone sent.
+//! the backend. In `RecoverStart` the guess is committed and applied before any share is
+//! evaluated, and each share-holder evaluates only under a charge it has applied itself
+//! (see [`crate::holder`]); a reset applies only with the client's signature.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use bkv_core::opaque::{self, ChargedRecord};
+use bkv_core::oprf::{self, BlindedElement, Commitment, ShareCiphertext};
+use bkv_core::protocol::KsfParams;
 use bkv_core::record::seal_record;
+use bkv_core::share_map::threshold_for;
 use bkv_core::{
-    AccountId, AttemptId, Command, GuessLimit, Outcome, RecordStatus, RecordVersion, RequestId,
-    protocol,
+    AccountId, AttemptId, AttemptView, ChargeNumber, Command, GuessLimit, OprfRecord, Outcome,
+    RecordStatus, RecordVersion, Rejection, RequestId, StoredShare, protocol,
 };
 use bkv_proto::contract;
 use bkv_proto::v1::vault_server::{Vault, VaultServer};
 use bkv_proto::v1::{
-    ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, RecordState,
-    RecoverFinishRequest, RecoverFinishResponse, RecoverStartRequest, RecoverStartResponse,
-    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
-    StatusRequest, StatusResponse,
+    ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, KsfParams as KsfProto,
+    RecordState, RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest,
+    RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse, RegisterFinishRequest,
+    RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse, ShareEvaluation,
+    SignedShareMap as ShareMapProto, StatusRequest, StatusResponse,
 };
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use crate::backend::{Backend, CallReport, VaultEvent};
 use crate::error::VaultError;
+use crate::holder::EvalRequest;
 
 /// The `bkv.v1.Vault` service over a backend.
 #[derive(Debug, Clone)]
@@ -115,11 +125,21 @@ impl<B: Backend + Clone> VaultService<B> {
         let parsed = opaque::parse_registration_request(&msg.registration_request)
             .map_err(VaultError::from_protocol)?;
         let serving = self.backend.serving()?;
+        let cluster = self.backend.cluster()?;
+        let map = cluster
+            .share_map
+            .ok_or_else(|| VaultError::unavailable("no share map is in force yet"))?;
         let registration_response =
             opaque::registration_start(&serving.secrets, &caller.account, parsed)
                 .map_err(VaultError::from_protocol)?;
         Ok(RegisterStartResponse {
             registration_response,
+            share_map: Some(ShareMapProto {
+                encoded: map.signed.encoded,
+                signature: map.signed.signature.to_vec(),
+            }),
+            default_guess_limit: cluster.default_guess_limit.get(),
+            max_guess_limit: cluster.max_guess_limit.get(),
         })
     }
 
@@ -135,23 +155,41 @@ impl<B: Backend + Clone> VaultService<B> {
             .map_err(VaultError::from_protocol)?;
         let sealed_key =
             opaque::parse_sealed_key(msg.sealed_key).map_err(VaultError::from_protocol)?;
+        let ksf = parse_ksf(msg.ksf)?;
+        let reset_key = parse_reset_key(&msg.reset_public_key)?;
         let serving = self.backend.serving()?;
-        let cluster = &serving.cluster;
+        let cluster = self.backend.cluster()?;
         let guess_limit = match msg.guess_limit {
             0 => cluster.default_guess_limit,
             n => GuessLimit::parse(n, cluster.max_guess_limit)
                 .map_err(|e| VaultError::invalid("guess_limit", format!("out_of_range: {e}")))?,
         };
+        let map = cluster
+            .share_map
+            .as_ref()
+            .map(|m| &m.map)
+            .ok_or_else(|| VaultError::unavailable("no share map is in force yet"))?;
+        if msg.share_map_epoch != map.epoch {
+            return Err(stale_share_map(map.epoch));
+        }
+        let shares = parse_shares(&msg.shares, map)?;
         let record = opaque::record_from_upload(upload, sealed_key, guess_limit);
         let sealed_record = seal_record(
             self.backend.sealer(),
-            &cluster.cluster_id,
+            &serving.cluster.cluster_id,
             &account,
             &request_id,
             &record,
         )
         .await
         .map_err(|e| VaultError::Internal(format!("sealing the record: {e}")))?;
+        let oprf = OprfRecord {
+            map_epoch: map.epoch,
+            threshold: map.threshold,
+            shares,
+            reset_key,
+            ksf,
+        };
         let outcome = self
             .backend
             .commit(Command::Stage {
@@ -159,6 +197,7 @@ impl<B: Backend + Clone> VaultService<B> {
                 request_id,
                 guess_limit,
                 sealed_record,
+                oprf,
             })
             .await?;
         match outcome {
@@ -205,11 +244,11 @@ impl<B: Backend + Clone> VaultService<B> {
         let attempt_id =
             AttemptId::parse(&msg.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
         // Parsed before anything is committed: a malformed request never burns a guess.
-        let credential_request = opaque::parse_credential_request(&msg.credential_request)
-            .map_err(VaultError::from_protocol)?;
-        let serving = self.backend.serving()?;
+        let blinded = BlindedElement::parse(&msg.blinded_element)
+            .map_err(|e| VaultError::invalid("blinded_element", format!("invalid: {e}")))?;
+        self.backend.serving()?;
         self.backend.admit_recovery(&account, caller.peer)?;
-        let request_hash = protocol::credential_request_hash(&msg.credential_request);
+        let request_hash: [u8; 32] = Sha256::digest(blinded.as_bytes()).into();
         let outcome = self
             .backend
             .commit(Command::ChargeGuess {
@@ -218,9 +257,15 @@ impl<B: Backend + Clone> VaultService<B> {
                 request_hash,
             })
             .await?;
-        let charged = match outcome {
-            Outcome::Charged { .. } => ChargedRecord::from_outcome(outcome)
-                .ok_or_else(|| VaultError::Internal("charged outcome".into()))?,
+        let (version, charge, guesses_remaining, guess_limit, oprf) = match outcome {
+            Outcome::Charged {
+                version,
+                charge,
+                guesses_remaining,
+                guess_limit,
+                oprf,
+                ..
+            } => (version, charge, guesses_remaining, guess_limit, oprf),
             Outcome::Destroyed { .. } => {
                 // This charge found no guess left and destroyed the record.
                 self.backend.observe(VaultEvent::RecordDestroyed);
@@ -228,11 +273,142 @@ impl<B: Backend + Clone> VaultService<B> {
             }
             other => return Err(unexpected(other)),
         };
-        let (version, guesses_remaining, guess_limit) = (
-            charged.version,
-            charged.guesses_remaining,
-            charged.guess_limit,
-        );
+        let request = EvalRequest {
+            account,
+            version,
+            attempt_id,
+            charge,
+            blinded,
+        };
+        let evaluations = self.gather(&oprf, &request).await?;
+        self.backend.observe(VaultEvent::GuessCharged);
+        Ok(RecoverStartResponse {
+            version: version.get(),
+            charge: charge.get(),
+            guesses_remaining,
+            guess_limit: guess_limit.get(),
+            ksf: Some(ksf_proto(&oprf.ksf)),
+            threshold: u32::from(oprf.threshold),
+            evaluations,
+        })
+    }
+
+    /// Asks share-holders of the record for evaluations until `threshold` have answered
+    /// with a proof that verifies; a holder that fails or whose proof does not verify is
+    /// replaced by the next. UNAVAILABLE when fewer than `threshold` can answer: the guess
+    /// stays charged, and a retry with the same attempt gets the same charge.
+    async fn gather(
+        &self,
+        oprf: &OprfRecord,
+        request: &EvalRequest,
+    ) -> Result<Vec<ShareEvaluation>, VaultError> {
+        let threshold = usize::from(oprf.threshold);
+        let holders: Vec<u64> = oprf.holders().collect();
+        let mut candidates = self
+            .backend
+            .share_candidates(&holders, request)
+            .into_iter();
+        let mut asked = FuturesUnordered::new();
+        for holder in candidates.by_ref().take(threshold) {
+            asked.push(self.ask(oprf, holder, request));
+        }
+        let mut answers = Vec::with_capacity(threshold);
+        let mut failures = Vec::new();
+        while let Some((holder, answer)) = asked.next().await {
+            match answer {
+                Ok(evaluation) => {
+                    answers.push(evaluation);
+                    if answers.len() == threshold {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.backend.observe(VaultEvent::ShareHolderFailed);
+                    failures.push(format!("node {holder}: {e}"));
+                    if let Some(next) = candidates.next() {
+                        asked.push(self.ask(oprf, next, request));
+                    }
+                }
+            }
+        }
+        if answers.len() < threshold {
+            return Err(VaultError::unavailable(format!(
+                "{} of the {threshold} share evaluations needed ({}); the guess stays charged, \
+                 retry with the same attempt id",
+                answers.len(),
+                failures.join("; ")
+            )));
+        }
+        answers.sort_by_key(|a| a.node_id);
+        Ok(answers)
+    }
+
+    /// One holder's evaluation, its proof checked against the record's commitment unless it
+    /// is this replica's own.
+    async fn ask(
+        &self,
+        oprf: &OprfRecord,
+        holder: u64,
+        request: &EvalRequest,
+    ) -> (u64, Result<ShareEvaluation, VaultError>) {
+        let answer = async {
+            let stored = oprf
+                .share_of(holder)
+                .ok_or_else(|| VaultError::Internal("not a share-holder of the record".into()))?;
+            let evaluated = self.backend.evaluate_share(holder, request).await?;
+            if !self.backend.is_local(holder) {
+                let commitment = Commitment::parse(&stored.commitment)
+                    .map_err(|_| VaultError::Internal("a stored commitment does not parse".into()))?;
+                oprf::verify_evaluation(
+                    &commitment,
+                    &request.blinded,
+                    &evaluated.element,
+                    &evaluated.proof,
+                )
+                .map_err(|_| VaultError::Internal("its proof does not verify".into()))?;
+            }
+            Ok(ShareEvaluation {
+                node_id: holder,
+                commitment: stored.commitment.to_vec(),
+                evaluated_element: evaluated.element.to_bytes().to_vec(),
+                proof: evaluated.proof.to_bytes().to_vec(),
+            })
+        };
+        (holder, answer.await)
+    }
+
+    async fn recover_login(
+        &self,
+        caller: Caller,
+        msg: RecoverLoginRequest,
+    ) -> Result<RecoverLoginResponse, VaultError> {
+        let account = caller.account;
+        let attempt_id =
+            AttemptId::parse(&msg.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
+        let credential_request = opaque::parse_credential_request(&msg.credential_request)
+            .map_err(VaultError::from_protocol)?;
+        let serving = self.backend.serving()?;
+        let charged = match self.backend.attempt(&account, &attempt_id).await {
+            AttemptView::Charged(c) => c,
+            AttemptView::Destroyed { .. } => return Err(VaultError::Destroyed),
+            AttemptView::NoRecord => return Err(VaultError::NotFound("no active record")),
+            AttemptView::NotCharged { .. } => {
+                return Err(VaultError::FailedPrecondition {
+                    reason: contract::reason::NOT_CHARGED,
+                    message: "this attempt is not charged on the active record (reset since, \
+                              or never charged): start the recovery again"
+                        .into(),
+                });
+            }
+        };
+        let charged = ChargedRecord {
+            version: charged.version,
+            charge: charged.charge,
+            guesses_remaining: charged.guesses_remaining,
+            guess_limit: charged.guess_limit,
+            request_id: charged.request_id,
+            sealed_record: charged.sealed_record,
+        };
         let started = opaque::login_start(
             self.backend.sealer(),
             &serving.secrets,
@@ -245,13 +421,9 @@ impl<B: Backend + Clone> VaultService<B> {
         )
         .await
         .map_err(|e| VaultError::Internal(format!("login start: {e}")))?;
-        self.backend.observe(VaultEvent::GuessCharged);
-        Ok(RecoverStartResponse {
+        Ok(RecoverLoginResponse {
             credential_response: started.credential_response,
             ticket: started.ticket,
-            guesses_remaining,
-            version: version.get(),
-            guess_limit: guess_limit.get(),
         })
     }
 
@@ -272,6 +444,9 @@ impl<B: Backend + Clone> VaultService<B> {
         }
         let finalization = opaque::parse_credential_finalization(&msg.credential_finalization)
             .map_err(VaultError::from_protocol)?;
+        let signature: [u8; 64] = msg.reset_signature.as_slice().try_into().map_err(|_| {
+            VaultError::invalid("reset_signature", "wrong_length: must be 64 bytes")
+        })?;
         let serving = self.backend.serving()?;
         let finished = opaque::login_finish(
             self.backend.sealer(),
@@ -314,6 +489,7 @@ impl<B: Backend + Clone> VaultService<B> {
                 account,
                 version: finished.version,
                 charge: finished.charge,
+                signature,
             })
             .await?;
         match outcome {
@@ -325,6 +501,10 @@ impl<B: Backend + Clone> VaultService<B> {
                     version: version.get(),
                 })
             }
+            Outcome::Rejected(Rejection::BadResetSignature) => Err(VaultError::invalid(
+                "reset_signature",
+                "does_not_verify: not a signature of this reset by the record's reset key",
+            )),
             other => Err(unexpected(other)),
         }
     }
@@ -381,9 +561,94 @@ fn unexpected(outcome: Outcome) -> VaultError {
     }
 }
 
+/// A registration made for another share map than the one in force.
+fn stale_share_map(current: u64) -> VaultError {
+    VaultError::FailedPrecondition {
+        reason: contract::reason::STALE_SHARE_MAP,
+        message: format!(
+            "the share map changed (epoch {current} is in force): start the registration again"
+        ),
+    }
+}
+
+fn parse_ksf(ksf: Option<KsfProto>) -> Result<KsfParams, VaultError> {
+    let ksf = ksf.ok_or_else(|| VaultError::invalid("ksf", "missing"))?;
+    let params = KsfParams {
+        m_cost_kib: ksf.m_cost_kib,
+        t_cost: ksf.t_cost,
+        p_cost: ksf.p_cost,
+    };
+    params
+        .check()
+        .map_err(|e| VaultError::invalid("ksf", format!("out_of_range: {e}")))?;
+    Ok(params)
+}
+
+fn ksf_proto(ksf: &KsfParams) -> KsfProto {
+    KsfProto {
+        m_cost_kib: ksf.m_cost_kib,
+        t_cost: ksf.t_cost,
+        p_cost: ksf.p_cost,
+    }
+}
+
+fn parse_reset_key(bytes: &[u8]) -> Result<[u8; 32], VaultError> {
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        VaultError::invalid("reset_public_key", "wrong_length: must be 32 bytes")
+    })?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| VaultError::invalid("reset_public_key", "invalid: not an Ed25519 key"))?;
+    Ok(key)
+}
+
+/// The shares of a registration: one per holder of the map in force, in its order, each
+/// commitment a valid point, each ciphertext well formed, and the commitments consistent
+/// with one polynomial of the map's degree (so that any `threshold` holders recover the
+/// same key).
+fn parse_shares(
+    shares: &[bkv_proto::v1::ShareUpload],
+    map: &bkv_core::ShareMap,
+) -> Result<Vec<StoredShare>, VaultError> {
+    if shares.len() != map.holders.len() {
+        return Err(VaultError::invalid(
+            "shares",
+            format!(
+                "wrong_count: one share per holder of the share map ({})",
+                map.holders.len()
+            ),
+        ));
+    }
+    let mut stored = Vec::with_capacity(shares.len());
+    let mut points = Vec::with_capacity(shares.len());
+    for (share, holder) in shares.iter().zip(&map.holders) {
+        if share.node_id != holder.node_id {
+            return Err(VaultError::invalid(
+                "shares",
+                "wrong_holder: shares must follow the share map's holders in order",
+            ));
+        }
+        let commitment = Commitment::parse(&share.commitment)
+            .map_err(|e| VaultError::invalid("shares.commitment", format!("invalid: {e}")))?;
+        ShareCiphertext::parse(&share.ciphertext)
+            .map_err(|e| VaultError::invalid("shares.ciphertext", format!("invalid: {e}")))?;
+        points.push((share.node_id, commitment));
+        stored.push(StoredShare {
+            node_id: share.node_id,
+            commitment: commitment.to_bytes(),
+            ciphertext: share.ciphertext.clone(),
+        });
+    }
+    debug_assert_eq!(usize::from(map.threshold), threshold_for(map.holders.len()));
+    oprf::check_commitments(&points, usize::from(map.threshold)).map_err(|e| {
+        VaultError::invalid("shares.commitment", format!("inconsistent: {e}"))
+    })?;
+    Ok(stored)
+}
+
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Bootstrapped => "bootstrapped",
+        Outcome::ShareMapSet { .. } => "share_map_set",
         Outcome::Staged { .. } => "staged",
         Outcome::Activated { .. } => "activated",
         Outcome::Charged { .. } => "charged",
@@ -425,6 +690,14 @@ impl<B: Backend + Clone> Vault for VaultService<B> {
         request: Request<RecoverStartRequest>,
     ) -> Result<Response<RecoverStartResponse>, Status> {
         self.call("RecoverStart", request, |c, m| self.recover_start(c, m))
+            .await
+    }
+
+    async fn recover_login(
+        &self,
+        request: Request<RecoverLoginRequest>,
+    ) -> Result<Response<RecoverLoginResponse>, Status> {
+        self.call("RecoverLogin", request, |c, m| self.recover_login(c, m))
             .await
     }
 

@@ -41,6 +41,7 @@ impl ChargedRecord {
                 guess_limit,
                 request_id,
                 sealed_record,
+                oprf: _,
             } => Some(Self {
                 version,
                 charge,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AttemptId, ChargeNumber, GuessLimit, RecordVersion, RequestId};
+use crate::oprf_record::OprfRecord;
 
 /// Registration ids remembered per account, so that a retried `Stage` stages nothing new.
 pub(crate) const REQUEST_IDS_KEPT: usize = 4;
@@ -38,6 +39,7 @@ pub(crate) struct StagedRecord {
     pub(crate) guess_limit: GuessLimit,
     #[serde(with = "crate::bytes")]
     pub(crate) sealed_record: Vec<u8>,
+    pub(crate) oprf: OprfRecord,
 }
 
 /// The active record version and its guess counter.
@@ -56,6 +58,21 @@ pub(crate) struct ActiveRecord {
     /// The attempts charged since the last reset: exactly `guesses_used` of them, with the
     /// charges `last_charge - guesses_used + 1 ..= last_charge`.
     pub(crate) attempts: BTreeMap<AttemptId, ChargedAttempt>,
+    /// The public OPRF half of the record.
+    pub(crate) oprf: OprfRecord,
+    /// The last reset that applied: its charge and the client's signature, so that a
+    /// share-holder can check it for itself before it clears its own ledger.
+    pub(crate) last_reset: Option<ResetProof>,
+}
+
+/// A reset as applied: the charge it named and the client's signature over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetProof {
+    /// The charge the successful login ran under.
+    pub charge: ChargeNumber,
+    /// The client's reset signature.
+    #[serde(with = "crate::bytes::array")]
+    pub signature: [u8; 64],
 }
 
 /// One charged attempt, remembered so that its retry gets the same charge back.
@@ -94,6 +111,8 @@ impl ActiveRecord {
             guesses_used: 0,
             last_charge: ChargeNumber(0),
             attempts: BTreeMap::new(),
+            oprf: staged.oprf,
+            last_reset: None,
         }
     }
 

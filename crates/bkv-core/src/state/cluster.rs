@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClusterId, GuessLimit};
+use crate::share_map::{ShareMap, SignedShareMap};
 
-/// What `Bootstrap` set: the cluster's identity, its sealed OPAQUE server setup, the cluster
-/// key's check value and id, and the guess limits of registrations.
+/// What `Bootstrap` set (the cluster's identity, its sealed OPAQUE server setup, the cluster
+/// key's check value and id, the guess limits of registrations, the identity key) and the
+/// share map in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterConfig {
     /// The cluster's id (bound into every sealed blob's AAD).
@@ -23,4 +25,17 @@ pub struct ClusterConfig {
     pub default_guess_limit: GuessLimit,
     /// Largest guess limit a registration may ask for.
     pub max_guess_limit: GuessLimit,
+    /// The cluster identity key (Ed25519 public key) that signs share maps.
+    pub identity_key: [u8; 32],
+    /// The share map in force, once one was set.
+    pub share_map: Option<CurrentShareMap>,
+}
+
+/// The share map in force: as signed (what clients get) and as parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentShareMap {
+    /// The signed map.
+    pub signed: SignedShareMap,
+    /// Its contents.
+    pub map: ShareMap,
 }

@@ -1,0 +1,100 @@
+//! The node as a share-holder of the threshold OPRF: its [`ShareHolder`] over its HSM
+//! (share-receiving and share-sealing keys), its own ledger store, and its applied state;
+//! the peer service other nodes ask for evaluations; and the sweep that erases the shares
+//! of records that are gone.
+
+mod keys;
+mod ledger_store;
+mod service;
+
+use std::time::Duration;
+
+use bkv_core::VaultState;
+use bkv_raft::{RaftNode, StateHandle};
+use bkv_vault::holder::{AppliedState, ShareHolder, ShareId};
+use tokio::sync::watch;
+
+pub use ledger_store::SledLedgers;
+pub use service::SharesService;
+
+use crate::sealer::MeteredSealer;
+
+/// A node's share-holder.
+pub type NodeShares = ShareHolder<MeteredSealer, SledLedgers, NodeState>;
+
+/// How long a share-holder waits for a charge to reach its applied state.
+pub const CHARGE_WAIT: Duration = Duration::from_secs(2);
+
+/// Ledgers looked at per sweep step.
+const SWEEP_BATCH: usize = 512;
+
+/// The node's applied state, with a signal on every applied entry.
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    state: StateHandle,
+    metrics: watch::Receiver<bkv_raft::types::RaftMetrics>,
+}
+
+impl NodeState {
+    /// The applied state of `raft`.
+    pub fn of(raft: &RaftNode) -> Self {
+        Self {
+            state: raft.state().clone(),
+            metrics: raft.metrics(),
+        }
+    }
+}
+
+impl AppliedState for NodeState {
+    fn read<R>(&self, f: impl FnOnce(&VaultState) -> R) -> R {
+        self.state.read(f)
+    }
+
+    async fn changed(&self) {
+        let mut metrics = self.metrics.clone();
+        // Metrics change on every applied entry; a stopped Raft changes nothing more.
+        if metrics.changed().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Erases the shares of records that are gone, every `period`, until `stop` says so;
+/// reports how many shares the node holds after each full pass.
+pub async fn sweep_loop(
+    shares: std::sync::Arc<NodeShares>,
+    period: Duration,
+    held: impl Fn(u64) + Send,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut after: Option<ShareId> = None;
+        let mut total = 0u64;
+        loop {
+            match shares.sweep(after, SWEEP_BATCH).await {
+                Ok((sweep, next)) => {
+                    total += sweep.held;
+                    if sweep.erased > 0 {
+                        tracing::info!(erased = sweep.erased, "erased the shares of records that are gone");
+                    }
+                    match next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "share sweep failed");
+                    break;
+                }
+            }
+        }
+        held(total);
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! [`SledLedgers`]: a node's share ledgers on its own disk, in a sled database of their own
+//! (`<data_dir>/shares`), outside the replicated state: nothing in it is replicated, and a
+//! forged snapshot from a leader cannot roll it back.
+//!
+//! Flushes are grouped: every evaluation writes its ledger and waits for a flush that began
+//! after its write; concurrent evaluations share one flush.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bkv_core::ledger::ShareLedger;
+use bkv_vault::VaultError;
+use bkv_vault::holder::{LedgerStore, ShareId};
+
+/// The share ledgers of one node.
+#[derive(Clone)]
+pub struct SledLedgers(Arc<Inner>);
+
+struct Inner {
+    tree: sled::Tree,
+    db: sled::Db,
+    /// Saves so far.
+    written: AtomicU64,
+    /// Saves covered by the last completed flush.
+    flushed: AtomicU64,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SledLedgers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledLedgers")
+            .field("ledgers", &self.0.tree.len())
+            .finish()
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> VaultError {
+    VaultError::Internal(format!("share ledger store: {e}"))
+}
+
+impl SledLedgers {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, sled::Error> {
+        let db = sled::Config::new().path(dir).open()?;
+        let tree = db.open_tree("ledgers")?;
+        Ok(Self(Arc::new(Inner {
+            tree,
+            db,
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
+        })))
+    }
+}
+
+impl LedgerStore for SledLedgers {
+    fn load(&self, id: &ShareId) -> Result<Option<ShareLedger>, VaultError> {
+        let Some(bytes) = self.0.tree.get(id).map_err(storage)? else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| storage(format!("a ledger does not decode: {e}")))
+    }
+
+    fn save(&self, id: &ShareId, ledger: &ShareLedger) -> Result<(), VaultError> {
+        let bytes = postcard::to_stdvec(ledger).map_err(storage)?;
+        self.0.tree.insert(id, bytes).map_err(storage)?;
+        self.0.written.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), VaultError> {
+        let mine = self.0.written.load(Ordering::SeqCst);
+        let _turn = self.0.flushing.lock().await;
+        if self.0.flushed.load(Ordering::SeqCst) >= mine {
+            // A flush that began after this caller's writes has completed meanwhile.
+            return Ok(());
+        }
+        let covers = self.0.written.load(Ordering::SeqCst);
+        self.0.db.flush_async().await.map_err(storage)?;
+        self.0.flushed.store(covers, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        after: Option<ShareId>,
+        limit: usize,
+    ) -> Result<Vec<(ShareId, ShareLedger)>, VaultError> {
+        let range = match after {
+            Some(after) => self
+                .0
+                .tree
+                .range((std::ops::Bound::Excluded(after.to_vec()), std::ops::Bound::Unbounded)),
+            None => self.0.tree.iter(),
+        };
+        let mut out = Vec::new();
+        for item in range.take(limit) {
+            let (key, value) = item.map_err(storage)?;
+            let id: ShareId = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| storage("a ledger key is not 32 bytes"))?;
+            let ledger = postcard::from_bytes(&value)
+                .map_err(|e| storage(format!("a ledger does not decode: {e}")))?;
+            out.push((id, ledger));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,390 @@
+//! [`ShareHolder`]: one node's side of the threshold OPRF. It installs the node's share of
+//! an account's OPRF key from the record (opened with the node's own share-receiving key,
+//! checked against its commitment, sealed under the node's own share key), keeps the
+//! node's ledger of evaluations, and evaluates only a charge its own applied state holds,
+//! within its own ledger's limit. A `bkv-node` runs it over its HSM and its disk, the
+//! in-memory replica over software keys and a map: the rules are these, once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bkv_core::ledger::{LedgerRefusal, ShareLedger};
+use bkv_core::oprf::{
+    self, BlindedElement, Commitment, DleqProof, EvaluatedElement, KeyShare, P256PublicKey,
+    ShareCiphertext, ShareContext,
+};
+use bkv_core::{AccountId, AttemptId, AttemptView, ChargeNumber, RecordVersion, VaultState};
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::error::VaultError;
+
+/// A share's id in a node's ledger: SHA-256 of its ciphertext, so that the same share
+/// delivered again (a replayed registration) finds the same ledger.
+pub type ShareId = [u8; 32];
+
+/// Most unsealed shares a holder keeps in memory.
+pub const SHARE_CACHE: usize = 4096;
+
+/// What to evaluate: a charged attempt's blinded element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalRequest {
+    /// The account.
+    pub account: AccountId,
+    /// The record version charged.
+    pub version: RecordVersion,
+    /// The attempt charged.
+    pub attempt_id: AttemptId,
+    /// The charge's number.
+    pub charge: ChargeNumber,
+    /// The client's blinded element.
+    pub blinded: BlindedElement,
+}
+
+/// One evaluation with its proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluated {
+    /// `Z_i = k_i·B`.
+    pub element: EvaluatedElement,
+    /// DLEQ proof against the share's commitment.
+    pub proof: DleqProof,
+}
+
+/// Why a holder does not evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalRefusal {
+    /// The charge has not reached this node's applied state in time.
+    #[error("the charge has not been applied here yet")]
+    NotYetApplied,
+    /// This node's applied state holds no such charge on the active record (never charged,
+    /// reset since, another blinded element, another version, destroyed or deleted).
+    #[error("no such charge on the active record here: {0}")]
+    NotCharged(&'static str),
+    /// This node holds no share of the record.
+    #[error("this node holds no share of the record")]
+    NoShare,
+    /// The share in the record does not open with this node's key or does not match its
+    /// commitment.
+    #[error("the record's share for this node is unusable: {0}")]
+    BadShare(&'static str),
+    /// The node's own ledger refuses.
+    #[error(transparent)]
+    Ledger(#[from] LedgerRefusal),
+}
+
+/// The token side of a share-holder: its share-receiving key and its share-sealing key.
+pub trait ShareKeys: Send + Sync + 'static {
+    /// The x-coordinate of ECDH between the node's share-receiving key and `ephemeral`.
+    fn ecdh(
+        &self,
+        ephemeral: &[u8; 65],
+    ) -> impl Future<Output = Result<Zeroizing<[u8; 32]>, VaultError>> + Send;
+
+    /// Seals a share under the node's own share key.
+    fn seal_share(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, VaultError>> + Send;
+
+    /// Opens a share sealed by [`ShareKeys::seal_share`].
+    fn unseal_share(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> impl Future<Output = Result<Zeroizing<Vec<u8>>, VaultError>> + Send;
+}
+
+/// Where a share-holder keeps its ledgers: on the node's own disk, outside the replicated
+/// state.
+pub trait LedgerStore: Send + Sync + 'static {
+    /// The ledger of a share, if installed.
+    fn load(&self, id: &ShareId) -> Result<Option<ShareLedger>, VaultError>;
+
+    /// Writes a ledger (durable once [`LedgerStore::flush`] returns).
+    fn save(&self, id: &ShareId, ledger: &ShareLedger) -> Result<(), VaultError>;
+
+    /// Makes every save so far durable.
+    fn flush(&self) -> impl Future<Output = Result<(), VaultError>> + Send;
+
+    /// Up to `limit` ledgers with ids above `after`, in id order (for sweeps).
+    fn scan(
+        &self,
+        after: Option<ShareId>,
+        limit: usize,
+    ) -> Result<Vec<(ShareId, ShareLedger)>, VaultError>;
+}
+
+/// The node's applied state, as the holder reads it.
+pub trait AppliedState: Send + Sync + 'static {
+    /// Reads the applied state.
+    fn read<R>(&self, f: impl FnOnce(&VaultState) -> R) -> R;
+
+    /// Resolves when the applied state may have changed.
+    fn changed(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// One node's share-holding.
+pub struct ShareHolder<K, L, S> {
+    node_id: u64,
+    receive_key: P256PublicKey,
+    keys: K,
+    ledgers: L,
+    state: S,
+    /// One lock per stripe of share ids: ledger updates of one share are serialized.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    cache: Mutex<HashMap<ShareId, KeyShare>>,
+}
+
+impl<K, L, S> std::fmt::Debug for ShareHolder<K, L, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareHolder")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What sweeping the ledgers did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Shares whose records are still live.
+    pub held: u64,
+    /// Shares erased in this sweep.
+    pub erased: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
+    /// The holder of node `node_id`, whose share-receiving public key is `receive_key`.
+    pub fn new(node_id: u64, receive_key: P256PublicKey, keys: K, ledgers: L, state: S) -> Self {
+        Self {
+            node_id,
+            receive_key,
+            keys,
+            ledgers,
+            state,
+            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This node's id (its share index).
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Evaluates this node's share on `request`'s blinded element, if this node's applied
+    /// state holds exactly that charge (waiting up to `wait` for it to be applied) and its
+    /// own ledger admits it.
+    pub async fn evaluate(
+        &self,
+        request: &EvalRequest,
+        wait: Duration,
+    ) -> Result<Evaluated, HolderError> {
+        let charged = self.charged(request, wait).await?;
+        let (cluster_name, last_reset) = self.state.read(|s| {
+            let name = s.cluster().map(|c| c.cluster_name.clone()).unwrap_or_default();
+            let reset = s
+                .active_oprf(&request.account, request.version)
+                .and_then(|(_, reset)| reset);
+            (name, reset)
+        });
+        let stored = charged
+            .oprf
+            .share_of(self.node_id)
+            .ok_or(EvalRefusal::NoShare)?;
+        let id: ShareId = Sha256::digest(&stored.ciphertext).into();
+        let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
+            .lock()
+            .await;
+        let (mut ledger, mut dirty, installed) = match self.ledgers.load(&id)? {
+            Some(ledger) => (ledger, false, None),
+            None => {
+                let context = ShareContext {
+                    cluster_name: cluster_name.clone(),
+                    account: request.account.clone(),
+                    node_id: self.node_id,
+                    guess_limit: charged.guess_limit.get(),
+                    reset_key: charged.oprf.reset_key,
+                    commitment: Commitment::parse(&stored.commitment)
+                        .map_err(|_| EvalRefusal::BadShare("commitment"))?,
+                };
+                let share = self.install(&id, &stored.ciphertext, &context).await?;
+                let sealed = self.keys.seal_share(&id, &share.to_bytes()).await?;
+                let ledger = ShareLedger::new(
+                    request.account.clone(),
+                    request.version,
+                    charged.guess_limit.get(),
+                    charged.oprf.reset_key,
+                    sealed,
+                );
+                (ledger, true, Some(share))
+            }
+        };
+        if ledger.account != request.account || ledger.version != request.version {
+            return Err(EvalRefusal::BadShare("installed for another record").into());
+        }
+        if let Some(reset) = last_reset {
+            dirty |= ledger.catch_up_reset(&cluster_name, &reset);
+        }
+        let blinded_hash: [u8; 32] = Sha256::digest(request.blinded.as_bytes()).into();
+        let admitted = ledger.admit(request.charge, request.attempt_id, blinded_hash);
+        if dirty || matches!(admitted, Ok(true)) {
+            self.ledgers.save(&id, &ledger)?;
+            self.ledgers.flush().await?;
+        }
+        admitted.map_err(EvalRefusal::from)?;
+        let share = match installed {
+            Some(share) => share,
+            None => self.unsealed(&id, &ledger).await?,
+        };
+        let (element, proof) = oprf::evaluate_share(&share, &request.blinded, &mut OsRng);
+        self.remember(id, share);
+        Ok(Evaluated { element, proof })
+    }
+
+    /// Waits until the applied state shows `request`'s charge (or shows it never will).
+    async fn charged(
+        &self,
+        request: &EvalRequest,
+        wait: Duration,
+    ) -> Result<Box<bkv_core::ChargedAttemptView>, EvalRefusal> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let view = self
+                .state
+                .read(|s| s.attempt(&request.account, &request.attempt_id));
+            match view {
+                AttemptView::Charged(c) if c.version == request.version => {
+                    if c.charge != request.charge {
+                        return Err(EvalRefusal::NotCharged("another charge number"));
+                    }
+                    let hash: [u8; 32] = Sha256::digest(request.blinded.as_bytes()).into();
+                    if c.request_hash != hash {
+                        return Err(EvalRefusal::NotCharged("another blinded element"));
+                    }
+                    return Ok(c);
+                }
+                AttemptView::Charged(_) => return Err(EvalRefusal::NotCharged("another version")),
+                AttemptView::NotCharged {
+                    version,
+                    last_charge,
+                    ..
+                } if version == request.version && last_charge < request.charge => {}
+                AttemptView::NotCharged { .. } => {
+                    return Err(EvalRefusal::NotCharged("not among the charges"));
+                }
+                AttemptView::Destroyed { .. } => {
+                    return Err(EvalRefusal::NotCharged("destroyed"));
+                }
+                AttemptView::NoRecord => return Err(EvalRefusal::NotCharged("no record")),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(EvalRefusal::NotYetApplied);
+            }
+            let _ = tokio::time::timeout(left, self.state.changed()).await;
+        }
+    }
+
+    /// Opens this node's share from the record and checks it against its commitment.
+    async fn install(
+        &self,
+        _id: &ShareId,
+        ciphertext: &[u8],
+        context: &ShareContext,
+    ) -> Result<KeyShare, HolderError> {
+        let ciphertext = ShareCiphertext::parse(ciphertext)
+            .map_err(|_| EvalRefusal::BadShare("ciphertext encoding"))?;
+        let z = self.keys.ecdh(ciphertext.ephemeral_public()).await?;
+        let share = oprf::open_share(&z, &ciphertext, &self.receive_key, context)
+            .map_err(|_| EvalRefusal::BadShare("does not open with this node's key"))?;
+        if !oprf::share_matches(&share, &context.commitment) {
+            return Err(EvalRefusal::BadShare("does not match its commitment").into());
+        }
+        Ok(share)
+    }
+
+    async fn unsealed(&self, id: &ShareId, ledger: &ShareLedger) -> Result<KeyShare, HolderError> {
+        if let Some(share) = lock(&self.cache).get(id) {
+            return Ok(share.clone());
+        }
+        let plain = self.keys.unseal_share(id, &ledger.sealed_share).await?;
+        KeyShare::from_bytes(self.node_id, &plain)
+            .map_err(|_| HolderError::Vault(VaultError::Internal("sealed share does not decode".into())))
+    }
+
+    fn remember(&self, id: ShareId, share: KeyShare) {
+        let mut cache = lock(&self.cache);
+        if cache.len() >= SHARE_CACHE && !cache.contains_key(&id) {
+            cache.clear();
+        }
+        cache.insert(id, share);
+    }
+
+    /// Erases the shares whose records are no longer live (destroyed, deleted, superseded),
+    /// `limit` ledgers at most per call, from `after`; returns what it saw and where to go
+    /// on from (`None` at the end).
+    pub async fn sweep(
+        &self,
+        after: Option<ShareId>,
+        limit: usize,
+    ) -> Result<(Sweep, Option<ShareId>), VaultError> {
+        let batch = self.ledgers.scan(after, limit)?;
+        let next = (batch.len() == limit).then(|| batch.last().map(|(id, _)| *id)).flatten();
+        let mut sweep = Sweep::default();
+        for (id, mut ledger) in batch {
+            if ledger.is_erased() {
+                continue;
+            }
+            let live = self.state.read(|s| {
+                let status = s.account_status(&ledger.account);
+                let active = matches!(
+                    status.record,
+                    bkv_core::RecordStatus::Active { version, .. } if version == ledger.version
+                );
+                active || status.staged == Some(ledger.version)
+            });
+            if live {
+                sweep.held += 1;
+                continue;
+            }
+            let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
+                .lock()
+                .await;
+            ledger.erase();
+            self.ledgers.save(&id, &ledger)?;
+            lock(&self.cache).remove(&id);
+            sweep.erased += 1;
+        }
+        if sweep.erased > 0 {
+            self.ledgers.flush().await?;
+        }
+        Ok((sweep, next))
+    }
+}
+
+/// A holder's failure: a refusal (the caller's or the cluster's state), or the node's own
+/// trouble (HSM, disk).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HolderError {
+    /// The holder refuses.
+    #[error(transparent)]
+    Refused(#[from] EvalRefusal),
+    /// The node could not do its part.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<LedgerRefusal> for HolderError {
+    fn from(e: LedgerRefusal) -> Self {
+        Self::Refused(EvalRefusal::Ledger(e))
+    }
+}
