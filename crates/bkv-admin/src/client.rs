@@ -10,10 +10,14 @@ use std::time::Duration;
 use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
-    ClusterStatusResponse, InitRequest, InitResponse, NodeInfoRequest, NodeInfoResponse,
+    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, NodeInfoRequest, NodeInfoResponse,
     NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
-    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
 };
+use bkv_core::share_map::threshold_for;
+use bkv_core::{ShareHolder, ShareMap};
+use ed25519_dalek::{Signer as _, SigningKey};
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
 
 use crate::{AdminConfig, AdminError};
@@ -132,14 +136,64 @@ impl AdminClient {
         cluster_name: &str,
         default_guess_limit: u32,
         max_guess_limit: u32,
+        identity: &SigningKey,
     ) -> Result<InitResponse, AdminError> {
+        // The first share map: this node alone, with the key its token holds.
+        let info = self.node_info().await?;
+        let holder = share_holder(&info)?;
+        let map = ShareMap {
+            cluster_name: cluster_name.to_string(),
+            epoch: 1,
+            threshold: 1,
+            holders: vec![holder],
+        };
         let (url, mut c) = self.first();
         let request = InitRequest {
             cluster_name: cluster_name.to_string(),
             default_guess_limit,
             max_guess_limit,
+            identity_public_key: identity.verifying_key().to_bytes().to_vec(),
+            share_map: Some(sign_map(&map, identity)),
         };
         self.unary(url, c.init(request)).await
+    }
+
+    /// Puts a new share map in force, signed with the cluster identity key: every voter of
+    /// the cluster, each with the share-receiving key its node reports, at the next epoch.
+    /// Run after a voter is added or removed. Returns the new map.
+    pub async fn publish_share_map(&self, identity: &SigningKey) -> Result<ShareMap, AdminError> {
+        let status = self.status().await?;
+        let leader = self.at(&leader_admin_addr(&status)?)?;
+        let leader_view = leader.node_status().await?;
+        let cluster_name = status.cluster_name.clone();
+        let mut holders = Vec::new();
+        for member in &status.members {
+            if member.role != MemberRole::Voter as i32 {
+                continue;
+            }
+            let info = self.at(&member.admin_addr)?.node_info().await?;
+            if info.node_id != member.node_id {
+                return Err(AdminError::Invalid(format!(
+                    "{} answers as node {}, not node {}",
+                    member.admin_addr, info.node_id, member.node_id
+                )));
+            }
+            holders.push(share_holder(&info)?);
+        }
+        holders.sort_by_key(|h| h.node_id);
+        let map = ShareMap {
+            cluster_name,
+            epoch: leader_view.share_map_epoch + 1,
+            threshold: u16::try_from(threshold_for(holders.len()))
+                .map_err(|_| AdminError::Invalid("too many voters".into()))?,
+            holders,
+        };
+        let (url, mut c) = leader.first();
+        let request = SetShareMapRequest {
+            share_map: Some(sign_map(&map, identity)),
+        };
+        self.unary(url, c.set_share_map(request)).await?;
+        Ok(map)
     }
 
     /// The first endpoint's node identity (enrollment key and fingerprint).
@@ -272,6 +326,26 @@ impl AdminClient {
                 c.transfer_leader(TransferLeaderRequest { to_node_id: to }),
             )
             .await
+    }
+}
+
+/// A node's entry in a share map, from its NodeInfo.
+fn share_holder(info: &NodeInfoResponse) -> Result<ShareHolder, AdminError> {
+    let receive_key: [u8; 65] = info.share_receiving_key.as_slice().try_into().map_err(|_| {
+        AdminError::Invalid(format!("node {} reports no share-receiving key", info.node_id))
+    })?;
+    Ok(ShareHolder {
+        node_id: info.node_id,
+        receive_key,
+    })
+}
+
+/// A share map signed with the identity key.
+fn sign_map(map: &ShareMap, identity: &SigningKey) -> SignedShareMapProto {
+    let encoded = map.encode();
+    SignedShareMapProto {
+        signature: identity.sign(&encoded).to_bytes().to_vec(),
+        encoded,
     }
 }
 

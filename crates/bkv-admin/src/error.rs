@@ -30,6 +30,9 @@ pub enum AdminError {
         /// The timeout.
         after: Duration,
     },
+    /// A node's answer does not make sense (a node answering under another id, a missing key).
+    #[error("{0}")]
+    Invalid(String),
     /// The cluster has no leader that can be reached.
     #[error("no leader: {0}")]
     NoLeader(String),

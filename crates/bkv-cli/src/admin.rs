@@ -42,10 +42,15 @@ pub enum AdminCommand {
         key fingerprint. Goes on only if it equals --fingerprint (compared out of band), or \
         with --yes, or after you type \"yes\" on a terminal. Then asks the leader to run the \
         ceremony (wrap the cluster key to the node's enrollment key, add it as a learner, \
-        wait until it has caught up, promote it to voter) and shows its progress.")]
+        wait until it has caught up, promote it to voter) and shows its progress. Then signs \
+        the new share map (every voter with the share-receiving key its token holds) with \
+        the cluster identity key and puts it in force.")]
     AddNode(AddNodeArgs),
-    /// Remove a node from the membership
+    /// Remove a node from the membership, then sign and publish the new share map
     RemoveNode(RemoveNodeArgs),
+    /// Sign and publish the share map of the current voters (done by init, add-node and
+    /// remove-node; run it by hand if one of them stopped before)
+    ShareMap(ShareMapArgs),
     /// The cluster as the nodes see it: roles, leader, term, log indexes, key check values
     Status(StatusArgs),
     /// Hand leadership to another voter
@@ -134,6 +139,13 @@ pub struct RemoveNodeArgs {
     pub conn: AdminConn,
 }
 
+/// `bkv admin share-map`
+#[derive(Debug, Args)]
+pub struct ShareMapArgs {
+    #[command(flatten)]
+    pub conn: AdminConn,
+}
+
 /// `bkv admin status`
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -212,13 +224,19 @@ pub async fn run(command: AdminCommand) -> Result<(), Failure> {
         AdminCommand::NodeInfo(a) => node_info(a).await,
         AdminCommand::AddNode(a) => add_node(a).await,
         AdminCommand::RemoveNode(a) => {
+            let identity = a.conn.identity()?;
             let admin = a.conn.client(None).await?;
             let r = admin.remove_node(a.node_id).await?;
             println!(
                 "removed node {}; voters {:?}, learners {:?}",
                 a.node_id, r.voters, r.learners
             );
-            Ok(())
+            publish_share_map(&admin, &identity).await
+        }
+        AdminCommand::ShareMap(a) => {
+            let identity = a.conn.identity()?;
+            let admin = a.conn.client(None).await?;
+            publish_share_map(&admin, &identity).await
         }
         AdminCommand::Status(a) => status(a).await,
         AdminCommand::TransferLeader(a) => {
@@ -242,12 +260,14 @@ pub async fn run(command: AdminCommand) -> Result<(), Failure> {
 }
 
 async fn init(a: InitArgs) -> Result<(), Failure> {
+    let identity = a.conn.identity()?;
     let admin = a.conn.client(a.endpoint.map(|e| vec![e])).await?;
     let r = admin
         .init(
             &a.cluster_name,
             a.default_guess_limit.unwrap_or(0),
             a.max_guess_limit.unwrap_or(0),
+            &identity,
         )
         .await?;
     if a.json {
@@ -359,6 +379,8 @@ fn confirm_on_tty(node_id: u64) -> Result<bool, Failure> {
 }
 
 async fn add_node(a: AddNodeArgs) -> Result<(), Failure> {
+    // Checked first: a voter added without a new share map would hold no shares.
+    let identity = (!a.learner_only).then(|| a.conn.identity()).transpose()?;
     let admin = a.conn.client(None).await?;
     // Phase 1: who is the new node, and is its key the one the operator expects?
     let new_node = admin.at(&a.admin_addr)?;
@@ -458,6 +480,26 @@ async fn add_node(a: AddNodeArgs) -> Result<(), Failure> {
         } else {
             " as a voter"
         }
+    );
+    if let Some(identity) = identity {
+        publish_share_map(&admin, &identity).await?;
+    }
+    Ok(())
+}
+
+/// Signs and puts in force the share map of the voters as they are now.
+async fn publish_share_map(
+    admin: &bkv_admin::AdminClient,
+    identity: &ed25519_dalek::SigningKey,
+) -> Result<(), Failure> {
+    let map = admin.publish_share_map(identity).await?;
+    let holders: Vec<String> = map.holders.iter().map(|h| h.node_id.to_string()).collect();
+    println!(
+        "share map epoch {}: holders {}, threshold {} (registrations from now on split over them; \
+         earlier records keep their own holders until their shares are repaired)",
+        map.epoch,
+        holders.join(", "),
+        map.threshold
     );
     Ok(())
 }

@@ -437,7 +437,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
             ca.clone(),
             TokenSource::fixed(""),
             KsfParams::light(),
-        );
+        )?;
         bases.push(VaultClient::connect(config).await?);
     }
     let endpoints = bases

@@ -34,6 +34,10 @@ pub struct ClientConn {
     /// The cluster CA certificate (PEM) that node certificates chain to
     #[arg(long, env = "BKV_CA_CERT", value_name = "FILE")]
     pub ca_cert: PathBuf,
+    /// The cluster identity public key to pin (SPKI PEM, `identity.pub.pem`): registrations
+    /// split their key only over a share map it signed
+    #[arg(long, env = "BKV_IDENTITY_PUB", value_name = "FILE")]
+    pub identity_pub: Option<PathBuf>,
     /// Longest wait for one attempt of one call, in seconds
     #[arg(long, default_value = "10", value_parser = parse_secs, value_name = "SECS")]
     pub timeout: Duration,
@@ -74,13 +78,18 @@ impl ClientConn {
         ca: Vec<u8>,
         token: TokenSource,
         ksf: KsfParams,
-    ) -> ClientConfig {
+    ) -> Result<ClientConfig, Failure> {
         let mut config = ClientConfig::new(endpoints, ca, token);
+        config.identity_key = self
+            .identity_pub
+            .as_ref()
+            .map(|p| bkv_devkit::pki::read_identity_public(p))
+            .transpose()?;
         config.call_timeout = self.timeout;
         config.deadline = self.deadline;
         config.ksf = ksf;
         config.routing = self.routing.into();
-        config
+        Ok(config)
     }
 }
 
@@ -144,7 +153,7 @@ pub async fn vault_client(
     ksf: KsfParams,
 ) -> Result<VaultClient, Failure> {
     let ca = read_file("CA certificate", &conn.ca_cert)?;
-    let config = conn.config(conn.endpoints.clone(), ca, token.source(account)?, ksf);
+    let config = conn.config(conn.endpoints.clone(), ca, token.source(account)?, ksf)?;
     Ok(VaultClient::connect(config).await?)
 }
 
@@ -168,12 +177,28 @@ pub struct AdminConn {
     /// The admin certificate's private key (PEM)
     #[arg(long, env = "BKV_ADMIN_KEY", value_name = "FILE")]
     pub admin_key: PathBuf,
+    /// The cluster identity private key (PKCS#8 PEM, `identity.key` of `bkv dev pki init`):
+    /// signs the share map at init and after a voter is added or removed. Keep it off the
+    /// nodes.
+    #[arg(long, env = "BKV_IDENTITY_KEY", value_name = "FILE")]
+    pub identity_key: Option<PathBuf>,
     /// Longest wait for one call, in seconds
     #[arg(long, default_value = "30", value_parser = parse_secs, value_name = "SECS")]
     pub timeout: Duration,
 }
 
 impl AdminConn {
+    /// The cluster identity signing key.
+    pub fn identity(&self) -> Result<ed25519_dalek::SigningKey, Failure> {
+        let path = self.identity_key.as_ref().ok_or_else(|| {
+            Failure::usage(
+                "no cluster identity key: set --identity-key or BKV_IDENTITY_KEY \
+                 (it signs the share map)",
+            )
+        })?;
+        Ok(bkv_devkit::pki::read_identity_key(path)?)
+    }
+
     /// An admin client for `endpoints`, or the configured admin endpoints.
     pub async fn client(&self, endpoints: Option<Vec<String>>) -> Result<AdminClient, Failure> {
         let endpoints = endpoints.unwrap_or_else(|| self.admin_endpoints.clone());

@@ -27,13 +27,18 @@ pub struct ClientConfig {
     pub endpoints: Vec<String>,
     /// The cluster CA certificate (PEM) that node certificates chain to.
     pub ca_cert_pem: Vec<u8>,
+    /// The cluster identity key (Ed25519 public key, 32 bytes) the client pins, like the CA:
+    /// registration splits the account's OPRF key only over a share map this key signed.
+    /// Without it the client can recover, status and delete, but not register.
+    pub identity_key: Option<[u8; 32]>,
     /// The account token.
     pub token: TokenSource,
     /// Longest wait for one attempt of one RPC (also the connect timeout).
     pub call_timeout: Duration,
     /// Longest time one SDK call may take, all retries included.
     pub deadline: Duration,
-    /// Argon2id parameters; must be the same at registration and recovery.
+    /// Argon2id parameters for new registrations. Recoveries use the parameters stored with
+    /// the record.
     pub ksf: KsfParams,
     /// Backoff between retries.
     pub retry: RetryPolicy,
@@ -66,6 +71,7 @@ impl ClientConfig {
         Self {
             endpoints,
             ca_cert_pem,
+            identity_key: None,
             token,
             call_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(30),

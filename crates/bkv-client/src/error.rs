@@ -27,6 +27,22 @@ pub enum ClientError {
     /// The Argon2id parameters are out of Argon2's range.
     #[error("invalid Argon2id parameters: {0}")]
     InvalidKsf(#[from] bkv_core::protocol::KsfError),
+    /// The share map the vault sent is not one the client may split its key over.
+    #[error("the share map is not trusted: {0}")]
+    UntrustedShareMap(&'static str),
+    /// A share evaluation from the vault does not check out (its proof fails, a holder is
+    /// named twice, too few evaluations): the vault or a node is faulty. The guess was
+    /// charged; nothing was learned about the password.
+    #[error("the vault's share evaluations do not check out: {0}")]
+    BadEvaluations(&'static str),
+    /// A guess limit above the cluster's maximum.
+    #[error("guess limit {asked} is above the cluster's maximum {max}")]
+    GuessLimit {
+        /// What was asked for.
+        asked: u32,
+        /// The cluster's maximum.
+        max: u32,
+    },
     /// A cryptographic step failed where no input should make it fail.
     #[error("internal client failure: {0}")]
     Internal(&'static str),

@@ -1,18 +1,24 @@
-//! The client's OPAQUE flows, without I/O: each step takes the server's bytes and gives the
-//! bytes to send next.
+//! The client's protocol v2 flows, without I/O: each step takes the server's bytes and gives
+//! the bytes to send next.
 //!
-//! Registration: [`Registration::start`] -> `RegisterStart` -> [`Registration::finish`] ->
-//! `RegisterFinish` (then `Activate`). Recovery: [`Recovery::start`] -> `RecoverStart` ->
-//! [`Recovery::finish`] (fails with [`crate::ClientError::WrongPassword`] before anything is
-//! sent) -> `RecoverFinish` -> [`RecoverySession::open`] gives the [`crate::BackupKey`].
+//! Registration: [`Registration::start`] (a fresh OPRF key hardens the password) ->
+//! `RegisterStart` -> [`Registration::finish`] (checks the signed share map, splits the OPRF
+//! key over it) -> `RegisterFinish` (then `Activate`). Recovery: [`Recovery::start`] (blinds)
+//! -> `RecoverStart` -> [`Recovery::harden`] (checks and combines the share evaluations) ->
+//! `RecoverLogin` -> [`Login::finish`] (fails with [`crate::ClientError::WrongPassword`]
+//! before anything more is sent) -> `RecoverFinish` -> [`RecoverySession::open`] gives the
+//! [`crate::BackupKey`].
 //!
-//! OPAQUE identifiers and context are those of [`bkv_core::protocol`].
+//! OPAQUE identifiers and context are those of [`bkv_core::protocol`]; the threshold OPRF is
+//! [`bkv_core::oprf`].
 
 mod recovery;
 mod registration;
 
-pub use recovery::{Recovery, RecoverySession};
-pub use registration::{RegisterUpload, Registration};
+pub use recovery::{Login, LoginFinished, Recovery, RecoverySession, ShareEvaluation};
+pub use registration::{
+    ClusterTrust, RegisterStarted, RegisterUpload, Registration, ShareUpload, check_share_map,
+};
 
 use crate::ClientError;
 

@@ -25,7 +25,7 @@ pub use bkv_core::protocol::BackupKey;
 pub use config::{ClientConfig, RetryPolicy, Routing};
 pub use endpoint::{EndpointError, authority, https_url};
 pub use error::ClientError;
-pub use flow::{Recovery, RecoverySession, RegisterUpload, Registration};
+pub use flow::{Login, Recovery, RecoverySession, RegisterUpload, Registration};
 pub use bkv_core::protocol::KsfParams;
 pub use secrecy::SecretString;
 pub use token_source::{TokenSource, unverified_subject};

@@ -51,10 +51,21 @@ impl fmt::Debug for TokenSource {
 /// only to catch a token for another account before the client binds its OPAQUE
 /// messages to the wrong one. `None` if the token is not a JWT with a string `sub`.
 pub fn unverified_subject(token: &SecretString) -> Option<String> {
+    unverified_claim(token, "sub")
+}
+
+/// The `aud` claim of a compact JWT (the cluster name), read without verifying anything:
+/// the name the client binds its shares and reset signatures to. The vault refuses a token
+/// whose audience is not its name, so a wrong one fails there.
+pub fn unverified_audience(token: &SecretString) -> Option<String> {
+    unverified_claim(token, "aud")
+}
+
+fn unverified_claim(token: &SecretString, claim: &str) -> Option<String> {
     let claims = token.expose_secret().split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(claims).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("sub")?.as_str().map(str::to_string)
+    value.get(claim)?.as_str().map(str::to_string)
 }
 
 #[cfg(test)]

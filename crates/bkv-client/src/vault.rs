@@ -3,12 +3,14 @@
 //! (docs/DESIGN.md §4) over [`Failover`], which retries only what is safe to retry with the
 //! same ids and bytes.
 
-use bkv_core::ids::{AccountId, RecordVersion};
+use bkv_core::SignedShareMap;
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::protocol::{BackupKey, MAX_TICKET_LEN, MAX_TRANSPORTED_KEY_LEN};
 use bkv_proto::v1::vault_client::VaultClient as RawVaultClient;
 use bkv_proto::v1::{
-    ActivateRequest, DeleteRequest, RecordState as RawRecordState, RecoverFinishRequest,
-    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest, StatusRequest,
+    ActivateRequest, DeleteRequest, KsfParams as KsfProto, RecordState as RawRecordState,
+    RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest, RegisterFinishRequest,
+    RegisterStartRequest, ShareUpload as ShareUploadProto, StatusRequest,
 };
 use rand::RngCore as _;
 use rand::rngs::OsRng;
@@ -19,7 +21,8 @@ use tonic::transport::Channel;
 use crate::answers::{AccountStatus, RecordState, Recovered, Registered};
 use crate::endpoint;
 use crate::failover::{CallError, Failover};
-use crate::token_source::unverified_subject;
+use crate::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
+use crate::token_source::{unverified_audience, unverified_subject};
 use crate::vault_error::{Rpc, VaultError, from_status};
 use crate::{ClientConfig, ClientError, KsfParams, Recovery, Registration, TokenSource};
 
@@ -58,10 +61,12 @@ pub struct VaultClient {
     failover: Failover,
     token: TokenSource,
     ksf: KsfParams,
+    identity_key: Option<[u8; 32]>,
 }
 
-/// A token already checked out of the [`TokenSource`] for one SDK call.
-struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+/// A token already checked out of the [`TokenSource`] for one SDK call, and the cluster
+/// name it is for (its audience).
+struct Bearer(MetadataValue<tonic::metadata::Ascii>, String);
 
 impl Bearer {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -96,6 +101,7 @@ impl VaultClient {
             failover,
             token: config.token,
             ksf: config.ksf,
+            identity_key: config.identity_key,
         })
     }
 
@@ -108,6 +114,7 @@ impl VaultClient {
             failover: self.failover.share(),
             token,
             ksf: self.ksf,
+            identity_key: self.identity_key,
         }
     }
 
@@ -151,10 +158,15 @@ impl VaultClient {
                 reason: "must be at least 1".into(),
             });
         }
+        let identity_key = self.identity_key.ok_or_else(|| {
+            VaultError::Protocol(
+                "no pinned cluster identity key: the share map cannot be checked".into(),
+            )
+        })?;
         let bearer = self.bearer(Some(account))?;
-        let (registration, registration_request) = Registration::start(password)?;
+        let (registration, registration_request) = Registration::start(account, password)?;
 
-        // Phase 1: RegisterStart (stateless).
+        // Phase 1: RegisterStart (stateless): the OPAQUE response and the share map.
         let start = RegisterStartRequest {
             registration_request,
         };
@@ -164,18 +176,39 @@ impl VaultClient {
                 async move { c.register_start(request).await }
             })
             .await?;
+        let map = response
+            .share_map
+            .ok_or_else(|| VaultError::Protocol("RegisterStart returned no share map".into()))?;
+        let started = RegisterStarted {
+            registration_response: response.registration_response,
+            share_map: SignedShareMap {
+                signature: map.signature.as_slice().try_into().map_err(|_| {
+                    VaultError::Protocol("the share map's signature is not 64 bytes".into())
+                })?,
+                encoded: map.encoded,
+            },
+            default_guess_limit: response.default_guess_limit,
+            max_guess_limit: response.max_guess_limit,
+        };
 
-        // Phase 2: Argon2id and the upload, off the async threads.
+        // Phase 2: Argon2id, the upload and the shares, off the async threads.
         let ksf = self.ksf;
         let account_owned = account.clone();
+        let cluster_name = bearer.1.clone();
         let key_copy = BackupKey::from_slice(key.expose())
             .map_err(|_| VaultError::Protocol("backup key length".into()))?;
+        let limit = guess_limit.unwrap_or(0);
         let upload = tokio::task::spawn_blocking(move || {
             registration.finish(
-                &response.registration_response,
+                &started,
                 &account_owned,
                 &key_copy,
                 &ksf,
+                limit,
+                ClusterTrust {
+                    cluster_name: &cluster_name,
+                    identity_key: &identity_key,
+                },
             )
         })
         .await
@@ -188,7 +221,23 @@ impl VaultClient {
             request_id,
             registration_upload: upload.registration_upload,
             sealed_key: upload.sealed_key,
-            guess_limit: guess_limit.unwrap_or(0),
+            guess_limit: upload.guess_limit,
+            ksf: Some(KsfProto {
+                m_cost_kib: upload.ksf.m_cost_kib,
+                t_cost: upload.ksf.t_cost,
+                p_cost: upload.ksf.p_cost,
+            }),
+            share_map_epoch: upload.share_map_epoch,
+            shares: upload
+                .shares
+                .into_iter()
+                .map(|s| ShareUploadProto {
+                    node_id: s.node_id,
+                    commitment: s.commitment.to_vec(),
+                    ciphertext: s.ciphertext,
+                })
+                .collect(),
+            reset_public_key: upload.reset_public_key.to_vec(),
         };
         let staged = self
             .call(Rpc::Register, |mut c| {
@@ -228,52 +277,95 @@ impl VaultClient {
         password: SecretString,
     ) -> Result<Recovered, VaultError> {
         let bearer = self.bearer(Some(account))?;
-        // One attempt, one credential request: retries below resend exactly these bytes
-        // with this attempt_id, so the vault charges the attempt once.
-        let (recovery, credential_request) = Recovery::start(password)?;
+        // One attempt, one blinded element: retries below resend exactly these bytes with
+        // this attempt_id, so the vault charges the attempt once.
+        let (recovery, blinded_element) = Recovery::start(account, password)?;
         let mut attempt_id = vec![0u8; 16];
         OsRng.fill_bytes(&mut attempt_id);
         let start = RecoverStartRequest {
-            attempt_id,
-            credential_request,
+            attempt_id: attempt_id.clone(),
+            blinded_element: blinded_element.clone(),
         };
 
-        // Phase 1: RecoverStart charges a guess.
+        // Phase 1: RecoverStart charges a guess and gathers the share evaluations.
         let started = self
             .call(Rpc::RecoverStart, |mut c| {
                 let request = bearer.request(start.clone());
                 async move { c.recover_start(request).await }
             })
             .await?;
-        if started.ticket.is_empty() || started.ticket.len() > MAX_TICKET_LEN {
+        let guesses_remaining = started.guesses_remaining;
+        let ksf = started
+            .ksf
+            .map(|k| KsfParams {
+                m_cost_kib: k.m_cost_kib,
+                t_cost: k.t_cost,
+                p_cost: k.p_cost,
+            })
+            .ok_or_else(|| VaultError::Protocol("RecoverStart returned no KSF parameters".into()))?;
+        let evaluations: Vec<ShareEvaluation> = started
+            .evaluations
+            .iter()
+            .map(|e| ShareEvaluation {
+                node_id: e.node_id,
+                commitment: e.commitment.clone(),
+                evaluated_element: e.evaluated_element.clone(),
+                proof: e.proof.clone(),
+            })
+            .collect();
+        let (login, credential_request) =
+            recovery.harden(&blinded_element, started.threshold, &evaluations)?;
+
+        // Phase 2: RecoverLogin: OPAQUE on the hardened password.
+        let login_request = RecoverLoginRequest {
+            attempt_id,
+            credential_request,
+        };
+        let logged = self
+            .call(Rpc::RecoverFinish, |mut c| {
+                let request = bearer.request(login_request.clone());
+                async move { c.recover_login(request).await }
+            })
+            .await?;
+        if logged.ticket.is_empty() || logged.ticket.len() > MAX_TICKET_LEN {
             return Err(VaultError::Protocol(format!(
-                "RecoverStart returned a ticket of {} bytes",
-                started.ticket.len()
+                "RecoverLogin returned a ticket of {} bytes",
+                logged.ticket.len()
             )));
         }
-        let guesses_remaining = started.guesses_remaining;
 
-        // Phase 2: the client finishes OPAQUE and learns whether the password was right.
-        let ksf = self.ksf;
+        // Phase 3: the client finishes OPAQUE and learns whether the password was right.
+        ksf.argon2().map_err(|e| VaultError::Protocol(format!("the record's KSF: {e}")))?;
         let account_owned = account.clone();
-        let credential_response = started.credential_response;
+        let cluster_name = bearer.1.clone();
+        let credential_response = logged.credential_response;
+        let (version, charge) = (RecordVersion(started.version), ChargeNumber(started.charge));
         let finished = tokio::task::spawn_blocking(move || {
-            recovery.finish(&credential_response, &account_owned, &ksf)
+            login.finish(
+                &credential_response,
+                &account_owned,
+                &ksf,
+                &cluster_name,
+                version,
+                charge,
+            )
         })
         .await
         .map_err(|_| VaultError::Protocol("recovery worker failed".into()))?;
-        let (credential_finalization, session) = match finished {
+        let finished = match finished {
             Ok(done) => done,
             Err(ClientError::WrongPassword) => {
                 return Err(VaultError::WrongPassword { guesses_remaining });
             }
             Err(e) => return Err(e.into()),
         };
+        let session = finished.session;
 
-        // Phase 3: RecoverFinish with the same ticket on every retry.
+        // Phase 4: RecoverFinish with the same ticket on every retry.
         let finish = RecoverFinishRequest {
-            ticket: started.ticket,
-            credential_finalization,
+            ticket: logged.ticket,
+            credential_finalization: finished.credential_finalization,
+            reset_signature: finished.reset_signature.to_vec(),
         };
         let done = self
             .call(Rpc::RecoverFinish, |mut c| {
@@ -362,13 +454,14 @@ impl VaultClient {
                 reason: "the account token is for another account".into(),
             });
         }
+        let audience = unverified_audience(&token).unwrap_or_default();
         let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
         let mut value: MetadataValue<tonic::metadata::Ascii> = value
             .expose_secret()
             .parse()
             .map_err(|_| VaultError::Token("the token is not printable ASCII".into()))?;
         value.set_sensitive(true);
-        Ok(Bearer(value))
+        Ok(Bearer(value, audience))
     }
 
     /// One RPC through the failover, with its status mapped for `rpc`.

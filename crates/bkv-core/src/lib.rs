@@ -6,6 +6,8 @@
 pub mod audit;
 pub mod bytes;
 pub mod command;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
 pub mod identity;
 pub mod ids;
 pub mod ledger;

@@ -11,8 +11,10 @@
 
 pub mod pki;
 mod replica;
+mod soft_holder;
 pub mod testing;
 mod token;
 
 pub use replica::{MemoryReplica, ReplicaOptions};
+pub use soft_holder::{SoftHolder, SoftKeys};
 pub use token::issue_token;

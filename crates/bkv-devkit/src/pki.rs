@@ -11,6 +11,7 @@
 //! | `admin.pem`, `admin.key` | operator certificate, URI SAN `bkv://admin/admin`, EKU clientAuth |
 //! | `node<N>.pem`, `node<N>.key` | node certificate, URI SAN `bkv://node/<N>` plus DNS/IP SANs, EKU serverAuth + clientAuth |
 //! | `issuer.key`, `issuer.pub.pem` | dev account-token issuer (Ed25519, PKCS#8 PEM and SPKI PEM) |
+//! | `identity.key`, `identity.pub.pem` | cluster identity key: signs share maps; clients pin its public half (Ed25519, PKCS#8 PEM and SPKI PEM) |
 //!
 //! ```no_run
 //! # fn main() -> Result<(), bkv_devkit::pki::PkiError> {
@@ -50,6 +51,11 @@ pub const ADMIN_KEY: &str = "admin.key";
 pub const ISSUER_KEY: &str = "issuer.key";
 /// Token issuer public key (SPKI PEM), what nodes trust.
 pub const ISSUER_PUB: &str = "issuer.pub.pem";
+/// Cluster identity private key (PKCS#8 PEM): signs share maps; the operator keeps it, never
+/// a node.
+pub const IDENTITY_KEY: &str = "identity.key";
+/// Cluster identity public key (SPKI PEM), what clients pin.
+pub const IDENTITY_PUB: &str = "identity.pub.pem";
 /// The admin name of the certificate made by [`init`].
 pub const ADMIN_NAME: &str = "admin";
 
@@ -159,6 +165,7 @@ pub fn init(dir: &Path, cluster: &str) -> Result<PkiReport, PkiError> {
     report.extend(ensure_ca(dir, cluster)?);
     report.extend(admin(dir, ADMIN_NAME)?);
     report.extend(ensure_issuer(dir)?);
+    report.extend(ensure_identity(dir)?);
     Ok(report)
 }
 
@@ -225,6 +232,17 @@ pub fn read_issuer_key(path: &Path) -> Result<SigningKey, PkiError> {
         path: path.to_path_buf(),
         what: "Ed25519 PKCS#8 PEM private key",
     })
+}
+
+/// Reads an Ed25519 private key (PKCS#8 PEM): the cluster identity key of `identity.key`.
+pub fn read_identity_key(path: &Path) -> Result<SigningKey, PkiError> {
+    read_issuer_key(path)
+}
+
+/// Reads an Ed25519 public key (SPKI PEM): the cluster identity key of `identity.pub.pem`,
+/// as the 32 bytes clients pin.
+pub fn read_identity_public(path: &Path) -> Result<[u8; 32], PkiError> {
+    read_issuer_public(path).map(|k| k.to_bytes())
 }
 
 /// Reads the token issuer's public key (SPKI PEM, as in `issuer.pub.pem`).
@@ -299,8 +317,18 @@ fn ensure_ca(dir: &Path, cluster: &str) -> Result<PkiReport, PkiError> {
 }
 
 fn ensure_issuer(dir: &Path) -> Result<PkiReport, PkiError> {
-    let key_path = dir.join(ISSUER_KEY);
-    let pub_path = dir.join(ISSUER_PUB);
+    ensure_ed25519_pair(dir, ISSUER_KEY, ISSUER_PUB)
+}
+
+fn ensure_identity(dir: &Path) -> Result<PkiReport, PkiError> {
+    ensure_ed25519_pair(dir, IDENTITY_KEY, IDENTITY_PUB)
+}
+
+/// An Ed25519 key pair as `key_name` (PKCS#8 PEM, 0600) and `pub_name` (SPKI PEM): made if
+/// both are missing, checked to match if both are there.
+fn ensure_ed25519_pair(dir: &Path, key_name: &str, pub_name: &str) -> Result<PkiReport, PkiError> {
+    let key_path = dir.join(key_name);
+    let pub_path = dir.join(pub_name);
     let mut report = PkiReport::default();
     let key = if key_path.exists() {
         report.add(key_path.clone(), FileState::Kept);
@@ -320,12 +348,12 @@ fn ensure_issuer(dir: &Path) -> Result<PkiReport, PkiError> {
         key
     };
     if pub_path.exists() {
-        // A public key that does not match the private key would make every token fail on
-        // the nodes: say so now.
+        // A public key that does not match the private key would make every signature fail
+        // where it is checked: say so now.
         if read_issuer_public(&pub_path)? != key.verifying_key() {
             return Err(PkiError::Invalid {
                 path: pub_path,
-                what: "public key of issuer.key",
+                what: "public key of its private key",
             });
         }
         report.add(pub_path, FileState::Kept);

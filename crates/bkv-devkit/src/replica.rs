@@ -1,7 +1,9 @@
 //! [`MemoryReplica`]: the vault's state machine in one process, as a [`Backend`] of the one
 //! vault service. Each command is applied at the next log position at once, as a node that
 //! always leads and never loses a write would; sealing goes through any [`Sealer`] (a real
-//! SoftHSM partition for the single-process bound, the software sealer for SDK tests).
+//! SoftHSM partition for the single-process bound, the software sealer for SDK tests). The
+//! threshold OPRF's share-holders are software ones (`soft_holder`) running the node's own
+//! share-holder rules; the share map is signed by an identity key the replica makes.
 //!
 //! NOT a vault: no replication, no durability, no rate limits. It runs the node's own
 //! request handling so that what is tested and measured above it is the product, not a copy.
@@ -11,15 +13,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::soft_holder::{MemoryLedgers, ReplicaState, SoftHolder, SoftKeys};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bkv_core::opaque::ServerSecrets;
+use bkv_core::share_map::threshold_for;
 use bkv_core::token::TrustedIssuers;
 use bkv_core::{
-    AccountId, AccountStatus, AuditKind, ClusterConfig, ClusterId, Command, GuessLimit, Outcome,
-    Request, Sealer, VaultState,
+    AccountId, AccountStatus, AttemptId, AttemptView, AuditKind, ClusterConfig, ClusterId,
+    Command, GuessLimit, Outcome, Request, Sealer, ShareHolder as MapHolder, ShareMap,
+    SignedShareMap, VaultState,
 };
+use bkv_vault::holder::{EvalRequest, Evaluated};
 use bkv_vault::{Backend, CallReport, Serving, VaultError, VaultEvent, VaultService};
+use ed25519_dalek::{Signer as _, SigningKey};
 use rand::rngs::OsRng;
 
 /// How a replica is set up.
@@ -42,6 +49,8 @@ pub struct ReplicaOptions {
     /// Whether to keep every applied command, as a Raft log would (for canary scans of
     /// what a node stores; off for benchmarks, where it would only grow).
     pub keep_log: bool,
+    /// How many share-holders the share map names (node ids 1..=n).
+    pub share_holders: u64,
 }
 
 impl Default for ReplicaOptions {
@@ -54,12 +63,14 @@ impl Default for ReplicaOptions {
             ticket_ttl_ms: 300_000,
             verify_tokens: true,
             keep_log: false,
+            share_holders: 3,
         }
     }
 }
 
-struct Applied {
-    state: VaultState,
+/// The applied state and the log that led to it.
+pub(crate) struct Applied {
+    pub(crate) state: VaultState,
     last_index: u64,
     log: Vec<Request>,
 }
@@ -69,9 +80,11 @@ struct Inner<S> {
     serving: Arc<Serving>,
     issuers: TrustedIssuers,
     options: ReplicaOptions,
-    applied: Mutex<Applied>,
+    applied: Arc<Mutex<Applied>>,
     leader: Mutex<Option<String>>,
     charges: AtomicU64,
+    identity: SigningKey,
+    holders: Vec<SoftHolder>,
 }
 
 /// The vault's state machine in memory, serving through [`VaultService`]. Cheap to clone.
@@ -97,7 +110,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
     /// A bootstrapped replica: fresh OPAQUE server secrets, sealed with `sealer` into the
-    /// `Bootstrap` command as `bkv admin init` does, trusting `issuers`.
+    /// `Bootstrap` command as `bkv admin init` does, trusting `issuers`; then a share map of
+    /// `options.share_holders` software holders, signed by a fresh identity key.
     pub async fn bootstrap(
         sealer: S,
         issuers: TrustedIssuers,
@@ -108,6 +122,7 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
             .seal(&sealer, &options.cluster_id)
             .await
             .map_err(|e| VaultError::Internal(format!("sealing the server setup: {e}")))?;
+        let identity = SigningKey::generate(&mut OsRng);
         let bootstrap = Command::Bootstrap {
             cluster_id: options.cluster_id,
             cluster_name: options.cluster_name.clone(),
@@ -116,6 +131,7 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
             key_id: [0; 8],
             default_guess_limit: options.default_guess_limit,
             max_guess_limit: options.max_guess_limit,
+            identity_key: identity.verifying_key().to_bytes(),
         };
         let mut state = VaultState::default();
         let applied = state.apply(
@@ -135,19 +151,74 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
             .cluster()
             .cloned()
             .ok_or_else(|| VaultError::Internal("bootstrap left no cluster".into()))?;
-        Ok(Self(Arc::new(Inner {
+        let applied = Arc::new(Mutex::new(Applied {
+            state,
+            last_index: 1,
+            log: Vec::new(),
+        }));
+        let keys: Vec<SoftKeys> = (0..options.share_holders.max(1))
+            .map(|_| SoftKeys::generate())
+            .collect();
+        let map = ShareMap {
+            cluster_name: options.cluster_name.clone(),
+            epoch: 1,
+            threshold: u16::try_from(threshold_for(keys.len()))
+                .map_err(|_| VaultError::Internal("too many share-holders".into()))?,
+            holders: keys
+                .iter()
+                .zip(1u64..)
+                .map(|(k, node_id)| MapHolder {
+                    node_id,
+                    receive_key: k.receive_public(),
+                })
+                .collect(),
+        };
+        let encoded = map.encode();
+        let signed = SignedShareMap {
+            signature: identity.sign(&encoded).to_bytes(),
+            encoded,
+        };
+        let holders = keys
+            .into_iter()
+            .zip(1u64..)
+            .map(|(k, node_id)| {
+                let receive = k.receive_key();
+                SoftHolder::new(
+                    node_id,
+                    receive,
+                    k,
+                    MemoryLedgers::default(),
+                    ReplicaState(applied.clone()),
+                )
+            })
+            .collect();
+        let replica = Self(Arc::new(Inner {
             sealer,
             serving: Arc::new(Serving { secrets, cluster }),
             issuers,
             options,
-            applied: Mutex::new(Applied {
-                state,
-                last_index: 1,
-                log: Vec::new(),
-            }),
+            applied,
             leader: Mutex::new(None),
             charges: AtomicU64::new(0),
-        })))
+            identity,
+            holders,
+        }));
+        match replica.apply(Command::SetShareMap { map: signed }) {
+            Outcome::ShareMapSet { .. } => Ok(replica),
+            other => Err(VaultError::Internal(format!(
+                "the share map was refused: {other:?}"
+            ))),
+        }
+    }
+
+    /// The cluster identity public key that signed the share map: what clients pin.
+    pub fn identity_key(&self) -> [u8; 32] {
+        self.0.identity.verifying_key().to_bytes()
+    }
+
+    /// The share-holders (node ids 1..=n), for tests that play one of them.
+    pub fn share_holders(&self) -> &[SoftHolder] {
+        &self.0.holders
     }
 
     /// The vault service over this replica.
@@ -164,6 +235,24 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
     /// Reads the applied state.
     pub fn read<R>(&self, f: impl FnOnce(&VaultState) -> R) -> R {
         f(&lock(&self.0.applied).state)
+    }
+
+    /// Erases the shares of records that are gone, on every holder (what a node's sweep
+    /// does); returns how many were erased.
+    pub async fn sweep_shares(&self) -> Result<u64, VaultError> {
+        let mut erased = 0;
+        for holder in &self.0.holders {
+            let mut after = None;
+            loop {
+                let (sweep, next) = holder.sweep(after, 1024).await?;
+                erased += sweep.erased;
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(erased)
     }
 
     /// How many new guesses were charged in all (retries of a charged attempt not counted).
@@ -229,6 +318,42 @@ impl<S: Sealer + Send + Sync + 'static> Backend for MemoryReplica<S> {
 
     fn account_status(&self, account: &AccountId) -> AccountStatus {
         self.read(|s| s.account_status(account))
+    }
+
+    fn cluster(&self) -> Result<ClusterConfig, VaultError> {
+        self.read(|s| s.cluster().cloned())
+            .ok_or_else(|| VaultError::unavailable("not bootstrapped"))
+    }
+
+    async fn attempt(&self, account: &AccountId, attempt_id: &AttemptId) -> AttemptView {
+        self.read(|s| s.attempt(account, attempt_id))
+    }
+
+    fn share_candidates(&self, holders: &[u64], _: &EvalRequest) -> Vec<u64> {
+        holders.to_vec()
+    }
+
+    fn is_local(&self, holder: u64) -> bool {
+        // The first holder plays the serving node; the others' answers are checked as a
+        // node checks its peers'.
+        holder == 1
+    }
+
+    async fn evaluate_share(
+        &self,
+        holder: u64,
+        request: &EvalRequest,
+    ) -> Result<Evaluated, VaultError> {
+        let index = usize::try_from(holder.saturating_sub(1)).unwrap_or(usize::MAX);
+        let holder = self
+            .0
+            .holders
+            .get(index)
+            .ok_or_else(|| VaultError::unavailable("no such share-holder"))?;
+        holder
+            .evaluate(request, std::time::Duration::ZERO)
+            .await
+            .map_err(|e| VaultError::Internal(e.to_string()))
     }
 
     fn admit_recovery(&self, _: &AccountId, _: Option<IpAddr>) -> Result<(), VaultError> {

@@ -1,6 +1,6 @@
 //! The operator API, `bkv.v1.Admin` (docs/DESIGN.md §6): cluster initialisation, the
-//! cluster-key ceremony and membership, status, leadership transfer, snapshots and the audit
-//! stream.
+//! cluster-key ceremony and membership, the share map, status, leadership transfer,
+//! snapshots and the audit stream.
 //!
 //! Served under mutual TLS; each call checks the role of the caller's certificate. The
 //! ceremony itself (what the leader does to add a node) lives in [`crate::ceremony`].
@@ -12,15 +12,16 @@ use std::time::Duration;
 
 use bkv_core::identity::Role;
 use bkv_core::opaque::ServerSecrets;
-use bkv_core::{ClusterId, Command, GuessLimit, Outcome};
+use bkv_core::{ClusterId, Command, GuessLimit, Outcome, ShareMap, SignedShareMap};
 use bkv_hsm::WrappedClusterKey;
 use bkv_proto::v1::admin_server::Admin;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
     ClusterStatusResponse, InitRequest, InitResponse, MemberRole, MemberStatus, NodeInfoRequest,
     NodeInfoResponse, NodeStatusRequest, NodeView, ProvisionClusterKeyRequest,
-    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
-    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
+    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse,
 };
 use futures::Stream;
 use openraft::ChangeMembers;
@@ -37,6 +38,21 @@ use crate::tls::require_role;
 
 /// Bound on waiting for this node to become leader after `init`.
 const INIT_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// A signed share map from the wire.
+fn parse_signed_map(
+    map: Option<bkv_proto::v1::SignedShareMap>,
+) -> Result<SignedShareMap, VaultError> {
+    let map = map.ok_or_else(|| VaultError::invalid("share_map", "missing"))?;
+    Ok(SignedShareMap {
+        signature: map
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::invalid("share_map.signature", "wrong_length: must be 64 bytes"))?,
+        encoded: map.encoded,
+    })
+}
 
 /// The `bkv.v1.Admin` service of one node.
 #[derive(Debug, Clone)]
@@ -84,6 +100,16 @@ impl AdminService {
             n => GuessLimit::parse(n, max),
         }
         .map_err(|e| VaultError::invalid("default_guess_limit", format!("out_of_range: {e}")))?;
+        let identity_key: [u8; 32] = msg.identity_public_key.as_slice().try_into().map_err(|_| {
+            VaultError::invalid("identity_public_key", "wrong_length: must be 32 bytes")
+        })?;
+        let first_map = parse_signed_map(msg.share_map)?;
+        // The first map must verify under the identity key given and name this node alone,
+        // with the key its token holds: checked before anything is created.
+        let map = first_map
+            .verify(&identity_key)
+            .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
+        self.check_map_members(&map, name, &[self.node.id()]).await?;
 
         let raft = self.node.raft();
         let initialized = raft
@@ -136,6 +162,7 @@ impl AdminService {
                 key_id: key.key_id,
                 default_guess_limit: default,
                 max_guess_limit: max,
+                identity_key,
             })
             .await?;
         match outcome {
@@ -144,6 +171,15 @@ impl AdminService {
             _ => {
                 return Err(VaultError::Internal(
                     "unexpected outcome of Bootstrap".into(),
+                ));
+            }
+        }
+        match self.node.write(Command::SetShareMap { map: first_map }).await? {
+            Outcome::ShareMapSet { .. } => {}
+            Outcome::Rejected(r) => return Err(VaultError::from_rejection(r)),
+            _ => {
+                return Err(VaultError::Internal(
+                    "unexpected outcome of SetShareMap".into(),
                 ));
             }
         }
@@ -156,9 +192,86 @@ impl AdminService {
         })
     }
 
+    /// Checks that a share map names this cluster and exactly `voters`, each with the
+    /// share-receiving key its own token holds (asked of each node, this one included).
+    async fn check_map_members(
+        &self,
+        map: &ShareMap,
+        cluster_name: &str,
+        voters: &[u64],
+    ) -> Result<(), VaultError> {
+        if map.cluster_name != cluster_name {
+            return Err(VaultError::invalid("share_map", "other_cluster: the map names another cluster"));
+        }
+        let mut want: Vec<u64> = voters.to_vec();
+        want.sort_unstable();
+        if map.holders.iter().map(|h| h.node_id).ne(want.iter().copied()) {
+            return Err(VaultError::invalid(
+                "share_map",
+                format!("wrong_holders: the map must name exactly the voters {want:?}"),
+            ));
+        }
+        for holder in &map.holders {
+            let key = if holder.node_id == self.node.id() {
+                self.node
+                    .hsm()
+                    .share_receive_key()
+                    .await
+                    .map_err(hsm_error)?
+                    .public
+            } else {
+                let addr = self
+                    .node
+                    .admin_addr_of(holder.node_id)
+                    .ok_or_else(|| VaultError::unavailable("a voter of the map has no address"))?;
+                let info = PeerAdmin::new(&self.node, &addr)?.node_info().await?;
+                info.share_receiving_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| VaultError::Internal("a voter answered no share key".into()))?
+            };
+            if key != holder.receive_key {
+                return Err(VaultError::invalid(
+                    "share_map",
+                    format!(
+                        "wrong_key: node {} holds another share-receiving key",
+                        holder.node_id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_share_map_inner(
+        &self,
+        msg: SetShareMapRequest,
+    ) -> Result<SetShareMapResponse, VaultError> {
+        let signed = parse_signed_map(msg.share_map)?;
+        let cluster = self
+            .node
+            .state()
+            .cluster()
+            .ok_or_else(|| VaultError::unavailable("the cluster is not initialised"))?;
+        let map = signed
+            .verify(&cluster.identity_key)
+            .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
+        let voters: Vec<u64> = self.node.state().membership().membership().voter_ids().collect();
+        self.check_map_members(&map, &cluster.cluster_name, &voters)
+            .await?;
+        match self.node.write(Command::SetShareMap { map: signed }).await? {
+            Outcome::ShareMapSet { epoch } => Ok(SetShareMapResponse { epoch }),
+            other => Err(match other {
+                Outcome::Rejected(r) => VaultError::from_rejection(r),
+                _ => VaultError::Internal("unexpected outcome of SetShareMap".into()),
+            }),
+        }
+    }
+
     async fn node_info_inner(&self) -> Result<NodeInfoResponse, VaultError> {
         let hsm = self.node.hsm();
         let enrollment = hsm.enrollment_key().await.map_err(hsm_error)?;
+        let share_key = hsm.share_receive_key().await.map_err(hsm_error)?;
         let key = self.node.cluster_key().await.map_err(hsm_error)?;
         let config = self.node.config();
         Ok(NodeInfoResponse {
@@ -177,6 +290,8 @@ impl AdminService {
                 .map(|c| c.cluster_id.as_bytes().to_vec())
                 .unwrap_or_default(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
+            share_receiving_key: share_key.public.to_vec(),
+            share_receiving_fingerprint: share_key.fingerprint,
         })
     }
 
@@ -331,7 +446,11 @@ impl AdminService {
         let metrics = self.node.raft().metrics().borrow().clone();
         let readiness = self.node.readiness().borrow().clone();
         let cluster = self.node.state().cluster();
+        let map = cluster.as_ref().and_then(|c| c.share_map.as_ref());
         NodeView {
+            shares_held: self.node.metrics().shares_held(),
+            in_share_map: map.is_some_and(|m| m.map.holder(self.node.id()).is_some()),
+            share_map_epoch: map.map_or(0, |m| m.map.epoch),
             node_id: self.node.id(),
             is_leader: metrics.current_leader == Some(self.node.id()),
             leader_id: metrics.current_leader.unwrap_or(0),
@@ -561,6 +680,16 @@ impl Admin for AdminService {
     ) -> Result<Response<TransferLeaderResponse>, Status> {
         self.call("Admin.TransferLeader", request, admin_or_node, |role, m| {
             ceremony::transfer_leader(&self.node, m.to_node_id, role.is_node())
+        })
+        .await
+    }
+
+    async fn set_share_map(
+        &self,
+        request: Request<SetShareMapRequest>,
+    ) -> Result<Response<SetShareMapResponse>, Status> {
+        self.call("Admin.SetShareMap", request, admin_only, |_, m| {
+            self.set_share_map_inner(m)
         })
         .await
     }

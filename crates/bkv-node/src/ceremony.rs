@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use bkv_proto::v1::admin_client::AdminClient;
 use bkv_proto::v1::{
-    AddNodePhase, AddNodeProgress, AddNodeRequest, NodeInfoRequest, NodeStatusRequest, NodeView,
+    AddNodePhase, AddNodeProgress, AddNodeRequest, NodeInfoRequest, NodeInfoResponse,
+    NodeStatusRequest, NodeView,
     ProvisionClusterKeyRequest, TransferLeaderRequest, TransferLeaderResponse,
 };
 use bkv_raft::BkvNode;
@@ -47,6 +48,15 @@ impl PeerAdmin {
         Ok(Self {
             client: AdminClient::new(endpoint.connect_lazy()),
         })
+    }
+
+    /// The peer's identity and keys.
+    pub async fn node_info(mut self) -> Result<NodeInfoResponse, VaultError> {
+        self.client
+            .node_info(NodeInfoRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(peer_error)
     }
 
     /// The peer's own view, with its state digest if `with_digest`.

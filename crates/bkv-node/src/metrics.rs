@@ -293,6 +293,11 @@ impl Metrics {
         self.0.shares_held.set(n);
     }
 
+    /// How many record versions this node held shares for at the last sweep.
+    pub fn shares_held(&self) -> u64 {
+        self.0.shares_held.get()
+    }
+
     /// One successful recovery.
     pub fn recovered(&self) {
         self.0.recoveries.inc();

@@ -217,15 +217,25 @@ impl Node {
         let _ = self.0.shares.set(shares);
     }
 
-    /// The peer address of member `node_id`, if it is one.
-    pub fn peer_addr(&self, node_id: u64) -> Option<String> {
+    /// The addresses of member `node_id`, if it is one.
+    fn member(&self, node_id: u64) -> Option<bkv_raft::BkvNode> {
         let metrics = self.0.raft.metrics();
         let metrics = metrics.borrow();
         metrics
             .membership_config
             .membership()
             .get_node(&node_id)
-            .map(|n| n.raft_addr.clone())
+            .cloned()
+    }
+
+    /// The peer address of member `node_id`, if it is one.
+    pub fn peer_addr(&self, node_id: u64) -> Option<String> {
+        self.member(node_id).map(|n| n.raft_addr)
+    }
+
+    /// The admin address of member `node_id`, if it is one.
+    pub fn admin_addr_of(&self, node_id: u64) -> Option<String> {
+        self.member(node_id).map(|n| n.admin_addr)
     }
 
     /// The leader's client address, if a leader is known.

@@ -1,26 +1,51 @@
-//! Client side of recovery: blind the password, finish OPAQUE (the client learns here
-//! whether the password was right), then open the transported key and the sealed key.
+//! Client side of recovery (protocol v2): blind the OPRF input, check and combine the share
+//! evaluations into the hardened password, finish OPAQUE on it (the client learns here
+//! whether the password was right), sign the reset, then open the transported key and the
+//! sealed key.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
-use bkv_core::ids::{AccountId, RecordVersion};
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::opaque::Suite;
+use bkv_core::oprf::{self, Blind, Commitment, DleqProof, EvaluatedElement};
 use bkv_core::protocol::{
-    self, BackupKey, CONTEXT, CREDENTIAL_RESPONSE_LEN, ExportKey, SessionKey,
+    self, BackupKey, CONTEXT, CREDENTIAL_RESPONSE_LEN, ExportKey, KsfParams, SessionKey,
 };
+use bkv_core::reset::reset_message;
 use opaque_ke::errors::ProtocolError as OpaqueError;
 use opaque_ke::{ClientLogin, ClientLoginFinishParameters, CredentialResponse};
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 use super::parse_server_message;
-use crate::{ClientError, KsfParams};
+use crate::ClientError;
 
-/// A recovery in progress: holds the password until [`Recovery::finish`]. `Debug` shows
-/// nothing of it.
+/// A recovery in progress before the evaluations: holds the OPRF input and its blind.
+/// `Debug` shows nothing of it.
 pub struct Recovery {
+    input: Zeroizing<Vec<u8>>,
+    blind: Blind,
+}
+
+/// One share evaluation as `RecoverStart` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareEvaluation {
+    /// The share-holder.
+    pub node_id: u64,
+    /// Its commitment `K_i`.
+    pub commitment: Vec<u8>,
+    /// `Z_i`.
+    pub evaluated_element: Vec<u8>,
+    /// DLEQ proof.
+    pub proof: Vec<u8>,
+}
+
+/// A recovery with its hardened password, between `RecoverLogin` and its answer.
+pub struct Login {
     state: ClientLogin<Suite>,
-    password: SecretString,
+    hardened: oprf::HardenedPassword,
 }
 
 /// A login that verified on the client's side: the keys to open what `RecoverFinish`
@@ -32,30 +57,94 @@ pub struct RecoverySession {
 }
 
 impl Recovery {
-    /// Starts a recovery: returns the state and `credential_request` for `RecoverStart`.
-    pub fn start(password: SecretString) -> Result<(Self, Vec<u8>), ClientError> {
-        let start = ClientLogin::<Suite>::start(&mut OsRng, password.expose_secret().as_bytes())
+    /// Starts a recovery: blinds the OPRF input of `account` and `password`; returns the
+    /// state and `blinded_element` for `RecoverStart`.
+    pub fn start(
+        account: &AccountId,
+        password: SecretString,
+    ) -> Result<(Self, Vec<u8>), ClientError> {
+        let input = oprf::oprf_input(account, password.expose_secret().as_bytes());
+        let (blind, blinded) = Blind::start(&input, &mut OsRng);
+        Ok((Self { input, blind }, blinded.as_bytes().to_vec()))
+    }
+
+    /// Checks `threshold` evaluations (distinct holders, each proof against its commitment),
+    /// combines them, unblinds, and starts OPAQUE login on the hardened password: returns the
+    /// state and `credential_request` for `RecoverLogin`.
+    pub fn harden(
+        self,
+        blinded_element: &[u8],
+        threshold: u32,
+        evaluations: &[ShareEvaluation],
+    ) -> Result<(Login, Vec<u8>), ClientError> {
+        let blinded = oprf::BlindedElement::parse(blinded_element)
+            .map_err(|_| ClientError::Internal("own blinded element"))?;
+        if threshold == 0 || evaluations.len() != threshold as usize {
+            return Err(ClientError::BadEvaluations(
+                "not exactly `threshold` evaluations",
+            ));
+        }
+        let holders: BTreeSet<u64> = evaluations.iter().map(|e| e.node_id).collect();
+        if holders.len() != evaluations.len() || holders.contains(&0) {
+            return Err(ClientError::BadEvaluations(
+                "a share-holder is named twice, or as 0",
+            ));
+        }
+        let mut points = Vec::with_capacity(evaluations.len());
+        for e in evaluations {
+            let commitment = Commitment::parse(&e.commitment)
+                .map_err(|_| ClientError::BadEvaluations("a commitment does not parse"))?;
+            let element = EvaluatedElement::parse(&e.evaluated_element)
+                .map_err(|_| ClientError::BadEvaluations("an evaluation does not parse"))?;
+            let proof = DleqProof::parse(&e.proof)
+                .map_err(|_| ClientError::BadEvaluations("a proof does not parse"))?;
+            oprf::verify_evaluation(&commitment, &blinded, &element, &proof)
+                .map_err(|_| ClientError::BadEvaluations("a proof does not verify"))?;
+            points.push((e.node_id, element));
+        }
+        let combined = oprf::combine(&points)
+            .map_err(|_| ClientError::BadEvaluations("the evaluations do not combine"))?;
+        let hardened = self
+            .blind
+            .finish(&self.input, &combined)
+            .map_err(|_| ClientError::BadEvaluations("the combined element does not unblind"))?;
+        let start = ClientLogin::<Suite>::start(&mut OsRng, hardened.as_bytes())
             .map_err(|_| ClientError::Internal("login start"))?;
         let request = start.message.serialize().to_vec();
         Ok((
-            Self {
+            Login {
                 state: start.state,
-                password,
+                hardened,
             },
             request,
         ))
     }
+}
 
+/// What `RecoverFinish` sends, besides the ticket.
+pub struct LoginFinished {
+    /// OPAQUE `CredentialFinalization`.
+    pub credential_finalization: Vec<u8>,
+    /// The reset signature.
+    pub reset_signature: [u8; 64],
+    /// The keys that open `RecoverFinish`'s answer.
+    pub session: RecoverySession,
+}
+
+impl Login {
     /// Finishes OPAQUE with the server's `credential_response`, running Argon2id with `ksf`
-    /// (the parameters used at registration). On success returns `credential_finalization`
-    /// for `RecoverFinish` and the session that opens its answer; with a wrong password
-    /// returns [`ClientError::WrongPassword`] and there is nothing to send.
+    /// (the parameters `RecoverStart` returned from the record), and signs the reset of
+    /// `charge` on `version`. With a wrong password returns [`ClientError::WrongPassword`]
+    /// and there is nothing to send.
     pub fn finish(
         self,
         credential_response: &[u8],
         account: &AccountId,
         ksf: &KsfParams,
-    ) -> Result<(Vec<u8>, RecoverySession), ClientError> {
+        cluster_name: &str,
+        version: RecordVersion,
+        charge: ChargeNumber,
+    ) -> Result<LoginFinished, ClientError> {
         let response = parse_server_message(
             "credential_response",
             credential_response,
@@ -67,7 +156,7 @@ impl Recovery {
             .state
             .finish(
                 &mut OsRng,
-                self.password.expose_secret().as_bytes(),
+                self.hardened.as_bytes(),
                 response,
                 ClientLoginFinishParameters::new(
                     Some(CONTEXT),
@@ -83,19 +172,22 @@ impl Recovery {
                 },
                 _ => ClientError::Internal("login finish"),
             })?;
-        let finalization = finish.message.serialize().to_vec();
+        let credential_finalization = finish.message.serialize().to_vec();
         let export_key = ExportKey::take_from(finish.export_key.as_mut_slice())
             .map_err(|_| ClientError::Internal("export key length"))?;
         let session_key = SessionKey::take_from(finish.session_key.as_mut_slice())
             .map_err(|_| ClientError::Internal("session key length"))?;
-        Ok((
-            finalization,
-            RecoverySession {
+        let reset_signature = oprf::ResetKey::derive(&export_key)
+            .sign(&reset_message(cluster_name, account, version, charge));
+        Ok(LoginFinished {
+            credential_finalization,
+            reset_signature,
+            session: RecoverySession {
                 account: account.clone(),
                 export_key,
                 session_key,
             },
-        ))
+        })
     }
 }
 
@@ -130,6 +222,18 @@ impl RecoverySession {
 impl fmt::Debug for Recovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Recovery(<redacted>)")
+    }
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Login(<redacted>)")
+    }
+}
+
+impl fmt::Debug for LoginFinished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginFinished").finish_non_exhaustive()
     }
 }
 

@@ -130,7 +130,7 @@ fn identifiers_and_context_are_fixed() {
     let ids = identifiers(&alice);
     assert_eq!(ids.client, Some(&b"alice"[..]));
     assert_eq!(ids.server, None);
-    assert_eq!(CONTEXT, b"bkv/v1");
+    assert_eq!(CONTEXT, b"bkv/v2");
 }
 
 proptest! {

@@ -17,8 +17,9 @@ use crate::ids::AccountId;
 
 /// First bytes of every snapshot.
 const MAGIC: [u8; 8] = *b"bkvstate";
-/// The body format written by this code.
-const FORMAT_VERSION: u16 = 1;
+/// The body format written by this code (2: protocol v2, with the share map, the OPRF half of
+/// records and signed resets).
+const FORMAT_VERSION: u16 = 2;
 /// Header length: magic and big-endian format version.
 const HEADER_LEN: usize = MAGIC.len() + 2;
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::*;
+use crate::fixtures;
 use crate::ids::AttemptId;
 
 fn limit(n: u32) -> GuessLimit {
@@ -24,41 +25,32 @@ fn req(at: u64, command: Command) -> (u64, Request) {
     )
 }
 
-/// Bootstrap, then alice registers (v2, limit 3), activates, and makes two guesses; a new
-/// registration (v6) is staged.
+/// Bootstrap and a one-holder share map, then alice registers (v3, limit 3), activates, and
+/// makes two guesses; a new registration (v7) is staged.
 fn sample() -> VaultState {
     let a = alice();
     let entries = [
+        req(1, fixtures::bootstrap(limit(3), limit(5))),
+        req(2, fixtures::set_share_map(1, 1)),
         req(
-            1,
-            Command::Bootstrap {
-                cluster_id: ClusterId::new([0x11; 16]),
-                cluster_name: "c".into(),
-                sealed_server_setup: vec![0xaa; 4],
-                key_check_value: [1, 2, 3],
-                key_id: [4; 8],
-                default_guess_limit: limit(3),
-                max_guess_limit: limit(5),
-            },
-        ),
-        req(
-            2,
+            3,
             Command::Stage {
                 account: a.clone(),
                 request_id: RequestId::new([0x22; 16]),
                 guess_limit: limit(3),
                 sealed_record: vec![0xbb; 3],
-            },
-        ),
-        req(
-            3,
-            Command::Activate {
-                account: a.clone(),
-                version: RecordVersion(2),
+                oprf: fixtures::oprf_record(1, 1),
             },
         ),
         req(
             4,
+            Command::Activate {
+                account: a.clone(),
+                version: RecordVersion(3),
+            },
+        ),
+        req(
+            5,
             Command::ChargeGuess {
                 account: a.clone(),
                 attempt_id: AttemptId::new([0x33; 16]),
@@ -66,7 +58,7 @@ fn sample() -> VaultState {
             },
         ),
         req(
-            5,
+            6,
             Command::ChargeGuess {
                 account: a.clone(),
                 attempt_id: AttemptId::new([0x34; 16]),
@@ -74,12 +66,13 @@ fn sample() -> VaultState {
             },
         ),
         req(
-            6,
+            7,
             Command::Stage {
                 account: a,
                 request_id: RequestId::new([0x23; 16]),
                 guess_limit: limit(2),
                 sealed_record: vec![0xcc; 2],
+                oprf: fixtures::oprf_record(1, 1),
             },
         ),
     ];
@@ -166,10 +159,10 @@ fn headers_are_checked() {
         Err(StateDecodeError::NotASnapshot)
     );
     let mut future = good.clone();
-    future[9] = 2;
+    future[9] = 3;
     assert_eq!(
         VaultState::decode(&future),
-        Err(StateDecodeError::UnknownFormat(2))
+        Err(StateDecodeError::UnknownFormat(3))
     );
     let mut long = good.clone();
     long.extend_from_slice(&[0, 0, 0]);
@@ -368,7 +361,7 @@ fn rejections_and_retries_leave_the_state_alone() {
     let before = state.clone();
     let a = alice();
     let retry = state.apply(
-        7,
+        8,
         &Request {
             at_unix_ms: 0,
             command: Command::ChargeGuess {
@@ -389,7 +382,7 @@ fn rejections_and_retries_leave_the_state_alone() {
     assert!(retry.events.is_empty());
     assert_eq!(state, before);
     let stale = state.apply(
-        6,
+        7,
         &Request {
             at_unix_ms: 0,
             command: Command::Delete { account: a },
@@ -397,7 +390,7 @@ fn rejections_and_retries_leave_the_state_alone() {
     );
     assert_eq!(
         stale.outcome,
-        Outcome::Rejected(Rejection::StaleLogIndex { index: 6, last: 6 })
+        Outcome::Rejected(Rejection::StaleLogIndex { index: 7, last: 7 })
     );
     assert_eq!(state, before);
 }
