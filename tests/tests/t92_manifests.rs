@@ -264,6 +264,13 @@ fn compose_nodes_restart_alone_and_advertise_the_host_ports_they_publish() {
             Some(image),
             "{name:?} image"
         );
+        // podman-compose makes depends_on into podman's --requires: podman then neither
+        // restarts a node that requires the exited pki service nor removes (to recreate it on
+        // a new image) a node that the init service requires. Each waits by itself instead.
+        assert!(
+            field(service, "depends_on").is_badvalue(),
+            "{name:?}: no depends_on"
+        );
     }
 
     // cluster/up's ports with its default base: clients, peers, admin, HTTP of nodes 1-3.
@@ -277,12 +284,6 @@ fn compose_nodes_restart_alone_and_advertise_the_host_ports_they_publish() {
         let Some(config) = env_var(service, "BKV_CONFIG") else {
             continue;
         };
-        // A dependency on the one-shot pki service becomes podman's --requires, and podman
-        // does not restart a container whose required container has exited.
-        assert!(
-            field(service, "depends_on").is_badvalue(),
-            "{name}: no depends_on"
-        );
         assert_eq!(
             field(service, "restart").as_str(),
             Some("unless-stopped"),
