@@ -32,6 +32,21 @@ pub(crate) fn check_plaintext(plaintext: &[u8]) -> Result<(), SealError> {
     Ok(())
 }
 
+/// Both halves of a key pair, or neither; one half alone is [`HsmError::KeyMissing`] naming
+/// the other (`names`: private, public).
+pub(crate) fn both_halves(
+    private: Option<ObjectHandle>,
+    public: Option<ObjectHandle>,
+    names: [&'static str; 2],
+) -> Result<Option<(ObjectHandle, ObjectHandle)>, HsmError> {
+    match (private, public) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(HsmError::KeyMissing(names[0])),
+        (Some(_), None) => Err(HsmError::KeyMissing(names[1])),
+        (Some(private), Some(public)) => Ok(Some((private, public))),
+    }
+}
+
 /// RSA-OAEP with SHA-1 and MGF1-SHA-1, no label: the only OAEP SoftHSM 2.6 offers.
 fn oaep() -> Mechanism<'static> {
     Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
@@ -276,11 +291,13 @@ impl Worker {
             &[Attribute::Class(ObjectClass::PUBLIC_KEY), label],
             "enrollment public key",
         )?;
-        match (private, public) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err(HsmError::KeyMissing("enrollment private key")),
-            (Some(_), None) => Err(HsmError::KeyMissing("enrollment public key")),
-            (Some(_), Some(public)) => {
+        match both_halves(
+            private,
+            public,
+            ["enrollment private key", "enrollment public key"],
+        )? {
+            None => Ok(None),
+            Some((_, public)) => {
                 let attrs = self
                     .session
                     .get_attributes(

@@ -13,7 +13,7 @@ use cryptoki::session::Session;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::blob::Header;
-use crate::ops::check_plaintext;
+use crate::ops::{both_halves, check_plaintext};
 use crate::template::{self, SHARE_ECDH_SECRET_LEN, SHARE_SEAL_KEY_LABEL};
 use crate::worker::{SealingKey, Worker};
 use crate::{HsmError, P256Point, ShareReceiveKey};
@@ -41,11 +41,13 @@ impl Worker {
             &template::share_receive_lookup(ObjectClass::PUBLIC_KEY),
             "share-receiving public key",
         )?;
-        match (private, public) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err(HsmError::KeyMissing("share-receiving private key")),
-            (Some(_), None) => Err(HsmError::KeyMissing("share-receiving public key")),
-            (Some(_), Some(public)) => {
+        match both_halves(
+            private,
+            public,
+            ["share-receiving private key", "share-receiving public key"],
+        )? {
+            None => Ok(None),
+            Some((_, public)) => {
                 let attrs = self
                     .session
                     .get_attributes(public, &[AttributeType::EcPoint])
