@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean fuzz fuzz-build fuzz-seeds deny
+.PHONY: verify test fmt-check clippy build failpoints-bin chaos soak fix bench clean fuzz fuzz-build fuzz-seeds deny compose-test
 
 verify: fmt-check clippy test
 
@@ -32,6 +32,15 @@ else
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 endif
 	$(CARGO) test --workspace --doc
+
+# The compose cluster (docker-compose.yml) built, run and checked from the host with the bkv
+# CLI: up, register and recover, a killed node restarting, a restarted one catching up,
+# down/up with the volumes kept, down -v (cluster/compose-test). With Docker Compose v2 when
+# it answers, else podman-compose (podman, podman-compose and what they need are installed
+# when missing). Debug binaries, built if needed (BKV_PROFILE=release for release ones,
+# BKV_SKIP_BUILD=1 to take those already in target/).
+compose-test:
+	cluster/compose-test
 
 # A seeded random chaos run: `make chaos SEED=7 DURATION=120` (seconds; NODES=5 for five
 # nodes). Prints the seed, the schedule and the history file; the same seed replays the

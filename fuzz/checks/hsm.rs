@@ -14,11 +14,12 @@ use sha2::{Digest as _, Sha256};
 pub const AAD: &[u8] = b"bkv-fuzz/aad";
 
 /// Every purpose a blob can name.
-pub const PURPOSES: [SealPurpose; 5] = [
+pub const PURPOSES: [SealPurpose; 6] = [
     SealPurpose::Record,
     SealPurpose::ServerSetup,
     SealPurpose::Ticket,
     SealPurpose::Watermark,
+    SealPurpose::OprfShare,
     SealPurpose::Test,
 ];
 

@@ -1,7 +1,7 @@
 //! The container and Kubernetes files parse, reference only files that exist, and agree with
-//! the node's configuration. (No Docker engine or Kubernetes cluster runs here: what can be
-//! checked without one is checked; `cluster/up`, which t90 runs, starts its nodes through the
-//! image's entry point script.)
+//! the node's configuration. (No Kubernetes cluster runs here: what can be checked without
+//! one is checked; `cluster/up`, which t90 runs, starts its nodes through the image's entry
+//! point script, and `make compose-test` runs docker-compose.yml for real.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,13 +67,25 @@ fn load_config(path: &Path, env: &[(&str, String)]) -> NodeConfig {
 #[test]
 fn every_file_the_dockerfile_copies_exists_and_scripts_are_valid_bash() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let dockerignore =
+        std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
     for line in dockerfile
         .lines()
         .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
     {
         let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
         for src in &parts[..parts.len() - 1] {
-            if *src != "." {
+            if let Some(built) = src.strip_prefix("target/") {
+                // Binaries built on the host (cluster/compose-image): in the build context
+                // only if .dockerignore, which leaves out target/, lets them back in.
+                let dir = built.split('/').next().unwrap_or_default();
+                assert!(
+                    dockerignore
+                        .lines()
+                        .any(|l| l.trim() == format!("!target/{dir}")),
+                    "Dockerfile copies {src}, which .dockerignore leaves out"
+                );
+            } else if *src != "." {
                 assert!(repo().join(src).exists(), "Dockerfile copies missing {src}");
             }
         }
@@ -89,6 +101,11 @@ fn every_file_the_dockerfile_copies_exists_and_scripts_are_valid_bash() {
         "cluster/entrypoint",
         "cluster/docker/init",
         "cluster/docker/pki",
+        "cluster/compose-lib",
+        "cluster/compose-env",
+        "cluster/compose-image",
+        "cluster/compose-test",
+        "cluster/compose-upgrade",
     ] {
         let ok = Command::new("bash")
             .arg("-n")
@@ -164,6 +181,175 @@ fn docker_compose_references_what_exists() {
         .output()
         .expect("bkv");
     assert!(help.status.success());
+}
+
+/// The text with every `${NAME:-default}` replaced by its default, as compose reads it when
+/// NAME is unset.
+fn with_defaults(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("a closing brace");
+        let inner = &rest[start + 2..end];
+        let (_, default) = inner
+            .split_once(":-")
+            .unwrap_or_else(|| panic!("${{{inner}}} has no default"));
+        out.push_str(default);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A service's environment variable, looking through a merge key in `environment`.
+fn env_var<'a>(service: &'a Yaml, key: &str) -> Option<&'a str> {
+    let env = &service["environment"];
+    env[key].as_str().or_else(|| env["<<"][key].as_str())
+}
+
+#[test]
+fn dockerfile_names_images_fully_qualified() {
+    // podman refuses a short name (`debian:bookworm-slim`) when no search registry is set.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let mut stages: Vec<&str> = Vec::new();
+    for line in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let image = words[1];
+        let registry = image.split('/').next().unwrap_or_default();
+        let qualified = image.contains('/') && (registry.contains('.') || registry == "localhost");
+        let stage = stages.contains(&image) || image == "${BKV_BINARIES}";
+        assert!(
+            qualified || stage,
+            "FROM {image}: name registry/repository:tag, or an earlier stage"
+        );
+        if let [.., as_word, name] = words.as_slice()
+            && as_word.eq_ignore_ascii_case("as")
+        {
+            stages.push(name);
+        }
+    }
+    // BKV_BINARIES picks a stage: its default and the value cluster/compose-image gives.
+    assert!(dockerfile.contains("ARG BKV_BINARIES=build"));
+    for stage in ["build", "prebuilt"] {
+        assert!(stages.contains(&stage), "no stage {stage}");
+    }
+    let image_script =
+        std::fs::read_to_string(repo().join("cluster/compose-image")).expect("compose-image");
+    assert!(image_script.contains("BKV_COMPOSE_BINARIES=prebuilt"));
+}
+
+#[test]
+fn compose_nodes_restart_alone_and_advertise_the_host_ports_they_publish() {
+    let text = std::fs::read_to_string(repo().join("docker-compose.yml")).expect("compose file");
+    let docs = YamlLoader::load_from_str(&with_defaults(&text)).expect("parses");
+    let services = docs[0]["services"].as_hash().expect("services");
+
+    // One service builds the image; every service runs that image, which is fully qualified.
+    let builders: Vec<&Yaml> = services
+        .values()
+        .filter(|s| !s["build"].is_badvalue())
+        .collect();
+    assert_eq!(builders.len(), 1, "the image is built by one service only");
+    let image = builders[0]["image"]
+        .as_str()
+        .expect("the built image's name");
+    assert!(
+        image.starts_with("localhost/"),
+        "{image} is fully qualified"
+    );
+    for (name, service) in services {
+        assert_eq!(
+            field(service, "image").as_str(),
+            Some(image),
+            "{name:?} image"
+        );
+        // podman-compose makes depends_on into podman's --requires: podman then neither
+        // restarts a node that requires the exited pki service nor removes (to recreate it on
+        // a new image) a node that the init service requires. Each waits by itself instead.
+        assert!(
+            field(service, "depends_on").is_badvalue(),
+            "{name:?}: no depends_on"
+        );
+    }
+
+    // cluster/up's ports with its default base: clients, peers, admin, HTTP of nodes 1-3.
+    let up_ports: Vec<u16> = (71..=74)
+        .flat_map(|kind| (1..=3).map(move |n| kind * 100 + n))
+        .collect();
+    let pki_script = std::fs::read_to_string(repo().join("cluster/docker/pki")).expect("pki");
+    let mut host_ports = Vec::new();
+    for (name, service) in services {
+        let name = name.as_str().expect("service name");
+        let Some(config) = env_var(service, "BKV_CONFIG") else {
+            continue;
+        };
+        assert_eq!(
+            field(service, "restart").as_str(),
+            Some("unless-stopped"),
+            "{name}"
+        );
+        assert_eq!(
+            env_var(service, "BKV_WAIT_FOR"),
+            Some("/pki/ready"),
+            "{name}"
+        );
+        assert!(
+            pki_script.contains("touch \"$dir/ready\""),
+            "pki writes /pki/ready"
+        );
+
+        let advertised = env_var(service, "BKV_ADVERTISE__CLIENT")
+            .unwrap_or_else(|| panic!("{name}: BKV_ADVERTISE__CLIENT"));
+        let c = load_config(
+            &image_source(config),
+            &[("BKV_ADVERTISE__CLIENT", advertised.to_string())],
+        );
+        assert_eq!(c.client_addr(), advertised);
+        let mut published = Vec::new();
+        for p in field(service, "ports").as_vec().expect("ports") {
+            let p = p.as_str().expect("host_ip:host_port:container_port");
+            let parts: Vec<&str> = p.split(':').collect();
+            let [ip, host, inside] = parts.as_slice() else {
+                panic!("{name}: {p} is not host_ip:host_port:container_port");
+            };
+            assert_eq!(*ip, "127.0.0.1", "{name}: published on loopback only");
+            let host: u16 = host.parse().expect("host port");
+            let inside: u16 = inside.parse().expect("container port");
+            assert!(
+                !up_ports.contains(&host),
+                "{name}: host port {host} is one of cluster/up's"
+            );
+            host_ports.push(host);
+            published.push(inside);
+            if inside == c.listen.client.port() {
+                // Leader hints name this address: the host must reach the node there.
+                assert_eq!(advertised, format!("127.0.0.1:{host}"), "{name}");
+            }
+        }
+        published.sort_unstable();
+        let mut wanted = vec![
+            c.listen.client.port(),
+            c.listen.admin.port(),
+            c.listen.http.port(),
+        ];
+        wanted.sort_unstable();
+        assert_eq!(
+            published, wanted,
+            "{name}: client, admin and HTTP published"
+        );
+    }
+    let count = host_ports.len();
+    host_ports.sort_unstable();
+    host_ports.dedup();
+    assert_eq!(host_ports.len(), count, "host ports are distinct");
+    assert_eq!(count, 9);
+    // The prefix moves every host port (cluster/compose-lib's `port` agrees).
+    assert_eq!(
+        text.matches("${BKV_COMPOSE_PORT_PREFIX:-17}").count(),
+        12,
+        "9 ports and 3 advertised addresses follow BKV_COMPOSE_PORT_PREFIX"
+    );
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub enum SealPurpose {
     Ticket = 3,
     /// The node's applied-state watermark (rollback detection).
     Watermark = 4,
+    /// A node's own OPRF key share, kept in its data directory. Sealed only under that
+    /// node's share-sealing key, never under the cluster key.
+    OprfShare = 5,
     /// Test and benchmark data; never used by the vault itself.
     Test = 255,
 }
@@ -37,6 +40,7 @@ impl SealPurpose {
             2 => Self::ServerSetup,
             3 => Self::Ticket,
             4 => Self::Watermark,
+            5 => Self::OprfShare,
             255 => Self::Test,
             _ => return None,
         })
@@ -162,6 +166,7 @@ mod tests {
             SealPurpose::ServerSetup,
             SealPurpose::Ticket,
             SealPurpose::Watermark,
+            SealPurpose::OprfShare,
             SealPurpose::Test,
         ] {
             assert_eq!(SealPurpose::from_byte(p as u8), Some(p));

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::P256Point;
+
 /// Identity of the cluster key, the same on every node's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClusterKeyInfo {
@@ -43,4 +45,24 @@ pub struct WrappedClusterKey {
     pub key_id: [u8; 8],
     /// The cluster key's check value.
     pub key_check_value: [u8; 3],
+}
+
+/// The public half of this token's share-receiving key pair: what clients encrypt OPRF key
+/// shares to (ECDH on P-256 with an ephemeral key of theirs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareReceiveKey {
+    /// The public point, SEC1 uncompressed (`0x04 || X || Y`), checked to be on P-256.
+    pub public: [u8; 65],
+    /// SHA-256 of `public`, lower-case hex: what the operator confirms.
+    pub fingerprint: String,
+}
+
+impl ShareReceiveKey {
+    /// The key of a checked point.
+    pub(crate) fn new(point: &P256Point) -> Self {
+        Self {
+            public: point.to_bytes(),
+            fingerprint: point.fingerprint(),
+        }
+    }
 }

@@ -16,13 +16,36 @@ use crate::blob::{HEADER_LEN, Header, IV_LEN, TAG_LEN};
 use crate::error::rv_of;
 use crate::spki::{self, RsaPublic};
 use crate::template::{self, CLUSTER_KEY_LABEL, ENROLLMENT_KEY_LABEL, PENDING_CLUSTER_KEY_LABEL};
-use crate::worker::{ClusterKeyHandle, Worker};
+use crate::worker::{ClusterKeyHandle, SealingKey, Worker};
 use crate::{ClusterKeyInfo, EnrollmentKey, HsmError, WrappedClusterKey};
 
 /// Largest plaintext `seal` accepts (the vault seals records and tickets of a few KiB).
 pub const MAX_PLAINTEXT: usize = 1 << 20;
 /// Largest `random` request.
 pub const MAX_RANDOM: usize = 1 << 16;
+
+/// Refuses plaintexts larger than [`MAX_PLAINTEXT`].
+pub(crate) fn check_plaintext(plaintext: &[u8]) -> Result<(), SealError> {
+    if plaintext.len() > MAX_PLAINTEXT {
+        return Err(HsmError::InvalidRequest("plaintext larger than 1 MiB").into());
+    }
+    Ok(())
+}
+
+/// Both halves of a key pair, or neither; one half alone is [`HsmError::KeyMissing`] naming
+/// the other (`names`: private, public).
+pub(crate) fn both_halves(
+    private: Option<ObjectHandle>,
+    public: Option<ObjectHandle>,
+    names: [&'static str; 2],
+) -> Result<Option<(ObjectHandle, ObjectHandle)>, HsmError> {
+    match (private, public) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(HsmError::KeyMissing(names[0])),
+        (Some(_), None) => Err(HsmError::KeyMissing(names[1])),
+        (Some(private), Some(public)) => Ok(Some((private, public))),
+    }
+}
 
 /// RSA-OAEP with SHA-1 and MGF1-SHA-1, no label: the only OAEP SoftHSM 2.6 offers.
 fn oaep() -> Mechanism<'static> {
@@ -47,7 +70,7 @@ impl Worker {
     }
 
     /// Finds one object by template: `None` if absent, an error if several match.
-    fn find_one(
+    pub(crate) fn find_one(
         &self,
         template: &[Attribute],
         what: &'static str,
@@ -68,25 +91,40 @@ impl Worker {
         if let Some(key) = self.cached_cluster_key() {
             return Ok(Some(key));
         }
-        let template = [
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::Label(CLUSTER_KEY_LABEL.into()),
-        ];
-        let Some(handle) = self.find_one(&template, "cluster key")? else {
+        let Some(found) = self.find_sealing_key(CLUSTER_KEY_LABEL, "cluster key")? else {
             return Ok(None);
         };
         let key = ClusterKeyHandle {
-            handle,
+            handle: found.handle,
             info: ClusterKeyInfo {
-                key_id: self.key_id(handle)?,
-                key_check_value: self.check_value(handle)?,
+                key_id: found.key_id,
+                key_check_value: self.check_value(found.handle)?,
             },
         };
         self.cache_cluster_key(key);
         Ok(Some(key))
     }
 
-    /// The 8-byte CKA_ID of a cluster key object.
+    /// The secret key labelled `label` with its 8-byte id, if the token holds it.
+    pub(crate) fn find_sealing_key(
+        &self,
+        label: &str,
+        what: &'static str,
+    ) -> Result<Option<SealingKey>, HsmError> {
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(label.into()),
+        ];
+        let Some(handle) = self.find_one(&template, what)? else {
+            return Ok(None);
+        };
+        Ok(Some(SealingKey {
+            handle,
+            key_id: self.key_id(handle)?,
+        }))
+    }
+
+    /// The 8-byte CKA_ID of a sealing key (the cluster key or the share-sealing key).
     fn key_id(&self, handle: ObjectHandle) -> Result<[u8; 8], HsmError> {
         let attrs = self
             .session
@@ -94,8 +132,8 @@ impl Worker {
             .map_err(HsmError::at("C_GetAttributeValue"))?;
         match attrs.as_slice() {
             [Attribute::Id(id)] => <[u8; 8]>::try_from(id.as_slice())
-                .map_err(|_| HsmError::KeyMissing("8-byte CKA_ID of the cluster key")),
-            _ => Err(HsmError::KeyMissing("8-byte CKA_ID of the cluster key")),
+                .map_err(|_| HsmError::KeyMissing("8-byte CKA_ID of a sealing key")),
+            _ => Err(HsmError::KeyMissing("8-byte CKA_ID of a sealing key")),
         }
     }
 
@@ -135,22 +173,50 @@ impl Worker {
             .ok_or(HsmError::KeyMissing("cluster key after generation"))
     }
 
-    /// Seals `plaintext` under the cluster key.
+    /// Seals `plaintext` under the cluster key. Shares are never sealed under it.
     pub(crate) fn seal(
         &mut self,
         purpose: SealPurpose,
         aad: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SealError> {
-        if plaintext.len() > MAX_PLAINTEXT {
-            return Err(HsmError::InvalidRequest("plaintext larger than 1 MiB").into());
+        if purpose == SealPurpose::OprfShare {
+            return Err(SealError::WrongPurpose);
         }
+        check_plaintext(plaintext)?;
         let key = self.cluster_key()?.ok_or(SealError::NoClusterKey)?;
+        self.seal_with(key.sealing(), purpose, aad, plaintext)
+    }
+
+    /// Checks and opens a blob made by [`Worker::seal`].
+    pub(crate) fn unseal(
+        &mut self,
+        purpose: SealPurpose,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        if purpose == SealPurpose::OprfShare {
+            return Err(SealError::WrongPurpose);
+        }
+        let (header, body) = Header::open(blob, purpose, aad)?;
+        let key = self.cluster_key()?.ok_or(SealError::NoClusterKey)?;
+        self.open_with(key.sealing(), &header, aad, body)
+    }
+
+    /// AES-256-GCM in the token under `key`, with a fresh random IV: the blob is the header
+    /// (naming `key`) followed by ciphertext and tag.
+    pub(crate) fn seal_with(
+        &mut self,
+        key: SealingKey,
+        purpose: SealPurpose,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
         let mut iv = [0u8; IV_LEN];
         if let Err(e) = self.session.generate_random_slice(&mut iv) {
             return Err(HsmError::p11("C_GenerateRandom", e).into());
         }
-        let header = Header::new(purpose, key.info.key_id, aad, iv);
+        let header = Header::new(purpose, key.key_id, aad, iv);
         let gcm_aad = header.gcm_aad(aad);
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, &gcm_aad, (8 * TAG_LEN as u64).into())
@@ -172,16 +238,15 @@ impl Worker {
         }
     }
 
-    /// Checks and opens a blob made by [`Worker::seal`].
-    pub(crate) fn unseal(
+    /// Opens the body of a blob whose header has been checked, if the header names `key`.
+    pub(crate) fn open_with(
         &mut self,
-        purpose: SealPurpose,
+        key: SealingKey,
+        header: &Header,
         aad: &[u8],
-        blob: &[u8],
+        body: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let (header, body) = Header::open(blob, purpose, aad)?;
-        let key = self.cluster_key()?.ok_or(SealError::NoClusterKey)?;
-        if header.key_id != key.info.key_id {
+        if header.key_id != key.key_id {
             return Err(SealError::UnknownKey);
         }
         let gcm_aad = header.gcm_aad(aad);
@@ -226,11 +291,13 @@ impl Worker {
             &[Attribute::Class(ObjectClass::PUBLIC_KEY), label],
             "enrollment public key",
         )?;
-        match (private, public) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err(HsmError::KeyMissing("enrollment private key")),
-            (Some(_), None) => Err(HsmError::KeyMissing("enrollment public key")),
-            (Some(_), Some(public)) => {
+        match both_halves(
+            private,
+            public,
+            ["enrollment private key", "enrollment public key"],
+        )? {
+            None => Ok(None),
+            Some((_, public)) => {
                 let attrs = self
                     .session
                     .get_attributes(

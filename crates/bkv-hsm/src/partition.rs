@@ -17,7 +17,10 @@ use crate::officer::as_security_officer;
 use crate::spki::{self, RsaPublic};
 use crate::template;
 use crate::worker::{Pool, Worker};
-use crate::{ClusterKeyInfo, EnrollmentKey, HsmConfig, HsmError, Pin, WrappedClusterKey};
+use crate::{
+    ClusterKeyInfo, EnrollmentKey, HsmConfig, HsmError, P256Point, Pin, ShareReceiveKey,
+    WrappedClusterKey,
+};
 
 /// An open HSM partition: one token, logged in as user, with a pool of worker sessions.
 #[derive(Clone)]
@@ -96,7 +99,9 @@ impl Partition {
         Ok(info)
     }
 
-    /// Seals `plaintext` for `purpose`, bound to `aad`, under the cluster key.
+    /// Seals `plaintext` for `purpose`, bound to `aad`, under the cluster key. Refuses
+    /// [`SealPurpose::OprfShare`] with [`SealError::WrongPurpose`]: shares are sealed only
+    /// under the node's own key ([`Partition::seal_share`]).
     pub async fn seal(
         &self,
         purpose: SealPurpose,
@@ -183,6 +188,53 @@ impl Partition {
     /// This token's enrollment key if it has been made; never makes one.
     pub async fn find_enrollment_key(&self) -> Result<Option<EnrollmentKey>, HsmError> {
         self.run(|w| w.find_enrollment_key()).await?
+    }
+
+    /// This token's share-receiving key (P-256, ECDH only), made on first call.
+    pub async fn share_receive_key(&self) -> Result<ShareReceiveKey, HsmError> {
+        let key = self.run(Worker::share_receive_key).await??;
+        tracing::debug!(token = %self.inner.label, key = %key.fingerprint, "share-receiving key");
+        Ok(key)
+    }
+
+    /// This token's share-receiving key if it has been made; never makes one.
+    pub async fn find_share_receive_key(&self) -> Result<Option<ShareReceiveKey>, HsmError> {
+        self.run(Worker::find_share_receive_key).await?
+    }
+
+    /// ECDH in the token between the share-receiving private key and a client's ephemeral
+    /// public point (SEC1 uncompressed): returns Z, the x-coordinate of the shared point,
+    /// which is as secret as the share it protects. A point that is not on P-256 (or is the
+    /// point at infinity, or compressed) is refused with [`HsmError::InvalidRequest`] before
+    /// the token sees it; no share-receiving key is [`HsmError::KeyMissing`].
+    pub async fn share_ecdh(
+        &self,
+        ephemeral_public: &[u8; 65],
+    ) -> Result<Zeroizing<[u8; 32]>, HsmError> {
+        let peer = P256Point::parse(ephemeral_public)?;
+        self.run(move |w| w.share_ecdh(&peer)).await?
+    }
+
+    /// Seals one of this node's OPRF key shares, bound to `aad`, under this token's
+    /// share-sealing key (made on first use; never the cluster key). Same blob format as
+    /// [`Partition::seal`], purpose [`SealPurpose::OprfShare`].
+    pub async fn seal_share(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let aad = aad.to_vec();
+        let plaintext = Zeroizing::new(plaintext.to_vec());
+        self.run(move |w| w.seal_share(&aad, &plaintext)).await?
+    }
+
+    /// Opens a blob made by [`Partition::seal_share`] on this token with the same AAD. A blob
+    /// under another key (the cluster key, another token's share key) is refused with
+    /// [`SealError::UnknownKey`], an altered one with [`SealError::Rejected`].
+    pub async fn unseal_share(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let aad = aad.to_vec();
+        let blob = blob.to_vec();
+        self.run(move |w| w.unseal_share(&aad, &blob)).await?
     }
 
     /// Imports a peer's enrollment public key as trusted (security-officer step) and

@@ -6,7 +6,13 @@
 //! - only the cluster key is extractable, and only by wrapping under a key marked
 //!   `CKA_TRUSTED` (`CKA_WRAP_WITH_TRUSTED`);
 //! - the enrollment private key carries `CKA_UNWRAP_TEMPLATE`, so whatever it unwraps gets
-//!   the cluster key's protections whatever the caller asks for.
+//!   the cluster key's protections whatever the caller asks for;
+//! - the share keys (the share-receiving P-256 key pair and the share-sealing AES key) belong
+//!   to this token alone: never extractable, never wrapped, each good for one operation
+//!   (ECDH derive; AES-GCM encrypt and decrypt).
+//!
+//! The one non-token object is the ECDH result ([`share_ecdh_secret`]): a session object
+//! whose value is read once and destroyed at once.
 
 use std::marker::PhantomData;
 
@@ -24,6 +30,16 @@ pub const PEER_KEY_LABEL: &str = "bkv-peer-enrollment-key";
 /// Label of a peer key the SO has created (public, as SoftHSM requires of SO objects) and
 /// the user has not yet copied to a private object.
 pub const PENDING_PEER_KEY_LABEL: &str = "bkv-peer-enrollment-key-so";
+/// Label of this token's share-receiving key pair (P-256, ECDH only).
+pub const SHARE_RECEIVE_KEY_LABEL: &str = "bkv-share-receive-key";
+/// Label of this token's share-sealing key (AES-256, never leaves the token).
+pub const SHARE_SEAL_KEY_LABEL: &str = "bkv-share-seal-key";
+/// Label of the short-lived session object an ECDH derive makes.
+pub const SHARE_ECDH_SECRET_LABEL: &str = "bkv-share-ecdh-z";
+/// DER of the OID prime256v1 (1.2.840.10045.3.1.7): CKA_EC_PARAMS of the share keys.
+pub const P256_EC_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// Length of the ECDH shared secret Z on P-256 (its x-coordinate).
+pub const SHARE_ECDH_SECRET_LEN: usize = 32;
 /// Modulus size of enrollment keys.
 pub const ENROLLMENT_KEY_BITS: CK_ULONG = 3072;
 
@@ -45,11 +61,10 @@ fn cluster_key_protection() -> Vec<Attribute> {
     ]
 }
 
-/// Template of a freshly generated cluster key (C_GenerateKey, CKM_AES_KEY_GEN).
-pub fn cluster_key_generate(key_id: [u8; 8]) -> Vec<Attribute> {
-    let mut t = cluster_key_protection();
-    t.extend([
-        Attribute::ValueLen(32.into()),
+/// What a sealing key (the cluster key, the share-sealing key) may do: AES-GCM encrypt and
+/// decrypt, nothing else; and it cannot be copied into a weaker object.
+fn seal_only() -> [Attribute; 8] {
+    [
         Attribute::Encrypt(true),
         Attribute::Decrypt(true),
         Attribute::Wrap(false),
@@ -58,6 +73,15 @@ pub fn cluster_key_generate(key_id: [u8; 8]) -> Vec<Attribute> {
         Attribute::Sign(false),
         Attribute::Verify(false),
         Attribute::Copyable(false),
+    ]
+}
+
+/// Template of a freshly generated cluster key (C_GenerateKey, CKM_AES_KEY_GEN).
+pub fn cluster_key_generate(key_id: [u8; 8]) -> Vec<Attribute> {
+    let mut t = cluster_key_protection();
+    t.extend(seal_only());
+    t.extend([
+        Attribute::ValueLen(32.into()),
         Attribute::Modifiable(false),
         Attribute::Id(key_id.to_vec()),
         Attribute::Label(CLUSTER_KEY_LABEL.into()),
@@ -70,15 +94,8 @@ pub fn cluster_key_generate(key_id: [u8; 8]) -> Vec<Attribute> {
 /// that relabel is why it stays modifiable.
 pub fn cluster_key_unwrap(key_id: [u8; 8]) -> Vec<Attribute> {
     let mut t = cluster_key_protection();
+    t.extend(seal_only());
     t.extend([
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-        Attribute::Wrap(false),
-        Attribute::Unwrap(false),
-        Attribute::Derive(false),
-        Attribute::Sign(false),
-        Attribute::Verify(false),
-        Attribute::Copyable(false),
         Attribute::Id(key_id.to_vec()),
         Attribute::Label(PENDING_CLUSTER_KEY_LABEL.into()),
     ]);
@@ -173,6 +190,96 @@ pub fn peer_public_private_copy() -> Vec<Attribute> {
         Attribute::Private(true),
         Attribute::Label(PEER_KEY_LABEL.into()),
     ]
+}
+
+/// Public half of the share-receiving key pair (C_GenerateKeyPair, CKM_EC_KEY_PAIR_GEN). A
+/// private object like every key object, although the point itself is no secret.
+pub fn share_receive_public() -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::EcParams(P256_EC_PARAMS.to_vec()),
+        Attribute::Encrypt(false),
+        Attribute::Verify(false),
+        Attribute::Wrap(false),
+        Attribute::Derive(false),
+        Attribute::Modifiable(false),
+        Attribute::Label(SHARE_RECEIVE_KEY_LABEL.into()),
+        Attribute::Id(SHARE_RECEIVE_KEY_LABEL.into()),
+    ]
+}
+
+/// Private half of the share-receiving key pair: ECDH derive and nothing else, never
+/// extractable.
+pub fn share_receive_private() -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Derive(true),
+        Attribute::Sign(false),
+        Attribute::SignRecover(false),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Copyable(false),
+        Attribute::Modifiable(false),
+        Attribute::Label(SHARE_RECEIVE_KEY_LABEL.into()),
+        Attribute::Id(SHARE_RECEIVE_KEY_LABEL.into()),
+    ]
+}
+
+/// Finds one half of the share-receiving key pair: by class, label, key type and curve, so
+/// that an object of another curve under the same label is never taken for it.
+pub fn share_receive_lookup(class: ObjectClass) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(class),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::EcParams(P256_EC_PARAMS.to_vec()),
+        Attribute::Label(SHARE_RECEIVE_KEY_LABEL.into()),
+    ]
+}
+
+/// What CKM_ECDH1_DERIVE makes: a session object (never in the token files) holding Z,
+/// readable once so that the caller can run its KDF on it, and then destroyed.
+pub fn share_ecdh_secret() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+        Attribute::ValueLen((SHARE_ECDH_SECRET_LEN as CK_ULONG).into()),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::Label(SHARE_ECDH_SECRET_LABEL.into()),
+    ]
+}
+
+/// Template of the share-sealing key (C_GenerateKey, CKM_AES_KEY_GEN): AES-256 for GCM in
+/// the token, never extractable (so never wrapped to anyone), its 8-byte id written in the
+/// header of every blob it seals.
+pub fn share_seal_key_generate(key_id: [u8; 8]) -> Vec<Attribute> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::ValueLen(32.into()),
+        Attribute::Modifiable(false),
+        Attribute::Id(key_id.to_vec()),
+        Attribute::Label(SHARE_SEAL_KEY_LABEL.into()),
+    ];
+    t.extend(seal_only());
+    t
 }
 
 /// A template that holds raw pointers into another template (an array attribute). The

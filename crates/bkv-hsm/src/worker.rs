@@ -129,12 +129,34 @@ pub(crate) struct ClusterKeyHandle {
     pub info: ClusterKeyInfo,
 }
 
+impl ClusterKeyHandle {
+    /// The cluster key as a key that seals blobs.
+    pub(crate) fn sealing(&self) -> SealingKey {
+        SealingKey {
+            handle: self.handle,
+            key_id: self.info.key_id,
+        }
+    }
+}
+
+/// An AES key that seals blobs (the cluster key or the share-sealing key): its handle in
+/// this worker's session and the id its blobs carry in their header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealingKey {
+    /// Object handle in this worker's session.
+    pub handle: ObjectHandle,
+    /// The key's CKA_ID, written in every blob it seals.
+    pub key_id: [u8; 8],
+}
+
 /// One worker thread's session and its cache of key handles.
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub(crate) session: Session,
     pub(crate) token: Arc<TokenState>,
     cluster: Option<ClusterKeyHandle>,
+    share_seal: Option<SealingKey>,
+    share_receive: Option<ObjectHandle>,
     seen_epoch: u64,
 }
 
@@ -145,6 +167,8 @@ impl Worker {
             session,
             token,
             cluster: None,
+            share_seal: None,
+            share_receive: None,
             seen_epoch,
         }
     }
@@ -184,9 +208,31 @@ impl Worker {
         self.cluster = Some(key);
     }
 
+    /// The cached share-sealing key, if any.
+    pub(crate) fn cached_share_seal_key(&self) -> Option<SealingKey> {
+        self.share_seal
+    }
+
+    /// Caches the share-sealing key.
+    pub(crate) fn cache_share_seal_key(&mut self, key: SealingKey) {
+        self.share_seal = Some(key);
+    }
+
+    /// The cached private half of the share-receiving key pair, if any.
+    pub(crate) fn cached_share_receive_key(&self) -> Option<ObjectHandle> {
+        self.share_receive
+    }
+
+    /// Caches the private half of the share-receiving key pair.
+    pub(crate) fn cache_share_receive_key(&mut self, handle: ObjectHandle) {
+        self.share_receive = Some(handle);
+    }
+
     /// Drops cached handles (after an error or a change of keys).
     pub(crate) fn forget_keys(&mut self) {
         self.cluster = None;
+        self.share_seal = None;
+        self.share_receive = None;
     }
 
     /// Tells every worker of this token to drop its cached handles.

@@ -71,16 +71,5 @@ async fn data_object_values_are_not_in_the_token_files() {
     let canary: Vec<u8> = p.random(24).await.expect("random");
     p.write_data("canary", &canary).await.expect("write");
     drop(p);
-    let mut all = Vec::new();
-    super::canary::files(&token.tokens_dir(), 0, &mut all);
-    for file in all {
-        let bytes = std::fs::read(&file).expect("read");
-        for needle in super::canary::encodings(&canary) {
-            assert!(
-                !super::canary::contains(&bytes, &needle),
-                "data object value in {}",
-                file.display()
-            );
-        }
-    }
+    super::canary::assert_not_in_token_files(&token, &[("data object value".into(), canary)]);
 }

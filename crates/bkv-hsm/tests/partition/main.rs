@@ -8,3 +8,4 @@ mod concurrency;
 mod data;
 mod open;
 mod seal;
+mod shares;
