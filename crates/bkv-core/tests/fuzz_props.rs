@@ -11,13 +11,14 @@ mod checks;
 mod props;
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use bkv_core::fixtures;
 use bkv_core::opaque::{self, Suite};
 use bkv_core::protocol::{MIN_SEALED_KEY_LEN, SEALED_BACKUP_KEY_LEN};
 use bkv_core::record::RecordPlain;
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{self, Claims};
 use bkv_core::{
-    AccountId, AttemptId, ChargeNumber, ClusterId, Command, GuessLimit, RecordVersion, Request,
+    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request,
     RequestId, VaultState,
 };
 use opaque_ke::{
@@ -338,40 +339,31 @@ fn sample_state() -> VaultState {
     let alice = AccountId::parse("alice").expect("valid");
     let bob = AccountId::parse("bob").expect("valid");
     let commands = [
-        Command::Bootstrap {
-            cluster_id: ClusterId::new([9; 16]),
-            cluster_name: "fuzz".into(),
-            sealed_server_setup: vec![1, 2, 3],
-            key_check_value: [0; 3],
-            key_id: [0; 8],
-            default_guess_limit: limit(5),
-            max_guess_limit: limit(10),
-        },
+        fixtures::bootstrap(limit(5), limit(10)),
+        fixtures::set_share_map(1, 3),
         Command::Stage {
             account: alice.clone(),
             request_id: RequestId::new([1; 16]),
             guess_limit: limit(5),
             sealed_record: vec![0xaa; 40],
+            oprf: fixtures::oprf_record(1, 3),
         },
         Command::Activate {
             account: alice.clone(),
-            version: RecordVersion(2),
+            version: RecordVersion(3),
         },
         Command::ChargeGuess {
             account: alice.clone(),
             attempt_id: AttemptId::new([2; 16]),
             request_hash: [3; 32],
         },
-        Command::ResetGuesses {
-            account: alice,
-            version: RecordVersion(2),
-            charge: ChargeNumber(1),
-        },
+        fixtures::reset(&alice, RecordVersion(3), ChargeNumber(1)),
         Command::Stage {
             account: bob,
             request_id: RequestId::new([4; 16]),
             guess_limit: limit(3),
             sealed_record: vec![0xbb; 40],
+            oprf: fixtures::oprf_record(1, 3),
         },
     ];
     for (i, command) in commands.into_iter().enumerate() {

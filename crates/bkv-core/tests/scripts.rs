@@ -7,6 +7,11 @@
 //! zeros; `record=blob` is the sealed record's bytes. Set `BKV_REWRITE=1` to rewrite the
 //! expected output of every file from what the code does now (then review the diff).
 //!
+//! A successful `bootstrap` is followed at once by the share map of the fixtures (epoch 1,
+//! three holders) at the next index, shown in the bootstrap's output; `stage` makes records
+//! for that map, and `reset` signs with the fixtures' reset key (`reset ... forged` does
+//! not).
+//!
 //! Commands: `bootstrap [max=N] [default=N]`, `stage ACC req=R [limit=N] [record=S]`,
 //! `activate ACC v=N`, `charge ACC attempt=A hash=H`, `reset ACC v=N charge=N`,
 //! `destroy ACC v=N charge=N`, `delete ACC`, and the read-only `status ACC`, `count`,
@@ -19,9 +24,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use bkv_core::fixtures;
 use bkv_core::{
-    AccountId, AttemptId, AuditEvent, ChargeNumber, ClusterId, Command, GuessLimit, Outcome,
-    RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
+    AccountId, AttemptId, AuditEvent, ChargeNumber, Command, GuessLimit, Outcome, RecordStatus,
+    RecordVersion, Rejection, Request, RequestId, VaultState,
 };
 
 /// One script being run.
@@ -97,17 +103,10 @@ impl Runner {
                 assert_eq!(back.digest(), self.state.digest());
                 return "ok".to_string();
             }
-            "bootstrap" => Command::Bootstrap {
-                cluster_id: ClusterId::new([7; 16]),
-                cluster_name: "test".to_string(),
-                sealed_server_setup: b"setup".to_vec(),
-                key_check_value: [1, 2, 3],
-                key_id: [9; 8],
-                default_guess_limit: limit(
-                    args.get("default").map_or(3, |_| num(&args, "default")),
-                ),
-                max_guess_limit: limit(args.get("max").map_or(5, |_| num(&args, "max"))),
-            },
+            "bootstrap" => fixtures::bootstrap(
+                limit(args.get("default").map_or(3, |_| num(&args, "default"))),
+                limit(args.get("max").map_or(5, |_| num(&args, "max"))),
+            ),
             "stage" => Command::Stage {
                 account: acc(),
                 request_id: RequestId::new(padded(&mut self.names, &args["req"])),
@@ -115,6 +114,7 @@ impl Runner {
                 sealed_record: args
                     .get("record")
                     .map_or(b"rec".to_vec(), |r| r.as_bytes().to_vec()),
+                oprf: fixtures::oprf_record(1, 3),
             },
             "activate" => Command::Activate {
                 account: acc(),
@@ -125,17 +125,30 @@ impl Runner {
                 attempt_id: AttemptId::new(padded(&mut self.names, &args["attempt"])),
                 request_hash: padded(&mut self.names, &args["hash"]),
             },
-            "reset" => Command::ResetGuesses {
-                account: acc(),
-                version: RecordVersion(num(&args, "v")),
-                charge: ChargeNumber(num(&args, "charge")),
-            },
+            "reset" => {
+                let (version, charge) = (
+                    RecordVersion(num(&args, "v")),
+                    ChargeNumber(num(&args, "charge")),
+                );
+                let signed_for = if rest.contains(&"forged") {
+                    ChargeNumber(charge.get() + 1)
+                } else {
+                    charge
+                };
+                Command::ResetGuesses {
+                    account: acc(),
+                    version,
+                    charge,
+                    signature: fixtures::reset_signature(&acc(), version, signed_for),
+                }
+            }
             "destroy" => Command::Destroy {
                 account: acc(),
                 version: RecordVersion(num(&args, "v")),
                 charge: ChargeNumber(num(&args, "charge")),
             },
             "delete" => Command::Delete { account: acc() },
+            "set-share-map" => fixtures::set_share_map(1, 3),
             other => panic!("unknown command {other:?}"),
         };
         let index = index.unwrap_or(self.next_index);
@@ -157,12 +170,17 @@ impl Runner {
             out.push('\n');
             out.push_str(&render_event(e));
         }
+        if applied.outcome == Outcome::Bootstrapped {
+            out.push('\n');
+            out.push_str(&self.run("set-share-map"));
+        }
         out
     }
 
     fn outcome(&self, outcome: &Outcome) -> String {
         match outcome {
             Outcome::Bootstrapped => "bootstrapped".to_string(),
+            Outcome::ShareMapSet { epoch } => format!("share-map-set epoch={epoch}"),
             Outcome::Staged { version } => format!("staged v={version}"),
             Outcome::Activated { version } => format!("activated v={version}"),
             Outcome::Charged {
@@ -172,6 +190,7 @@ impl Runner {
                 guess_limit,
                 request_id,
                 sealed_record,
+                oprf: _,
             } => format!(
                 "charged v={version} charge={charge} remaining={guesses_remaining} \
                  limit={guess_limit} req={} record={}",
@@ -220,6 +239,13 @@ fn render_rejection(r: &Rejection) -> String {
         Rejection::VersionNotActive => "version-not-active".into(),
         Rejection::AttemptConflict => "attempt-conflict".into(),
         Rejection::NotExhausted => "not-exhausted".into(),
+        Rejection::BadShareMap(why) => format!("bad-share-map {why}"),
+        Rejection::ShareMapEpoch { epoch, current } => {
+            format!("share-map-epoch epoch={epoch} current={current}")
+        }
+        Rejection::NoShareMap => "no-share-map".into(),
+        Rejection::StaleShareMap { current } => format!("stale-share-map current={current}"),
+        Rejection::BadResetSignature => "bad-reset-signature".into(),
         Rejection::StaleLogIndex { index, last } => {
             format!("stale-log-index index={index} last={last}")
         }

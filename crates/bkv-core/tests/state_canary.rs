@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use bkv_core::fixtures;
 use bkv_core::{
     AccountId, AttemptId, ChargeNumber, ClusterId, Command, GuessLimit, Outcome, RecordStatus,
     RecordVersion, Request, RequestId, VaultState,
@@ -63,21 +64,24 @@ proptest! {
             at_unix_ms: 0,
             command: Command::Bootstrap {
                 cluster_id: ClusterId::new([3; 16]),
-                cluster_name: "canary".into(),
+                cluster_name: fixtures::CLUSTER_NAME.into(),
                 sealed_server_setup: setup.clone(),
                 key_check_value: [0; 3],
                 key_id: [0; 8],
                 default_guess_limit: limit(2),
                 max_guess_limit: limit(2),
+                identity_key: fixtures::identity().verifying_key().to_bytes(),
             },
         });
         prop_assert_eq!(boot.outcome, Outcome::Bootstrapped);
+        let mapped = state.apply(2, &Request { at_unix_ms: 0, command: fixtures::set_share_map(1, 3) });
+        prop_assert_eq!(mapped.outcome, Outcome::ShareMapSet { epoch: 1 });
         // Every blob staged, by version.
         let mut blobs: BTreeMap<RecordVersion, Vec<u8>> = BTreeMap::new();
         let mut latest: BTreeMap<u8, RecordVersion> = BTreeMap::new();
         let mut last_charge: BTreeMap<u8, (RecordVersion, ChargeNumber)> = BTreeMap::new();
         for (i, step) in steps.into_iter().enumerate() {
-            let index = i as u64 + 2;
+            let index = i as u64 + 3;
             let command = match step {
                 Step::Stage { acct, noise } => {
                     let mut blob = noise;
@@ -90,6 +94,7 @@ proptest! {
                         request_id: RequestId::new([index as u8; 16]),
                         guess_limit: limit(2),
                         sealed_record: blob,
+                        oprf: fixtures::oprf_record(1, 3),
                     }
                 }
                 Step::ActivateLatest { acct } => Command::Activate {
@@ -103,7 +108,7 @@ proptest! {
                 },
                 Step::ResetLatest { acct } => {
                     let (version, charge) = last_charge.get(&acct).copied().unwrap_or_default();
-                    Command::ResetGuesses { account: account(acct), version, charge }
+                    fixtures::reset(&account(acct), version, charge)
                 }
                 Step::Delete { acct } => Command::Delete { account: account(acct) },
             };

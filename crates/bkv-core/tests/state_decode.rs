@@ -1,8 +1,9 @@
 //! Hostile snapshot bytes: decoding never panics, refuses every truncation, and accepts
 //! only canonical bytes (anything it accepts re-encodes to the very same bytes).
 
+use bkv_core::fixtures;
 use bkv_core::{
-    AccountId, AttemptId, ChargeNumber, ClusterId, Command, GuessLimit, RecordVersion, Request,
+    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request,
     RequestId, StateDecodeError, VaultState,
 };
 use proptest::prelude::*;
@@ -21,22 +22,11 @@ fn state() -> impl Strategy<Value = VaultState> {
                 },
             )
         };
-        apply(
-            &mut s,
-            1,
-            Command::Bootstrap {
-                cluster_id: ClusterId::new([9; 16]),
-                cluster_name: "fuzz".into(),
-                sealed_server_setup: vec![1, 2, 3],
-                key_check_value: [0; 3],
-                key_id: [0; 8],
-                default_guess_limit: limit(3),
-                max_guess_limit: limit(4),
-            },
-        );
+        apply(&mut s, 1, fixtures::bootstrap(limit(3), limit(4)));
+        apply(&mut s, 2, fixtures::set_share_map(1, 3));
         let mut last_staged = 0;
         for (i, (kind, acct, n, lim)) in steps.into_iter().enumerate() {
-            let index = i as u64 + 2;
+            let index = i as u64 + 3;
             let account = AccountId::parse(&format!("a{acct}")).expect("valid");
             let command = match kind {
                 0 => Command::Stage {
@@ -44,6 +34,7 @@ fn state() -> impl Strategy<Value = VaultState> {
                     request_id: RequestId::new([n; 16]),
                     guess_limit: limit(lim),
                     sealed_record: vec![n; usize::from(n) * 5],
+                    oprf: fixtures::oprf_record(1, 3),
                 },
                 1 => Command::Activate {
                     account,
@@ -54,11 +45,11 @@ fn state() -> impl Strategy<Value = VaultState> {
                     attempt_id: AttemptId::new([n; 16]),
                     request_hash: [lim as u8; 32],
                 },
-                4 => Command::ResetGuesses {
-                    account,
-                    version: RecordVersion(last_staged),
-                    charge: ChargeNumber(u64::from(n)),
-                },
+                4 => fixtures::reset(
+                    &account,
+                    RecordVersion(last_staged),
+                    ChargeNumber(u64::from(n)),
+                ),
                 _ => Command::Delete { account },
             };
             if kind == 0 {

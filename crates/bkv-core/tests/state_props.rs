@@ -7,6 +7,7 @@ mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bkv_core::fixtures;
 use bkv_core::{
     AccountId, Applied, AttemptId, AuditKind, ChargeNumber, ClusterId, Command, GuessLimit,
     Outcome, RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
@@ -23,10 +24,18 @@ const MAX_LIMIT: u32 = 4;
 #[derive(Debug, Clone)]
 enum Op {
     Bootstrap,
+    /// A new share map (the next epoch, with this many holders), or a replay of the one in
+    /// force or an older one.
+    NewMap {
+        holders: u64,
+        replay: bool,
+    },
     Stage {
         acct: u8,
         req: u8,
         limit: u32,
+        /// Shares made for a map that is not in force.
+        stale: bool,
     },
     /// An honest registration: stage, then activate the version it got.
     Register {
@@ -60,6 +69,11 @@ enum Op {
         acct: u8,
         pick: u8,
     },
+    /// A reset whose signature is not the client's (a node that makes one up).
+    ForgedReset {
+        acct: u8,
+        pick: u8,
+    },
     /// A Destroy under any charge seen on the account.
     Destroy {
         acct: u8,
@@ -76,8 +90,9 @@ fn op() -> impl Strategy<Value = Op> {
     let acct = 0..ACCOUNTS;
     prop_oneof![
         1 => Just(Op::Bootstrap),
-        4 => (acct.clone(), 0..6u8, 1..=MAX_LIMIT + 1)
-            .prop_map(|(acct, req, limit)| Op::Stage { acct, req, limit }),
+        1 => (1..=5u64, any::<bool>()).prop_map(|(holders, replay)| Op::NewMap { holders, replay }),
+        4 => (acct.clone(), 0..6u8, 1..=MAX_LIMIT + 1, prop::bool::weighted(0.15))
+            .prop_map(|(acct, req, limit, stale)| Op::Stage { acct, req, limit, stale }),
         4 => (acct.clone(), 0..6u8, 1..=MAX_LIMIT)
             .prop_map(|(acct, req, limit)| Op::Register { acct, req, limit }),
         3 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Activate { acct, pick }),
@@ -86,6 +101,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::RetryCharge { acct, pick }),
         3 => (acct.clone(), any::<u8>()).prop_map(|(acct, seed)| Op::HonestLogin { acct, seed }),
         4 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Reset { acct, pick }),
+        1 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::ForgedReset { acct, pick }),
         2 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Destroy { acct, pick }),
         1 => acct.prop_map(|acct| Op::Delete { acct }),
         1 => Just(Op::Stale),
@@ -110,15 +126,10 @@ fn account(n: u8) -> AccountId {
 }
 
 fn bootstrap() -> Command {
-    Command::Bootstrap {
-        cluster_id: ClusterId::new([1; 16]),
-        cluster_name: "props".into(),
-        sealed_server_setup: vec![0x55; 12],
-        key_check_value: [1, 2, 3],
-        key_id: [4; 8],
-        default_guess_limit: GuessLimit::parse_max(3).expect("in range"),
-        max_guess_limit: GuessLimit::parse_max(MAX_LIMIT).expect("in range"),
-    }
+    fixtures::bootstrap(
+        GuessLimit::parse_max(3).expect("in range"),
+        GuessLimit::parse_max(MAX_LIMIT).expect("in range"),
+    )
 }
 
 /// A coverage label for an applied command.
@@ -137,6 +148,8 @@ fn kind(applied: &Applied, command: &Command) -> String {
         (Outcome::Staged { .. }, _) => "staged-retry".into(),
         (Outcome::Deleted { existed }, _) => format!("deleted-{existed}"),
         (Outcome::Bootstrapped, _) => "bootstrapped".into(),
+        (Outcome::ShareMapSet { .. }, _) if new => "share-map-set".into(),
+        (Outcome::ShareMapSet { .. }, _) => "share-map-retry".into(),
         (Outcome::Rejected(r), _) => {
             let name = format!("{r:?}");
             let name = name.split([' ', '{', '(']).next().unwrap_or_default();
@@ -171,6 +184,8 @@ struct Harness {
     seen: BTreeMap<String, usize>,
     /// Every entry applied, for replays.
     log: Vec<(u64, Request)>,
+    /// The share map in force: epoch and holders (0, 0: none).
+    map: (u64, u64),
 }
 
 impl Harness {
@@ -329,13 +344,51 @@ impl Harness {
         }
     }
 
+    /// Puts the next epoch's map in force, with `holders` holders.
+    fn new_map(&mut self, holders: u64) {
+        let epoch = self.map.0 + 1;
+        if let Outcome::ShareMapSet { epoch } =
+            self.step(None, fixtures::set_share_map(epoch, holders))
+        {
+            self.map = (epoch, holders);
+        }
+    }
+
+    /// The OPRF half of a registration: for the map in force, or (`stale`) for another.
+    fn oprf(&self, stale: bool) -> bkv_core::OprfRecord {
+        let (epoch, holders) = self.map;
+        if stale || epoch == 0 {
+            fixtures::oprf_record(epoch + 1, holders.max(1))
+        } else {
+            fixtures::oprf_record(epoch, holders)
+        }
+    }
+
     fn run(&mut self, op: &Op) {
         match *op {
             Op::Bootstrap => {
-                self.step(None, bootstrap());
+                if self.step(None, bootstrap()) == Outcome::Bootstrapped {
+                    self.new_map(3);
+                }
             }
-            Op::Stage { acct, req, limit } => {
+            Op::NewMap { holders, replay } => {
+                let (epoch, _) = self.map;
+                if replay && epoch > 0 {
+                    // The map in force again (answered the same), or an older one.
+                    let old = if holders % 2 == 0 { epoch } else { epoch.saturating_sub(1).max(1) };
+                    self.step(None, fixtures::set_share_map(old, if old == epoch { self.map.1 } else { holders }));
+                } else {
+                    self.new_map(holders);
+                }
+            }
+            Op::Stage {
+                acct,
+                req,
+                limit,
+                stale,
+            } => {
                 let index = self.next_index;
+                let oprf = self.oprf(stale);
                 self.step(
                     Some(acct),
                     Command::Stage {
@@ -343,11 +396,13 @@ impl Harness {
                         request_id: RequestId::new([req; 16]),
                         guess_limit: GuessLimit::parse_max(limit).expect("in range"),
                         sealed_record: format!("sealed-{acct}-{index}").into_bytes(),
+                        oprf,
                     },
                 );
             }
             Op::Register { acct, req, limit } => {
                 let index = self.next_index;
+                let oprf = self.oprf(false);
                 let outcome = self.step(
                     Some(acct),
                     Command::Stage {
@@ -355,6 +410,7 @@ impl Harness {
                         request_id: RequestId::new([req; 16]),
                         guess_limit: GuessLimit::parse_max(limit).expect("in range"),
                         sealed_record: format!("sealed-{acct}-{index}").into_bytes(),
+                        oprf,
                     },
                 );
                 if let Outcome::Staged { version } = outcome {
@@ -429,14 +485,7 @@ impl Harness {
                     version, charge, ..
                 } = outcome
                 {
-                    let reset = self.step(
-                        Some(acct),
-                        Command::ResetGuesses {
-                            account: account(acct),
-                            version,
-                            charge,
-                        },
-                    );
+                    let reset = self.step(Some(acct), fixtures::reset(&account(acct), version, charge));
                     // Nothing came between the charge and its reset.
                     assert_eq!(
                         reset,
@@ -449,12 +498,19 @@ impl Harness {
             }
             Op::Reset { acct, pick } => {
                 let (version, charge) = self.pick_charge(acct, pick);
+                self.step(Some(acct), fixtures::reset(&account(acct), version, charge));
+            }
+            Op::ForgedReset { acct, pick } => {
+                let (version, charge) = self.pick_charge(acct, pick);
+                // Signed for another charge: a real signature, of another reset.
+                let other = ChargeNumber(charge.get() + 1);
                 self.step(
                     Some(acct),
                     Command::ResetGuesses {
                         account: account(acct),
                         version,
                         charge,
+                        signature: fixtures::reset_signature(&account(acct), version, other),
                     },
                 );
             }
@@ -561,6 +617,11 @@ fn stories_cover_the_interesting_paths() {
         ("rejected-NotBootstrapped", 10),
         ("rejected-AlreadyBootstrapped", 10),
         ("rejected-GuessLimitTooHigh", 30),
+        ("share-map-set", 60),
+        ("share-map-retry", 3),
+        ("rejected-ShareMapEpoch", 3),
+        ("rejected-StaleShareMap", 20),
+        ("rejected-BadResetSignature", 10),
     ] {
         at_least(k, n);
     }

@@ -130,6 +130,24 @@ impl VaultState {
         if cluster.default_guess_limit > cluster.max_guess_limit {
             return Err(Invalid("default guess limit above the maximum"));
         }
+        // The map in force must be one the identity key signed, as `apply` checked.
+        let epoch = match &cluster.share_map {
+            Some(current) => {
+                if current.signed.verify(&cluster.identity_key).as_ref() != Ok(&current.map) {
+                    return Err(Invalid("share map not signed by the identity key"));
+                }
+                current.map.epoch
+            }
+            None => 0,
+        };
+        let oprf_ok = |o: &crate::oprf_record::OprfRecord| {
+            let ids: Vec<u64> = o.holders().collect();
+            o.map_epoch >= 1
+                && o.map_epoch <= epoch
+                && !ids.is_empty()
+                && ids.windows(2).all(|w| w[0] < w[1])
+                && usize::from(o.threshold) == crate::share_map::threshold_for(ids.len())
+        };
         let max = cluster.max_guess_limit;
         let last = self.last_change;
         for entry in self.accounts.values() {
@@ -159,6 +177,9 @@ impl VaultState {
                 if staged.guess_limit > max {
                     return Err(Invalid("guess limit above the maximum"));
                 }
+                if !oprf_ok(&staged.oprf) {
+                    return Err(Invalid("OPRF record out of step with the share map"));
+                }
                 if staged.version.get() > last || older.is_some_and(|v| v >= staged.version) {
                     return Err(Invalid("staged version out of order"));
                 }
@@ -169,6 +190,15 @@ impl VaultState {
             if let Some(active) = &entry.active {
                 if active.guess_limit > max {
                     return Err(Invalid("guess limit above the maximum"));
+                }
+                if !oprf_ok(&active.oprf) {
+                    return Err(Invalid("OPRF record out of step with the share map"));
+                }
+                if active
+                    .last_reset
+                    .is_some_and(|r| r.charge.get() == 0 || r.charge > active.last_charge)
+                {
+                    return Err(Invalid("reset of a charge that was not made"));
                 }
                 let used = active.guesses_used;
                 let last_charge = active.last_charge.get();

@@ -2,11 +2,13 @@
 //! plainly as possible: every record ever staged sits in one list with its life stage and
 //! the full list of its charges, and each command is answered by searching that list.
 //!
-//! It shares nothing with `bkv_core::state` but the command and outcome types.
+//! It shares nothing with `bkv_core::state` but the command and outcome types, and the
+//! signature checks of share maps and resets.
 
+use bkv_core::reset::reset_signature_valid;
 use bkv_core::{
-    AccountId, AccountStatus, AttemptId, ChargeNumber, Command, GuessLimit, Outcome, RecordStatus,
-    RecordVersion, Rejection, RequestId,
+    AccountId, AccountStatus, AttemptId, ChargeNumber, Command, GuessLimit, OprfRecord, Outcome,
+    RecordStatus, RecordVersion, Rejection, RequestId, ShareMap, SignedShareMap,
 };
 
 /// Where a record is in its life.
@@ -40,6 +42,7 @@ struct Rec {
     charges: Vec<(AttemptId, [u8; 32])>,
     /// How many of `charges` came before the last effective reset.
     before_reset: usize,
+    oprf: OprfRecord,
 }
 
 impl Rec {
@@ -57,6 +60,7 @@ impl Rec {
             guess_limit: self.limit,
             request_id: self.request_id,
             sealed_record: self.blob.clone(),
+            oprf: self.oprf.clone(),
         }
     }
 }
@@ -65,6 +69,9 @@ impl Rec {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     max_limit: Option<GuessLimit>,
+    cluster_name: String,
+    identity_key: [u8; 32],
+    map: Option<(SignedShareMap, ShareMap)>,
     records: Vec<Rec>,
     /// Registrations, oldest first; an account's are removed when it is deleted.
     registrations: Vec<(AccountId, RequestId, u64)>,
@@ -101,6 +108,8 @@ impl Model {
                 Command::Bootstrap {
                     default_guess_limit,
                     max_guess_limit,
+                    cluster_name,
+                    identity_key,
                     ..
                 } => {
                     if default_guess_limit.get() > max_guess_limit.get() {
@@ -110,6 +119,8 @@ impl Model {
                         });
                     }
                     self.max_limit = Some(*max_guess_limit);
+                    self.cluster_name = cluster_name.clone();
+                    self.identity_key = *identity_key;
                     Outcome::Bootstrapped
                 }
                 _ => reject(Rejection::NotBootstrapped),
@@ -117,11 +128,36 @@ impl Model {
         };
         match command {
             Command::Bootstrap { .. } => reject(Rejection::AlreadyBootstrapped),
+            Command::SetShareMap { map: signed } => {
+                let map = match signed.verify(&self.identity_key) {
+                    Ok(map) => map,
+                    Err(e) => return reject(Rejection::BadShareMap(e.to_string())),
+                };
+                if map.cluster_name != self.cluster_name {
+                    return reject(Rejection::BadShareMap(
+                        "the map names another cluster".into(),
+                    ));
+                }
+                let current = self.map.as_ref().map_or(0, |(_, m)| m.epoch);
+                if map.epoch <= current {
+                    if self.map.as_ref().is_some_and(|(s, _)| s == signed) {
+                        return Outcome::ShareMapSet { epoch: current };
+                    }
+                    return reject(Rejection::ShareMapEpoch {
+                        epoch: map.epoch,
+                        current,
+                    });
+                }
+                let epoch = map.epoch;
+                self.map = Some((signed.clone(), map));
+                Outcome::ShareMapSet { epoch }
+            }
             Command::Stage {
                 account,
                 request_id,
                 guess_limit,
                 sealed_record,
+                oprf,
             } => {
                 if guess_limit.get() > max.get() {
                     return reject(Rejection::GuessLimitTooHigh {
@@ -129,6 +165,17 @@ impl Model {
                         max: max.get(),
                     });
                 }
+                let Some((_, map)) = &self.map else {
+                    return reject(Rejection::NoShareMap);
+                };
+                let current = map.epoch;
+                let follows = oprf.map_epoch == map.epoch
+                    && oprf.threshold == map.threshold
+                    && oprf
+                        .shares
+                        .iter()
+                        .map(|s| s.node_id)
+                        .eq(map.holders.iter().map(|h| h.node_id));
                 let mine: Vec<_> = self
                     .registrations
                     .iter()
@@ -139,6 +186,9 @@ impl Model {
                     return Outcome::Staged {
                         version: RecordVersion(*v),
                     };
+                }
+                if !follows {
+                    return reject(Rejection::StaleShareMap { current });
                 }
                 if let Some(old) = self.staged(account) {
                     old.life = Life::Dropped;
@@ -153,6 +203,7 @@ impl Model {
                     activated_at: 0,
                     charges: Vec::new(),
                     before_reset: 0,
+                    oprf: oprf.clone(),
                 });
                 self.registrations
                     .push((account.clone(), *request_id, index));
@@ -225,11 +276,23 @@ impl Model {
                 account,
                 version,
                 charge,
+                signature,
             } => {
                 let v = version.get();
+                let name = self.cluster_name.clone();
                 let rec = self.current(account).map(|c| &mut self.records[c]);
                 match rec {
                     Some(rec) if rec.version == v && rec.life == Life::Active => {
+                        if !reset_signature_valid(
+                            &rec.oprf.reset_key,
+                            &name,
+                            account,
+                            *version,
+                            *charge,
+                            signature,
+                        ) {
+                            return reject(Rejection::BadResetSignature);
+                        }
                         let latest = rec.charges.len() as u64;
                         let reset = charge.get() >= 1 && charge.get() == latest;
                         if reset {

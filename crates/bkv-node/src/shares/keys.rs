@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::sealer::MeteredSealer;
 
-fn hsm(e: bkv_hsm::HsmError) -> VaultError {
+fn hsm(e: impl std::fmt::Display) -> VaultError {
     VaultError::Internal(format!("HSM: {e}"))
 }
 
