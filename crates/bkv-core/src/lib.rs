@@ -9,6 +9,7 @@ pub mod command;
 pub mod identity;
 pub mod ids;
 pub mod opaque;
+pub mod oprf;
 pub mod outcome;
 pub mod protocol;
 pub mod record;
