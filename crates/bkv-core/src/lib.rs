@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod ledger;
 pub mod opaque;
+pub mod oprf;
 pub mod oprf_record;
 pub mod outcome;
 pub mod protocol;
