@@ -130,7 +130,7 @@ impl From<AdminError> for Failure {
                 _ => OTHER,
             },
             AdminError::Timeout { .. } | AdminError::NoLeader(_) => UNAVAILABLE,
-            AdminError::Endpoint(_) => OTHER,
+            AdminError::Endpoint(_) | AdminError::Invalid(_) => OTHER,
         };
         Self {
             code,

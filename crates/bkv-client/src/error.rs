@@ -43,6 +43,9 @@ pub enum ClientError {
         /// The cluster's maximum.
         max: u32,
     },
+    /// The password is longer than the protocol allows (64 KiB with the account id).
+    #[error("the password is too long")]
+    PasswordTooLong,
     /// A cryptographic step failed where no input should make it fail.
     #[error("internal client failure: {0}")]
     Internal(&'static str),

@@ -66,7 +66,8 @@ pub use key::{OprfKey, evaluate_directly};
 pub use p256_key::P256PublicKey;
 #[cfg(any(test, feature = "test-support"))]
 pub use p256_key::SoftwareShareKey;
-pub use reset::{ResetKey, ResetPublicKey, reset_message, verify_reset};
+pub use crate::reset::reset_message;
+pub use reset::{ResetKey, ResetPublicKey, verify_reset};
 pub use shamir::{check_commitments, combine, split};
 pub use share::KeyShare;
 pub use share_ciphertext::{ShareCiphertext, encrypt_share, open_share, share_matches};

@@ -8,8 +8,6 @@
 //! I2OSP(len(account),2) || account || I2OSP(version,8) || I2OSP(charge,8)`; Ed25519
 //! (RFC 8032, verified strictly), 64-byte signature.
 
-use ed25519_dalek::{Signature, VerifyingKey};
-
 use crate::ids::{AccountId, ChargeNumber, RecordVersion};
 
 /// Domain tag of reset messages.
@@ -46,12 +44,8 @@ pub fn reset_signature_valid(
     charge: ChargeNumber,
     signature: &[u8; 64],
 ) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(reset_key) else {
-        return false;
-    };
     let message = reset_message(cluster_name, account, version, charge);
-    key.verify_strict(&message, &Signature::from_bytes(signature))
-        .is_ok()
+    crate::oprf::verify_reset(reset_key, &message, signature)
 }
 
 #[cfg(test)]

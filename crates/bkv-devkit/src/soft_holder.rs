@@ -133,7 +133,7 @@ impl LedgerStore for MemoryLedgers {
         let map = self.lock();
         let range = match after {
             Some(a) => map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => map.range(..),
+            None => map.range::<ShareId, _>(..),
         };
         Ok(range
             .take(limit)

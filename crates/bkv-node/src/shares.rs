@@ -5,7 +5,7 @@
 
 mod keys;
 mod ledger_store;
-mod service;
+pub mod service;
 
 use std::time::Duration;
 

@@ -107,7 +107,8 @@ impl Backend for Node {
             .peers()
             .channel(&addr)
             .map_err(|e| VaultError::Internal(e.to_string()))?;
-        let call = SharesClient::new(channel).evaluate(service::request_message(request));
+        let mut client = SharesClient::new(channel);
+        let call = client.evaluate(service::request_message(request));
         let answer = tokio::time::timeout(CHARGE_WAIT + Duration::from_secs(1), call)
             .await
             .map_err(|_| VaultError::unavailable("no answer in time"))?

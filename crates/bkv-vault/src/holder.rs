@@ -217,7 +217,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                         .map_err(|_| EvalRefusal::BadShare("commitment"))?,
                 };
                 let share = self.install(&id, &stored.ciphertext, &context).await?;
-                let sealed = self.keys.seal_share(&id, &share.to_bytes()).await?;
+                let sealed = self.keys.seal_share(&id, share.to_bytes().as_slice()).await?;
                 let ledger = ShareLedger::new(
                     request.account.clone(),
                     request.version,

@@ -17,7 +17,7 @@ use bkv_core::protocol::KsfParams;
 use bkv_core::record::seal_record;
 use bkv_core::share_map::threshold_for;
 use bkv_core::{
-    AccountId, AttemptId, AttemptView, ChargeNumber, Command, GuessLimit, OprfRecord, Outcome,
+    AccountId, AttemptId, AttemptView, Command, GuessLimit, OprfRecord, Outcome,
     RecordStatus, RecordVersion, Rejection, RequestId, StoredShare, protocol,
 };
 use bkv_proto::contract;
@@ -370,7 +370,7 @@ impl<B: Backend + Clone> VaultService<B> {
             Ok(ShareEvaluation {
                 node_id: holder,
                 commitment: stored.commitment.to_vec(),
-                evaluated_element: evaluated.element.to_bytes().to_vec(),
+                evaluated_element: evaluated.element.as_bytes().to_vec(),
                 proof: evaluated.proof.to_bytes().to_vec(),
             })
         };
@@ -593,12 +593,9 @@ fn ksf_proto(ksf: &KsfParams) -> KsfProto {
 }
 
 fn parse_reset_key(bytes: &[u8]) -> Result<[u8; 32], VaultError> {
-    let key: [u8; 32] = bytes.try_into().map_err(|_| {
-        VaultError::invalid("reset_public_key", "wrong_length: must be 32 bytes")
-    })?;
-    ed25519_dalek::VerifyingKey::from_bytes(&key)
-        .map_err(|_| VaultError::invalid("reset_public_key", "invalid: not an Ed25519 key"))?;
-    Ok(key)
+    oprf::ResetPublicKey::parse(bytes)
+        .map(|k| *k.as_bytes())
+        .map_err(|e| VaultError::invalid("reset_public_key", format!("invalid: {e}")))
 }
 
 /// The shares of a registration: one per holder of the map in force, in its order, each
@@ -634,7 +631,7 @@ fn parse_shares(
         points.push((share.node_id, commitment));
         stored.push(StoredShare {
             node_id: share.node_id,
-            commitment: commitment.to_bytes(),
+            commitment: *commitment.as_bytes(),
             ciphertext: share.ciphertext.clone(),
         });
     }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::opaque::Suite;
-use bkv_core::oprf::{self, Blind, Commitment, DleqProof, EvaluatedElement};
+use bkv_core::oprf::{self, Blind, Commitment, DleqProof, EvaluatedElement, OprfInput};
 use bkv_core::protocol::{
     self, BackupKey, CONTEXT, CREDENTIAL_RESPONSE_LEN, ExportKey, KsfParams, SessionKey,
 };
@@ -17,7 +17,6 @@ use opaque_ke::errors::ProtocolError as OpaqueError;
 use opaque_ke::{ClientLogin, ClientLoginFinishParameters, CredentialResponse};
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
 use super::parse_server_message;
 use crate::ClientError;
@@ -25,7 +24,7 @@ use crate::ClientError;
 /// A recovery in progress before the evaluations: holds the OPRF input and its blind.
 /// `Debug` shows nothing of it.
 pub struct Recovery {
-    input: Zeroizing<Vec<u8>>,
+    input: OprfInput,
     blind: Blind,
 }
 
@@ -63,8 +62,10 @@ impl Recovery {
         account: &AccountId,
         password: SecretString,
     ) -> Result<(Self, Vec<u8>), ClientError> {
-        let input = oprf::oprf_input(account, password.expose_secret().as_bytes());
-        let (blind, blinded) = Blind::start(&input, &mut OsRng);
+        let input = oprf::oprf_input(account, password.expose_secret().as_bytes())
+            .map_err(|_| ClientError::PasswordTooLong)?;
+        let (blind, blinded) = Blind::start(&input, &mut OsRng)
+            .map_err(|_| ClientError::Internal("blinding the password"))?;
         Ok((Self { input, blind }, blinded.as_bytes().to_vec()))
     }
 
@@ -104,11 +105,8 @@ impl Recovery {
         }
         let combined = oprf::combine(&points)
             .map_err(|_| ClientError::BadEvaluations("the evaluations do not combine"))?;
-        let hardened = self
-            .blind
-            .finish(&self.input, &combined)
-            .map_err(|_| ClientError::BadEvaluations("the combined element does not unblind"))?;
-        let start = ClientLogin::<Suite>::start(&mut OsRng, hardened.as_bytes())
+        let hardened = self.blind.finish(&self.input, &combined);
+        let start = ClientLogin::<Suite>::start(&mut OsRng, hardened.expose())
             .map_err(|_| ClientError::Internal("login start"))?;
         let request = start.message.serialize().to_vec();
         Ok((
@@ -156,7 +154,7 @@ impl Login {
             .state
             .finish(
                 &mut OsRng,
-                self.hardened.as_bytes(),
+                self.hardened.expose(),
                 response,
                 ClientLoginFinishParameters::new(
                     Some(CONTEXT),

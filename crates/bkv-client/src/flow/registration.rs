@@ -86,9 +86,11 @@ impl Registration {
         password: SecretString,
     ) -> Result<(Self, Vec<u8>), ClientError> {
         let key = OprfKey::generate(&mut OsRng);
-        let input = oprf::oprf_input(account, password.expose_secret().as_bytes());
-        let hardened = oprf::evaluate_directly(&key, &input);
-        let start = ClientRegistration::<Suite>::start(&mut OsRng, hardened.as_bytes())
+        let input = oprf::oprf_input(account, password.expose_secret().as_bytes())
+            .map_err(|_| ClientError::PasswordTooLong)?;
+        let hardened = oprf::evaluate_directly(&key, &input)
+            .map_err(|_| ClientError::Internal("hardening the password"))?;
+        let start = ClientRegistration::<Suite>::start(&mut OsRng, hardened.expose())
             .map_err(|_| ClientError::Internal("registration start"))?;
         let request = start.message.serialize().to_vec();
         Ok((
@@ -137,7 +139,7 @@ impl Registration {
             .state
             .finish(
                 &mut OsRng,
-                self.hardened.as_bytes(),
+                self.hardened.expose(),
                 response,
                 ClientRegistrationFinishParameters::new(
                     protocol::identifiers(account),
@@ -180,8 +182,8 @@ impl Registration {
             let ciphertext = oprf::encrypt_share(&recipient, share, &context, &mut OsRng);
             shares.push(ShareUpload {
                 node_id: holder.node_id,
-                commitment: commitment.to_bytes(),
-                ciphertext: ciphertext.to_bytes().to_vec(),
+                commitment: *commitment.as_bytes(),
+                ciphertext: ciphertext.as_bytes().to_vec(),
             });
         }
         Ok(RegisterUpload {

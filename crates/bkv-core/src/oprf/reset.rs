@@ -5,8 +5,9 @@
 //! ```text
 //! seed = HKDF-SHA512(ikm = export_key (64 bytes), salt = empty, info = "bkv/v2/reset-key"),
 //!        32 bytes; the Ed25519 signing key (RFC 8032) with that seed
-//! message = "bkv/v2/reset" || cluster_id (16) || I2OSP(len(account), 2) || account ||
-//!           I2OSP(version, 8) || I2OSP(charge, 8)                       (big-endian)
+//! message = "bkv/v2/reset" || I2OSP(len(cluster_name), 2) || cluster_name ||
+//!           I2OSP(len(account), 2) || account || I2OSP(version, 8) || I2OSP(charge, 8)
+//!           (big-endian; built by [`crate::reset::reset_message`])
 //! signature = Ed25519(seed, message), 64 bytes; checked with verify_strict
 //! ```
 //!
@@ -21,14 +22,11 @@ use sha2::Sha512;
 use zeroize::Zeroizing;
 
 use super::{OprfError, RESET_PUBLIC_KEY_LEN, RESET_SIGNATURE_LEN};
-use crate::ids::{AccountId, ChargeNumber, ClusterId, RecordVersion};
 use crate::protocol::ExportKey;
 
 /// The HKDF info of the reset key's seed.
 pub const RESET_KEY_INFO: &[u8] = b"bkv/v2/reset-key";
 
-/// The first bytes of every reset message.
-pub const RESET_MESSAGE_LABEL: &[u8] = b"bkv/v2/reset";
 
 /// The client's reset signing key (zeroized on drop, redacted in `Debug`).
 pub struct ResetKey(SigningKey);
@@ -50,7 +48,7 @@ impl ResetKey {
         self.0.verifying_key().to_bytes()
     }
 
-    /// Signs a reset message ([`reset_message`]).
+    /// Signs a reset message ([`crate::reset::reset_message`]).
     pub fn sign(&self, message: &[u8]) -> [u8; RESET_SIGNATURE_LEN] {
         self.0.sign(message).to_bytes()
     }
@@ -112,26 +110,6 @@ impl fmt::Debug for ResetPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ResetPublicKey({})", hex::encode(self.0))
     }
-}
-
-/// The message a reset signature covers: `"bkv/v2/reset" || cluster_id (16) ||
-/// I2OSP(len(account), 2) || account || I2OSP(version, 8) || I2OSP(charge, 8)`.
-pub fn reset_message(
-    cluster_id: &ClusterId,
-    account: &AccountId,
-    version: RecordVersion,
-    charge: ChargeNumber,
-) -> Vec<u8> {
-    let account = account.as_bytes();
-    let mut out = Vec::with_capacity(RESET_MESSAGE_LABEL.len() + 16 + 2 + account.len() + 16);
-    out.extend_from_slice(RESET_MESSAGE_LABEL);
-    out.extend_from_slice(cluster_id.as_bytes());
-    // An account id is at most 128 bytes.
-    out.extend_from_slice(&super::suite::i2osp2(account.len()));
-    out.extend_from_slice(account);
-    out.extend_from_slice(&version.get().to_be_bytes());
-    out.extend_from_slice(&charge.get().to_be_bytes());
-    out
 }
 
 /// Whether `signature` is a valid Ed25519 signature of `message` under `public`, by

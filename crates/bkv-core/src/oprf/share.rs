@@ -14,7 +14,7 @@ use super::{Commitment, OprfError, SCALAR_LEN};
 /// redacted in `Debug`). Its encoding, inside a [`super::ShareCiphertext`] and in a node's
 /// sealed store, is the scalar alone: 32 bytes little-endian canonical; the index travels
 /// beside it.
-#[derive(Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct KeyShare {
     index: u64,
     secret: Scalar,

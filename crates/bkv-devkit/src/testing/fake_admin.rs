@@ -12,8 +12,9 @@ use bkv_proto::v1::{
     AddNodePhase, AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
     ClusterStatusResponse, InitRequest, InitResponse, MemberRole, MemberStatus, NodeInfoRequest,
     NodeInfoResponse, NodeStatusRequest, NodeView, ProvisionClusterKeyRequest,
-    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
-    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
+    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse,
 };
 use futures::Stream;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,8 @@ pub struct FakeMembership {
     pub term: u64,
     /// Members: node id, admin address, client address, voter?
     pub members: Vec<(u64, String, String, bool)>,
+    /// The share map epoch in force.
+    pub share_map_epoch: u64,
 }
 
 /// A fake admin service of node `id`.
@@ -121,8 +124,19 @@ impl FakeAdmin {
             serving: true,
             not_serving_reason: String::new(),
             snapshot_index: 0,
+            shares_held: 0,
+            in_share_map: true,
+            share_map_epoch: m.share_map_epoch,
         }
     }
+}
+
+/// The share-receiving key a fake node reports: a fixed uncompressed point per node (not on
+/// the curve; the fake does not check maps).
+fn fake_receive_key(id: u64) -> [u8; 65] {
+    let mut key = [id as u8; 65];
+    key[0] = 0x04;
+    key
 }
 
 #[tonic::async_trait]
@@ -155,6 +169,8 @@ impl Admin for FakeAdmin {
             key_check_value: Vec::new(),
             cluster_id: Vec::new(),
             software_version: "fake".into(),
+            share_receiving_key: fake_receive_key(self.id).to_vec(),
+            share_receiving_fingerprint: String::new(),
         }))
     }
 
@@ -281,6 +297,19 @@ impl Admin for FakeAdmin {
         m.leader_id = to;
         m.term += 1;
         Ok(Response::new(TransferLeaderResponse { leader_id: to }))
+    }
+
+    async fn set_share_map(
+        &self,
+        request: Request<SetShareMapRequest>,
+    ) -> Result<Response<SetShareMapResponse>, Status> {
+        self.enter("SetShareMap", &request)?;
+        self.require_leader()?;
+        let mut m = lock(&self.membership);
+        m.share_map_epoch += 1;
+        Ok(Response::new(SetShareMapResponse {
+            epoch: m.share_map_epoch,
+        }))
     }
 
     async fn snapshot(

@@ -14,7 +14,8 @@ use bkv_proto::contract;
 use bkv_proto::v1::vault_server::{Vault, VaultServer};
 use bkv_proto::v1::{
     ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, ErrorDetail,
-    RecoverFinishRequest, RecoverFinishResponse, RecoverStartRequest, RecoverStartResponse,
+    RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest, RecoverLoginResponse,
+    RecoverStartRequest, RecoverStartResponse,
     RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
     StatusRequest, StatusResponse,
 };
@@ -133,6 +134,11 @@ impl FakeCluster {
     /// How many distinct recovery attempts were charged in all.
     pub fn charges(&self) -> u64 {
         self.replica.charges()
+    }
+
+    /// The cluster identity key that signed the share map: what clients pin.
+    pub fn identity_key(&self) -> [u8; 32] {
+        self.replica.identity_key()
     }
 }
 
@@ -257,6 +263,7 @@ serve_through_the_vault! {
     register_finish, "RegisterFinish", RegisterFinishRequest, RegisterFinishResponse;
     activate, "Activate", ActivateRequest, ActivateResponse;
     recover_start, "RecoverStart", RecoverStartRequest, RecoverStartResponse;
+    recover_login, "RecoverLogin", RecoverLoginRequest, RecoverLoginResponse;
     recover_finish, "RecoverFinish", RecoverFinishRequest, RecoverFinishResponse;
     status, "Status", StatusRequest, StatusResponse;
     delete, "Delete", DeleteRequest, DeleteResponse;

@@ -94,7 +94,7 @@ impl Shares for SharesService {
             Ok(evaluated) => {
                 self.metrics.share_evaluated(true);
                 Ok(Response::new(EvaluateResponse {
-                    evaluated_element: evaluated.element.to_bytes().to_vec(),
+                    evaluated_element: evaluated.element.as_bytes().to_vec(),
                     proof: evaluated.proof.to_bytes().to_vec(),
                 }))
             }

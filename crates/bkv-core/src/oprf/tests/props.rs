@@ -18,7 +18,7 @@ use super::super::{
     evaluate_share, open_share, oprf_input, share_matches, split, threshold_for, verify_evaluation,
 };
 use super::rng;
-use crate::ids::{AccountId, ClusterId};
+use crate::ids::AccountId;
 
 /// `(node ids, t)`: 1 to 7 distinct nonzero ids, small or anywhere in u64, and `1 <= t <= n`.
 fn ids_and_threshold() -> impl Strategy<Value = (Vec<u64>, usize)> {
@@ -210,12 +210,14 @@ proptest! {
             .expect("split")
             .pop()
             .expect("one share");
-        let mut cluster = [0u8; 16];
-        r.fill_bytes(&mut cluster);
+        let mut reset_key = [0u8; 32];
+        r.fill_bytes(&mut reset_key);
         let context = ShareContext {
-            cluster_id: ClusterId::new(cluster),
+            cluster_name: format!("cluster-{}", r.next_u32()),
             account: alice(),
             node_id,
+            guess_limit: r.next_u32() % 100 + 1,
+            reset_key,
             commitment,
         };
         let ciphertext = encrypt_share(&recipient, &share, &context, &mut r);
@@ -270,9 +272,11 @@ fn a_share_encrypted_under_another_commitment_is_refused_after_decryption() {
     let (_, commitment_2) = &shares[1];
     // The client (buggy or lying) binds share 1 to node 1 but to node 2's commitment.
     let context = ShareContext {
-        cluster_id: ClusterId::new([3; 16]),
+        cluster_name: "c".into(),
         account: alice(),
         node_id: 1,
+        guess_limit: 10,
+        reset_key: [5; 32],
         commitment: *commitment_2,
     };
     let ciphertext = encrypt_share(&node_key.public(), share_1, &context, &mut r);

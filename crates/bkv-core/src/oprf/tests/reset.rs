@@ -3,12 +3,12 @@
 use curve25519_dalek::scalar::Scalar;
 
 use super::super::{ResetKey, reset_message, verify_reset};
-use crate::ids::{AccountId, ChargeNumber, ClusterId, RecordVersion};
+use crate::ids::{AccountId, ChargeNumber, RecordVersion};
 use crate::protocol::ExportKey;
 
 fn message(version: u64, charge: u64) -> Vec<u8> {
     reset_message(
-        &ClusterId::new([1; 16]),
+        "bkv-local",
         &AccountId::parse("alice").expect("valid"),
         RecordVersion(version),
         ChargeNumber(charge),
@@ -18,7 +18,7 @@ fn message(version: u64, charge: u64) -> Vec<u8> {
 #[test]
 fn reset_messages_are_laid_out_as_documented() {
     let mut expected = b"bkv/v2/reset".to_vec();
-    expected.extend_from_slice(&[1; 16]);
+    expected.extend_from_slice(b"\x00\x09bkv-local");
     expected.extend_from_slice(b"\x00\x05alice");
     expected.extend_from_slice(&7000u64.to_be_bytes());
     expected.extend_from_slice(&3u64.to_be_bytes());

@@ -19,7 +19,7 @@ use super::super::{
     reset_message, verify_evaluation, verify_reset,
 };
 use super::scalar_of;
-use crate::ids::{AccountId, ChargeNumber, ClusterId, RecordVersion};
+use crate::ids::{AccountId, ChargeNumber, RecordVersion};
 use crate::protocol::ExportKey;
 
 #[derive(Serialize)]
@@ -120,9 +120,11 @@ struct TransportVector {
     description: &'static str,
     recipient_secret_key: String,
     recipient_public_key: String,
-    cluster_id: String,
+    cluster_name: String,
     account: String,
     node_id: u64,
+    guess_limit: u32,
+    reset_public_key: String,
     share: String,
     commitment: String,
     context: String,
@@ -142,7 +144,7 @@ struct ResetVector {
     export_key: String,
     reset_seed: String,
     reset_public_key: String,
-    cluster_id: String,
+    cluster_name: String,
     account: String,
     version: u64,
     charge: u64,
@@ -162,7 +164,7 @@ fn sh(s: &Scalar) -> String {
 fn vectors() -> File {
     let account = AccountId::parse("alice@example.com").expect("valid");
     let password = "correct horse battery staple";
-    let cluster_id = ClusterId::new(*b"bkv-test-cluster");
+    let cluster_name = "bkv-test-cluster";
     let k = scalar_of("bkv/v2 test vector: oprf key");
     let key = OprfKey::from_bytes(k.as_bytes()).expect("nonzero");
 
@@ -313,10 +315,19 @@ fn vectors() -> File {
     let ephemeral = p256::SecretKey::from_slice(&ephemeral_secret).expect("valid p256 scalar");
     let nonce: [u8; 12] = *b"bkv-v2-nonce";
     let (share, commitment) = &shares[1];
+    // The reset key of item 8, as a registration binds it into every share.
+    let export_bytes: [u8; 64] = Sha512::digest(b"bkv/v2 test vector: export key").into();
+    let reset_public = ResetKey::derive(
+        &ExportKey::take_from(&mut export_bytes.clone()).expect("64 bytes"),
+    )
+    .public();
+    let guess_limit = 10;
     let context = ShareContext {
-        cluster_id,
+        cluster_name: cluster_name.to_string(),
         account: account.clone(),
         node_id: share.index(),
+        guess_limit,
+        reset_key: reset_public,
         commitment: *commitment,
     };
     let context_bytes = context.to_bytes();
@@ -328,8 +339,9 @@ fn vectors() -> File {
     assert_eq!(opened.to_bytes(), share.to_bytes());
     let e = ciphertext.ephemeral_public();
     let share_transport = TransportVector {
-        description: "item 7: context = \"bkv/v2/share\" || cluster_id || I2OSP(len(account), \
-                      2) || account || I2OSP(node_id, 8) || commitment; shared_secret = \
+        description: "item 7: context = \"bkv/v2/share\" || I2OSP(len(cluster_name), 2) || \
+                      cluster_name || I2OSP(len(account), 2) || account || I2OSP(node_id, 8) || \
+                      I2OSP(guess_limit, 4) || reset_public_key || commitment; shared_secret = \
                       x-coordinate of ephemeral_secret_key * recipient_public_key (P-256; \
                       secret keys are 32-byte big-endian scalars); aes_key = HKDF-SHA256(salt \
                       = ephemeral_public_key || recipient_public_key, ikm = shared_secret, info \
@@ -338,9 +350,11 @@ fn vectors() -> File {
                       = context) (ciphertext then 16-byte tag)",
         recipient_secret_key: h(recipient_secret),
         recipient_public_key: h(recipient.as_bytes()),
-        cluster_id: h(cluster_id.as_bytes()),
+        cluster_name: cluster_name.to_string(),
         account: account.to_string(),
         node_id: share.index(),
+        guess_limit,
+        reset_public_key: h(reset_public),
         share: h(share.to_bytes()),
         commitment: h(commitment.as_bytes()),
         context: h(&context_bytes),
@@ -355,7 +369,6 @@ fn vectors() -> File {
     };
 
     // 8. Reset authorization.
-    let export_bytes: [u8; 64] = Sha512::digest(b"bkv/v2 test vector: export key").into();
     let export_key = ExportKey::take_from(&mut export_bytes.clone()).expect("64 bytes");
     let reset_key = ResetKey::derive(&export_key);
     let mut seed = [0u8; 32];
@@ -370,7 +383,7 @@ fn vectors() -> File {
     );
     let (version, charge) = (42_007u64, 3u64);
     let message = reset_message(
-        &cluster_id,
+        cluster_name,
         &account,
         RecordVersion(version),
         ChargeNumber(charge),
@@ -380,13 +393,13 @@ fn vectors() -> File {
     let reset_authorization = ResetVector {
         description: "item 8: reset_seed = HKDF-SHA512(ikm = export_key, salt = empty, info = \
                       \"bkv/v2/reset-key\"), 32 bytes; reset_public_key = its Ed25519 public \
-                      key (RFC 8032); reset_message = \"bkv/v2/reset\" || cluster_id || \
-                      I2OSP(len(account), 2) || account || I2OSP(version, 8) || I2OSP(charge, \
-                      8); signature = Ed25519 signature of reset_message (verified strictly)",
+                      key (RFC 8032); reset_message = \"bkv/v2/reset\" || \
+                      I2OSP(len(cluster_name), 2) || cluster_name || I2OSP(len(account), 2) || \
+                      account || I2OSP(version, 8) || I2OSP(charge, 8); signature = Ed25519 signature of reset_message (verified strictly)",
         export_key: h(export_bytes),
         reset_seed: h(seed),
         reset_public_key: h(reset_key.public()),
-        cluster_id: h(cluster_id.as_bytes()),
+        cluster_name: cluster_name.to_string(),
         account: account.to_string(),
         version,
         charge,
