@@ -82,6 +82,16 @@ pub struct LimitsOptions {
     pub max_client_message_bytes: usize,
     /// `limits.max_concurrent_streams`.
     pub max_concurrent_streams: u32,
+    /// `limits.max_client_connections`.
+    pub max_client_connections: u32,
+    /// `limits.max_client_connections_per_address` (0: none).
+    pub max_client_connections_per_address: u32,
+    /// `limits.max_connection_age_secs` (0: never).
+    pub max_connection_age_secs: u64,
+    /// `limits.max_connection_age_grace_secs`.
+    pub max_connection_age_grace_secs: u64,
+    /// `limits.max_client_requests_in_flight`.
+    pub max_client_requests_in_flight: u32,
     /// `limits.recover_per_account_per_min` (0: unlimited).
     pub recover_per_account_per_min: u32,
     /// `limits.recover_per_account_burst`.
@@ -92,16 +102,37 @@ pub struct LimitsOptions {
     pub recover_per_address_burst: u32,
 }
 
-impl Default for LimitsOptions {
-    /// The node's own defaults (no rate limit).
-    fn default() -> Self {
+impl LimitsOptions {
+    /// The node's own defaults (`cluster/node.example.toml`): every limit on.
+    pub fn node_defaults() -> Self {
         Self {
             max_client_message_bytes: 65_536,
             max_concurrent_streams: 256,
+            max_client_connections: 4096,
+            max_client_connections_per_address: 256,
+            max_connection_age_secs: 900,
+            max_connection_age_grace_secs: 30,
+            max_client_requests_in_flight: 2048,
+            recover_per_account_per_min: 10,
+            recover_per_account_burst: 10,
+            recover_per_address_per_min: 600,
+            recover_per_address_burst: 200,
+        }
+    }
+}
+
+impl Default for LimitsOptions {
+    /// What test clusters use: the node's defaults with the recovery rate limits off. Tests
+    /// recover one account many times in a row from one address, which is what those limits
+    /// are there to stop; `t81_rate_limits` and `t83_connection_limits` set them, and
+    /// `t81` checks that a node left at its defaults limits.
+    fn default() -> Self {
+        Self {
             recover_per_account_per_min: 0,
             recover_per_account_burst: 0,
             recover_per_address_per_min: 0,
             recover_per_address_burst: 0,
+            ..Self::node_defaults()
         }
     }
 }

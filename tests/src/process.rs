@@ -135,13 +135,58 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// The resident set size of process `pid` (`VmRSS` of `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
+/// The peak resident set size of process `pid` since it started (`VmHWM`), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = status
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
-    Ok(kib * 1024)
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// Raises this process's limit on open files to at least `wanted` (the soft limit up to
+/// the hard one; the hard one too when the process may, as root may); processes it starts
+/// inherit it. Fails, saying so, when the machine does not allow it.
+pub fn raise_open_files(wanted: u64) -> anyhow::Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let target = if hard >= wanted {
+        hard.min(wanted.max(soft))
+    } else {
+        wanted
+    };
+    let maximum = if hard >= wanted {
+        limit.maximum
+    } else {
+        Some(wanted)
+    };
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum,
+        },
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "this test needs {wanted} open files; the limit is {soft} (hard {hard}) and \
+             cannot be raised ({e}): run it where `ulimit -Hn` is at least {wanted}"
+        )
+    })?;
+    Ok(target)
 }
 
 #[cfg(test)]
