@@ -103,20 +103,22 @@ pub struct LimitsOptions {
 }
 
 impl LimitsOptions {
-    /// The node's own defaults (`cluster/node.example.toml`): every limit on.
+    /// The node's own defaults (`bkv_node::config::Limits::default()`, the values of
+    /// `cluster/node.example.toml`): every limit on.
     pub fn node_defaults() -> Self {
+        let l = bkv_node::config::Limits::default();
         Self {
-            max_client_message_bytes: 65_536,
-            max_concurrent_streams: 256,
-            max_client_connections: 4096,
-            max_client_connections_per_address: 256,
-            max_connection_age_secs: 900,
-            max_connection_age_grace_secs: 30,
-            max_client_requests_in_flight: 2048,
-            recover_per_account_per_min: 10,
-            recover_per_account_burst: 10,
-            recover_per_address_per_min: 600,
-            recover_per_address_burst: 200,
+            max_client_message_bytes: l.max_client_message_bytes,
+            max_concurrent_streams: l.max_concurrent_streams,
+            max_client_connections: l.max_client_connections,
+            max_client_connections_per_address: l.max_client_connections_per_address,
+            max_connection_age_secs: l.max_connection_age_secs,
+            max_connection_age_grace_secs: l.max_connection_age_grace_secs,
+            max_client_requests_in_flight: l.max_client_requests_in_flight,
+            recover_per_account_per_min: l.recover_per_account_per_min,
+            recover_per_account_burst: l.recover_per_account_burst,
+            recover_per_address_per_min: l.recover_per_address_per_min,
+            recover_per_address_burst: l.recover_per_address_burst,
         }
     }
 }

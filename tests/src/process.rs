@@ -152,6 +152,40 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
+/// Samples a process's RSS every 50 ms in the background (for at most 10 minutes), to
+/// report its peak.
+#[derive(Debug)]
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut peak = 0;
+                let until = Instant::now() + Duration::from_secs(600);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    peak = peak.max(rss_bytes(pid).unwrap_or(0));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops sampling; the largest sample.
+    pub async fn peak(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
+}
+
 /// Raises this process's limit on open files to at least `wanted` (the soft limit up to
 /// the hard one; the hard one too when the process may, as root may); processes it starts
 /// inherit it. Fails, saying so, when the machine does not allow it.

@@ -21,10 +21,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bkv_tests::process::{peak_rss_bytes, raise_open_files, rss_bytes};
+use bkv_tests::process::{RssSampler, peak_rss_bytes, raise_open_files, rss_bytes};
 use bkv_tests::{Cluster, ClusterOptions, LimitsOptions, account, password, raw, wait_for};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpSocket, TcpStream};
@@ -107,19 +106,6 @@ async fn flood(to: SocketAddr, sources: &[IpAddr], n: usize) -> Flood {
         }
     }
     out
-}
-
-/// Samples `pid`'s RSS every 50 ms until `stop`; returns the largest sample.
-fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut peak = 0;
-        let until = Instant::now() + Duration::from_secs(300);
-        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-            peak = peak.max(rss_bytes(pid).unwrap_or(0));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        peak
-    })
 }
 
 /// Node `id`'s `bkv_client_connections` and refusals by reason.
@@ -224,8 +210,7 @@ async fn ten_thousand_connections_are_refused_past_the_limits_and_the_cluster_se
     wait_open_at_most(&cluster, 1, 0.0).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_rss(pid, stop.clone());
+    let sampler = RssSampler::start(pid);
     let flood_base = rss_bytes(pid)?;
     let (open_before, _, address_before) = connection_metrics(&cluster, 1).await?;
 
@@ -310,8 +295,7 @@ async fn ten_thousand_connections_are_refused_past_the_limits_and_the_cluster_se
     drop(bob);
     let during = rss_bytes(pid)?;
     drop(many);
-    stop.store(true, Ordering::Relaxed);
-    let peak = sampler.await?.max(during);
+    let peak = sampler.peak().await?.max(during);
     wait_open_at_most(&cluster, 1, open_before + 2.0).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rss_bytes(pid)?;
@@ -321,14 +305,12 @@ async fn ten_thousand_connections_are_refused_past_the_limits_and_the_cluster_se
     assert!(status.is_ok(), "node 1 after the flood: {status:?}");
     println!(
         "node 1 RSS: at start {:.1} MiB, before the floods {:.1} MiB, peak {:.1} MiB (sampled \
-         every 50 ms; VmHWM {:.1} MiB), after {:.1} MiB; about {:.1} KiB per connection held \
-         before TLS",
+         every 50 ms; VmHWM {:.1} MiB), after {:.1} MiB",
         base as f64 / MIB,
         flood_base as f64 / MIB,
         peak as f64 / MIB,
         peak_rss_bytes(pid)? as f64 / MIB,
-        after as f64 / MIB,
-        peak.saturating_sub(flood_base) as f64 / 1024.0 / max_total as f64
+        after as f64 / MIB
     );
     assert!(
         peak <= flood_base + BOUND,

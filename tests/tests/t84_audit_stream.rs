@@ -12,11 +12,9 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bkv_tests::process::{peak_rss_bytes, rss_bytes, workspace_binary};
+use bkv_tests::process::{RssSampler, peak_rss_bytes, rss_bytes, workspace_binary};
 use bkv_tests::{Cluster, ClusterOptions, account, password};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -137,19 +135,7 @@ async fn a_long_history_streams_in_constant_memory_and_a_torn_line_is_cut_off() 
     let client_pid = child
         .id()
         .ok_or_else(|| anyhow::anyhow!("bkv exited at once"))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut peak = 0;
-            let until = Instant::now() + Duration::from_secs(600);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-                peak = peak.max(rss_bytes(pid).unwrap_or(0));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            peak
-        })
-    };
+    let sampler = RssSampler::start(pid);
     let stdout = child
         .stdout
         .take()
@@ -179,8 +165,7 @@ async fn a_long_history_streams_in_constant_memory_and_a_torn_line_is_cut_off() 
         .map_err(|_| anyhow::anyhow!("the stream did not end within 600 s"))??;
     let took = started.elapsed();
     let status = child.wait().await?;
-    stop.store(true, Ordering::Relaxed);
-    let node_peak = sampler.await?;
+    let node_peak = sampler.peak().await?;
     println!(
         "bkv admin audit: {received} lines in {} ms ({:.0}/s); node 1 RSS {:.1} MiB before, \
          peak {:.1} MiB; bkv peak RSS {:.1} MiB",
