@@ -16,6 +16,10 @@
 //! every half second throughout never fails (its calls move to a new connection after the
 //! GOAWAY).
 //!
+//! A third sets `max_client_requests_in_flight` to 4 and slows every HSM seal to 300 ms (a
+//! failpoint): of 16 recovery starts sent at once, 4 are handled and 12 answered UNAVAILABLE
+//! at once.
+//!
 //! The test process raises its open-files limit (to 16,384) before it starts the cluster;
 //! the nodes inherit it.
 
@@ -387,5 +391,97 @@ async fn a_connection_past_its_age_goes_away_and_is_closed_after_the_grace() -> 
         "cut late: {} ms",
         ended_after.as_millis()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vault_requests_past_the_in_flight_bound_are_unavailable_at_once() -> anyhow::Result<()> {
+    const BOUND: u32 = 4;
+    const CALLS: usize = 16;
+    let mut options = ClusterOptions::new(1);
+    options.node_binary = bkv_tests::FAILPOINTS_NODE_BINARY.into();
+    options.limits = LimitsOptions {
+        max_client_requests_in_flight: BOUND,
+        ..LimitsOptions::default()
+    };
+    let cluster = Cluster::start_with(options).await?;
+    let alice = cluster.vault(&[1], "alice").await?;
+    alice
+        .register(&account("alice"), password(RIGHT), Some(10))
+        .await?;
+    // Every HSM seal (a recovery start seals its ticket) now takes 300 ms; set over the HTTP
+    // port with the node's write token.
+    let node = cluster.node(1)?;
+    let set = node
+        .http_send(
+            "PUT",
+            "/failpoints",
+            "hsm_seal=sleep(300)",
+            Duration::from_secs(3),
+        )
+        .await?;
+    assert_eq!(set.status, 200, "{}", set.body);
+
+    // CALLS recovery starts at once on one connection: BOUND are handled, the others are
+    // answered UNAVAILABLE before the first is done; a health check is not held back.
+    // The requests are made first (the OPAQUE client's work is slow in a debug build), then
+    // sent; each call is timed from its own send.
+    let channel = cluster.client_channel(1)?;
+    health_check(channel.clone()).await?;
+    let token = cluster.token("alice");
+    let mut requests = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let (_recovery, credential_request) =
+            bkv_client::Recovery::start(bkv_client::SecretString::from(RIGHT.to_string()))?;
+        let mut attempt_id = vec![0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut attempt_id);
+        requests.push(raw::with_token(
+            bkv_client::proto::RecoverStartRequest {
+                attempt_id,
+                credential_request,
+            },
+            Some(&token),
+        )?);
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for request in requests {
+        let mut client = bkv_client::proto::vault_client::VaultClient::new(channel.clone());
+        calls.spawn(async move {
+            let sent = Instant::now();
+            let answer = client.recover_start(request).await;
+            (answer, sent.elapsed())
+        });
+    }
+    let (mut handled, mut shed, mut shed_took) = (0, 0, Duration::ZERO);
+    while let Some(joined) = calls.join_next().await {
+        let (answer, took) = joined?;
+        match answer {
+            Ok(_) => handled += 1,
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                assert!(
+                    s.message().contains("max_client_requests_in_flight"),
+                    "{s:?}"
+                );
+                shed += 1;
+                shed_took = shed_took.max(took);
+            }
+            Err(s) => anyhow::bail!("unexpected answer: {s:?}"),
+        }
+    }
+    let m = node.metrics().await?;
+    println!(
+        "{CALLS} starts at once with {BOUND} allowed in flight: {handled} handled, {shed} \
+         UNAVAILABLE (each within {} ms of its send); bkv_client_requests_shed_total {}",
+        shed_took.as_millis(),
+        m.count("bkv_client_requests_shed_total", &[])
+    );
+    assert_eq!(handled, BOUND as usize);
+    assert_eq!(shed, CALLS - BOUND as usize);
+    assert!(
+        shed_took < Duration::from_millis(300),
+        "a shed call waited {} ms, as long as a seal",
+        shed_took.as_millis()
+    );
+    assert_eq!(m.count("bkv_client_requests_shed_total", &[]), shed as f64);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! [`InFlightLimit`]: a tower layer on the client port that bounds the vault requests being
 //! handled at once, over all connections (`limits.max_client_requests_in_flight`). A request
-//! past the bound is answered UNAVAILABLE at once, without being decoded, so that an SDK
-//! client tries another node; health checks and reflection are never held back.
+//! past the bound is answered UNAVAILABLE at once, without being decoded (naming the leader
+//! when another node leads, as every UNAVAILABLE answer does), so that an SDK client tries
+//! another node; health checks and reflection are never held back.
 //!
 //! Every request a node handles holds memory (its decoded message, its place in the leader's
 //! group-commit queue, a task) until it is answered; connections times streams per
@@ -14,26 +15,42 @@ use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
 
+use crate::error::VaultError;
 use crate::metrics::Metrics;
 
 /// The gRPC path prefix of the requests the limit applies to.
 const LIMITED_PREFIX: &str = "/bkv.v1.Vault/";
 
+/// Where an answer sends the client: the leader's client address, when another node leads.
+pub type LeaderHint = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// The layer: one shared bound for every connection's service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InFlightLimit {
     permits: Arc<Semaphore>,
     max: usize,
     metrics: Option<Metrics>,
+    leader: LeaderHint,
+}
+
+impl std::fmt::Debug for InFlightLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlightLimit")
+            .field("max", &self.max)
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InFlightLimit {
-    /// At most `max` vault requests at once; `metrics` counts those shed.
-    pub fn new(max: usize, metrics: Option<Metrics>) -> Self {
+    /// At most `max` vault requests at once; `metrics` counts those shed, `leader` names the
+    /// node they are sent to.
+    pub fn new(max: usize, metrics: Option<Metrics>, leader: LeaderHint) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             max,
             metrics,
+            leader,
         }
     }
 
@@ -87,11 +104,14 @@ where
                         if let Some(m) = &self.limit.metrics {
                             m.client_request_shed();
                         }
-                        let status = tonic::Status::unavailable(format!(
-                            "node overloaded: {} requests in flight \
-                             (limits.max_client_requests_in_flight); try another node",
-                            self.limit.max
-                        ));
+                        let status = tonic::Status::from(VaultError::Unavailable {
+                            reason: format!(
+                                "node overloaded: {} requests in flight \
+                                 (limits.max_client_requests_in_flight); try another node",
+                                self.limit.max
+                            ),
+                            leader_hint: (self.limit.leader)(),
+                        });
                         return Box::pin(std::future::ready(Ok(status.into_http())));
                     }
                 }
@@ -152,9 +172,13 @@ mod tests {
             .and_then(|v| v.to_str().ok())
     }
 
+    fn no_leader() -> LeaderHint {
+        Arc::new(|| None)
+    }
+
     #[tokio::test]
     async fn past_the_bound_vault_calls_are_unavailable_and_health_checks_pass() {
-        let limit = InFlightLimit::new(2, None);
+        let limit = InFlightLimit::new(2, None, Arc::new(|| Some("10.0.0.2:7101".into())));
         let mut service = limit.layer(Slow(Duration::from_millis(300)));
         let held: Vec<_> = (0..2)
             .map(|_| service.call(request("/bkv.v1.Vault/RecoverStart")))
@@ -170,6 +194,13 @@ mod tests {
         .expect("answered at once")
         .unwrap();
         assert_eq!(grpc_status(&shed), Some("14"));
+        // It names the leader, as every UNAVAILABLE answer does.
+        assert_eq!(
+            shed.headers()
+                .get(bkv_proto::contract::LEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("10.0.0.2:7101")
+        );
         // Health is not limited.
         let health = service
             .call(request("/grpc.health.v1.Health/Check"))
@@ -188,7 +219,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_call_gives_its_place_back() {
-        let limit = InFlightLimit::new(1, None);
+        let limit = InFlightLimit::new(1, None, no_leader());
         let mut service = limit.layer(Slow(Duration::from_secs(60)));
         let call = service.call(request("/bkv.v1.Vault/RecoverStart"));
         assert_eq!(limit.in_flight(), 1);

@@ -365,6 +365,16 @@ impl Services {
         let in_flight = InFlightLimit::new(
             limits.max_client_requests_in_flight as usize,
             Some(metrics.clone()),
+            {
+                let node = node.clone();
+                // Another node, if it leads: this one is overloaded.
+                Arc::new(move || {
+                    let leader = node.raft().leader();
+                    (leader.id != Some(node.id()))
+                        .then(|| node.leader_client_addr())
+                        .flatten()
+                })
+            },
         );
         let mut client_builder = Server::builder()
             .tls_config(tls.client_listener())?
