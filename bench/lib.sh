@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench scripts (sourced, not run; before cluster/up, whose nodes inherit the
 # environment).
 

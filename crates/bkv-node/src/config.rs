@@ -689,7 +689,7 @@ impl NodeConfig {
 
 /// Turns `BKV_*` variables into a nested dictionary: `BKV_HSM__TOKEN_LABEL=x` becomes
 /// `hsm.token_label = "x"`. Values are typed the way figment types environment values.
-/// Variables whose first segment is not a config key are ignored.
+/// Variables whose first segment is not a config key, and empty ones, are ignored.
 fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
     let mut root = Dict::new();
     for (k, v) in env {
@@ -697,7 +697,11 @@ fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
             continue;
         };
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
+        // An empty variable is as good as unset (compose files pass `${X:-}` through).
+        if !TOP_LEVEL_KEYS.contains(&path[0].as_str())
+            || path.iter().any(String::is_empty)
+            || v.is_empty()
+        {
             continue;
         }
         let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));

@@ -61,6 +61,8 @@ fn environment_overrides_the_file_and_flags_override_both() {
         ("BKV_LISTEN__CLIENT", "127.0.0.1:9101"),
         ("BKV_RAFT__HEARTBEAT_MS", "50"),
         ("BKV_RAFT__MAX_COMMANDS_PER_ENTRY", "1"),
+        // Empty is as good as unset.
+        ("BKV_LIMITS__RECOVER_PER_ACCOUNT_PER_MIN", ""),
         // The CLI's variables live in the same namespace and are not config keys.
         ("BKV_ENDPOINTS", "https://127.0.0.1:7101"),
         ("BKV_TOKEN", "abc"),
@@ -81,6 +83,10 @@ fn environment_overrides_the_file_and_flags_override_both() {
     assert_eq!(c.listen.peer.port(), 9201);
     assert_eq!(c.raft.heartbeat_ms, 50);
     assert_eq!(c.raft.max_commands_per_entry, 1);
+    assert_eq!(
+        c.limits.recover_per_account_per_min,
+        Limits::default().recover_per_account_per_min
+    );
 }
 
 #[test]
