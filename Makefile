@@ -91,13 +91,10 @@ fuzz-seeds:
 	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds
 
-# Dependency hygiene (deny.toml). Licenses, bans and sources need no network. The advisory
-# check needs the RustSec database from GitHub: when it cannot be fetched the check is
-# skipped with a note (never a failure); when it can, a vulnerable dependency fails.
+# Dependency hygiene (deny.toml). Licenses, bans and sources need no network. Advisories are
+# checked offline against the copy of the RustSec database kept in deny/advisory-db.tar.gz
+# (deny/check-advisories unpacks it into $(TARGET_DIR) and prints which copy and date it used;
+# refresh the copy as deny/README.md says). A vulnerable dependency fails.
 deny:
 	$(CARGO) deny --locked check licenses bans sources
-	@if $(CARGO) deny fetch db; then \
-		$(CARGO) deny --offline check advisories; \
-	else \
-		echo "deny: advisory database unreachable; advisories NOT checked"; \
-	fi
+	CARGO="$(CARGO)" TARGET_DIR="$(TARGET_DIR)" deny/check-advisories

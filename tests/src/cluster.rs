@@ -24,6 +24,10 @@ use crate::process::{free_port, workspace_binary};
 /// The issuer name the nodes trust for the cluster's dev issuer key.
 pub const ISSUER_NAME: &str = "bkv-test";
 
+/// The file in the PKI dir holding the bearer token for writes on the nodes' HTTP ports
+/// (`http.write_token_file`).
+pub const HTTP_WRITE_TOKEN: &str = "http-write.token";
+
 /// A running test cluster. See the module documentation.
 #[derive(Debug)]
 pub struct Cluster {
@@ -97,6 +101,9 @@ impl Cluster {
         bkv_devkit::pki::init(&pki, &options.cluster_name)?;
         let ca_pem = std::fs::read(pki.join(bkv_devkit::pki::CA_CERT))?;
         let issuer = bkv_devkit::pki::read_issuer_key(&pki.join(bkv_devkit::pki::ISSUER_KEY))?;
+        // Writes on the nodes' HTTP ports (`/log-level`, `/failpoints`) need this token.
+        let http_token = hex::encode(rand::random::<[u8; 32]>());
+        std::fs::write(pki.join(HTTP_WRITE_TOKEN), &http_token)?;
         let proxy = options.peer_proxy.then(|| {
             let capture = dir.path().join("proxy");
             let _ = std::fs::create_dir_all(&capture);
@@ -280,6 +287,7 @@ impl Cluster {
             log,
             self.node_bin.clone(),
         );
+        node.set_http_token(std::fs::read_to_string(self.pki.join(HTTP_WRITE_TOKEN))?);
         for (key, value) in &self.options.node_env {
             node.set_env(key, value);
         }
@@ -350,10 +358,18 @@ ticket_ttl_secs = {ticket_ttl}
 [limits]
 max_client_message_bytes = {max_message}
 max_concurrent_streams = {max_streams}
+max_client_connections = {max_connections}
+max_client_connections_per_address = {max_connections_per_address}
+max_connection_age_secs = {max_age}
+max_connection_age_grace_secs = {max_age_grace}
+max_client_requests_in_flight = {max_in_flight}
 recover_per_account_per_min = {account_rate}
 recover_per_account_burst = {account_burst}
 recover_per_address_per_min = {address_rate}
 recover_per_address_burst = {address_burst}
+
+[http]
+write_token_file = "{pki}/{HTTP_WRITE_TOKEN}"
 
 [log]
 level = "{level}"
@@ -373,6 +389,11 @@ level = "{level}"
             ticket_ttl = self.options.ticket_ttl_secs,
             max_message = l.max_client_message_bytes,
             max_streams = l.max_concurrent_streams,
+            max_connections = l.max_client_connections,
+            max_connections_per_address = l.max_client_connections_per_address,
+            max_age = l.max_connection_age_secs,
+            max_age_grace = l.max_connection_age_grace_secs,
+            max_in_flight = l.max_client_requests_in_flight,
             account_rate = l.recover_per_account_per_min,
             account_burst = l.recover_per_account_burst,
             address_rate = l.recover_per_address_per_min,
@@ -698,6 +719,25 @@ level = "{level}"
         Ok(
             tonic::transport::Endpoint::from_shared(self.node(id)?.client_url())?
                 .tls_config(tls)?
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(self.options.client_call_timeout)
+                .connect_lazy(),
+        )
+    }
+
+    /// [`Self::client_channel`] from the local address `local` (any of 127.0.0.0/8: a
+    /// client at another address, as a node's per-address limits see it).
+    pub fn client_channel_from(
+        &self,
+        id: u64,
+        local: std::net::IpAddr,
+    ) -> anyhow::Result<tonic::transport::Channel> {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem));
+        Ok(
+            tonic::transport::Endpoint::from_shared(self.node(id)?.client_url())?
+                .tls_config(tls)?
+                .local_address(Some(local))
                 .connect_timeout(Duration::from_secs(3))
                 .timeout(self.options.client_call_timeout)
                 .connect_lazy(),

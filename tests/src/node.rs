@@ -48,6 +48,7 @@ pub struct NodeProcess {
     state: ProcessState,
     starts: u32,
     env: Vec<(String, String)>,
+    http_token: Option<String>,
 }
 
 /// An HTTP answer of the node's small HTTP port.
@@ -82,7 +83,14 @@ impl NodeProcess {
             state: ProcessState::Down,
             starts: 0,
             env: Vec::new(),
+            http_token: None,
         }
+    }
+
+    /// The bearer token the node's `http.write_token_file` holds: [`Self::http_send`] and
+    /// [`Self::http_put`] send it with every request.
+    pub fn set_http_token(&mut self, token: impl Into<String>) {
+        self.http_token = Some(token.into());
     }
 
     /// The node id.
@@ -204,7 +212,7 @@ impl NodeProcess {
     }
 
     /// `method path` with `body` on the node's HTTP port, within `timeout` (`PUT
-    /// /failpoints`, ...).
+    /// /failpoints`, ...), with the node's write token.
     pub async fn http_send(
         &self,
         method: &str,
@@ -212,10 +220,28 @@ impl NodeProcess {
         body: &str,
         timeout: Duration,
     ) -> anyhow::Result<HttpAnswer> {
+        let authorization = self.http_token.as_ref().map(|t| format!("Bearer {t}"));
+        self.http_send_as(method, path, body, authorization.as_deref(), timeout)
+            .await
+    }
+
+    /// [`Self::http_send`] with `authorization` as the `Authorization` header (none: no
+    /// header), whatever the node's token.
+    pub async fn http_send_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        authorization: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<HttpAnswer> {
         let port = self.ports.http;
+        let authorization = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-             Content-Length: {}\r\n\r\n{body}",
+             {authorization}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let exchange = async {
@@ -340,30 +366,15 @@ impl NodeProcess {
         }
     }
 
-    /// `PUT path` with `body` on the node's HTTP port, within `timeout`.
+    /// `PUT path` with `body` on the node's HTTP port, within `timeout`, with the node's
+    /// write token.
     pub async fn http_put(
         &self,
         path: &str,
         body: &str,
         timeout: Duration,
     ) -> anyhow::Result<HttpAnswer> {
-        let port = self.ports.http;
-        let request = format!(
-            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            stream.write_all(request.as_bytes()).await?;
-            let mut bytes = Vec::new();
-            stream.read_to_end(&mut bytes).await?;
-            anyhow::Ok(bytes)
-        };
-        let bytes = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| anyhow::anyhow!("node {}: no HTTP answer on PUT {path}", self.id))??;
-        parse_http(&bytes)
+        self.http_send("PUT", path, body, timeout).await
     }
 
     /// `/metrics`, parsed (see [`crate::Metrics`]); fails unless the node answers 200.

@@ -82,6 +82,16 @@ pub struct LimitsOptions {
     pub max_client_message_bytes: usize,
     /// `limits.max_concurrent_streams`.
     pub max_concurrent_streams: u32,
+    /// `limits.max_client_connections`.
+    pub max_client_connections: u32,
+    /// `limits.max_client_connections_per_address` (0: none).
+    pub max_client_connections_per_address: u32,
+    /// `limits.max_connection_age_secs` (0: never).
+    pub max_connection_age_secs: u64,
+    /// `limits.max_connection_age_grace_secs`.
+    pub max_connection_age_grace_secs: u64,
+    /// `limits.max_client_requests_in_flight`.
+    pub max_client_requests_in_flight: u32,
     /// `limits.recover_per_account_per_min` (0: unlimited).
     pub recover_per_account_per_min: u32,
     /// `limits.recover_per_account_burst`.
@@ -92,16 +102,39 @@ pub struct LimitsOptions {
     pub recover_per_address_burst: u32,
 }
 
+impl LimitsOptions {
+    /// The node's own defaults (`bkv_node::config::Limits::default()`, the values of
+    /// `cluster/node.example.toml`): every limit on.
+    pub fn node_defaults() -> Self {
+        let l = bkv_node::config::Limits::default();
+        Self {
+            max_client_message_bytes: l.max_client_message_bytes,
+            max_concurrent_streams: l.max_concurrent_streams,
+            max_client_connections: l.max_client_connections,
+            max_client_connections_per_address: l.max_client_connections_per_address,
+            max_connection_age_secs: l.max_connection_age_secs,
+            max_connection_age_grace_secs: l.max_connection_age_grace_secs,
+            max_client_requests_in_flight: l.max_client_requests_in_flight,
+            recover_per_account_per_min: l.recover_per_account_per_min,
+            recover_per_account_burst: l.recover_per_account_burst,
+            recover_per_address_per_min: l.recover_per_address_per_min,
+            recover_per_address_burst: l.recover_per_address_burst,
+        }
+    }
+}
+
 impl Default for LimitsOptions {
-    /// The node's own defaults (no rate limit).
+    /// What test clusters use: the node's defaults with the recovery rate limits off. Tests
+    /// recover one account many times in a row from one address, which is what those limits
+    /// are there to stop; `t81_rate_limits` and `t83_connection_limits` set them, and
+    /// `t81` checks that a node left at its defaults limits.
     fn default() -> Self {
         Self {
-            max_client_message_bytes: 65_536,
-            max_concurrent_streams: 256,
             recover_per_account_per_min: 0,
             recover_per_account_burst: 0,
             recover_per_address_per_min: 0,
             recover_per_address_burst: 0,
+            ..Self::node_defaults()
         }
     }
 }

@@ -135,13 +135,92 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// The resident set size of process `pid` (`VmRSS` of `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
+/// The peak resident set size of process `pid` since it started (`VmHWM`), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = status
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
-    Ok(kib * 1024)
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// Samples a process's RSS every 50 ms in the background (for at most 10 minutes), to
+/// report its peak.
+#[derive(Debug)]
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut peak = 0;
+                let until = Instant::now() + Duration::from_secs(600);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    peak = peak.max(rss_bytes(pid).unwrap_or(0));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops sampling; the largest sample.
+    pub async fn peak(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
+}
+
+/// Raises this process's limit on open files to at least `wanted` (the soft limit up to
+/// the hard one; the hard one too when the process may, as root may); processes it starts
+/// inherit it. Fails, saying so, when the machine does not allow it.
+pub fn raise_open_files(wanted: u64) -> anyhow::Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let target = if hard >= wanted {
+        hard.min(wanted.max(soft))
+    } else {
+        wanted
+    };
+    let maximum = if hard >= wanted {
+        limit.maximum
+    } else {
+        Some(wanted)
+    };
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum,
+        },
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "this test needs {wanted} open files; the limit is {soft} (hard {hard}) and \
+             cannot be raised ({e}): run it where `ulimit -Hn` is at least {wanted}"
+        )
+    })?;
+    Ok(target)
 }
 
 #[cfg(test)]

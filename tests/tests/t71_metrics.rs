@@ -1,7 +1,9 @@
 //! `/metrics` after a session on one node: requests by method and code, latency counts,
 //! guesses charged, recoveries, records destroyed, HSM operation counts and the Raft gauges
 //! all moved by what the session did; and `PUT /log-level` changes the log filter at run
-//! time (debug lines appear, then stop) and refuses a bad filter with 400.
+//! time (debug lines appear, then stop) and refuses a bad filter with 400. Writes need the
+//! node's bearer token (`http.write_token_file`): without it, or with another, 401 and no
+//! change.
 
 use std::time::Duration;
 
@@ -192,6 +194,30 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
             .count()
     };
     assert_eq!(refused_lines(), 0, "debug lines at level info");
+    for authorization in [
+        None,
+        Some("Bearer not-the-token-of-this-node"),
+        Some("debug"),
+    ] {
+        let refused = node
+            .http_send_as(
+                "PUT",
+                "/log-level",
+                "debug",
+                authorization,
+                Duration::from_secs(3),
+            )
+            .await?;
+        assert_eq!(refused.status, 401, "{authorization:?}: {}", refused.body);
+    }
+    raw::status(cluster.client_channel(1)?, None).await?.ok();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        refused_lines(),
+        0,
+        "a write without the token changed the level"
+    );
+    println!("PUT /log-level without the bearer token: 401, level unchanged");
     let set = node
         .http_put("/log-level", "bkv_node=debug,info", Duration::from_secs(3))
         .await?;

@@ -22,9 +22,6 @@ use crate::conn::{AdminConn, read_file};
 use crate::exit::{self, Failure};
 use crate::parse::parse_secs;
 
-/// Most audit records printed without `--follow` before giving up on a stream that never
-/// ends.
-const AUDIT_LIMIT: usize = 10_000_000;
 /// Most progress messages accepted from one AddNode stream.
 const PROGRESS_LIMIT: usize = 100_000;
 
@@ -700,22 +697,24 @@ fn audit_line(r: &AuditRecord) -> String {
     .to_string()
 }
 
+/// Prints the stream as it arrives, one record in memory at a time: the node ends it at the
+/// last line there was when it began, unless `--follow`. Without `--follow` the output is
+/// buffered; with it, every line is flushed as it comes.
 async fn audit(a: AuditArgs) -> Result<(), Failure> {
     let admin: AdminClient = a.conn.client(a.endpoint.map(|e| vec![e])).await?;
     let mut stream = admin.audit(a.from_seq, a.follow).await?;
-    let mut out = std::io::stdout().lock();
-    for _ in 0..AUDIT_LIMIT {
-        let Some(record) = stream.next().await? else {
-            return Ok(());
-        };
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    while let Some(record) = stream.next().await? {
+        let written = writeln!(out, "{}", audit_line(&record));
         // A closed stdout (`| head`) ends the command quietly.
-        if writeln!(out, "{}", audit_line(&record))
-            .and_then(|()| out.flush())
+        if written
+            .and_then(|()| if a.follow { out.flush() } else { Ok(()) })
             .is_err()
         {
             return Ok(());
         }
     }
+    let _ = out.flush();
     Ok(())
 }
 

@@ -23,14 +23,14 @@ use bkv_proto::v1::{
     SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use openraft::ChangeMembers;
 use rand::rngs::OsRng;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::audit_log::{AuditLine, AuditLog};
+use crate::audit_log::{self, AuditLine, AuditLog, StreamError};
 use crate::ceremony::{self, PeerAdmin};
 use crate::error::VaultError;
 use crate::node::Node;
@@ -712,47 +712,13 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::AuditStream>, Status> {
         require_role(&request, admin_only, "Audit")?;
         let msg = request.into_inner();
-        // Subscribe before reading the file, so nothing falls between the two.
-        let mut live = self.audit.subscribe();
-        let existing = self
-            .audit
-            .read_from(msg.from_seq)
-            .map_err(|e| Status::internal(format!("reading the audit file: {e}")))?;
-        let (tx, rx) = mpsc::channel(256);
-        let follow = msg.follow;
-        tokio::spawn(async move {
-            let mut last_seq = 0;
-            for line in existing {
-                last_seq = line.seq;
-                if tx.send(Ok(audit_record(line))).await.is_err() {
-                    return;
-                }
-            }
-            if !follow {
-                return;
-            }
-            loop {
-                match live.recv().await {
-                    Ok(line) if line.seq > last_seq && line.seq >= msg.from_seq => {
-                        last_seq = line.seq;
-                        if tx.send(Ok(audit_record(line))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx
-                            .send(Err(Status::data_loss(format!(
-                                "audit follower fell {n} records behind; resume from seq {}",
-                                last_seq + 1
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(_) => return,
-                }
-            }
+        // Streamed from the files in batches, then live: constant memory (audit_log::stream).
+        let lines = audit_log::stream(self.audit.clone(), msg.from_seq, msg.follow);
+        let records = ReceiverStream::new(lines).map(|line| match line {
+            Ok(line) => Ok(audit_record(line)),
+            Err(e @ StreamError::Gap { .. }) => Err(Status::data_loss(e.to_string())),
+            Err(e @ StreamError::Read(_)) => Err(Status::internal(e.to_string())),
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(records)))
     }
 }

@@ -4,39 +4,57 @@
 //! Accounts never appear in clear: they are named by a keyed hash (HMAC-SHA256, 16 bytes,
 //! hex) under a key derived from the cluster's OPAQUE server setup, so every node writes the
 //! same hash for the same account and nobody without the cluster's secrets can test a guess
-//! of an account name against the file. Records wait in memory until the node has unsealed
-//! the server setup.
+//! of an account name against the file. Records wait in a bounded queue ([`AuditQueue`])
+//! until the node has unsealed the server setup; past its bound they are dropped and a
+//! `records_dropped` line takes their place.
 //!
 //! After a restart the state machine re-applies the log above its snapshot; records already
-//! in the file are recognised by their log index and skipped.
+//! in the file are recognised by their log index and skipped. A last line torn by a crash is
+//! cut off at start, so the next line starts on a line of its own.
 //!
 //! The file is rotated by size ([`Rotation`]): when it reaches `max_file_bytes` it becomes
-//! `audit.jsonl.1` (the older ones move up to `.2`, ...; beyond `keep_files` they are
-//! deleted) and a new `audit.jsonl` starts. `seq` carries on across files, and a restart
-//! resumes from the newest line in either the current file or `audit.jsonl.1`.
+//! `audit.jsonl.1` (the older ones move up to `.2`, ...; beyond `keep_files`, at least 1,
+//! they are deleted) and a new `audit.jsonl` starts. `seq` carries on across files, and a
+//! restart resumes from the newest line in either the current file or `audit.jsonl.1`.
+//! Reading ([`AuditLog::cursor`]) streams the files line by line ([`AuditCursor`]).
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+mod cursor;
+mod queue;
+mod stream;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bkv_core::AccountId;
-use bkv_raft::{AuditEntry, AuditRecord, AuditSink};
+use bkv_raft::{AuditEntry, AuditRecord};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::{broadcast, mpsc, watch};
 use zeroize::Zeroizing;
 
+pub use cursor::AuditCursor;
+pub use queue::{AuditQueue, Dropped, Position, QUEUE_RECORDS, Queued};
+pub use stream::{StreamError, stream};
+
+use crate::metrics::Metrics;
+
 /// Most records written in one append.
 const MAX_BATCH: usize = 4096;
+
+/// The `kind` of the line that stands for records dropped from a full queue.
+pub const RECORDS_DROPPED: &str = "records_dropped";
 
 /// When the audit file is rotated and how many old files are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
     /// Rotate once the file holds at least this many bytes.
     pub max_file_bytes: u64,
-    /// Rotated files kept (`audit.jsonl.1` ..); older ones are deleted. 0 keeps none.
+    /// Rotated files kept (`audit.jsonl.1` ..); older ones are deleted. At least 1 (0 is
+    /// taken as 1): right after a rotation, `.1` holds where a restart resumes.
     pub keep_files: u32,
 }
 
@@ -47,16 +65,12 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Moves `path` to `path.1`, `path.1` to `path.2`, ... and deletes what falls beyond
-/// `keep` (with `keep` 0, `path` itself).
+/// Moves `path` to `path.1`, `path.1` to `path.2`, ... and deletes what falls beyond `keep`.
 fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
     let remove = |p: &Path| match std::fs::remove_file(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     };
-    if keep == 0 {
-        return remove(path);
-    }
     remove(&rotated(path, keep))?;
     for n in (1..keep).rev() {
         let from = rotated(path, n);
@@ -67,20 +81,57 @@ fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
     std::fs::rename(path, rotated(path, 1))
 }
 
-/// The complete lines of one file (a torn last line is left out); none if it is missing.
-fn read_lines(path: &Path) -> std::io::Result<Vec<AuditLine>> {
-    let file = match std::fs::File::open(path) {
+/// Cuts off a last line without its newline (a crash mid-append), so that the next append
+/// starts a line of its own; a last line that is complete but for the newline gets it.
+/// Returns the bytes cut off.
+fn repair_tail(path: &Path) -> std::io::Result<u64> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        if let Ok(parsed) = serde_json::from_str::<AuditLine>(&line?) {
-            out.push(parsed);
-        }
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
     }
-    Ok(out)
+    // Find the last newline, reading backwards in blocks.
+    const BLOCK: u64 = 64 * 1024;
+    let mut end = len;
+    let mut last_newline = None;
+    let mut block = vec![0u8; BLOCK as usize];
+    while end > 0 && last_newline.is_none() {
+        let start = end.saturating_sub(BLOCK);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block[..n])?;
+        last_newline = block[..n]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| start + i as u64);
+        end = start;
+    }
+    let tail_start = last_newline.map_or(0, |i| i + 1);
+    if tail_start == len {
+        return Ok(0);
+    }
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(tail_start))?;
+    file.read_to_end(&mut tail)?;
+    if serde_json::from_slice::<AuditLine>(&tail).is_ok() {
+        // Written whole but for its newline.
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(b"\n")?;
+        file.sync_data()?;
+        return Ok(0);
+    }
+    file.set_len(tail_start)?;
+    file.sync_data()?;
+    tracing::warn!(
+        path = %path.display(),
+        bytes = len - tail_start,
+        "audit file ended in a torn line (a crash mid-append): cut it off"
+    );
+    Ok(len - tail_start)
 }
 
 /// One line of the audit file.
@@ -88,7 +139,7 @@ fn read_lines(path: &Path) -> std::io::Result<Vec<AuditLine>> {
 pub struct AuditLine {
     /// Position in this node's file, from 1.
     pub seq: u64,
-    /// Raft log index of the entry.
+    /// Raft log index of the entry (of the last record dropped, for `records_dropped`).
     pub log_index: u64,
     /// Proposer's clock (Unix ms), 0 when the entry carries none.
     pub at_unix_ms: u64,
@@ -112,6 +163,46 @@ pub struct AuditLine {
     /// Learners, for membership changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learners: Option<Vec<u64>>,
+    /// Records dropped, for `records_dropped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+    /// Log index of the first record dropped, for `records_dropped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_log_index: Option<u64>,
+    /// How many of the records dropped belong to the entry at `log_index`, for
+    /// `records_dropped` (a restart resumes after them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_at_log_index: Option<u64>,
+}
+
+impl AuditLine {
+    fn empty(seq: u64, log_index: u64, kind: &str) -> Self {
+        Self {
+            seq,
+            log_index,
+            at_unix_ms: 0,
+            kind: kind.to_string(),
+            account: String::new(),
+            version: None,
+            charge: None,
+            guesses_remaining: None,
+            voters: None,
+            learners: None,
+            dropped: None,
+            first_log_index: None,
+            dropped_at_log_index: None,
+        }
+    }
+
+    /// How many of its entry's records this line accounts for (a marker: the records it
+    /// stands for at its log index).
+    fn handled(&self) -> u64 {
+        if self.kind == RECORDS_DROPPED {
+            self.dropped_at_log_index.unwrap_or(0)
+        } else {
+            1
+        }
+    }
 }
 
 /// The key accounts are hashed under.
@@ -145,81 +236,122 @@ impl AccountHasher {
     }
 }
 
-/// The sink handed to the state machine: never blocks the apply path.
-#[derive(Debug, Clone)]
-pub struct AuditQueue(mpsc::UnboundedSender<AuditRecord>);
-
-impl AuditSink for AuditQueue {
-    fn record(&self, record: AuditRecord) {
-        if self.0.send(record).is_err() {
-            tracing::debug!("audit writer stopped; record dropped");
-        }
-    }
-}
-
 /// The audit file and its live stream.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
     keep_files: u32,
     live: broadcast::Sender<AuditLine>,
+    written: Arc<AtomicU64>,
 }
 
-/// Where the writer resumes: the last log index in the file, and how many lines it has for
-/// that index, so a re-applied entry is skipped exactly.
-#[derive(Debug, Default, Clone, Copy)]
+/// Where the file stands at start: the last `seq`, and the position for skipping re-applied
+/// records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Resume {
     seq: u64,
-    last_index: u64,
-    lines_at_last: u64,
+    position: Position,
+    /// Whether a line was seen at all.
+    any: bool,
+}
+
+impl Resume {
+    fn add(&mut self, line: &AuditLine) {
+        self.seq = line.seq;
+        self.any = true;
+        let p = &mut self.position;
+        if line.log_index == p.last_index {
+            p.handled_at_last += line.handled();
+        } else {
+            p.last_index = line.log_index;
+            p.handled_at_last = line.handled();
+        }
+    }
+}
+
+/// Reads `path` line by line (a torn or corrupt line is skipped): where it ends, and whether
+/// all its lines belong to one entry. A missing file is empty.
+fn scan(path: &Path, mut resume: Resume) -> std::io::Result<(Resume, bool)> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((resume, true)),
+        Err(e) => return Err(e),
+    };
+    let mut first_index = None;
+    let mut one_entry = true;
+    for line in BufReader::new(file).split(b'\n') {
+        let Ok(parsed) = serde_json::from_slice::<AuditLine>(&line?) else {
+            continue;
+        };
+        match first_index {
+            None => first_index = Some(parsed.log_index),
+            Some(first) if first != parsed.log_index => one_entry = false,
+            Some(_) => {}
+        }
+        resume.add(&parsed);
+    }
+    Ok((resume, one_entry))
 }
 
 fn read_resume(path: &Path) -> std::io::Result<Resume> {
     // The newest lines are in the current file, or in `.1` right after a rotation; the lines
-    // of the last entry may straddle the two.
-    let current = read_lines(path)?;
-    let run_from_start = match (current.first(), current.last()) {
-        (Some(first), Some(last)) => first.log_index == last.log_index,
-        _ => true,
-    };
-    let mut lines = if run_from_start {
-        read_lines(&rotated(path, 1))?
-    } else {
-        Vec::new()
-    };
-    lines.extend(current);
-    let mut r = Resume::default();
-    for parsed in lines {
-        r.seq = parsed.seq;
-        if parsed.log_index == r.last_index {
-            r.lines_at_last += 1;
-        } else {
-            r.last_index = parsed.log_index;
-            r.lines_at_last = 1;
-        }
+    // of the last entry may straddle the two. Constant memory: both are streamed.
+    let (current, one_entry) = scan(path, Resume::default())?;
+    if !one_entry {
+        return Ok(current);
     }
-    Ok(r)
+    let (before, _) = scan(&rotated(path, 1), Resume::default())?;
+    // The current file again, on top of `.1` (at most one entry's lines).
+    let (resume, _) = scan(path, before)?;
+    Ok(resume)
 }
 
 impl AuditLog {
     /// Opens (or creates) the audit file in `data_dir` and starts its writer. Records wait
-    /// for `hasher` to be set.
+    /// for `hasher` to be set, in a queue of at most [`QUEUE_RECORDS`]; `metrics` counts what
+    /// a full queue drops.
     pub fn start(
         data_dir: &Path,
         hasher: watch::Receiver<Option<AccountHasher>>,
         rotation: Rotation,
+        metrics: Option<Metrics>,
     ) -> std::io::Result<(Self, AuditQueue)> {
+        Self::start_with_queue(data_dir, hasher, rotation, metrics, QUEUE_RECORDS)
+    }
+
+    /// [`Self::start`] with a queue of `queue_records`.
+    fn start_with_queue(
+        data_dir: &Path,
+        hasher: watch::Receiver<Option<AccountHasher>>,
+        rotation: Rotation,
+        metrics: Option<Metrics>,
+        queue_records: usize,
+    ) -> std::io::Result<(Self, AuditQueue)> {
+        let rotation = Rotation {
+            keep_files: rotation.keep_files.max(1),
+            ..rotation
+        };
         let path = data_dir.join("audit.jsonl");
+        repair_tail(&path)?;
         let resume = read_resume(&path)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(queue_records);
         let (live, _) = broadcast::channel(4096);
+        let written = Arc::new(AtomicU64::new(resume.seq));
         let log = Self {
             path: path.clone(),
             keep_files: rotation.keep_files,
             live: live.clone(),
+            written: written.clone(),
         };
-        tokio::spawn(write_loop(path, rotation, resume, rx, hasher, live));
-        Ok((log, AuditQueue(tx)))
+        let writer = Writer {
+            path,
+            rotation,
+            seq: resume.seq,
+            live,
+            written,
+        };
+        tokio::spawn(writer.run(rx, hasher));
+        Ok((log, AuditQueue::new(tx, resume.position, metrics)))
     }
 
     /// The file's path.
@@ -227,121 +359,125 @@ impl AuditLog {
         &self.path
     }
 
-    /// New lines as they are written.
+    /// New lines as they are written (each is in the file before it is sent here).
     pub fn subscribe(&self) -> broadcast::Receiver<AuditLine> {
         self.live.subscribe()
     }
 
-    /// Lines already in the files (the rotated ones kept, then the current one) from
-    /// `from_seq` on.
-    pub fn read_from(&self, from_seq: u64) -> std::io::Result<Vec<AuditLine>> {
-        let mut out = Vec::new();
-        let files = (1..=self.keep_files)
-            .rev()
-            .map(|n| rotated(&self.path, n))
-            .chain(std::iter::once(self.path.clone()));
-        for file in files {
-            out.extend(read_lines(&file)?.into_iter().filter(|l| l.seq >= from_seq));
-        }
-        Ok(out)
+    /// The `seq` of the last line written (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Lines in the files (the rotated ones kept, then the current one) from `from_seq` on,
+    /// read as they are asked for.
+    pub fn cursor(&self, from_seq: u64) -> AuditCursor {
+        AuditCursor::new(self.path.clone(), self.keep_files, from_seq)
     }
 }
 
-async fn write_loop(
+struct Writer {
     path: PathBuf,
     rotation: Rotation,
-    mut resume: Resume,
-    mut rx: mpsc::UnboundedReceiver<AuditRecord>,
-    mut hasher: watch::Receiver<Option<AccountHasher>>,
+    seq: u64,
     live: broadcast::Sender<AuditLine>,
-) {
-    // Records wait in the channel until the node has unsealed the server setup.
-    let key = loop {
-        if let Some(key) = hasher.borrow_and_update().clone() {
-            break key;
-        }
-        if hasher.changed().await.is_err() {
-            return;
-        }
-    };
-    let open = |path: &Path| {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let len = file.metadata()?.len();
-        Ok::<_, std::io::Error>((file, len))
-    };
-    let (mut file, mut size) = match open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, path = %path.display(), "cannot open the audit file");
-            return;
-        }
-    };
-    let mut current_index = 0u64;
-    let mut seen_at_index = 0u64;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+    written: Arc<AtomicU64>,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Queued>,
+        mut hasher: watch::Receiver<Option<AccountHasher>>,
+    ) {
+        // Records wait in the queue until the node has unsealed the server setup.
+        let key = loop {
+            if let Some(key) = hasher.borrow_and_update().clone() {
+                break key;
             }
-        }
-        let mut lines = Vec::with_capacity(batch.len());
-        for record in batch {
-            if record.log_index != current_index {
-                current_index = record.log_index;
-                seen_at_index = 0;
+            if hasher.changed().await.is_err() {
+                return;
             }
-            seen_at_index += 1;
-            // Skip what the file already holds (entries re-applied after a restart).
-            if record.log_index < resume.last_index
-                || (record.log_index == resume.last_index && seen_at_index <= resume.lines_at_last)
-            {
-                continue;
-            }
-            resume.seq += 1;
-            lines.push(to_line(resume.seq, &record, &key));
-        }
-        let Some(last) = lines.last() else { continue };
-        resume.last_index = last.log_index;
-        resume.lines_at_last = lines
-            .iter()
-            .filter(|l| l.log_index == last.log_index)
-            .count() as u64;
-        match append(&mut file, &lines) {
-            Ok(written) => size += written,
+        };
+        let open = |path: &Path| {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let len = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, len))
+        };
+        let (mut file, mut size) = match open(&self.path) {
+            Ok(f) => f,
             Err(e) => {
-                tracing::error!(error = %e, path = %path.display(), "cannot append to the audit file")
+                tracing::error!(error = %e, path = %self.path.display(), "cannot open the audit file");
+                return;
             }
-        }
-        if size >= rotation.max_file_bytes {
-            match rotate(&path, rotation.keep_files).and_then(|()| open(&path)) {
-                Ok((f, len)) => (file, size) = (f, len),
-                // Keep appending to the file still open; the next batch tries again.
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Lines an append failed to write (a full disk): a marker for them leads the next
+        // append.
+        let mut failed: Option<Dropped> = None;
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let first_seq = self.seq;
+            let mut lines = Vec::with_capacity(batch.len() + 1);
+            if let Some(d) = failed.take() {
+                self.seq += 1;
+                lines.push(dropped_line(self.seq, &d));
+            }
+            for queued in batch.drain(..) {
+                self.seq += 1;
+                lines.push(match queued {
+                    Queued::Record(record) => to_line(self.seq, &record, &key),
+                    Queued::Dropped(d) => dropped_line(self.seq, &d),
+                });
+            }
+            match append(&mut file, &lines) {
+                Ok(written) => size += written,
                 Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "cannot rotate the audit file")
+                    tracing::error!(error = %e, path = %self.path.display(), lines = lines.len(), "cannot append to the audit file; a records_dropped line will stand for these");
+                    // Cut off what part of the append reached the file, so that no torn
+                    // line is left for the next append to run into.
+                    if let Err(e) = file.set_len(size) {
+                        tracing::error!(error = %e, "cannot truncate the audit file after a failed append");
+                    }
+                    for line in &lines {
+                        Dropped::absorb(&mut failed, line);
+                    }
+                    self.seq = first_seq;
+                    continue;
                 }
             }
+            if let Some(last) = lines.last() {
+                self.written.store(last.seq, Ordering::Release);
+            }
+            if size >= self.rotation.max_file_bytes {
+                match rotate(&self.path, self.rotation.keep_files).and_then(|()| open(&self.path)) {
+                    Ok((f, len)) => (file, size) = (f, len),
+                    // Keep appending to the file still open; the next batch tries again.
+                    Err(e) => {
+                        tracing::error!(error = %e, path = %self.path.display(), "cannot rotate the audit file")
+                    }
+                }
+            }
+            for line in lines {
+                // No subscriber is fine.
+                let _ = self.live.send(line);
+            }
         }
-        for line in lines {
-            // No subscriber is fine.
-            let _ = live.send(line);
-        }
+    }
+}
+
+fn dropped_line(seq: u64, d: &Dropped) -> AuditLine {
+    AuditLine {
+        dropped: Some(d.count),
+        first_log_index: Some(d.first_log_index),
+        dropped_at_log_index: Some(d.at_last_log_index),
+        ..AuditLine::empty(seq, d.last_log_index, RECORDS_DROPPED)
     }
 }
 
 fn to_line(seq: u64, record: &AuditRecord, key: &AccountHasher) -> AuditLine {
     let mut line = AuditLine {
-        seq,
-        log_index: record.log_index,
         at_unix_ms: record.at_unix_ms.unwrap_or(0),
-        kind: record.entry.name().to_string(),
-        account: String::new(),
-        version: None,
-        charge: None,
-        guesses_remaining: None,
-        voters: None,
-        learners: None,
+        ..AuditLine::empty(seq, record.log_index, record.entry.name())
     };
     match &record.entry {
         AuditEntry::Vault(e) => {
@@ -372,151 +508,4 @@ fn append(file: &mut std::fs::File, lines: &[AuditLine]) -> std::io::Result<u64>
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use bkv_raft::AuditSink as _;
-
-    use super::*;
-
-    fn membership(log_index: u64) -> AuditRecord {
-        AuditRecord {
-            log_index,
-            at_unix_ms: None,
-            entry: AuditEntry::Membership {
-                voters: vec![1, 2, 3],
-                learners: vec![],
-            },
-        }
-    }
-
-    fn start(dir: &Path, rotation: Rotation) -> (AuditLog, AuditQueue) {
-        let hasher = AccountHasher::from_server_setup(&[7u8; 128]);
-        let (_keep, rx) = watch::channel(Some(hasher));
-        AuditLog::start(dir, rx, rotation).unwrap()
-    }
-
-    /// Waits (at most 5 s) until the files hold a line with `seq`.
-    async fn written(log: &AuditLog, seq: u64) -> Vec<AuditLine> {
-        for _ in 0..500 {
-            let lines = log.read_from(0).unwrap();
-            if lines.last().is_some_and(|l| l.seq >= seq) {
-                return lines;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("seq {seq} not written within 5 s");
-    }
-
-    fn line(seq: u64, log_index: u64) -> String {
-        let mut text = serde_json::to_string(&AuditLine {
-            seq,
-            log_index,
-            at_unix_ms: 0,
-            kind: "membership_changed".into(),
-            account: String::new(),
-            version: None,
-            charge: None,
-            guesses_remaining: None,
-            voters: Some(vec![1]),
-            learners: Some(vec![]),
-        })
-        .unwrap();
-        text.push('\n');
-        text
-    }
-
-    #[tokio::test]
-    async fn the_file_rotates_by_size_keeps_its_files_and_seq_runs_on_across_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        // About 95 bytes a line.
-        let rotation = Rotation {
-            max_file_bytes: 1000,
-            keep_files: 2,
-        };
-        let (log, queue) = start(dir.path(), rotation);
-        // 20 entries of 2 records each, one entry per append: a rotation every 6 entries.
-        for index in 1..=20u64 {
-            queue.record(membership(index));
-            queue.record(membership(index));
-            written(&log, index * 2).await;
-        }
-        let lines = written(&log, 40).await;
-        let path = dir.path().join("audit.jsonl");
-        assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
-        assert!(
-            !rotated(&path, 3).exists(),
-            "only keep_files rotated files stay"
-        );
-        for n in [1, 2] {
-            let len = std::fs::metadata(rotated(&path, n)).unwrap().len();
-            assert!(
-                len >= rotation.max_file_bytes,
-                "file .{n} rotated at {len} bytes"
-            );
-        }
-        // What is kept reads in order, seq without a gap, up to the last line; the oldest
-        // lines went with the deleted files.
-        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
-        assert!(seqs.first().is_some_and(|s| *s > 1), "{seqs:?}");
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-        assert_eq!(seqs.last(), Some(&40));
-        drop(queue);
-        drop(log);
-
-        // A restart re-applies entries 18 to 20: nothing is written twice, and seq carries on.
-        let (log, queue) = start(dir.path(), rotation);
-        for index in 18..=21u64 {
-            queue.record(membership(index));
-            queue.record(membership(index));
-        }
-        let lines = written(&log, 42).await;
-        let tail: Vec<(u64, u64)> = lines
-            .iter()
-            .filter(|l| l.seq > 38)
-            .map(|l| (l.seq, l.log_index))
-            .collect();
-        assert_eq!(tail, vec![(39, 20), (40, 20), (41, 21), (42, 21)]);
-    }
-
-    #[tokio::test]
-    async fn a_restart_right_after_a_rotation_resumes_from_the_rotated_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        // Entry 5's three records straddle the rotation: two in .1, one in the new file.
-        std::fs::write(
-            rotated(&path, 1),
-            [line(1, 4), line(2, 5), line(3, 5)].concat(),
-        )
-        .unwrap();
-        std::fs::write(&path, line(4, 5)).unwrap();
-        let rotation = Rotation {
-            max_file_bytes: 1 << 20,
-            keep_files: 4,
-        };
-        let (log, queue) = start(dir.path(), rotation);
-        for _ in 0..3 {
-            queue.record(membership(5));
-        }
-        queue.record(membership(6));
-        let lines = written(&log, 5).await;
-        let last: Vec<(u64, u64)> = lines.iter().map(|l| (l.seq, l.log_index)).collect();
-        assert_eq!(last, vec![(1, 4), (2, 5), (3, 5), (4, 5), (5, 6)]);
-
-        // Right after a rotation to an empty file, the same.
-        drop(queue);
-        drop(log);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        std::fs::rename(&path, rotated(&path, 1)).unwrap();
-        std::fs::write(&path, "").unwrap();
-        let (log, queue) = start(dir.path(), rotation);
-        queue.record(membership(6));
-        queue.record(membership(7));
-        let lines = written(&log, 6).await;
-        assert_eq!(
-            lines.last().map(|l| (l.seq, l.log_index)),
-            Some((6, 7)),
-            "{lines:?}"
-        );
-    }
-}
+mod tests;

@@ -27,6 +27,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "log",
     "audit",
+    "http",
 ];
 
 /// Why the configuration was refused.
@@ -101,6 +102,9 @@ pub struct NodeConfig {
     /// The audit file's rotation.
     #[serde(default)]
     pub audit: Audit,
+    /// Writes on the HTTP port.
+    #[serde(default)]
+    pub http: Http,
 }
 
 /// Listen addresses.
@@ -286,7 +290,8 @@ impl Default for Recovery {
 pub struct Audit {
     /// Rotate the file once it holds this many MiB.
     pub max_file_mib: u64,
-    /// Rotated files kept (`audit.jsonl.1` is the newest); older ones are deleted.
+    /// Rotated files kept (`audit.jsonl.1` is the newest; at least 1); older ones are
+    /// deleted.
     pub keep_files: u32,
 }
 
@@ -309,19 +314,35 @@ impl Audit {
     }
 }
 
-/// Resource and rate limits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Resource and rate limits. The defaults are on: see `cluster/node.example.toml` for why
+/// each number is what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest gRPC message accepted from a client, bytes.
     pub max_client_message_bytes: usize,
     /// Concurrent requests per client connection.
     pub max_concurrent_streams: u32,
-    /// Recovery starts allowed per account per minute (leaky bucket; 0 = unlimited).
+    /// Client connections open at once (TLS handshakes included); more are closed at once.
+    pub max_client_connections: u32,
+    /// Client connections open at once from one address (an IPv6 /64 counts as one
+    /// address; 0 = no per-address limit).
+    pub max_client_connections_per_address: u32,
+    /// Age at which a client connection is asked to go away (HTTP/2 GOAWAY), seconds
+    /// (0 = never).
+    pub max_connection_age_secs: u64,
+    /// How long a connection asked to go away may still finish its calls before it is
+    /// closed, seconds.
+    pub max_connection_age_grace_secs: u64,
+    /// Requests the client port handles at once, over all connections; more are answered
+    /// UNAVAILABLE at once.
+    pub max_client_requests_in_flight: u32,
+    /// Recovery starts allowed per account per minute (token bucket; 0 = unlimited).
     pub recover_per_account_per_min: u32,
     /// Burst for the per-account bucket.
     pub recover_per_account_burst: u32,
-    /// Recovery starts allowed per client address per minute (0 = unlimited).
+    /// Recovery starts allowed per client address per minute (an IPv6 /64 counts as one
+    /// address; 0 = unlimited).
     pub recover_per_address_per_min: u32,
     /// Burst for the per-address bucket.
     pub recover_per_address_burst: u32,
@@ -332,11 +353,98 @@ impl Default for Limits {
         Self {
             max_client_message_bytes: 64 * 1024,
             max_concurrent_streams: 256,
-            recover_per_account_per_min: 0,
-            recover_per_account_burst: 0,
-            recover_per_address_per_min: 0,
-            recover_per_address_burst: 0,
+            max_client_connections: 4096,
+            max_client_connections_per_address: 256,
+            max_connection_age_secs: 900,
+            max_connection_age_grace_secs: 30,
+            max_client_requests_in_flight: 2048,
+            recover_per_account_per_min: 10,
+            recover_per_account_burst: 10,
+            recover_per_address_per_min: 600,
+            recover_per_address_burst: 200,
         }
+    }
+}
+
+/// Writes on the HTTP port (`PUT /log-level`, and `/failpoints` in test builds). Reads
+/// (`/healthz`, `/readyz`, `/metrics`) need nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// A file holding the bearer token that writes must carry (`Authorization: Bearer
+    /// ...`, at least 16 characters after trimming). Unset, the port takes no writes.
+    pub write_token_file: Option<PathBuf>,
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_client_message_bytes < 4096 {
+            return Err(invalid(
+                "limits.max_client_message_bytes",
+                "must be at least 4096",
+            ));
+        }
+        one_to(
+            "limits.max_concurrent_streams",
+            self.max_concurrent_streams,
+            65_536,
+        )?;
+        one_to(
+            "limits.max_client_connections",
+            self.max_client_connections,
+            1_000_000,
+        )?;
+        if self.max_client_connections_per_address > self.max_client_connections {
+            return Err(invalid(
+                "limits.max_client_connections_per_address",
+                "must not exceed limits.max_client_connections",
+            ));
+        }
+        if self.max_connection_age_secs > 0 && self.max_connection_age_secs < 10 {
+            return Err(invalid(
+                "limits.max_connection_age_secs",
+                "must be 0 (never) or at least 10",
+            ));
+        }
+        if self.max_connection_age_grace_secs > 3600 {
+            return Err(invalid(
+                "limits.max_connection_age_grace_secs",
+                "must be at most 3600",
+            ));
+        }
+        one_to(
+            "limits.max_client_requests_in_flight",
+            self.max_client_requests_in_flight,
+            1_000_000,
+        )?;
+        for (rate_key, rate, burst_key, burst) in [
+            (
+                "limits.recover_per_account_per_min",
+                self.recover_per_account_per_min,
+                "limits.recover_per_account_burst",
+                self.recover_per_account_burst,
+            ),
+            (
+                "limits.recover_per_address_per_min",
+                self.recover_per_address_per_min,
+                "limits.recover_per_address_burst",
+                self.recover_per_address_burst,
+            ),
+        ] {
+            if rate > 1_000_000 {
+                return Err(invalid(rate_key, "must be at most 1000000"));
+            }
+            if rate > 0 {
+                one_to(burst_key, burst, 1_000_000)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection age limit, if any.
+    pub fn max_connection_age(&self) -> Option<std::time::Duration> {
+        (self.max_connection_age_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.max_connection_age_secs))
     }
 }
 
@@ -475,6 +583,9 @@ impl NodeConfig {
         for issuer in &mut self.auth.issuers {
             fix(&mut issuer.public_key_file);
         }
+        if let Some(p) = &mut self.http.write_token_file {
+            fix(p);
+        }
     }
 
     /// Checks ranges and relations that serde cannot.
@@ -544,15 +655,10 @@ impl NodeConfig {
             return Err(invalid("recovery.write_timeout_ms", "must be at least 100"));
         }
         one_to("audit.max_file_mib", self.audit.max_file_mib, 1 << 20)?;
-        if self.audit.keep_files > 1000 {
-            return Err(invalid("audit.keep_files", "must be at most 1000"));
-        }
-        if self.limits.max_client_message_bytes < 4096 {
-            return Err(invalid(
-                "limits.max_client_message_bytes",
-                "must be at least 4096",
-            ));
-        }
+        // At least one rotated file: right after a rotation it holds where the audit file
+        // resumes (seq and log index) across a restart.
+        one_to("audit.keep_files", self.audit.keep_files, 1000)?;
+        self.limits.validate()?;
         for (key, value) in [
             ("advertise.client", &self.advertise.client),
             ("advertise.peer", &self.advertise.peer),
@@ -583,7 +689,7 @@ impl NodeConfig {
 
 /// Turns `BKV_*` variables into a nested dictionary: `BKV_HSM__TOKEN_LABEL=x` becomes
 /// `hsm.token_label = "x"`. Values are typed the way figment types environment values.
-/// Variables whose first segment is not a config key are ignored.
+/// Variables whose first segment is not a config key, and empty ones, are ignored.
 fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
     let mut root = Dict::new();
     for (k, v) in env {
@@ -591,7 +697,11 @@ fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
             continue;
         };
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
+        // An empty variable is as good as unset (compose files pass `${X:-}` through).
+        if !TOP_LEVEL_KEYS.contains(&path[0].as_str())
+            || path.iter().any(String::is_empty)
+            || v.is_empty()
+        {
             continue;
         }
         let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));

@@ -7,10 +7,12 @@ pub mod admin;
 pub mod audit_log;
 pub mod ceremony;
 pub mod config;
+pub mod connections;
 pub mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoints;
 pub mod http;
+pub mod in_flight;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

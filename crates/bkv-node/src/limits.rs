@@ -3,10 +3,14 @@
 //!
 //! Tables are bounded: a bucket that has refilled completely carries no information and is
 //! dropped, and past the size bound the least recently used bucket goes.
+//!
+//! A client address is an IPv4 address, or the /64 prefix of an IPv6 one ([`ClientAddress`]):
+//! one IPv6 subscriber is usually handed a whole /64, so counting single IPv6 addresses
+//! would give each of them 2^64 buckets.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,6 +21,36 @@ use crate::error::VaultError;
 
 /// Largest number of buckets a table keeps.
 const MAX_BUCKETS: usize = 100_000;
+
+/// The unit that per-address limits count: an IPv4 address (IPv4-mapped IPv6 addresses
+/// included), or the /64 network of an IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(IpAddr);
+
+impl ClientAddress {
+    /// The unit `ip` counts under.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -65,6 +99,15 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         }
     }
 
+    /// Gives back the token just taken for `key` (the other limit refused the start).
+    fn refund(&self, key: &K) {
+        if let Ok(mut table) = self.table.lock()
+            && let Some(bucket) = table.get_mut(key)
+        {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
+        }
+    }
+
     fn prune(&self, table: &mut HashMap<K, Bucket>, now: Instant) {
         let full_after_ms = self.burst / self.per_ms;
         table.retain(|_, b| {
@@ -90,7 +133,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 #[derive(Debug)]
 pub struct RateLimits {
     account: Option<Buckets<AccountId>>,
-    address: Option<Buckets<IpAddr>>,
+    address: Option<Buckets<ClientAddress>>,
 }
 
 impl RateLimits {
@@ -123,15 +166,24 @@ impl RateLimits {
         peer: Option<IpAddr>,
         now: Instant,
     ) -> Result<(), VaultError> {
-        if let (Some(buckets), Some(ip)) = (&self.address, peer) {
-            buckets
-                .take(&ip, now)
-                .map_err(|ms| VaultError::RateLimited { retry_after_ms: ms })?;
-        }
-        if let Some(buckets) = &self.account {
-            buckets
-                .take(account, now)
-                .map_err(|ms| VaultError::RateLimited { retry_after_ms: ms })?;
+        let address = match (&self.address, peer) {
+            (Some(buckets), Some(ip)) => {
+                let key = ClientAddress::of(ip);
+                buckets
+                    .take(&key, now)
+                    .map_err(|ms| VaultError::RateLimited { retry_after_ms: ms })?;
+                Some((buckets, key))
+            }
+            _ => None,
+        };
+        if let Some(buckets) = &self.account
+            && let Err(ms) = buckets.take(account, now)
+        {
+            // A refused start costs neither limit.
+            if let Some((buckets, key)) = address {
+                buckets.refund(&key);
+            }
+            return Err(VaultError::RateLimited { retry_after_ms: ms });
         }
         Ok(())
     }
@@ -196,6 +248,69 @@ mod tests {
                 "{i}"
             );
         }
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address_and_mapped_ipv4_as_its_ipv4() {
+        let l = limits((0, 0), (60, 2));
+        let t0 = Instant::now();
+        let a = AccountId::parse("alice").unwrap();
+        // Two addresses of one /64 share a bucket; a third is refused.
+        for (ip, expect_ok) in [
+            ("2001:db8:1:2::1", true),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", true),
+            ("2001:db8:1:2::99", false),
+            // Another /64 has its own bucket.
+            ("2001:db8:1:3::1", true),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                l.check_recover_at(&a, Some(ip), t0).is_ok(),
+                expect_ok,
+                "{ip}"
+            );
+        }
+        // ::ffff:10.0.0.1 is 10.0.0.1.
+        for (ip, expect_ok) in [
+            ("10.0.0.1", true),
+            ("::ffff:10.0.0.1", true),
+            ("10.0.0.1", false),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                l.check_recover_at(&a, Some(ip), t0).is_ok(),
+                expect_ok,
+                "{ip}"
+            );
+        }
+        assert_eq!(
+            ClientAddress::of("2001:db8:1:2:3:4:5:6".parse().unwrap()).to_string(),
+            "2001:db8:1:2::/64"
+        );
+    }
+
+    #[test]
+    fn the_defaults_limit_both_and_an_honest_burst_passes() {
+        let l = RateLimits::new(&Limits::default());
+        let t0 = Instant::now();
+        let a = AccountId::parse("alice").unwrap();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let burst = Limits::default().recover_per_account_burst;
+        for i in 0..burst {
+            assert!(l.check_recover_at(&a, Some(ip), t0).is_ok(), "start {i}");
+        }
+        assert!(l.check_recover_at(&a, Some(ip), t0).is_err());
+        // Many people behind one NAT address, each recovering once, pass up to the
+        // address burst.
+        let address_burst = Limits::default().recover_per_address_burst;
+        let mut passed = burst;
+        for i in 0..2 * address_burst {
+            let other = AccountId::parse(&format!("user{i}")).unwrap();
+            if l.check_recover_at(&other, Some(ip), t0).is_ok() {
+                passed += 1;
+            }
+        }
+        assert_eq!(passed, address_burst);
     }
 
     #[test]

@@ -28,6 +28,11 @@ struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HsmLabels {
     op: &'static str,
 }
@@ -59,6 +64,10 @@ struct Inner {
     share_evaluations: Family<ResultLabels, Counter>,
     share_holder_failures: Counter,
     shares_held: Gauge<u64, AtomicU64>,
+    client_connections: Gauge,
+    client_connections_refused: Family<ReasonLabels, Counter>,
+    client_requests_shed: Counter,
+    audit_records_dropped: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,6 +205,31 @@ impl Metrics {
             "Record versions this node holds an OPRF key share for (as of the last sweep)",
             shares_held.clone(),
         );
+        let client_connections = Gauge::default();
+        registry.register(
+            "client_connections",
+            "Client connections open (TLS handshakes included)",
+            client_connections.clone(),
+        );
+        let client_connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "client_connections_refused",
+            "Client connections closed at once: limit (max_client_connections) or \
+             address_limit (max_client_connections_per_address)",
+            client_connections_refused.clone(),
+        );
+        let client_requests_shed = Counter::default();
+        registry.register(
+            "client_requests_shed",
+            "Vault requests answered UNAVAILABLE at once: max_client_requests_in_flight reached",
+            client_requests_shed.clone(),
+        );
+        let audit_records_dropped = Counter::default();
+        registry.register(
+            "audit_records_dropped",
+            "Audit records dropped because the audit queue was full (see records_dropped lines)",
+            audit_records_dropped.clone(),
+        );
         Self(Arc::new(Inner {
             share_evaluations,
             share_holder_failures,
@@ -217,6 +251,10 @@ impl Metrics {
             snapshot_bytes,
             hsm_latency,
             hsm_errors,
+            client_connections,
+            client_connections_refused,
+            client_requests_shed,
+            audit_records_dropped,
         }))
     }
 
@@ -353,6 +391,34 @@ impl Metrics {
                 .get_or_create(&HsmErrorLabels { op, error: "hsm" })
                 .inc();
         }
+    }
+
+    /// A client connection was accepted within the limits.
+    pub fn client_connection_opened(&self) {
+        self.0.client_connections.inc();
+    }
+
+    /// An accepted client connection closed.
+    pub fn client_connection_closed(&self) {
+        self.0.client_connections.dec();
+    }
+
+    /// A client connection was closed at once, past a limit (`reason`).
+    pub fn client_connection_refused(&self, reason: &'static str) {
+        self.0
+            .client_connections_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A vault request was shed (too many in flight).
+    pub fn client_request_shed(&self) {
+        self.0.client_requests_shed.inc();
+    }
+
+    /// `n` audit records were dropped (the audit queue was full).
+    pub fn audit_records_dropped(&self, n: u64) {
+        self.0.audit_records_dropped.inc_by(n);
     }
 
     /// Copies Raft's own metrics.

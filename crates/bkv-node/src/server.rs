@@ -1,5 +1,7 @@
-//! Starting a node: open the HSM partition and Raft, bind the four listeners (client, peer,
-//! admin, HTTP), keep health and readiness current, and stop gracefully on shutdown.
+//! Starting a node, in named phases ([`run`]): read the files the configuration names, bind
+//! the listeners (client, peer, admin, HTTP, optional plaintext health), open the HSM
+//! partition and storage (watermark, audit file, Raft), build the services, serve (health
+//! follows readiness), and shut down gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use bkv_core::token::TrustedIssuers;
 use bkv_hsm::{HsmConfig, Partition, Pin};
 use bkv_proto::v1::admin_server::AdminServer;
 use bkv_proto::v1::vault_server::VaultServer;
-use bkv_raft::{NodeOptions, PeerOptions, RaftNode};
+use bkv_raft::{DurableState, NodeOptions, PeerOptions, RaftNode};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use tokio::sync::watch;
@@ -22,7 +24,9 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::AdminService;
 use crate::audit_log::{AccountHasher, AuditLog};
 use crate::config::NodeConfig;
-use crate::http;
+use crate::connections::{self, ClientConnections, ConnectionLimits, LimitedIncoming};
+use crate::http::{self, WriteToken};
+use crate::in_flight::InFlightLimit;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::tls::{TlsMaterial, require_role};
@@ -76,35 +80,20 @@ fn raft_config(config: &NodeConfig) -> openraft::Config {
 /// The name the health service reports the vault under.
 const VAULT_NAME: &str = <VaultServer<VaultService> as tonic::server::NamedService>::NAME;
 
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
 fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpIncoming> {
     Ok(TcpIncoming::bind(addr)
         .with_context(|| format!("listen.{key}: cannot listen on {addr}"))?
         .with_nodelay(Some(true)))
 }
 
-/// Runs a node until `shutdown` resolves, then stops it gracefully.
-pub async fn run(
-    config: NodeConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
-    let tls = TlsMaterial::load(&config.tls)?;
-    let issuers = load_issuers(&config)?;
-
-    // Bind everything first: a port in use fails the start with the key named.
-    let client_incoming = bind(config.listen.client, "client")?;
-    let peer_incoming = bind(config.listen.peer, "peer")?;
-    let admin_incoming = bind(config.listen.admin, "admin")?;
-    let grpc_health_incoming = config
-        .listen
-        .grpc_health
-        .map(|addr| bind(addr, "grpc_health"))
-        .transpose()?;
-    let http_listener = tokio::net::TcpListener::bind(config.listen.http)
-        .await
-        .with_context(|| format!("listen.http: cannot listen on {}", config.listen.http))?;
-
+/// Opens the HSM partition named in `[hsm]`, with the SO PIN when `with_so_pin`.
+async fn open_hsm(
+    config: &NodeConfig,
+    with_so_pin: bool,
+    workers: usize,
+) -> anyhow::Result<Partition> {
     let h = &config.hsm;
     let user_pin = pin(
         h.user_pin_file.as_deref(),
@@ -112,188 +101,43 @@ pub async fn run(
         "user_pin",
     )?
     .context("hsm.user_pin_file: no user PIN configured")?;
-    let so_pin = pin(h.so_pin_file.as_deref(), h.so_pin_env.as_deref(), "so_pin")?;
-    let hsm = Partition::open(HsmConfig {
+    let so_pin = if with_so_pin {
+        pin(h.so_pin_file.as_deref(), h.so_pin_env.as_deref(), "so_pin")?
+    } else {
+        None
+    };
+    Partition::open(HsmConfig {
         module: h.module.clone(),
         token_label: h.token_label.clone(),
         user_pin,
         so_pin,
-        workers: h.workers,
+        workers,
     })
     .await
-    .with_context(|| format!("hsm: cannot open token {:?}", h.token_label))?;
-    let enrollment = hsm.enrollment_key().await.context("hsm: enrollment key")?;
-    tracing::info!(
-        node_id = config.node_id,
-        token = %h.token_label,
-        fingerprint = %enrollment.fingerprint,
-        "HSM partition open"
-    );
+    .with_context(|| format!("hsm: cannot open token {:?}", h.token_label))
+}
 
-    let at_least = watermark::read(&hsm, config.node_id)
-        .await
-        .context("hsm: watermark")?;
-    if let Some(w) = at_least {
-        tracing::info!(
-            log_index = w.last_log_index,
-            vote_term = w.vote_term,
-            "durability watermark"
-        );
-    }
-
-    let (hasher_tx, hasher_rx) = watch::channel(None::<AccountHasher>);
-    let (audit, queue) = AuditLog::start(&config.data_dir, hasher_rx, config.audit.rotation())
-        .context("audit file")?;
-    let mut options = NodeOptions::new(config.node_id, &config.data_dir, Arc::new(queue));
-    options.config = raft_config(&config);
-    options.peers = PeerOptions {
-        tls: Some(tls.peer_client()),
-        connect_timeout: Duration::from_millis(config.raft.rpc_timeout_ms.min(2_000)),
-        ..PeerOptions::default()
-    };
-    options.write_deadline = Duration::from_millis(config.recovery.write_timeout_ms);
-    options.forward_timeout = Duration::from_millis(
-        config
-            .recovery
-            .write_timeout_ms
-            .saturating_sub(500)
-            .max(100),
-    );
-    options.batch = bkv_raft::BatchOptions {
-        max_commands: config.raft.max_commands_per_entry,
-        entries_in_flight: config.raft.entries_in_flight,
-    };
-    options.at_least = at_least;
-    let raft = match RaftNode::open(options).await {
-        Ok(raft) => raft,
-        Err(e @ bkv_raft::OpenError::RolledBack { .. }) => {
-            anyhow::bail!(
-                "{e}. This node will not vote or serve on it. Repair (OPERATIONS.md, \"Rollback\"): \
-                 remove node {id} from the cluster on a healthy member (bkv admin remove-node \
-                 --node-id {id}), wipe {dir}, run bkv-node --reset-watermark with this config, \
-                 start it, and add it again (bkv admin add-node)",
-                id = config.node_id,
-                dir = config.data_dir.display()
-            )
-        }
-        Err(e) => return Err(e).context("raft"),
-    };
+/// Runs a node until `shutdown` resolves, then stops it gracefully: check the files the
+/// configuration names, bind the listeners, open the HSM and storage, build the services,
+/// serve, shut down.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let files = Files::read(&config)?;
     let metrics = Metrics::new();
-    let limits = config.limits.clone();
-    let config_node_id = config.node_id;
-    let node = Node::new(
-        config,
-        hsm,
-        raft,
+    // Bind everything first: a port in use fails the start with the key named.
+    let listeners = Listeners::bind(&config, &metrics).await?;
+    let storage = Storage::open(&config, &files.tls, &metrics).await?;
+    let at_least = storage.at_least;
+    let Files {
+        tls,
         issuers,
-        tls.clone(),
-        metrics.clone(),
-        hasher_tx,
-    );
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // The client port's size limit holds for every service on it, health and reflection too.
-    let health_service = health_service.max_decoding_message_size(limits.max_client_message_bytes);
-    let mut health_at_shutdown = health.clone();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bkv_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("reflection")?
-        .max_decoding_message_size(limits.max_client_message_bytes);
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let vault = VaultServer::new(VaultService::new(node.clone()))
-        .max_decoding_message_size(limits.max_client_message_bytes);
-    let client_server = Server::builder()
-        .tls_config(tls.client_listener())?
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .timeout(Duration::from_secs(30))
-        .add_service(health_service.clone())
-        .add_service(reflection)
-        .add_service(vault)
-        .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone()));
-
-    let peer_service = tonic::service::interceptor::InterceptedService::new(
-        node.raft().service(),
-        |request: tonic::Request<()>| {
-            require_role(&request, |r| r.is_node(), "the Raft service")?;
-            Ok(request)
-        },
-    );
-    let peer_server = Server::builder()
-        .tls_config(tls.mutual_listener())?
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
-        .add_service(peer_service)
-        .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));
-
-    let admin_server = Server::builder()
-        .tls_config(tls.mutual_listener())?
-        .add_service(AdminServer::new(AdminService::new(node.clone(), audit)))
-        .serve_with_incoming_shutdown(admin_incoming, stopped(stop_rx.clone()));
-
-    let http_server = http::serve(
-        http_listener,
-        node.clone(),
-        metrics,
-        stopped(stop_rx.clone()),
-    );
-    let grpc_health_server = {
-        let incoming = grpc_health_incoming;
-        let service = health_service.clone();
-        let stop = stopped(stop_rx.clone());
-        async move {
-            match incoming {
-                Some(incoming) => Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, stop)
-                    .await
-                    .context("grpc_health listener"),
-                None => Ok(()),
-            }
-        }
-    };
-
-    // Health follows readiness.
-    let mut readiness = node.readiness();
-    let health_task = tokio::spawn(async move {
-        loop {
-            let serving = readiness.borrow_and_update().is_serving();
-            if serving {
-                health.set_serving::<VaultServer<VaultService>>().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::Serving)
-                    .await;
-            } else {
-                health.set_not_serving::<VaultServer<VaultService>>().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
-            if readiness.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    let readiness_task = tokio::spawn(node.clone().readiness_loop(Duration::from_millis(250)));
-    let watermark_task = {
-        let node = node.clone();
-        tokio::spawn(watermark::keep_up(
-            node.hsm().clone(),
-            move || node.raft().watermark(),
-            config_node_id,
-            at_least,
-            Duration::from_secs(1),
-        ))
-    };
-
+        write_token,
+    } = files;
+    let (node, audit) = storage.into_node(config, issuers, tls, metrics.clone());
+    let services = Services::build(&node, audit, listeners, write_token, metrics)?;
+    let background = Background::start(&node, services.health.clone(), at_least);
     tracing::info!(
         node_id = node.id(),
         client = %node.config().listen.client,
@@ -302,57 +146,427 @@ pub async fn run(
         http = %node.config().listen.http,
         "bkv-node listening"
     );
+    let result = services.serve(&node, &background, shutdown).await;
+    shut_down(&node, background, at_least).await;
+    result
+}
 
-    let servers = async {
-        tokio::try_join!(
-            async { client_server.await.context("client listener") },
-            async { peer_server.await.context("peer listener") },
-            async { admin_server.await.context("admin listener") },
-            async { http_server.await.context("http listener") },
-            grpc_health_server,
+/// Phase 0: what the configuration names and the node reads before it binds anything.
+struct Files {
+    tls: TlsMaterial,
+    issuers: TrustedIssuers,
+    write_token: Option<WriteToken>,
+}
+
+impl Files {
+    fn read(config: &NodeConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+        let tls = TlsMaterial::load(&config.tls)?;
+        let issuers = load_issuers(config)?;
+        let write_token = config
+            .http
+            .write_token_file
+            .as_deref()
+            .map(WriteToken::from_file)
+            .transpose()?;
+        let open_files = connections::ensure_fd_limit(config.limits.max_client_connections)?;
+        tracing::debug!(?open_files, "open-files limit");
+        Ok(Self {
+            tls,
+            issuers,
+            write_token,
+        })
+    }
+}
+
+/// Phase 1: the bound listeners.
+struct Listeners {
+    client: LimitedIncoming,
+    peer: TcpIncoming,
+    admin: TcpIncoming,
+    grpc_health: Option<TcpIncoming>,
+    http: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &NodeConfig, metrics: &Metrics) -> anyhow::Result<Self> {
+        let l = &config.listen;
+        let connections = ClientConnections::new(
+            ConnectionLimits::from_config(&config.limits),
+            Some(metrics.clone()),
+        );
+        let client = connections
+            .bind(l.client)
+            .with_context(|| format!("listen.client: cannot listen on {}", l.client))?;
+        let peer = bind(l.peer, "peer")?;
+        let admin = bind(l.admin, "admin")?;
+        let grpc_health = l
+            .grpc_health
+            .map(|addr| bind(addr, "grpc_health"))
+            .transpose()?;
+        let http = tokio::net::TcpListener::bind(l.http)
+            .await
+            .with_context(|| format!("listen.http: cannot listen on {}", l.http))?;
+        Ok(Self {
+            client,
+            peer,
+            admin,
+            grpc_health,
+            http,
+        })
+    }
+}
+
+/// Phase 2: the HSM partition, the durability watermark, the audit file and Raft's storage.
+struct Storage {
+    hsm: Partition,
+    raft: RaftNode,
+    audit: AuditLog,
+    hasher: watch::Sender<Option<AccountHasher>>,
+    at_least: Option<DurableState>,
+}
+
+impl Storage {
+    async fn open(
+        config: &NodeConfig,
+        tls: &TlsMaterial,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        let hsm = open_hsm(config, true, config.hsm.workers).await?;
+        let enrollment = hsm.enrollment_key().await.context("hsm: enrollment key")?;
+        tracing::info!(
+            node_id = config.node_id,
+            token = %config.hsm.token_label,
+            fingerprint = %enrollment.fingerprint,
+            "HSM partition open"
+        );
+
+        let at_least = watermark::read(&hsm, config.node_id)
+            .await
+            .context("hsm: watermark")?;
+        if let Some(w) = at_least {
+            tracing::info!(
+                log_index = w.last_log_index,
+                vote_term = w.vote_term,
+                "durability watermark"
+            );
+        }
+
+        let (hasher, hasher_rx) = watch::channel(None::<AccountHasher>);
+        let (audit, queue) = AuditLog::start(
+            &config.data_dir,
+            hasher_rx,
+            config.audit.rotation(),
+            Some(metrics.clone()),
         )
-    };
-    tokio::pin!(servers);
-    let result = tokio::select! {
-        r = &mut servers => r.map(|_| ()),
-        () = shutdown => {
-            tracing::info!("shutting down");
-            node.begin_shutdown();
-            health_task.abort();
-            for name in [VAULT_NAME, ""] {
-                health_at_shutdown
-                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                    .await;
+        .context("audit file")?;
+        let mut options = NodeOptions::new(config.node_id, &config.data_dir, Arc::new(queue));
+        options.config = raft_config(config);
+        options.peers = PeerOptions {
+            tls: Some(tls.peer_client()),
+            connect_timeout: Duration::from_millis(config.raft.rpc_timeout_ms.min(2_000)),
+            ..PeerOptions::default()
+        };
+        options.write_deadline = Duration::from_millis(config.recovery.write_timeout_ms);
+        options.forward_timeout = Duration::from_millis(
+            config
+                .recovery
+                .write_timeout_ms
+                .saturating_sub(500)
+                .max(100),
+        );
+        options.batch = bkv_raft::BatchOptions {
+            max_commands: config.raft.max_commands_per_entry,
+            entries_in_flight: config.raft.entries_in_flight,
+        };
+        options.at_least = at_least;
+        let raft = match RaftNode::open(options).await {
+            Ok(raft) => raft,
+            Err(e @ bkv_raft::OpenError::RolledBack { .. }) => {
+                anyhow::bail!(
+                    "{e}. This node will not vote or serve on it. Repair (OPERATIONS.md, \"Rollback\"): \
+                     remove node {id} from the cluster on a healthy member (bkv admin remove-node \
+                     --node-id {id}), wipe {dir}, run bkv-node --reset-watermark with this config, \
+                     start it, and add it again (bkv admin add-node)",
+                    id = config.node_id,
+                    dir = config.data_dir.display()
+                )
             }
-            // Let health checkers and load balancers see NOT_SERVING before the ports close.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            // Then end the health `Watch` streams: open streams would hold the drain below.
-            for name in [VAULT_NAME, ""] {
-                health_at_shutdown.clear_service_status(name).await;
+            Err(e) => return Err(e).context("raft"),
+        };
+        Ok(Self {
+            hsm,
+            raft,
+            audit,
+            hasher,
+            at_least,
+        })
+    }
+
+    /// The node over this storage, and its audit log.
+    fn into_node(
+        self,
+        config: NodeConfig,
+        issuers: TrustedIssuers,
+        tls: TlsMaterial,
+        metrics: Metrics,
+    ) -> (Node, AuditLog) {
+        let node = Node::new(
+            config,
+            self.hsm,
+            self.raft,
+            issuers,
+            tls,
+            metrics,
+            self.hasher,
+        );
+        (node, self.audit)
+    }
+}
+
+/// Phase 3: the five servers (client, peer, admin, HTTP, optional plaintext health), built
+/// over the bound listeners and ready to run until `stop` is sent.
+struct Services {
+    servers: BoxFuture<anyhow::Result<()>>,
+    health: tonic_health::server::HealthReporter,
+    stop: watch::Sender<bool>,
+}
+
+impl Services {
+    fn build(
+        node: &Node,
+        audit: AuditLog,
+        listeners: Listeners,
+        write_token: Option<WriteToken>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let limits = node.config().limits.clone();
+        let tls = node.tls();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        // The client port's size limit holds for every service on it, health and
+        // reflection too.
+        let health_service =
+            health_service.max_decoding_message_size(limits.max_client_message_bytes);
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(bkv_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("reflection")?
+            .max_decoding_message_size(limits.max_client_message_bytes);
+
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let vault = VaultServer::new(VaultService::new(node.clone()))
+            .max_decoding_message_size(limits.max_client_message_bytes);
+        let in_flight = InFlightLimit::new(
+            limits.max_client_requests_in_flight as usize,
+            Some(metrics.clone()),
+            {
+                let node = node.clone();
+                // Another node, if it leads: this one is overloaded.
+                Arc::new(move || {
+                    let leader = node.raft().leader();
+                    (leader.id != Some(node.id()))
+                        .then(|| node.leader_client_addr())
+                        .flatten()
+                })
+            },
+        );
+        let mut client_builder = Server::builder()
+            .tls_config(tls.client_listener())?
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .timeout(Duration::from_secs(30));
+        // GOAWAY at the age; the connection itself closes after the grace (connections.rs:
+        // tonic 0.14 sends no GOAWAY at all when it is given a grace).
+        if let Some(age) = limits.max_connection_age() {
+            client_builder = client_builder.max_connection_age(age);
+        }
+        let client_server = client_builder
+            .layer(in_flight)
+            .add_service(health_service.clone())
+            .add_service(reflection)
+            .add_service(vault)
+            .serve_with_incoming_shutdown(listeners.client, stopped(stop_rx.clone()));
+
+        let peer_service = tonic::service::interceptor::InterceptedService::new(
+            node.raft().service(),
+            |request: tonic::Request<()>| {
+                require_role(&request, |r| r.is_node(), "the Raft service")?;
+                Ok(request)
+            },
+        );
+        let peer_server = Server::builder()
+            .tls_config(tls.mutual_listener())?
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            .add_service(peer_service)
+            .serve_with_incoming_shutdown(listeners.peer, stopped(stop_rx.clone()));
+
+        let admin_server = Server::builder()
+            .tls_config(tls.mutual_listener())?
+            .add_service(AdminServer::new(AdminService::new(node.clone(), audit)))
+            .serve_with_incoming_shutdown(listeners.admin, stopped(stop_rx.clone()));
+
+        let http_server = http::serve(
+            listeners.http,
+            node.clone(),
+            metrics,
+            write_token,
+            stopped(stop_rx.clone()),
+        );
+        let grpc_health_server = {
+            let incoming = listeners.grpc_health;
+            let service = health_service.clone();
+            let stop = stopped(stop_rx.clone());
+            async move {
+                match incoming {
+                    Some(incoming) => Server::builder()
+                        .add_service(service)
+                        .serve_with_incoming_shutdown(incoming, stop)
+                        .await
+                        .context("grpc_health listener"),
+                    None => Ok(()),
+                }
             }
-            let _ = stop_tx.send(true);
-            match tokio::time::timeout(Duration::from_secs(10), &mut servers).await {
-                Ok(r) => r.map(|_| ()),
-                Err(_) => {
-                    tracing::warn!("listeners did not drain within 10 s");
-                    Ok(())
+        };
+        let servers = Box::pin(async move {
+            tokio::try_join!(
+                async { client_server.await.context("client listener") },
+                async { peer_server.await.context("peer listener") },
+                async { admin_server.await.context("admin listener") },
+                async { http_server.await.context("http listener") },
+                grpc_health_server,
+            )
+            .map(|_| ())
+        });
+        Ok(Self {
+            servers,
+            health,
+            stop,
+        })
+    }
+
+    /// Phase 4: serves until a server fails or `shutdown` resolves; then reports
+    /// NOT_SERVING, lets checkers see it for 200 ms, and drains the listeners (10 s at most).
+    async fn serve(
+        self,
+        node: &Node,
+        background: &Background,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Self {
+            mut servers,
+            mut health,
+            stop,
+        } = self;
+        tokio::select! {
+            r = &mut servers => r,
+            () = shutdown => {
+                tracing::info!("shutting down");
+                node.begin_shutdown();
+                background.health.abort();
+                for name in [VAULT_NAME, ""] {
+                    health
+                        .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+                // Let health checkers and load balancers see NOT_SERVING before the ports
+                // close.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Then end the health `Watch` streams: open streams would hold the drain below.
+                for name in [VAULT_NAME, ""] {
+                    health.clear_service_status(name).await;
+                }
+                let _ = stop.send(true);
+                match tokio::time::timeout(Duration::from_secs(10), &mut servers).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!("listeners did not drain within 10 s");
+                        Ok(())
+                    }
                 }
             }
         }
-    };
+    }
+}
+
+/// The tasks that run beside the servers: health follows readiness, readiness checks, the
+/// durability watermark.
+struct Background {
+    health: tokio::task::JoinHandle<()>,
+    readiness: tokio::task::JoinHandle<()>,
+    watermark: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn start(
+        node: &Node,
+        health: tonic_health::server::HealthReporter,
+        at_least: Option<DurableState>,
+    ) -> Self {
+        // Health follows readiness.
+        let mut readiness = node.readiness();
+        let health = tokio::spawn(async move {
+            loop {
+                let serving = readiness.borrow_and_update().is_serving();
+                if serving {
+                    health.set_serving::<VaultServer<VaultService>>().await;
+                    health
+                        .set_service_status("", tonic_health::ServingStatus::Serving)
+                        .await;
+                } else {
+                    health.set_not_serving::<VaultServer<VaultService>>().await;
+                    health
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+                if readiness.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let readiness = tokio::spawn(node.clone().readiness_loop(Duration::from_millis(250)));
+        let watermark = {
+            let node = node.clone();
+            tokio::spawn(watermark::keep_up(
+                node.hsm().clone(),
+                {
+                    let node = node.clone();
+                    move || node.raft().watermark()
+                },
+                node.id(),
+                at_least,
+                Duration::from_secs(1),
+            ))
+        };
+        Self {
+            health,
+            readiness,
+            watermark,
+        }
+    }
+}
+
+/// Phase 5: stops Raft, writes the final watermark, ends the background tasks.
+async fn shut_down(node: &Node, background: Background, at_least: Option<DurableState>) {
     node.begin_shutdown();
     node.raft().shutdown().await;
-    watermark_task.abort();
+    background.watermark.abort();
     let mut written = at_least.unwrap_or_default();
     if let Err(e) =
         watermark::step(node.hsm(), node.raft().watermark(), node.id(), &mut written).await
     {
         tracing::warn!(error = %e, "cannot write the final durability watermark");
     }
-    readiness_task.abort();
-    health_task.abort();
+    background.readiness.abort();
+    background.health.abort();
     tracing::info!("stopped");
-    result
 }
 
 /// Forgets the durability watermark in this node's token (the repair procedure after a
@@ -364,22 +578,7 @@ pub async fn reset_watermark(config: &NodeConfig) -> anyhow::Result<()> {
         "{} still exists: remove the node from the cluster and wipe its data directory first",
         raft_dir.display()
     );
-    let h = &config.hsm;
-    let user_pin = pin(
-        h.user_pin_file.as_deref(),
-        h.user_pin_env.as_deref(),
-        "user_pin",
-    )?
-    .context("hsm.user_pin_file: no user PIN configured")?;
-    let hsm = Partition::open(HsmConfig {
-        module: h.module.clone(),
-        token_label: h.token_label.clone(),
-        user_pin,
-        so_pin: None,
-        workers: 1,
-    })
-    .await
-    .with_context(|| format!("hsm: cannot open token {:?}", h.token_label))?;
+    let hsm = open_hsm(config, false, 1).await?;
     watermark::reset(&hsm).await.context("hsm: watermark")?;
     tracing::warn!(node_id = config.node_id, "durability watermark reset");
     Ok(())

@@ -61,6 +61,8 @@ fn environment_overrides_the_file_and_flags_override_both() {
         ("BKV_LISTEN__CLIENT", "127.0.0.1:9101"),
         ("BKV_RAFT__HEARTBEAT_MS", "50"),
         ("BKV_RAFT__MAX_COMMANDS_PER_ENTRY", "1"),
+        // Empty is as good as unset.
+        ("BKV_LIMITS__RECOVER_PER_ACCOUNT_PER_MIN", ""),
         // The CLI's variables live in the same namespace and are not config keys.
         ("BKV_ENDPOINTS", "https://127.0.0.1:7101"),
         ("BKV_TOKEN", "abc"),
@@ -81,6 +83,10 @@ fn environment_overrides_the_file_and_flags_override_both() {
     assert_eq!(c.listen.peer.port(), 9201);
     assert_eq!(c.raft.heartbeat_ms, 50);
     assert_eq!(c.raft.max_commands_per_entry, 1);
+    assert_eq!(
+        c.limits.recover_per_account_per_min,
+        Limits::default().recover_per_account_per_min
+    );
 }
 
 #[test]
@@ -111,6 +117,36 @@ fn errors_name_the_key() {
         ("[advertise]\npeer = \"nohostport\"\n", "advertise.peer"),
         ("[audit]\nmax_file_mib = 0\n", "audit.max_file_mib"),
         ("[audit]\nkeep_files = 1001\n", "audit.keep_files"),
+        ("[audit]\nkeep_files = 0\n", "audit.keep_files"),
+        (
+            "[limits]\nmax_client_connections = 0\n",
+            "limits.max_client_connections",
+        ),
+        (
+            "[limits]\nmax_client_connections_per_address = 5000\n",
+            "limits.max_client_connections_per_address",
+        ),
+        (
+            "[limits]\nmax_connection_age_secs = 5\n",
+            "limits.max_connection_age_secs",
+        ),
+        (
+            "[limits]\nmax_connection_age_grace_secs = 7200\n",
+            "limits.max_connection_age_grace_secs",
+        ),
+        (
+            "[limits]\nmax_client_requests_in_flight = 0\n",
+            "limits.max_client_requests_in_flight",
+        ),
+        (
+            "[limits]\nrecover_per_account_burst = 0\n",
+            "limits.recover_per_account_burst",
+        ),
+        (
+            "[limits]\nrecover_per_address_per_min = 2000000\n",
+            "limits.recover_per_address_per_min",
+        ),
+        ("[http]\nwrite_token_file = 3\n", "http.write_token_file"),
         ("unknown_key = 1\n", "unknown_key"),
     ];
     for (extra, key) in cases {
@@ -173,5 +209,39 @@ fn the_documented_example_config_loads() {
     );
     assert_eq!(c.listen.client, Listen::default().client);
     assert_eq!(c.audit.rotation(), Audit::default().rotation());
+    assert_eq!(c.limits, Limits::default(), "every [limits] key");
+    assert_eq!(c.http, Http::default());
     assert_eq!(d.node_id, 1);
+}
+
+#[test]
+fn limits_are_on_by_default_and_zero_turns_a_rate_limit_off() {
+    let l = Limits::default();
+    assert!(l.recover_per_account_per_min > 0 && l.recover_per_account_burst > 0);
+    assert!(l.recover_per_address_per_min > 0 && l.recover_per_address_burst > 0);
+    assert!(l.max_client_connections_per_address > 0);
+    assert!(l.max_connection_age().is_some());
+    assert!(l.validate().is_ok());
+    let off = Limits {
+        recover_per_account_per_min: 0,
+        recover_per_account_burst: 0,
+        recover_per_address_per_min: 0,
+        recover_per_address_burst: 0,
+        max_client_connections_per_address: 0,
+        max_connection_age_secs: 0,
+        ..Limits::default()
+    };
+    assert!(off.validate().is_ok());
+    assert_eq!(off.max_connection_age(), None);
+}
+
+#[test]
+fn the_http_write_token_path_is_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        &format!("{MINIMAL}\n[http]\nwrite_token_file = \"http.token\"\n"),
+    );
+    let c = NodeConfig::load(Some(&file), env(&[]), &FlagOverrides::default()).unwrap();
+    assert_eq!(c.http.write_token_file, Some(dir.path().join("http.token")));
 }
