@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bkv_core::token::TrustedIssuers;
+use bkv_core::oprf::P256PublicKey;
 use bkv_hsm::{HsmConfig, Partition, Pin};
 use bkv_proto::v1::admin_server::AdminServer;
 use bkv_proto::v1::vault_server::VaultServer;
@@ -29,6 +30,7 @@ use crate::http::{self, WriteToken};
 use crate::in_flight::InFlightLimit;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::shares::{self, NodeShares, NodeState, SharesService, SledLedgers};
 use crate::tls::{TlsMaterial, require_role};
 use crate::vault::VaultService;
 use crate::watermark;
@@ -151,6 +153,12 @@ pub async fn run(
     result
 }
 
+/// The node's share ledgers, under its data directory.
+const SHARES_DIR: &str = "shares";
+
+/// How often a node erases the shares of records that are gone.
+const SHARE_SWEEP_PERIOD: Duration = Duration::from_secs(5);
+
 /// Phase 0: what the configuration names and the node reads before it binds anything.
 struct Files {
     tls: TlsMaterial,
@@ -225,6 +233,10 @@ struct Storage {
     audit: AuditLog,
     hasher: watch::Sender<Option<AccountHasher>>,
     at_least: Option<DurableState>,
+    /// The node's share-receiving public key (made in its token on first start).
+    receive_key: P256PublicKey,
+    /// The node's share ledgers (`<data_dir>/shares`).
+    ledgers: SledLedgers,
 }
 
 impl Storage {
@@ -241,6 +253,16 @@ impl Storage {
             fingerprint = %enrollment.fingerprint,
             "HSM partition open"
         );
+
+        let share_key = hsm
+            .share_receive_key()
+            .await
+            .context("hsm: share-receiving key")?;
+        let receive_key = P256PublicKey::parse(&share_key.public)
+            .context("hsm: the share-receiving key is not a P-256 point")?;
+        tracing::info!(fingerprint = %share_key.fingerprint, "share-receiving key");
+        let ledgers = SledLedgers::open(&config.data_dir.join(SHARES_DIR))
+            .context("share ledgers")?;
 
         let at_least = watermark::read(&hsm, config.node_id)
             .await
@@ -301,6 +323,8 @@ impl Storage {
             audit,
             hasher,
             at_least,
+            receive_key,
+            ledgers,
         })
     }
 
@@ -321,6 +345,13 @@ impl Storage {
             metrics,
             self.hasher,
         );
+        node.set_shares(Arc::new(NodeShares::new(
+            node.id(),
+            self.receive_key,
+            node.sealer().clone(),
+            self.ledgers,
+            NodeState::of(node.raft()),
+        )));
         (node, self.audit)
     }
 }
@@ -394,18 +425,26 @@ impl Services {
             .add_service(vault)
             .serve_with_incoming_shutdown(listeners.client, stopped(stop_rx.clone()));
 
-        let peer_service = tonic::service::interceptor::InterceptedService::new(
-            node.raft().service(),
-            |request: tonic::Request<()>| {
-                require_role(&request, |r| r.is_node(), "the Raft service")?;
-                Ok(request)
-            },
+        let nodes_only = |request: tonic::Request<()>| {
+            require_role(&request, |r| r.is_node(), "the peer services")?;
+            Ok(request)
+        };
+        let peer_service =
+            tonic::service::interceptor::InterceptedService::new(node.raft().service(), nodes_only);
+        let shares = node
+            .shares()
+            .cloned()
+            .context("the node's share-holder is not set")?;
+        let shares_service = tonic::service::interceptor::InterceptedService::new(
+            SharesService::new(shares, metrics.clone()).into_server(),
+            nodes_only,
         );
         let peer_server = Server::builder()
             .tls_config(tls.mutual_listener())?
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .add_service(peer_service)
+            .add_service(shares_service)
             .serve_with_incoming_shutdown(listeners.peer, stopped(stop_rx.clone()));
 
         let admin_server = Server::builder()
@@ -502,6 +541,8 @@ struct Background {
     health: tokio::task::JoinHandle<()>,
     readiness: tokio::task::JoinHandle<()>,
     watermark: tokio::task::JoinHandle<()>,
+    sweep: tokio::task::JoinHandle<()>,
+    stop_sweep: watch::Sender<bool>,
 }
 
 impl Background {
@@ -545,10 +586,26 @@ impl Background {
                 Duration::from_secs(1),
             ))
         };
+        // The shares of records that are gone are erased (and counted for the metrics).
+        let (stop_sweep, stop_rx) = watch::channel(false);
+        let sweep = match node.shares().cloned() {
+            Some(shares) => {
+                let metrics = node.metrics().clone();
+                tokio::spawn(shares::sweep_loop(
+                    shares,
+                    SHARE_SWEEP_PERIOD,
+                    move |held| metrics.set_shares_held(held),
+                    stop_rx,
+                ))
+            }
+            None => tokio::spawn(async {}),
+        };
         Self {
             health,
             readiness,
             watermark,
+            sweep,
+            stop_sweep,
         }
     }
 }
@@ -564,6 +621,8 @@ async fn shut_down(node: &Node, background: Background, at_least: Option<Durable
     {
         tracing::warn!(error = %e, "cannot write the final durability watermark");
     }
+    let _ = background.stop_sweep.send(true);
+    background.sweep.abort();
     background.readiness.abort();
     background.health.abort();
     tracing::info!("stopped");
