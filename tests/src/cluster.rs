@@ -36,6 +36,8 @@ pub struct Cluster {
     pki: PathBuf,
     ca_pem: Vec<u8>,
     issuer: SigningKey,
+    /// The cluster identity key: signs the share maps.
+    identity: SigningKey,
     node_bin: PathBuf,
     token_bin: PathBuf,
     proxy: Option<PeerProxy>,
@@ -101,6 +103,8 @@ impl Cluster {
         bkv_devkit::pki::init(&pki, &options.cluster_name)?;
         let ca_pem = std::fs::read(pki.join(bkv_devkit::pki::CA_CERT))?;
         let issuer = bkv_devkit::pki::read_issuer_key(&pki.join(bkv_devkit::pki::ISSUER_KEY))?;
+        let identity =
+            bkv_devkit::pki::read_identity_key(&pki.join(bkv_devkit::pki::IDENTITY_KEY))?;
         // Writes on the nodes' HTTP ports (`/log-level`, `/failpoints`) need this token.
         let http_token = hex::encode(rand::random::<[u8; 32]>());
         std::fs::write(pki.join(HTTP_WRITE_TOKEN), &http_token)?;
@@ -116,6 +120,7 @@ impl Cluster {
             pki,
             ca_pem,
             issuer,
+            identity,
             node_bin,
             token_bin: workspace_binary("bkv-token")?,
             proxy,
@@ -407,7 +412,12 @@ level = "{level}"
         let admin = self.admin_at(id).await?;
         let o = &self.options;
         admin
-            .init(&o.cluster_name, o.default_guess_limit, o.max_guess_limit)
+            .init(
+                &o.cluster_name,
+                o.default_guess_limit,
+                o.max_guess_limit,
+                &self.identity,
+            )
             .await?;
         self.wait_serving(id, o.start_timeout).await
     }
@@ -442,7 +452,20 @@ level = "{level}"
             .as_ref()
             .is_some_and(|p| p.phase == i32::from(AddNodePhase::Done));
         anyhow::ensure!(done, "add-node {id} ended without Done: {last:?}");
+        self.publish_share_map().await
+    }
+
+    /// Signs the share map of the voters as they are now and puts it in force (what
+    /// `bkv admin add-node` and `remove-node` do at their end).
+    pub async fn publish_share_map(&mut self) -> anyhow::Result<()> {
+        let identity = self.identity.clone();
+        self.admin().await?.publish_share_map(&identity).await?;
         Ok(())
+    }
+
+    /// The cluster identity public key, as clients pin it.
+    pub fn identity_public(&self) -> [u8; 32] {
+        self.identity.verifying_key().to_bytes()
     }
 
     /// Removes node `id` from the membership (through the leader), then stops its process
@@ -458,7 +481,7 @@ level = "{level}"
             self.sigterm(id).await?;
         }
         self.nodes.remove(&id);
-        Ok(())
+        self.publish_share_map().await
     }
 
     /// An admin client (admin certificate) for the nodes that are up.
@@ -688,6 +711,7 @@ level = "{level}"
             .map(|id| self.node(*id).map(NodeProcess::client_url))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut config = ClientConfig::new(endpoints, self.ca_pem.clone(), token);
+        config.identity_key = Some(self.identity_public());
         config.ksf = KsfParams::light();
         config.call_timeout = self.options.client_call_timeout;
         config.deadline = self.options.client_deadline;

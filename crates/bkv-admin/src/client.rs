@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
+use bkv_core::share_map::threshold_for;
+use bkv_core::{ShareHolder, ShareMap};
 use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
-    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, NodeInfoRequest, NodeInfoResponse,
-    NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse, SnapshotRequest,
-    SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotResponse,
+    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, NodeInfoRequest,
+    NodeInfoResponse, NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse,
+    SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotRequest, SnapshotResponse,
     TransferLeaderRequest, TransferLeaderResponse,
 };
-use bkv_core::share_map::threshold_for;
-use bkv_core::{ShareHolder, ShareMap};
 use ed25519_dalek::{Signer as _, SigningKey};
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
 
@@ -331,9 +331,16 @@ impl AdminClient {
 
 /// A node's entry in a share map, from its NodeInfo.
 fn share_holder(info: &NodeInfoResponse) -> Result<ShareHolder, AdminError> {
-    let receive_key: [u8; 65] = info.share_receiving_key.as_slice().try_into().map_err(|_| {
-        AdminError::Invalid(format!("node {} reports no share-receiving key", info.node_id))
-    })?;
+    let receive_key: [u8; 65] = info
+        .share_receiving_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| {
+            AdminError::Invalid(format!(
+                "node {} reports no share-receiving key",
+                info.node_id
+            ))
+        })?;
     Ok(ShareHolder {
         node_id: info.node_id,
         receive_key,

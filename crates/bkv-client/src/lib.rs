@@ -22,11 +22,11 @@ mod vault_error;
 
 pub use answers::{AccountStatus, RecordState, Recovered, Registered};
 pub use bkv_core::protocol::BackupKey;
+pub use bkv_core::protocol::KsfParams;
 pub use config::{ClientConfig, RetryPolicy, Routing};
 pub use endpoint::{EndpointError, authority, https_url};
 pub use error::ClientError;
 pub use flow::{Login, Recovery, RecoverySession, RegisterUpload, Registration};
-pub use bkv_core::protocol::KsfParams;
 pub use secrecy::SecretString;
 pub use token_source::{TokenSource, unverified_subject};
 pub use vault::VaultClient;

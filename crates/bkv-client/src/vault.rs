@@ -302,7 +302,9 @@ impl VaultClient {
                 t_cost: k.t_cost,
                 p_cost: k.p_cost,
             })
-            .ok_or_else(|| VaultError::Protocol("RecoverStart returned no KSF parameters".into()))?;
+            .ok_or_else(|| {
+                VaultError::Protocol("RecoverStart returned no KSF parameters".into())
+            })?;
         let evaluations: Vec<ShareEvaluation> = started
             .evaluations
             .iter()
@@ -335,7 +337,8 @@ impl VaultClient {
         }
 
         // Phase 3: the client finishes OPAQUE and learns whether the password was right.
-        ksf.argon2().map_err(|e| VaultError::Protocol(format!("the record's KSF: {e}")))?;
+        ksf.argon2()
+            .map_err(|e| VaultError::Protocol(format!("the record's KSF: {e}")))?;
         let account_owned = account.clone();
         let cluster_name = bearer.1.clone();
         let credential_response = logged.credential_response;

@@ -207,7 +207,10 @@ mod tests {
         let key = SigningKey::from_bytes(&[3; 32]);
         let mut l = ledger(3, &key);
         for c in 1..=3u8 {
-            assert_eq!(l.admit(ChargeNumber(c.into()), attempt(c), [c; 32]), Ok(true));
+            assert_eq!(
+                l.admit(ChargeNumber(c.into()), attempt(c), [c; 32]),
+                Ok(true)
+            );
         }
         // A retry of the same evaluation is admitted again, recording nothing.
         assert_eq!(l.admit(ChargeNumber(2), attempt(2), [2; 32]), Ok(false));

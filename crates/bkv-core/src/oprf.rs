@@ -56,6 +56,7 @@ mod share_ciphertext;
 mod share_context;
 pub mod suite;
 
+pub use crate::reset::reset_message;
 pub use blind::Blind;
 pub use dleq::{DleqProof, evaluate_share, verify_evaluation};
 pub use element::{BlindedElement, Commitment, EvaluatedElement};
@@ -66,7 +67,6 @@ pub use key::{OprfKey, evaluate_directly};
 pub use p256_key::P256PublicKey;
 #[cfg(any(test, feature = "test-support"))]
 pub use p256_key::SoftwareShareKey;
-pub use crate::reset::reset_message;
 pub use reset::{ResetKey, ResetPublicKey, verify_reset};
 pub use shamir::{check_commitments, combine, split};
 pub use share::KeyShare;

@@ -65,11 +65,27 @@ mod tests {
         let bob = AccountId::parse("bob").unwrap();
         assert!(!reset_signature_valid(&public, "bkv", &bob, v, c, &sig));
         assert!(!reset_signature_valid(&public, "other", &alice, v, c, &sig));
-        assert!(!reset_signature_valid(&public, "bkv", &alice, RecordVersion(7001), c, &sig));
-        assert!(!reset_signature_valid(&public, "bkv", &alice, v, ChargeNumber(4), &sig));
+        assert!(!reset_signature_valid(
+            &public,
+            "bkv",
+            &alice,
+            RecordVersion(7001),
+            c,
+            &sig
+        ));
+        assert!(!reset_signature_valid(
+            &public,
+            "bkv",
+            &alice,
+            v,
+            ChargeNumber(4),
+            &sig
+        ));
         let mut forged = sig;
         forged[5] ^= 1;
-        assert!(!reset_signature_valid(&public, "bkv", &alice, v, c, &forged));
+        assert!(!reset_signature_valid(
+            &public, "bkv", &alice, v, c, &forged
+        ));
         assert!(!reset_signature_valid(&[0; 32], "bkv", &alice, v, c, &sig));
     }
 }

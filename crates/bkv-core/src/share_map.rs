@@ -83,9 +83,8 @@ impl ShareMap {
     /// The canonical bytes (module docs).
     pub fn encode(&self) -> Vec<u8> {
         let name = self.cluster_name.as_bytes();
-        let mut out = Vec::with_capacity(
-            SHARE_MAP_TAG.len() + 2 + name.len() + 12 + self.holders.len() * 73,
-        );
+        let mut out =
+            Vec::with_capacity(SHARE_MAP_TAG.len() + 2 + name.len() + 12 + self.holders.len() * 73);
         out.extend_from_slice(SHARE_MAP_TAG);
         // Lengths were checked by `check` (name at most 255 bytes, at most MAX_HOLDERS).
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -241,7 +240,10 @@ mod tests {
             let signed = sign(&key, &m);
             assert_eq!(signed.verify(&key.verifying_key().to_bytes()), Ok(m));
         }
-        assert_eq!((threshold_for(1), threshold_for(3), threshold_for(5)), (1, 2, 3));
+        assert_eq!(
+            (threshold_for(1), threshold_for(3), threshold_for(5)),
+            (1, 2, 3)
+        );
     }
 
     #[test]
@@ -257,7 +259,11 @@ mod tests {
         }
         let mut bad = map(3);
         bad.threshold = 1;
-        assert!(sign(&key, &bad).verify(&key.verifying_key().to_bytes()).is_err());
+        assert!(
+            sign(&key, &bad)
+                .verify(&key.verifying_key().to_bytes())
+                .is_err()
+        );
         let mut unordered = map(3);
         unordered.holders.swap(0, 1);
         assert!(ShareMap::parse(&unordered.encode()).is_err());

@@ -24,8 +24,8 @@ pub use codec::StateDecodeError;
 pub use status::{AccountStatus, RecordStatus};
 
 use account::{Account, ActiveRecord, ChargedAttempt, Registration, StagedRecord};
-use cluster::CurrentShareMap as ShareMapInForce;
 use accounts::Accounts;
+use cluster::CurrentShareMap as ShareMapInForce;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::command::{Command, Request};
@@ -268,7 +268,11 @@ impl VaultState {
             && oprf.threshold == map.threshold
             && oprf.holders().eq(map.holders.iter().map(|h| h.node_id));
         let current = map.epoch;
-        if let Some(version) = self.accounts.get(account).and_then(|e| e.registered(request_id)) {
+        if let Some(version) = self
+            .accounts
+            .get(account)
+            .and_then(|e| e.registered(request_id))
+        {
             // A retry: the same version, nothing staged anew.
             return Applied::quiet(Outcome::Staged { version });
         }

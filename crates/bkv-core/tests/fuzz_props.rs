@@ -18,8 +18,8 @@ use bkv_core::record::RecordPlain;
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{self, Claims};
 use bkv_core::{
-    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request,
-    RequestId, VaultState,
+    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request, RequestId,
+    VaultState,
 };
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,

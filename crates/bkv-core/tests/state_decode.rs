@@ -3,8 +3,8 @@
 
 use bkv_core::fixtures;
 use bkv_core::{
-    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request,
-    RequestId, StateDecodeError, VaultState,
+    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request, RequestId,
+    StateDecodeError, VaultState,
 };
 use proptest::prelude::*;
 

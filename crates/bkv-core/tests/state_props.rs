@@ -375,8 +375,18 @@ impl Harness {
                 let (epoch, _) = self.map;
                 if replay && epoch > 0 {
                     // The map in force again (answered the same), or an older one.
-                    let old = if holders % 2 == 0 { epoch } else { epoch.saturating_sub(1).max(1) };
-                    self.step(None, fixtures::set_share_map(old, if old == epoch { self.map.1 } else { holders }));
+                    let old = if holders % 2 == 0 {
+                        epoch
+                    } else {
+                        epoch.saturating_sub(1).max(1)
+                    };
+                    self.step(
+                        None,
+                        fixtures::set_share_map(
+                            old,
+                            if old == epoch { self.map.1 } else { holders },
+                        ),
+                    );
                 } else {
                     self.new_map(holders);
                 }
@@ -485,7 +495,8 @@ impl Harness {
                     version, charge, ..
                 } = outcome
                 {
-                    let reset = self.step(Some(acct), fixtures::reset(&account(acct), version, charge));
+                    let reset =
+                        self.step(Some(acct), fixtures::reset(&account(acct), version, charge));
                     // Nothing came between the charge and its reset.
                     assert_eq!(
                         reset,

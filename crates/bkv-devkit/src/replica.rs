@@ -20,9 +20,9 @@ use bkv_core::opaque::ServerSecrets;
 use bkv_core::share_map::threshold_for;
 use bkv_core::token::TrustedIssuers;
 use bkv_core::{
-    AccountId, AccountStatus, AttemptId, AttemptView, AuditKind, ClusterConfig, ClusterId,
-    Command, GuessLimit, Outcome, Request, Sealer, ShareHolder as MapHolder, ShareMap,
-    SignedShareMap, VaultState,
+    AccountId, AccountStatus, AttemptId, AttemptView, AuditKind, ClusterConfig, ClusterId, Command,
+    GuessLimit, Outcome, Request, Sealer, ShareHolder as MapHolder, ShareMap, SignedShareMap,
+    VaultState,
 };
 use bkv_vault::holder::{EvalRequest, Evaluated};
 use bkv_vault::{Backend, CallReport, Serving, VaultError, VaultEvent, VaultService};

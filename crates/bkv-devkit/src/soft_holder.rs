@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use bkv_core::VaultState;
 use bkv_core::ledger::ShareLedger;
 use bkv_core::oprf::P256PublicKey;
-use bkv_core::VaultState;
 use bkv_vault::VaultError;
 use bkv_vault::holder::{AppliedState, LedgerStore, ShareHolder, ShareId, ShareKeys};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
@@ -82,13 +82,23 @@ impl ShareKeys for SoftKeys {
         let mut out = nonce.to_vec();
         let sealed = self
             .seal
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| internal("seal"))?;
         out.extend_from_slice(&sealed);
         Ok(out)
     }
 
-    async fn unseal_share(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    async fn unseal_share(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         if blob.len() < 12 {
             return Err(internal("short blob"));
         }
@@ -135,10 +145,7 @@ impl LedgerStore for MemoryLedgers {
             Some(a) => map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
             None => map.range::<ShareId, _>(..),
         };
-        Ok(range
-            .take(limit)
-            .map(|(id, l)| (*id, l.clone()))
-            .collect())
+        Ok(range.take(limit).map(|(id, l)| (*id, l.clone())).collect())
     }
 }
 

@@ -45,11 +45,9 @@ fn parse_signed_map(
 ) -> Result<SignedShareMap, VaultError> {
     let map = map.ok_or_else(|| VaultError::invalid("share_map", "missing"))?;
     Ok(SignedShareMap {
-        signature: map
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| VaultError::invalid("share_map.signature", "wrong_length: must be 64 bytes"))?,
+        signature: map.signature.as_slice().try_into().map_err(|_| {
+            VaultError::invalid("share_map.signature", "wrong_length: must be 64 bytes")
+        })?,
         encoded: map.encoded,
     })
 }
@@ -100,16 +98,18 @@ impl AdminService {
             n => GuessLimit::parse(n, max),
         }
         .map_err(|e| VaultError::invalid("default_guess_limit", format!("out_of_range: {e}")))?;
-        let identity_key: [u8; 32] = msg.identity_public_key.as_slice().try_into().map_err(|_| {
-            VaultError::invalid("identity_public_key", "wrong_length: must be 32 bytes")
-        })?;
+        let identity_key: [u8; 32] =
+            msg.identity_public_key.as_slice().try_into().map_err(|_| {
+                VaultError::invalid("identity_public_key", "wrong_length: must be 32 bytes")
+            })?;
         let first_map = parse_signed_map(msg.share_map)?;
         // The first map must verify under the identity key given and name this node alone,
         // with the key its token holds: checked before anything is created.
         let map = first_map
             .verify(&identity_key)
             .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
-        self.check_map_members(&map, name, &[self.node.id()]).await?;
+        self.check_map_members(&map, name, &[self.node.id()])
+            .await?;
 
         let raft = self.node.raft();
         let initialized = raft
@@ -174,7 +174,11 @@ impl AdminService {
                 ));
             }
         }
-        match self.node.write(Command::SetShareMap { map: first_map }).await? {
+        match self
+            .node
+            .write(Command::SetShareMap { map: first_map })
+            .await?
+        {
             Outcome::ShareMapSet { .. } => {}
             Outcome::Rejected(r) => return Err(VaultError::from_rejection(r)),
             _ => {
@@ -201,11 +205,19 @@ impl AdminService {
         voters: &[u64],
     ) -> Result<(), VaultError> {
         if map.cluster_name != cluster_name {
-            return Err(VaultError::invalid("share_map", "other_cluster: the map names another cluster"));
+            return Err(VaultError::invalid(
+                "share_map",
+                "other_cluster: the map names another cluster",
+            ));
         }
         let mut want: Vec<u64> = voters.to_vec();
         want.sort_unstable();
-        if map.holders.iter().map(|h| h.node_id).ne(want.iter().copied()) {
+        if map
+            .holders
+            .iter()
+            .map(|h| h.node_id)
+            .ne(want.iter().copied())
+        {
             return Err(VaultError::invalid(
                 "share_map",
                 format!("wrong_holders: the map must name exactly the voters {want:?}"),
@@ -256,10 +268,20 @@ impl AdminService {
         let map = signed
             .verify(&cluster.identity_key)
             .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
-        let voters: Vec<u64> = self.node.state().membership().membership().voter_ids().collect();
+        let voters: Vec<u64> = self
+            .node
+            .state()
+            .membership()
+            .membership()
+            .voter_ids()
+            .collect();
         self.check_map_members(&map, &cluster.cluster_name, &voters)
             .await?;
-        match self.node.write(Command::SetShareMap { map: signed }).await? {
+        match self
+            .node
+            .write(Command::SetShareMap { map: signed })
+            .await?
+        {
             Outcome::ShareMapSet { epoch } => Ok(SetShareMapResponse { epoch }),
             other => Err(match other {
                 Outcome::Rejected(r) => VaultError::from_rejection(r),

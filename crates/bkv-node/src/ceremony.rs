@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bkv_proto::v1::admin_client::AdminClient;
 use bkv_proto::v1::{
     AddNodePhase, AddNodeProgress, AddNodeRequest, NodeInfoRequest, NodeInfoResponse,
-    NodeStatusRequest, NodeView,
-    ProvisionClusterKeyRequest, TransferLeaderRequest, TransferLeaderResponse,
+    NodeStatusRequest, NodeView, ProvisionClusterKeyRequest, TransferLeaderRequest,
+    TransferLeaderResponse,
 };
 use bkv_raft::BkvNode;
 use openraft::ChangeMembers;

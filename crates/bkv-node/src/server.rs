@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bkv_core::token::TrustedIssuers;
 use bkv_core::oprf::P256PublicKey;
+use bkv_core::token::TrustedIssuers;
 use bkv_hsm::{HsmConfig, Partition, Pin};
 use bkv_proto::v1::admin_server::AdminServer;
 use bkv_proto::v1::vault_server::VaultServer;
@@ -261,8 +261,8 @@ impl Storage {
         let receive_key = P256PublicKey::parse(&share_key.public)
             .context("hsm: the share-receiving key is not a P-256 point")?;
         tracing::info!(fingerprint = %share_key.fingerprint, "share-receiving key");
-        let ledgers = SledLedgers::open(&config.data_dir.join(SHARES_DIR))
-            .context("share ledgers")?;
+        let ledgers =
+            SledLedgers::open(&config.data_dir.join(SHARES_DIR)).context("share ledgers")?;
 
         let at_least = watermark::read(&hsm, config.node_id)
             .await

@@ -75,7 +75,10 @@ pub async fn sweep_loop(
                 Ok((sweep, next)) => {
                     total += sweep.held;
                     if sweep.erased > 0 {
-                        tracing::info!(erased = sweep.erased, "erased the shares of records that are gone");
+                        tracing::info!(
+                            erased = sweep.erased,
+                            "erased the shares of records that are gone"
+                        );
                     }
                     match next {
                         Some(next) => after = Some(next),

@@ -190,7 +190,10 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
     ) -> Result<Evaluated, HolderError> {
         let charged = self.charged(request, wait).await?;
         let (cluster_name, last_reset) = self.state.read(|s| {
-            let name = s.cluster().map(|c| c.cluster_name.clone()).unwrap_or_default();
+            let name = s
+                .cluster()
+                .map(|c| c.cluster_name.clone())
+                .unwrap_or_default();
             let reset = s
                 .active_oprf(&request.account, request.version)
                 .and_then(|(_, reset)| reset);
@@ -217,7 +220,10 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                         .map_err(|_| EvalRefusal::BadShare("commitment"))?,
                 };
                 let share = self.install(&id, &stored.ciphertext, &context).await?;
-                let sealed = self.keys.seal_share(&id, share.to_bytes().as_slice()).await?;
+                let sealed = self
+                    .keys
+                    .seal_share(&id, share.to_bytes().as_slice())
+                    .await?;
                 let ledger = ShareLedger::new(
                     request.account.clone(),
                     request.version,
@@ -317,8 +323,9 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             return Ok(share.clone());
         }
         let plain = self.keys.unseal_share(id, &ledger.sealed_share).await?;
-        KeyShare::from_bytes(self.node_id, &plain)
-            .map_err(|_| HolderError::Vault(VaultError::Internal("sealed share does not decode".into())))
+        KeyShare::from_bytes(self.node_id, &plain).map_err(|_| {
+            HolderError::Vault(VaultError::Internal("sealed share does not decode".into()))
+        })
     }
 
     fn remember(&self, id: ShareId, share: KeyShare) {
@@ -338,7 +345,9 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         limit: usize,
     ) -> Result<(Sweep, Option<ShareId>), VaultError> {
         let batch = self.ledgers.scan(after, limit)?;
-        let next = (batch.len() == limit).then(|| batch.last().map(|(id, _)| *id)).flatten();
+        let next = (batch.len() == limit)
+            .then(|| batch.last().map(|(id, _)| *id))
+            .flatten();
         let mut sweep = Sweep::default();
         for (id, mut ledger) in batch {
             if ledger.is_erased() {

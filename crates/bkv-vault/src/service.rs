@@ -17,8 +17,8 @@ use bkv_core::protocol::KsfParams;
 use bkv_core::record::seal_record;
 use bkv_core::share_map::threshold_for;
 use bkv_core::{
-    AccountId, AttemptId, AttemptView, Command, GuessLimit, OprfRecord, Outcome,
-    RecordStatus, RecordVersion, Rejection, RequestId, StoredShare, protocol,
+    AccountId, AttemptId, AttemptView, Command, GuessLimit, OprfRecord, Outcome, RecordStatus,
+    RecordVersion, Rejection, RequestId, StoredShare, protocol,
 };
 use bkv_proto::contract;
 use bkv_proto::v1::vault_server::{Vault, VaultServer};
@@ -304,10 +304,7 @@ impl<B: Backend + Clone> VaultService<B> {
     ) -> Result<Vec<ShareEvaluation>, VaultError> {
         let threshold = usize::from(oprf.threshold);
         let holders: Vec<u64> = oprf.holders().collect();
-        let mut candidates = self
-            .backend
-            .share_candidates(&holders, request)
-            .into_iter();
+        let mut candidates = self.backend.share_candidates(&holders, request).into_iter();
         let mut asked = FuturesUnordered::new();
         for holder in candidates.by_ref().take(threshold) {
             asked.push(self.ask(oprf, holder, request));
@@ -357,8 +354,9 @@ impl<B: Backend + Clone> VaultService<B> {
                 .ok_or_else(|| VaultError::Internal("not a share-holder of the record".into()))?;
             let evaluated = self.backend.evaluate_share(holder, request).await?;
             if !self.backend.is_local(holder) {
-                let commitment = Commitment::parse(&stored.commitment)
-                    .map_err(|_| VaultError::Internal("a stored commitment does not parse".into()))?;
+                let commitment = Commitment::parse(&stored.commitment).map_err(|_| {
+                    VaultError::Internal("a stored commitment does not parse".into())
+                })?;
                 oprf::verify_evaluation(
                     &commitment,
                     &request.blinded,
@@ -636,9 +634,8 @@ fn parse_shares(
         });
     }
     debug_assert_eq!(usize::from(map.threshold), threshold_for(map.holders.len()));
-    oprf::check_commitments(&points, usize::from(map.threshold)).map_err(|e| {
-        VaultError::invalid("shares.commitment", format!("inconsistent: {e}"))
-    })?;
+    oprf::check_commitments(&points, usize::from(map.threshold))
+        .map_err(|e| VaultError::invalid("shares.commitment", format!("inconsistent: {e}")))?;
     Ok(stored)
 }
 

@@ -19,6 +19,7 @@ use crate::cluster::{Cluster, ISSUER_NAME};
 #[derive(Clone)]
 pub struct ClientKit {
     ca_pem: Vec<u8>,
+    identity_key: [u8; 32],
     issuer: SigningKey,
     cluster_name: String,
     endpoints: Arc<RwLock<BTreeMap<u64, String>>>,
@@ -44,6 +45,7 @@ impl ClientKit {
             bkv_devkit::pki::read_issuer_key(&cluster.pki_dir().join(bkv_devkit::pki::ISSUER_KEY))?;
         let kit = Self {
             ca_pem: cluster.ca_pem().to_vec(),
+            identity_key: cluster.identity_public(),
             issuer,
             cluster_name: cluster.options().cluster_name.clone(),
             endpoints: Arc::default(),
@@ -117,6 +119,7 @@ impl ClientKit {
         let account_owned = account.to_string();
         let token = TokenSource::from_fn(move || Ok(SecretString::from(kit.token(&account_owned))));
         let mut config = ClientConfig::new(urls, self.ca_pem.clone(), token);
+        config.identity_key = Some(self.identity_key);
         config.ksf = KsfParams::light();
         config.call_timeout = self.call_timeout;
         config.deadline = self.deadline;

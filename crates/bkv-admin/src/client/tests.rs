@@ -22,6 +22,7 @@ struct Rig {
 async fn rig() -> Rig {
     let pki = TestPki::new();
     let membership = Arc::new(Mutex::new(FakeMembership {
+        share_map_epoch: 0,
         leader_id: 2,
         term: 5,
         members: Vec::new(),

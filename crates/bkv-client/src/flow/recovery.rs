@@ -175,8 +175,12 @@ impl Login {
             .map_err(|_| ClientError::Internal("export key length"))?;
         let session_key = SessionKey::take_from(finish.session_key.as_mut_slice())
             .map_err(|_| ClientError::Internal("session key length"))?;
-        let reset_signature = oprf::ResetKey::derive(&export_key)
-            .sign(&reset_message(cluster_name, account, version, charge));
+        let reset_signature = oprf::ResetKey::derive(&export_key).sign(&reset_message(
+            cluster_name,
+            account,
+            version,
+            charge,
+        ));
         Ok(LoginFinished {
             credential_finalization,
             reset_signature,

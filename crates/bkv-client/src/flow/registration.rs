@@ -165,12 +165,11 @@ impl Registration {
             .map_err(|_| ClientError::Internal("splitting the OPRF key"))?;
         let mut shares = Vec::with_capacity(split.len());
         for ((share, commitment), holder) in split.iter().zip(&map.holders) {
-            let recipient = P256PublicKey::parse(&holder.receive_key).map_err(|_| {
-                ClientError::Malformed {
+            let recipient =
+                P256PublicKey::parse(&holder.receive_key).map_err(|_| ClientError::Malformed {
                     field: "share_map",
                     reason: "a share-receiving key is not a P-256 point",
-                }
-            })?;
+                })?;
             let context = ShareContext {
                 cluster_name: trust.cluster_name.to_string(),
                 account: account.clone(),

@@ -27,7 +27,6 @@ use crate::protocol::ExportKey;
 /// The HKDF info of the reset key's seed.
 pub const RESET_KEY_INFO: &[u8] = b"bkv/v2/reset-key";
 
-
 /// The client's reset signing key (zeroized on drop, redacted in `Debug`).
 pub struct ResetKey(SigningKey);
 

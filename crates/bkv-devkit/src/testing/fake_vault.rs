@@ -15,9 +15,8 @@ use bkv_proto::v1::vault_server::{Vault, VaultServer};
 use bkv_proto::v1::{
     ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, ErrorDetail,
     RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest, RecoverLoginResponse,
-    RecoverStartRequest, RecoverStartResponse,
-    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
-    StatusRequest, StatusResponse,
+    RecoverStartRequest, RecoverStartResponse, RegisterFinishRequest, RegisterFinishResponse,
+    RegisterStartRequest, RegisterStartResponse, StatusRequest, StatusResponse,
 };
 use bkv_vault::{Backend as _, VaultService};
 use prost::Message;

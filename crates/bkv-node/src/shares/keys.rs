@@ -17,21 +17,28 @@ impl ShareKeys for MeteredSealer {
     async fn ecdh(&self, ephemeral: &[u8; 65]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
         let started = Instant::now();
         let result = self.hsm().share_ecdh(ephemeral).await;
-        self.metrics().hsm_call("share_ecdh", started.elapsed(), result.is_err());
+        self.metrics()
+            .hsm_call("share_ecdh", started.elapsed(), result.is_err());
         result.map_err(hsm)
     }
 
     async fn seal_share(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
         let started = Instant::now();
         let result = self.hsm().seal_share(aad, plaintext).await;
-        self.metrics().hsm_call("seal_share", started.elapsed(), result.is_err());
+        self.metrics()
+            .hsm_call("seal_share", started.elapsed(), result.is_err());
         result.map_err(hsm)
     }
 
-    async fn unseal_share(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    async fn unseal_share(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let started = Instant::now();
         let result = self.hsm().unseal_share(aad, blob).await;
-        self.metrics().hsm_call("unseal_share", started.elapsed(), result.is_err());
+        self.metrics()
+            .hsm_call("unseal_share", started.elapsed(), result.is_err());
         result.map_err(hsm)
     }
 }

@@ -90,10 +90,10 @@ impl LedgerStore for SledLedgers {
         limit: usize,
     ) -> Result<Vec<(ShareId, ShareLedger)>, VaultError> {
         let range = match after {
-            Some(after) => self
-                .0
-                .tree
-                .range((std::ops::Bound::Excluded(after.to_vec()), std::ops::Bound::Unbounded)),
+            Some(after) => self.0.tree.range((
+                std::ops::Bound::Excluded(after.to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
             None => self.0.tree.iter(),
         };
         let mut out = Vec::new();

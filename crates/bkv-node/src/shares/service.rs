@@ -9,8 +9,8 @@ use bkv_core::oprf::BlindedElement;
 use bkv_core::{AccountId, AttemptId, ChargeNumber, RecordVersion};
 use bkv_proto::v1::shares_server::{Shares, SharesServer};
 use bkv_proto::v1::{EvaluateRequest, EvaluateResponse};
-use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError};
 use bkv_vault::VaultError;
+use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError};
 use tonic::{Request, Response, Status};
 
 use super::{CHARGE_WAIT, NodeShares};

@@ -317,10 +317,9 @@ fn vectors() -> File {
     let (share, commitment) = &shares[1];
     // The reset key of item 8, as a registration binds it into every share.
     let export_bytes: [u8; 64] = Sha512::digest(b"bkv/v2 test vector: export key").into();
-    let reset_public = ResetKey::derive(
-        &ExportKey::take_from(&mut export_bytes.clone()).expect("64 bytes"),
-    )
-    .public();
+    let reset_public =
+        ResetKey::derive(&ExportKey::take_from(&mut export_bytes.clone()).expect("64 bytes"))
+            .public();
     let guess_limit = 10;
     let context = ShareContext {
         cluster_name: cluster_name.to_string(),
