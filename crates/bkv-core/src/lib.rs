@@ -37,5 +37,5 @@ pub use seal::{SealError, SealPurpose, Sealer};
 pub use share_map::{ShareHolder, ShareMap, SignedShareMap};
 pub use state::{
     AccountStatus, Applied, AttemptView, ChargedAttemptView, ClusterConfig, CurrentShareMap,
-    RecordStatus, ResetProof, StateDecodeError, VaultState,
+    RecordStatus, RecordView, ResetProof, StateDecodeError, VaultState,
 };

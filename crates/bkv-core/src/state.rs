@@ -571,6 +571,20 @@ impl VaultState {
         }
     }
 
+    /// The account's active record as stored: version, registration id, guess limit, the
+    /// HSM-sealed record and the public OPRF half (for operators' tools and tests; the
+    /// node's request handling goes through the commands).
+    pub fn active_record(&self, account: &AccountId) -> Option<RecordView> {
+        let active = self.accounts.get(account)?.active.as_ref()?;
+        Some(RecordView {
+            version: active.version,
+            request_id: active.request_id,
+            guess_limit: active.guess_limit,
+            sealed_record: active.sealed_record.clone(),
+            oprf: active.oprf.clone(),
+        })
+    }
+
     /// The active record's public OPRF half and last reset, if `version` is the active one.
     pub fn active_oprf(
         &self,
@@ -614,6 +628,21 @@ pub enum AttemptView {
     },
     /// Charged on the active record since its last reset.
     Charged(Box<ChargedAttemptView>),
+}
+
+/// A record as the state stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView {
+    /// The version.
+    pub version: RecordVersion,
+    /// The registration id the record was sealed under.
+    pub request_id: RequestId,
+    /// The guess limit.
+    pub guess_limit: GuessLimit,
+    /// The HSM-sealed record.
+    pub sealed_record: Vec<u8>,
+    /// The public OPRF half.
+    pub oprf: OprfRecord,
 }
 
 /// A charged attempt and the record it was charged on.

@@ -70,7 +70,8 @@ impl ServerSecrets {
         Self::from_bytes(&plain)
     }
 
-    pub(crate) fn setup(&self) -> &ServerSetup<Suite> {
+    /// The OPAQUE `ServerSetup` itself (what a node serves logins with).
+    pub fn setup(&self) -> &ServerSetup<Suite> {
         &self.0
     }
 }
