@@ -87,6 +87,7 @@ fuzz: fuzz-build
 # Rewrites the committed seed corpora (bkv-core first: the request seeds reuse its messages).
 fuzz-seeds:
 	$(CARGO) test -p bkv-core --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-core --test fuzz_props_oprf -- --ignored write_seeds
 	$(CARGO) test -p bkv-hsm --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds

@@ -8,5 +8,7 @@ pub mod core;
 pub mod hsm;
 #[path = "../checks/node.rs"]
 pub mod node;
+#[path = "../checks/oprf.rs"]
+pub mod oprf;
 #[path = "../checks/raft.rs"]
 pub mod raft;
