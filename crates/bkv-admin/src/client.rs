@@ -160,8 +160,12 @@ impl AdminClient {
 
     /// Puts a new share map in force, signed with the cluster identity key: every voter of
     /// the cluster, each with the share-receiving key its node reports, at the next epoch.
-    /// Run after a voter is added or removed. Returns the new map.
-    pub async fn publish_share_map(&self, identity: &SigningKey) -> Result<ShareMap, AdminError> {
+    /// Run after a voter is added or removed. When the map in force already names exactly
+    /// the voters with the same keys, nothing changes (safe to re-run).
+    pub async fn publish_share_map(
+        &self,
+        identity: &SigningKey,
+    ) -> Result<PublishedShareMap, AdminError> {
         let status = self.status().await?;
         let leader = self.at(&leader_admin_addr(&status)?)?;
         let leader_view = leader.node_status().await?;
@@ -181,6 +185,17 @@ impl AdminClient {
             holders.push(share_holder(&info)?);
         }
         holders.sort_by_key(|h| h.node_id);
+        if let Some(current) = &leader_view.share_map {
+            let current = ShareMap::parse(&current.encoded).map_err(|e| {
+                AdminError::Invalid(format!("the leader's share map does not parse: {e}"))
+            })?;
+            if current.holders == holders {
+                return Ok(PublishedShareMap {
+                    map: current,
+                    unchanged: true,
+                });
+            }
+        }
         let map = ShareMap {
             cluster_name,
             epoch: leader_view.share_map_epoch + 1,
@@ -193,7 +208,10 @@ impl AdminClient {
             share_map: Some(sign_map(&map, identity)),
         };
         self.unary(url, c.set_share_map(request)).await?;
-        Ok(map)
+        Ok(PublishedShareMap {
+            map,
+            unchanged: false,
+        })
     }
 
     /// The first endpoint's node identity (enrollment key and fingerprint).
@@ -347,13 +365,23 @@ fn share_holder(info: &NodeInfoResponse) -> Result<ShareHolder, AdminError> {
     })
 }
 
+/// What [`AdminClient::publish_share_map`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedShareMap {
+    /// The map in force afterwards.
+    pub map: ShareMap,
+    /// True when the map in force already named exactly the voters, with the same
+    /// share-receiving keys, so nothing was signed or proposed.
+    pub unchanged: bool,
+}
+
 /// A share map signed with the identity key.
 fn sign_map(map: &ShareMap, identity: &SigningKey) -> SignedShareMapProto {
     let encoded = map.encode();
-    SignedShareMapProto {
-        signature: identity.sign(&encoded).to_bytes().to_vec(),
+    SignedShareMapProto::from(&bkv_core::SignedShareMap {
+        signature: identity.sign(&encoded).to_bytes(),
         encoded,
-    }
+    })
 }
 
 /// The leader's admin address in a status answer.

@@ -9,6 +9,6 @@ mod client;
 mod config;
 mod error;
 
-pub use client::{AdminClient, AdminStream, leader_admin_addr};
+pub use client::{AdminClient, AdminStream, PublishedShareMap, leader_admin_addr};
 pub use config::AdminConfig;
 pub use error::AdminError;

@@ -208,9 +208,12 @@ pub async fn recover(a: RecoverArgs) -> Result<(), Failure> {
         println!("{object}");
     } else {
         eprintln!(
-            "recovered {account} version {} ({} of {} guesses were left){}",
+            "recovered {account} version {} (this was guess {} of {}; the count is reset){}",
             recovered.version,
-            recovered.guesses_remaining_before,
+            recovered
+                .guess_limit
+                .saturating_sub(recovered.guesses_remaining_before)
+                + 1,
             recovered.guess_limit,
             written
                 .map(|p| format!("; backup key written to {p}"))

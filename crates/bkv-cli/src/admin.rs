@@ -489,8 +489,18 @@ async fn publish_share_map(
     admin: &bkv_admin::AdminClient,
     identity: &ed25519_dalek::SigningKey,
 ) -> Result<(), Failure> {
-    let map = admin.publish_share_map(identity).await?;
+    let published = admin.publish_share_map(identity).await?;
+    let map = published.map;
     let holders: Vec<String> = map.holders.iter().map(|h| h.node_id.to_string()).collect();
+    if published.unchanged {
+        println!(
+            "share map epoch {} already names the voters ({}), threshold {}: unchanged",
+            map.epoch,
+            holders.join(", "),
+            map.threshold
+        );
+        return Ok(());
+    }
     println!(
         "share map epoch {}: holders {}, threshold {} (registrations from now on split over them; \
          earlier records keep their own holders until their shares are repaired)",

@@ -344,10 +344,9 @@ async fn admin_commands_against_fake_nodes() {
             .client_auth_optional(false)
     };
     let membership = Arc::new(Mutex::new(FakeMembership {
-        share_map_epoch: 0,
         leader_id: 2,
         term: 4,
-        members: Vec::new(),
+        ..FakeMembership::default()
     }));
     let mut nodes = Vec::new();
     let mut servers = Vec::new();

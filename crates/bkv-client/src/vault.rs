@@ -181,12 +181,8 @@ impl VaultClient {
             .ok_or_else(|| VaultError::Protocol("RegisterStart returned no share map".into()))?;
         let started = RegisterStarted {
             registration_response: response.registration_response,
-            share_map: SignedShareMap {
-                signature: map.signature.as_slice().try_into().map_err(|_| {
-                    VaultError::Protocol("the share map's signature is not 64 bytes".into())
-                })?,
-                encoded: map.encoded,
-            },
+            share_map: SignedShareMap::try_from(map)
+                .map_err(|e| VaultError::Protocol(format!("RegisterStart's {e}")))?,
             default_guess_limit: response.default_guess_limit,
             max_guess_limit: response.max_guess_limit,
         };

@@ -44,12 +44,7 @@ fn parse_signed_map(
     map: Option<bkv_proto::v1::SignedShareMap>,
 ) -> Result<SignedShareMap, VaultError> {
     let map = map.ok_or_else(|| VaultError::invalid("share_map", "missing"))?;
-    Ok(SignedShareMap {
-        signature: map.signature.as_slice().try_into().map_err(|_| {
-            VaultError::invalid("share_map.signature", "wrong_length: must be 64 bytes")
-        })?,
-        encoded: map.encoded,
-    })
+    SignedShareMap::try_from(map).map_err(|e| VaultError::invalid(e.field, e.reason))
 }
 
 /// The `bkv.v1.Admin` service of one node.
@@ -473,6 +468,7 @@ impl AdminService {
             shares_held: self.node.metrics().shares_held(),
             in_share_map: map.is_some_and(|m| m.map.holder(self.node.id()).is_some()),
             share_map_epoch: map.map_or(0, |m| m.map.epoch),
+            share_map: map.map(|m| (&m.signed).into()),
             node_id: self.node.id(),
             is_leader: metrics.current_leader == Some(self.node.id()),
             leader_id: metrics.current_leader.unwrap_or(0),

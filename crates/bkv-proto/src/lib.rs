@@ -1,8 +1,10 @@
 //! Generated code for the bkv gRPC API: `bkv.v1.Vault` (clients), `bkv.v1.Admin`
 //! (operators) and `bkv.v1.Raft` (node to node), and the [`contract`] constants (metadata
-//! keys, error reason words) that nodes and SDKs share.
+//! keys, error reason words) that nodes and SDKs share, and the [`convert`]ions between
+//! wire messages and `bkv-core` values that more than one side needs.
 
 pub mod contract;
+pub mod convert;
 
 /// Package `bkv.v1`.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]

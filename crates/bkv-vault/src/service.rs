@@ -27,7 +27,7 @@ use bkv_proto::v1::{
     RecordState, RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest,
     RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse, RegisterFinishRequest,
     RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse, ShareEvaluation,
-    SignedShareMap as ShareMapProto, StatusRequest, StatusResponse,
+    StatusRequest, StatusResponse,
 };
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
@@ -134,10 +134,7 @@ impl<B: Backend + Clone> VaultService<B> {
                 .map_err(VaultError::from_protocol)?;
         Ok(RegisterStartResponse {
             registration_response,
-            share_map: Some(ShareMapProto {
-                encoded: map.signed.encoded,
-                signature: map.signed.signature.to_vec(),
-            }),
+            share_map: Some((&map.signed).into()),
             default_guess_limit: cluster.default_guess_limit.get(),
             max_guess_limit: cluster.max_guess_limit.get(),
         })

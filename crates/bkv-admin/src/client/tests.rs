@@ -22,10 +22,9 @@ struct Rig {
 async fn rig() -> Rig {
     let pki = TestPki::new();
     let membership = Arc::new(Mutex::new(FakeMembership {
-        share_map_epoch: 0,
         leader_id: 2,
         term: 5,
-        members: Vec::new(),
+        ..FakeMembership::default()
     }));
     let mut nodes = Vec::new();
     let mut servers = Vec::new();
@@ -106,6 +105,40 @@ async fn membership_changes_go_to_the_leader() {
 }
 
 #[tokio::test]
+async fn share_maps_name_the_voters_and_are_not_republished_unchanged() {
+    let rig = rig().await;
+    let admin = AdminClient::connect(config(&rig.pki, vec![rig.servers[0].host_port()]))
+        .await
+        .unwrap();
+    let identity = SigningKey::from_bytes(&[9; 32]);
+    let first = admin.publish_share_map(&identity).await.unwrap();
+    assert!(!first.unchanged);
+    assert_eq!(first.map.epoch, 1);
+    assert_eq!(first.map.threshold, 2);
+    let ids: Vec<u64> = first.map.holders.iter().map(|h| h.node_id).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    // What the leader now holds is exactly what was signed.
+    let signed = rig.membership.lock().unwrap().share_map.clone().unwrap();
+    let verified = bkv_core::SignedShareMap::try_from(signed)
+        .unwrap()
+        .verify(&identity.verifying_key().to_bytes())
+        .unwrap();
+    assert_eq!(verified, first.map);
+
+    let again = admin.publish_share_map(&identity).await.unwrap();
+    assert!(again.unchanged, "the same voters with the same keys");
+    assert_eq!(again.map, first.map);
+    assert_eq!(rig.membership.lock().unwrap().share_map_epoch, 1);
+
+    admin.remove_node(3).await.unwrap();
+    let after = admin.publish_share_map(&identity).await.unwrap();
+    assert!(!after.unchanged);
+    assert_eq!(after.map.epoch, 2);
+    let ids: Vec<u64> = after.map.holders.iter().map(|h| h.node_id).collect();
+    assert_eq!((ids.as_slice(), after.map.threshold), ([1u64, 2].as_slice(), 2));
+}
+
+#[tokio::test]
 async fn status_fails_over_and_per_node_calls_use_the_first_endpoint() {
     let rig = rig().await;
     let dead = dead_endpoint().await;
@@ -124,7 +157,8 @@ async fn status_fails_over_and_per_node_calls_use_the_first_endpoint() {
     assert_eq!(info.enrollment_fingerprint, rig.nodes[2].fingerprint());
     assert_eq!(node3.node_status().await.unwrap().node_id, 3);
     assert_eq!(node3.snapshot().await.unwrap().last_log_index, 41);
-    let init = node3.init("bkv-test", 0, 0).await.unwrap();
+    let identity = SigningKey::from_bytes(&[9; 32]);
+    let init = node3.init("bkv-test", 0, 0, &identity).await.unwrap();
     assert_eq!(init.node_id, 3);
     let mut audit = node3.audit(2, false).await.unwrap();
     let mut seqs = Vec::new();

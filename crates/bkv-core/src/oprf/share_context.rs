@@ -39,8 +39,10 @@ impl ShareContext {
             SHARE_CONTEXT_LABEL.len() + 4 + name.len() + account.len() + 8 + 4 + 64,
         );
         out.extend_from_slice(SHARE_CONTEXT_LABEL);
-        // A cluster name is at most 64 bytes (bkv admin init refuses longer ones) and an
-        // account id at most 128.
+        // Neither length can reach 2^16 (where i2osp2 would panic): a client builds a
+        // context only for the cluster a verified share map names, and ShareMap::check
+        // refuses names over 255 bytes; a node only for its own cluster, whose name init
+        // bounds to 64 bytes; an AccountId is at most 128 bytes.
         out.extend_from_slice(&super::suite::i2osp2(name.len()));
         out.extend_from_slice(name);
         out.extend_from_slice(&super::suite::i2osp2(account.len()));

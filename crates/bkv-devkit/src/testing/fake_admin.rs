@@ -35,6 +35,8 @@ pub struct FakeMembership {
     pub members: Vec<(u64, String, String, bool)>,
     /// The share map epoch in force.
     pub share_map_epoch: u64,
+    /// The signed share map last set (not verified: the fake checks no maps).
+    pub share_map: Option<bkv_proto::v1::SignedShareMap>,
 }
 
 /// A fake admin service of node `id`.
@@ -127,6 +129,7 @@ impl FakeAdmin {
             shares_held: 0,
             in_share_map: true,
             share_map_epoch: m.share_map_epoch,
+            share_map: m.share_map.clone(),
         }
     }
 }
@@ -307,6 +310,7 @@ impl Admin for FakeAdmin {
         self.require_leader()?;
         let mut m = lock(&self.membership);
         m.share_map_epoch += 1;
+        m.share_map = request.into_inner().share_map;
         Ok(Response::new(SetShareMapResponse {
             epoch: m.share_map_epoch,
         }))
