@@ -580,6 +580,7 @@ impl VaultState {
             version: active.version,
             request_id: active.request_id,
             guess_limit: active.guess_limit,
+            last_charge: active.last_charge,
             sealed_record: active.sealed_record.clone(),
             oprf: active.oprf.clone(),
         })
@@ -639,6 +640,8 @@ pub struct RecordView {
     pub request_id: RequestId,
     /// The guess limit.
     pub guess_limit: GuessLimit,
+    /// Its latest charge (0: none yet).
+    pub last_charge: ChargeNumber,
     /// The HSM-sealed record.
     pub sealed_record: Vec<u8>,
     /// The public OPRF half.

@@ -8,6 +8,8 @@
 //! action is `[P%][N*]kind[(arg)]`:
 //!
 //! - `off`: nothing (the same as no entry);
+//! - `on`: the place does what it was built to do when switched on (the `lie_*` places: a
+//!   node that lies to its peers; see [`on`]);
 //! - `sleep(ms)`: wait `ms` milliseconds, then go on;
 //! - `error` or `error(text)`: the operation fails with an I/O error naming the failpoint;
 //! - `panic` or `panic(text)`: the thread (or task) panics;
@@ -19,7 +21,11 @@
 //! vote), `log_append` (before a log append is written), `vote_save` (before a vote is
 //! written), `sm_apply` (before entries are applied to the state machine), `snapshot_persist`
 //! (before a snapshot is written), `hsm_seal` and `hsm_unseal` (on the HSM worker, before the
-//! PKCS#11 calls).
+//! PKCS#11 calls); and three switches that make a node lie like a compromised one:
+//! `lie_evaluate_unchecked` (it evaluates its OPRF key share with no charge and no ledger),
+//! `lie_skip_charge` (its RecoverStart makes up a charge instead of committing one) and
+//! `lie_fake_reset` (after each charge it commits, it proposes a reset with a made-up
+//! signature).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +46,9 @@ pub const KNOWN: &[&str] = &[
     "snapshot_persist",
     "hsm_seal",
     "hsm_unseal",
+    "lie_evaluate_unchecked",
+    "lie_skip_charge",
+    "lie_fake_reset",
 ];
 
 /// What a failpoint does when it fires.
@@ -47,6 +56,8 @@ pub const KNOWN: &[&str] = &[
 pub enum Kind {
     /// Nothing.
     Off,
+    /// Switched on: the place does what it was built to do ([`on`]).
+    On,
     /// Wait, then go on.
     Sleep(Duration),
     /// Fail the operation with this text.
@@ -76,6 +87,7 @@ impl fmt::Display for Action {
         }
         match &self.kind {
             Kind::Off => f.write_str("off"),
+            Kind::On => f.write_str("on"),
             Kind::Sleep(d) => write!(f, "sleep({})", d.as_millis()),
             Kind::Error(t) if t.is_empty() => f.write_str("error"),
             Kind::Error(t) => write!(f, "error({t})"),
@@ -132,6 +144,7 @@ pub fn parse_action(text: &str) -> Result<Action, SpecError> {
     };
     let kind = match (name, arg) {
         ("off", None) => Kind::Off,
+        ("on", None) => Kind::On,
         ("sleep", Some(ms)) => Kind::Sleep(Duration::from_millis(
             ms.parse::<u64>()
                 .map_err(|_| bad("sleep takes milliseconds"))?,
@@ -140,7 +153,7 @@ pub fn parse_action(text: &str) -> Result<Action, SpecError> {
         ("panic", arg) => Kind::Panic(arg.unwrap_or_default().to_string()),
         _ => {
             return Err(bad(
-                "expected off, sleep(ms), error[(text)] or panic[(text)]",
+                "expected off, on, sleep(ms), error[(text)] or panic[(text)]",
             ));
         }
     };
@@ -285,6 +298,8 @@ pub fn describe() -> String {
 /// What a failpoint does on this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fire {
+    /// Switched on.
+    On,
     /// Wait this long.
     Sleep(Duration),
     /// Fail with this text.
@@ -313,6 +328,7 @@ pub fn eval(name: &str) -> Option<Fire> {
         }
         let fire = match &action.kind {
             Kind::Off => return None,
+            Kind::On => Fire::On,
             Kind::Sleep(d) => Fire::Sleep(*d),
             Kind::Error(t) => Fire::Error(t.clone()),
             Kind::Panic(t) => Fire::Panic(t.clone()),
@@ -336,11 +352,18 @@ fn failure(name: &str, text: &str) -> io::Error {
     }
 }
 
+/// Whether switch `name` is on for this pass (any action but `off` counts, so `50%on` and
+/// `3*on` work as they do elsewhere); counted as a fire when it is.
+pub fn on(name: &str) -> bool {
+    eval(name).is_some()
+}
+
 /// Passes failpoint `name` in async code: sleeps (without blocking the thread), fails with
 /// an I/O error, panics, or does nothing.
 pub async fn hit(name: &str) -> Result<(), io::Error> {
     match eval(name) {
-        None => Ok(()),
+        // `on` means nothing to a place that sleeps, fails or panics.
+        None | Some(Fire::On) => Ok(()),
         Some(Fire::Sleep(d)) => {
             tracing::debug!(
                 failpoint = name,
@@ -365,7 +388,8 @@ pub async fn hit(name: &str) -> Result<(), io::Error> {
 /// sleep blocks the thread, as a slow device would.
 pub fn hit_blocking(name: &str) -> Result<(), io::Error> {
     match eval(name) {
-        None => Ok(()),
+        // `on` means nothing to a place that sleeps, fails or panics.
+        None | Some(Fire::On) => Ok(()),
         Some(Fire::Sleep(d)) => {
             std::thread::sleep(d);
             Ok(())
@@ -389,6 +413,8 @@ mod tests {
     fn actions_parse_and_print_back() {
         for text in [
             "off",
+            "on",
+            "3*on",
             "sleep(200)",
             "error",
             "error(disk full)",

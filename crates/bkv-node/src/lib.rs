@@ -13,6 +13,8 @@ pub mod error;
 pub mod failpoints;
 pub mod http;
 pub mod in_flight;
+#[cfg(feature = "failpoints")]
+pub mod lies;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

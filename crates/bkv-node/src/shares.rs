@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use bkv_core::VaultState;
 use bkv_raft::{RaftNode, StateHandle};
-use bkv_vault::holder::{AppliedState, ShareHolder, ShareId};
+use bkv_vault::holder::{AppliedState, EvalRequest, Evaluated, HolderError, ShareHolder, ShareId};
 use tokio::sync::watch;
 
 pub use ledger_store::SledLedgers;
 pub use service::SharesService;
 
+use crate::metrics::Metrics;
 use crate::sealer::MeteredSealer;
 
 /// A node's share-holder.
@@ -27,6 +28,26 @@ pub const CHARGE_WAIT: Duration = Duration::from_secs(2);
 
 /// Ledgers looked at per sweep step.
 const SWEEP_BATCH: usize = 512;
+
+/// Evaluates this node's share for `request` under the share-holder's rules, counting it in
+/// the metrics. In a failpoints build with `lie_evaluate_unchecked` on, it lies instead: it
+/// evaluates without a charge or a ledger, as a compromised node could (see `crate::lies`).
+pub async fn evaluate(
+    shares: &NodeShares,
+    metrics: &Metrics,
+    request: &EvalRequest,
+) -> Result<Evaluated, HolderError> {
+    #[cfg(feature = "failpoints")]
+    let result = if crate::lies::on(crate::lies::EVALUATE_UNCHECKED) {
+        shares.evaluate_unchecked(request).await
+    } else {
+        shares.evaluate(request, CHARGE_WAIT).await
+    };
+    #[cfg(not(feature = "failpoints"))]
+    let result = shares.evaluate(request, CHARGE_WAIT).await;
+    metrics.share_evaluated(result.is_ok());
+    result
+}
 
 /// The node's applied state, with a signal on every applied entry.
 #[derive(Debug, Clone)]

@@ -39,6 +39,9 @@ impl Backend for Node {
     }
 
     async fn commit(&self, command: Command) -> Result<Outcome, VaultError> {
+        #[cfg(feature = "failpoints")]
+        return crate::lies::commit(self, command).await;
+        #[cfg(not(feature = "failpoints"))]
         self.write(command).await
     }
 
@@ -95,9 +98,9 @@ impl Backend for Node {
             let shares = self
                 .shares()
                 .ok_or_else(|| VaultError::unavailable("this node holds no shares yet"))?;
-            let result = shares.evaluate(request, CHARGE_WAIT).await;
-            self.metrics().share_evaluated(result.is_ok());
-            return result.map_err(|e| VaultError::Internal(e.to_string()));
+            return crate::shares::evaluate(shares, self.metrics(), request)
+                .await
+                .map_err(|e| VaultError::Internal(e.to_string()));
         }
         let addr = self
             .peer_addr(holder)

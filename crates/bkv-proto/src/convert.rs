@@ -32,10 +32,14 @@ impl TryFrom<SignedShareMapProto> for SignedShareMap {
     /// checked by [`SignedShareMap::verify`].
     fn try_from(map: SignedShareMapProto) -> Result<Self, FieldError> {
         Ok(Self {
-            signature: map.signature.as_slice().try_into().map_err(|_| FieldError {
-                field: "share_map.signature",
-                reason: "wrong_length: must be 64 bytes",
-            })?,
+            signature: map
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| FieldError {
+                    field: "share_map.signature",
+                    reason: "wrong_length: must be 64 bytes",
+                })?,
             encoded: map.encoded,
         })
     }

@@ -210,16 +210,14 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         let (mut ledger, mut dirty, installed) = match self.ledgers.load(&id)? {
             Some(ledger) => (ledger, false, None),
             None => {
-                let context = ShareContext {
-                    cluster_name: cluster_name.clone(),
-                    account: request.account.clone(),
-                    node_id: self.node_id,
-                    guess_limit: charged.guess_limit.get(),
-                    reset_key: charged.oprf.reset_key,
-                    commitment: Commitment::parse(&stored.commitment)
-                        .map_err(|_| EvalRefusal::BadShare("commitment"))?,
-                };
-                let share = self.install(&id, &stored.ciphertext, &context).await?;
+                let context = self.context(
+                    &cluster_name,
+                    &request.account,
+                    charged.guess_limit.get(),
+                    &charged.oprf,
+                    &stored.commitment,
+                )?;
+                let share = self.install(&stored.ciphertext, &context).await?;
                 let sealed = self
                     .keys
                     .seal_share(&id, share.to_bytes().as_slice())
@@ -300,10 +298,60 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         }
     }
 
+    /// What this node's share ciphertext of a record is bound to.
+    fn context(
+        &self,
+        cluster_name: &str,
+        account: &AccountId,
+        guess_limit: u32,
+        oprf: &bkv_core::OprfRecord,
+        commitment: &[u8; 32],
+    ) -> Result<ShareContext, EvalRefusal> {
+        Ok(ShareContext {
+            cluster_name: cluster_name.to_string(),
+            account: account.clone(),
+            node_id: self.node_id,
+            guess_limit,
+            reset_key: oprf.reset_key,
+            commitment: Commitment::parse(commitment)
+                .map_err(|_| EvalRefusal::BadShare("commitment"))?,
+        })
+    }
+
+    /// What a compromised node can do with its own share, and the lying node of the tests
+    /// does: evaluate any blinded element on the active record, with no charge and no
+    /// ledger. Built only for failpoints builds; an honest node runs [`Self::evaluate`].
+    #[cfg(feature = "failpoints")]
+    pub async fn evaluate_unchecked(
+        &self,
+        request: &EvalRequest,
+    ) -> Result<Evaluated, HolderError> {
+        let (cluster_name, record) = self.state.read(|s| {
+            let name = s.cluster().map(|c| c.cluster_name.clone());
+            (name.unwrap_or_default(), s.active_record(&request.account))
+        });
+        let record = record
+            .filter(|r| r.version == request.version)
+            .ok_or(EvalRefusal::NotCharged("no such active record"))?;
+        let stored = record
+            .oprf
+            .share_of(self.node_id)
+            .ok_or(EvalRefusal::NoShare)?;
+        let context = self.context(
+            &cluster_name,
+            &request.account,
+            record.guess_limit.get(),
+            &record.oprf,
+            &stored.commitment,
+        )?;
+        let share = self.install(&stored.ciphertext, &context).await?;
+        let (element, proof) = oprf::evaluate_share(&share, &request.blinded, &mut OsRng);
+        Ok(Evaluated { element, proof })
+    }
+
     /// Opens this node's share from the record and checks it against its commitment.
     async fn install(
         &self,
-        _id: &ShareId,
         ciphertext: &[u8],
         context: &ShareContext,
     ) -> Result<KeyShare, HolderError> {

@@ -135,7 +135,10 @@ async fn share_maps_name_the_voters_and_are_not_republished_unchanged() {
     assert!(!after.unchanged);
     assert_eq!(after.map.epoch, 2);
     let ids: Vec<u64> = after.map.holders.iter().map(|h| h.node_id).collect();
-    assert_eq!((ids.as_slice(), after.map.threshold), ([1u64, 2].as_slice(), 2));
+    assert_eq!(
+        (ids.as_slice(), after.map.threshold),
+        ([1u64, 2].as_slice(), 2)
+    );
 }
 
 #[tokio::test]

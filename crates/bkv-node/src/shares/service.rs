@@ -13,7 +13,7 @@ use bkv_vault::VaultError;
 use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError};
 use tonic::{Request, Response, Status};
 
-use super::{CHARGE_WAIT, NodeShares};
+use super::NodeShares;
 use crate::metrics::Metrics;
 
 /// The `bkv.v1.Shares` service of one node.
@@ -90,16 +90,12 @@ impl Shares for SharesService {
         request: Request<EvaluateRequest>,
     ) -> Result<Response<EvaluateResponse>, Status> {
         let request = parse_request(request.get_ref())?;
-        match self.shares.evaluate(&request, CHARGE_WAIT).await {
-            Ok(evaluated) => {
-                self.metrics.share_evaluated(true);
-                Ok(Response::new(EvaluateResponse {
-                    evaluated_element: evaluated.element.as_bytes().to_vec(),
-                    proof: evaluated.proof.to_bytes().to_vec(),
-                }))
-            }
+        match super::evaluate(&self.shares, &self.metrics, &request).await {
+            Ok(evaluated) => Ok(Response::new(EvaluateResponse {
+                evaluated_element: evaluated.element.as_bytes().to_vec(),
+                proof: evaluated.proof.to_bytes().to_vec(),
+            })),
             Err(e) => {
-                self.metrics.share_evaluated(false);
                 tracing::info!(error = %e, "share evaluation refused");
                 Err(refusal_status(e))
             }
