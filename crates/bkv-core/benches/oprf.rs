@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use bkv_core::ids::{AccountId, ChargeNumber, ClusterId, RecordVersion};
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::oprf::{
     Blind, Commitment, EvaluatedElement, OprfKey, ResetKey, ShareContext, SoftwareShareKey,
     check_commitments, combine, encrypt_share, evaluate_directly, evaluate_share, open_share,
@@ -49,9 +49,11 @@ fn bench(c: &mut Criterion) {
     let node_key = SoftwareShareKey::generate(rng);
     let recipient = node_key.public();
     let context = ShareContext {
-        cluster_id: ClusterId::new([1; 16]),
+        cluster_name: "bkv-local".into(),
         account: account.clone(),
         node_id: 1,
+        guess_limit: 10,
+        reset_key: [7; 32],
         commitment: shares[0].1,
     };
     let ciphertext = encrypt_share(&recipient, &shares[0].0, &context, rng);
@@ -66,7 +68,7 @@ fn bench(c: &mut Criterion) {
     });
     let reset_key = ResetKey::derive(&ExportKey::take_from(&mut [7u8; 64]).expect("64 bytes"));
     let message = reset_message(
-        &context.cluster_id,
+        &context.cluster_name,
         &account,
         RecordVersion(1000),
         ChargeNumber(3),

@@ -11,13 +11,13 @@ mod checks;
 #[path = "../../../fuzz/checks/props.rs"]
 mod props;
 
+use bkv_core::AccountId;
 use bkv_core::oprf::{
     Blind, BlindedElement, Commitment, DleqProof, EvaluatedElement, OprfKey, P256PublicKey,
     ResetKey, ResetPublicKey, ShareCiphertext, ShareContext, encrypt_share, evaluate_share,
     oprf_input, split,
 };
 use bkv_core::protocol::ExportKey;
-use bkv_core::{AccountId, ClusterId};
 use props::{CASES, check_seeds, mutated, random, write_seed};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -128,9 +128,11 @@ fn write_seeds() {
     let g = hex::decode(P256_G).expect("hex");
     let recipient = P256PublicKey::parse(&g).expect("generator");
     let context = ShareContext {
-        cluster_id: ClusterId::new([9; 16]),
+        cluster_name: "bkv-local".into(),
         account: account.clone(),
         node_id: 1,
+        guess_limit: 10,
+        reset_key: [7; 32],
         commitment,
     };
     let ciphertext = encrypt_share(&recipient, &shares[0].0, &context, rng);

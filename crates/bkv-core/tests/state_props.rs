@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bkv_core::fixtures;
 use bkv_core::{
-    AccountId, Applied, AttemptId, AuditKind, ChargeNumber, ClusterId, Command, GuessLimit,
-    Outcome, RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
+    AccountId, Applied, AttemptId, AuditKind, ChargeNumber, Command, GuessLimit, Outcome,
+    RecordStatus, RecordVersion, Rejection, Request, RequestId, VaultState,
 };
 use proptest::prelude::*;
 
