@@ -19,7 +19,8 @@
 //! vote), `log_append` (before a log append is written), `vote_save` (before a vote is
 //! written), `sm_apply` (before entries are applied to the state machine), `snapshot_persist`
 //! (before a snapshot is written), `hsm_seal` and `hsm_unseal` (on the HSM worker, before the
-//! PKCS#11 calls).
+//! PKCS#11 calls); and `planted_charge_reuse`, a bug planted on purpose for the chaos suite to
+//! catch (bkv-node's `planted` module: a recovery start answered without a committed charge).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +41,7 @@ pub const KNOWN: &[&str] = &[
     "snapshot_persist",
     "hsm_seal",
     "hsm_unseal",
+    "planted_charge_reuse",
 ];
 
 /// What a failpoint does when it fires.

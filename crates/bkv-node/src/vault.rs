@@ -31,7 +31,17 @@ impl Backend for Node {
     }
 
     async fn commit(&self, command: Command) -> Result<Outcome, VaultError> {
-        self.write(command).await
+        // The chaos suite's planted bug (failpoints builds only, off unless set).
+        #[cfg(feature = "failpoints")]
+        let planted = crate::planted::Planted::before(&command);
+        #[cfg(feature = "failpoints")]
+        if let Some(outcome) = planted.reused() {
+            return Ok(outcome);
+        }
+        let outcome = self.write(command).await?;
+        #[cfg(feature = "failpoints")]
+        planted.remember(&outcome);
+        Ok(outcome)
     }
 
     fn account_status(&self, account: &AccountId) -> AccountStatus {

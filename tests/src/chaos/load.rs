@@ -60,10 +60,10 @@ pub struct Load {
     pub accounts: Vec<Honest>,
 }
 
-/// Longest a load may run, whatever its caller does.
-const MAX_LOAD: Duration = Duration::from_secs(900);
+/// Longest a load may run, whatever its caller does (a soak runs an hour or more).
+const MAX_LOAD: Duration = Duration::from_secs(6 * 3600);
 /// Most operations one client makes.
-const MAX_OPS: u64 = 20_000;
+const MAX_OPS: u64 = 500_000;
 
 impl Load {
     /// Registers every account (retrying until `setup_timeout`), then starts the clients.
