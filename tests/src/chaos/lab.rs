@@ -41,7 +41,8 @@ pub fn lab_options(nodes: u64, lab: Lab) -> ClusterOptions {
 pub enum Pace {
     /// A fault held 1 to 3.5 s, then 0.5 to 2 s of calm (as the loopback random run).
     Test,
-    /// A fault held 0.8 to 2.5 s, then 0.3 to 1.2 s of calm: a fault every 2.5 s on average.
+    /// A fault held 0.6 to 2 s, then 0.3 to 1 s of calm: a fault every 2 s on average, plus
+    /// what the heals take (restarts).
     Soak,
 }
 
@@ -96,7 +97,7 @@ pub fn lab_schedule(seed: u64, duration: Duration, nodes: u64, pace: Pace) -> Sc
     let load = draw_load(&mut rng, seed);
     let (hold, rest) = match pace {
         Pace::Test => (1000..=3500, 500..=2000),
-        Pace::Soak => (800..=2500, 300..=1200),
+        Pace::Soak => (600..=2000, 300..=1000),
     };
     let mut steps = Vec::new();
     let mut total = Duration::ZERO;

@@ -216,9 +216,26 @@ async fn resolve(cc: &mut ChaosCluster, t: Target) -> anyhow::Result<u64> {
 /// Plays `schedule` on `cc` under its load, then verifies. The returned summary's note
 /// holds the seed and the schedule.
 pub async fn run(cc: &mut ChaosCluster, schedule: &Schedule) -> anyhow::Result<Summary> {
+    run_until(cc, schedule, None).await
+}
+
+/// [`run`], stopping before the next step once `until` has passed (a soak runs for a time,
+/// however long its heals take); a step begun is held and healed.
+pub async fn run_until(
+    cc: &mut ChaosCluster,
+    schedule: &Schedule,
+    until: Option<Instant>,
+) -> anyhow::Result<Summary> {
     let load = Load::start(cc, &schedule.load).await?;
     let started = Instant::now();
     for (i, (step, hold, rest)) in schedule.steps.iter().enumerate() {
+        if until.is_some_and(|u| Instant::now() >= u) {
+            println!(
+                "[{:>6} ms] time is up after {i} steps",
+                started.elapsed().as_millis()
+            );
+            break;
+        }
         println!("[{:>6} ms] step {i}: {step}", started.elapsed().as_millis());
         apply(cc, step).await?;
         tokio::time::sleep(*hold).await;

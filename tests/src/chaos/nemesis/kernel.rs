@@ -388,6 +388,9 @@ impl Nemesis {
         // Two pages of slack: the next writes fill them.
         Lab::resize_disk(&dir, used + 8)?;
         self.kernel.full.insert(node);
+        // For the audit checker: this node may lose audit lines from now on.
+        self.history
+            .info(Entry::new(Role::Nemesis, "nemesis", "disk_full").node(node));
         self.kernel_fault(
             &[node],
             format!("node {node}'s disk full ({used} KiB used)"),
