@@ -5,9 +5,9 @@
 //! and a workload, played on a cluster in a lab, then every checker. The seed and the
 //! history are printed; the same seed replays the same schedule.
 //!
-//! `make chaos` runs it after the loopback run (`KERNEL_SEED`, `DURATION`, `NODES`); `make
-//! soak` runs it for `SOAK_SECONDS` at the soak pace (`BKV_CHAOS_PACE=soak`) and prints the
-//! soak's figures. Environment: `BKV_CHAOS_SEED`, `BKV_CHAOS_DURATION` (seconds),
+//! `make chaos` runs it after the loopback run with the same `SEED`, `DURATION` and `NODES`;
+//! `make soak` runs it for `SOAK_SECONDS` at the soak pace (`BKV_CHAOS_PACE=soak`) and prints
+//! the soak's figures. Environment: `BKV_CHAOS_SEED`, `BKV_CHAOS_DURATION` (seconds),
 //! `BKV_CHAOS_NODES`, `BKV_CHAOS_PACE` (`test` or `soak`).
 
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ fn seeded_kernel_chaos_keeps_every_invariant() -> anyhow::Result<()> {
                 Err(e) => {
                     eprintln!(
                         "CHAOS FAILURE seed {seed}, history {}; replay with `make chaos \
-                         KERNEL_SEED={seed} DURATION={}`",
+                         SEED={seed} DURATION={}`",
                         cc.history
                             .path()
                             .map_or_else(|| "-".into(), |p| p.display().to_string()),
