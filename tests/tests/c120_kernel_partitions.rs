@@ -31,12 +31,7 @@ fn kernel_partitions_full_one_way_and_flapping_keep_every_invariant() -> anyhow:
             )
             .await?;
             let ids = cc.cluster.ids();
-            let victim = load
-                .accounts
-                .iter()
-                .find(|h| h.account.starts_with("victim"))
-                .map(|h| h.account.clone())
-                .unwrap_or_default();
+            let victim = load.victim();
 
             // Phase 1: the leader cut off both ways (its packets and theirs dropped).
             let old = cc.observe_leader(Duration::from_secs(20)).await?;

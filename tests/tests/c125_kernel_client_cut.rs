@@ -31,12 +31,7 @@ fn a_node_cut_off_from_clients_but_not_peers_keeps_every_invariant() -> anyhow::
             )
             .await?;
             let ids = cc.cluster.ids();
-            let victim = load
-                .accounts
-                .iter()
-                .find(|h| h.account.starts_with("victim"))
-                .map(|h| h.account.clone())
-                .unwrap_or_default();
+            let victim = load.victim();
             let leader = cc.observe_leader(Duration::from_secs(20)).await?;
             let follower = *ids.iter().find(|i| **i != leader).unwrap_or(&1);
             for (phase, node) in [("follower", follower), ("leader", leader)] {

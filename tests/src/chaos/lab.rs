@@ -13,7 +13,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use super::proxy::Fault;
 use super::runner::chaos_options;
-use super::schedule::{Schedule, Step, Target, draw_load};
+use super::schedule::{Schedule, Step, draw_load, draw_target};
 use crate::netns::Lab;
 use crate::options::{ClusterOptions, RaftOptions};
 
@@ -106,11 +106,7 @@ pub fn lab_schedule(seed: u64, duration: Duration, nodes: u64, pace: Pace) -> Sc
         if total >= duration {
             break;
         }
-        let target = if rng.gen_bool(0.4) {
-            Target::Leader
-        } else {
-            Target::Node(rng.gen_range(1..=nodes))
-        };
+        let target = draw_target(&mut rng, nodes);
         let a = rng.gen_range(1..=nodes);
         let b = (a % nodes) + 1;
         let step = match rng.gen_range(0..KINDS.len()) {

@@ -158,6 +158,15 @@ impl Load {
         })
     }
 
+    /// The first account attackers guess on (empty if the load has no victim).
+    pub fn victim(&self) -> String {
+        self.accounts
+            .iter()
+            .find(|h| h.account.starts_with("victim"))
+            .map(|h| h.account.clone())
+            .unwrap_or_default()
+    }
+
     /// Stops the clients and waits for them (each finishes its operation in flight);
     /// returns how many operations they made.
     pub async fn stop(mut self) -> anyhow::Result<(u64, Vec<Honest>)> {

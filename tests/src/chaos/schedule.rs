@@ -126,11 +126,7 @@ impl Schedule {
             if total >= duration {
                 break;
             }
-            let target = if rng.gen_bool(0.4) {
-                Target::Leader
-            } else {
-                Target::Node(rng.gen_range(1..=nodes))
-            };
+            let target = draw_target(&mut rng, nodes);
             let other = |rng: &mut StdRng, not: u64| loop {
                 let n = rng.gen_range(1..=nodes);
                 if n != not {
@@ -193,6 +189,15 @@ impl Schedule {
     }
 }
 
+/// The node a step hits: the leader at the time (40%), or any node.
+pub fn draw_target(rng: &mut StdRng, nodes: u64) -> Target {
+    if rng.gen_bool(0.4) {
+        Target::Leader
+    } else {
+        Target::Node(rng.gen_range(1..=nodes))
+    }
+}
+
 /// The clients of a seeded run, drawn first from its generator.
 pub fn draw_load(rng: &mut StdRng, seed: u64) -> LoadSpec {
     LoadSpec {
@@ -205,6 +210,9 @@ pub fn draw_load(rng: &mut StdRng, seed: u64) -> LoadSpec {
         seed,
     }
 }
+
+/// Steps of a schedule printed with a run's verdicts.
+const MAX_NOTE_STEPS: usize = 40;
 
 async fn resolve(cc: &mut ChaosCluster, t: Target) -> anyhow::Result<u64> {
     match t {
@@ -245,11 +253,18 @@ pub async fn run_until(
         cc.sample_digests().await;
     }
     let (_ops, accounts) = load.stop().await?;
+    // A soak's schedule has a thousand steps: its first ones, and the seed, are enough.
+    let mut described = schedule.describe();
+    if let Some((cut, _)) = described.match_indices('\n').nth(MAX_NOTE_STEPS) {
+        described.truncate(cut);
+        described.push_str(&format!(
+            "\n  ... {} more steps (the seed replays them all)\n",
+            schedule.steps.len() - MAX_NOTE_STEPS
+        ));
+    }
     let note = format!(
-        "seed {} (replay: make chaos SEED={} DURATION=...)\n{}",
-        schedule.seed,
-        schedule.seed,
-        schedule.describe()
+        "seed {} (replay: make chaos SEED={} DURATION=...)\n{described}",
+        schedule.seed, schedule.seed,
     );
     cc.verify(
         &accounts,

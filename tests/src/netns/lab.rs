@@ -169,11 +169,16 @@ impl Lab {
             }
             script.push_str("COMMIT\n");
         }
+        self.restore(&script)
+    }
+
+    /// Runs an `iptables-restore` script in the hub, leaving the rules it does not name.
+    fn restore(&self, script: &str) -> anyhow::Result<()> {
         Self::exec(
             &self.hub(),
             "iptables-restore",
             &["-w", "5", "--noflush"],
-            &script,
+            script,
         )?;
         Ok(())
     }
@@ -183,13 +188,7 @@ impl Lab {
         let script = format!(
             "*filter\n-F {FILTER_CHAIN}\n-F {FLAP_CHAIN}\nCOMMIT\n*mangle\n-F {MANGLE_CHAIN}\nCOMMIT\n"
         );
-        Self::exec(
-            &self.hub(),
-            "iptables-restore",
-            &["-w", "5", "--noflush"],
-            &script,
-        )?;
-        Ok(())
+        self.restore(&script)
     }
 
     /// Packets matched so far by each tagged fault rule of the hub, by tag.
@@ -206,13 +205,7 @@ impl Lab {
             script.push('\n');
         }
         script.push_str("COMMIT\n");
-        Self::exec(
-            &self.hub(),
-            "iptables-restore",
-            &["-w", "5", "--noflush"],
-            &script,
-        )?;
-        Ok(())
+        self.restore(&script)
     }
 
     /// Limits the traffic into and out of `member` to `kbit` kbit/s (a `tbf` on the hub's

@@ -63,6 +63,12 @@ pub(super) struct KernelState {
     figures: BTreeMap<String, u64>,
 }
 
+impl KernelState {
+    fn count(&mut self, figure: &str, n: u64) {
+        *self.figures.entry(figure.to_string()).or_default() += n;
+    }
+}
+
 fn lab(cluster: &Cluster) -> anyhow::Result<Lab> {
     cluster.options().netns.clone().ok_or_else(|| {
         anyhow::anyhow!("the cluster has neither the peer proxy nor a lab to inject faults with")
@@ -206,11 +212,7 @@ impl Nemesis {
         std::thread::sleep(RESET_FOR);
         let refused = packets(&lab, "reset:");
         lab.apply(&rules, false)?;
-        *self
-            .kernel
-            .figures
-            .entry("packets_reset".into())
-            .or_default() += refused;
+        self.kernel.count("packets_reset", refused);
         Ok(refused)
     }
 
@@ -417,31 +419,19 @@ impl Nemesis {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or(0);
-            *self
-                .kernel
-                .figures
-                .entry("flap_toggles".into())
-                .or_default() += toggles;
+            self.kernel.count("flap_toggles", toggles);
         }
         if self.kernel.rules > 0 {
             for (tag, n) in lab.counters()? {
                 let kind = tag.split(':').next().unwrap_or("other").to_string();
-                *self
-                    .kernel
-                    .figures
-                    .entry(format!("packets_{kind}"))
-                    .or_default() += n;
+                self.kernel.count(&format!("packets_{kind}"), n);
             }
             self.kernel.rules = 0;
         }
         lab.flush()?;
         for member in std::mem::take(&mut self.kernel.limited) {
             let dropped = lab.rate_limit_drops(member);
-            *self
-                .kernel
-                .figures
-                .entry("packets_rate_dropped".into())
-                .or_default() += dropped;
+            self.kernel.count("packets_rate_dropped", dropped);
             lab.unlimit(member)?;
         }
         for (_, mut d) in std::mem::take(&mut self.kernel.delayers) {
@@ -452,11 +442,8 @@ impl Nemesis {
                     if let Some((k, v)) = part.split_once('=')
                         && matches!(k, "delayed" | "reordered")
                     {
-                        *self
-                            .kernel
-                            .figures
-                            .entry(format!("packets_{k}"))
-                            .or_default() += v.parse::<u64>().unwrap_or(0);
+                        self.kernel
+                            .count(&format!("packets_{k}"), v.parse::<u64>().unwrap_or(0));
                     }
                 }
             }
@@ -466,7 +453,7 @@ impl Nemesis {
             Lab::resize_disk(&dir, cluster.options().data_disk_mib * 1024)?;
             // Its storage may have failed for good: restart it, as after a storage failpoint.
             cluster.kill9(node)?;
-            *self.kernel.figures.entry("full_disks".into()).or_default() += 1;
+            self.kernel.count("full_disks", 1);
         }
         Ok(())
     }
