@@ -11,18 +11,22 @@
 //!   what they share; [`load`]: [`Load`], clients running concurrently.
 //! - [`nemesis`]: [`Nemesis`], faults recorded in the history, fail-closed windows.
 //! - [`audit`]: the nodes' audit files, merged.
-//! - [`check`]: the checkers, each returning a [`check::Verdict`].
+//! - [`check`]: the checkers, each returning a [`check::Verdict`]; [`excerpt`]: the part of
+//!   a history that broke one, printed when a run fails.
 //! - [`canary`]: [`Canaries`] and the plaintext scan.
 //! - [`runner`]: [`ChaosCluster`], the final verification.
-//! - [`schedule`]: seeded random fault schedules.
+//! - [`schedule`]: seeded random fault schedules; [`lab`]: runs on the kernel-fault harness
+//!   ([`crate::netns`]) and their schedule over the whole fault list.
 
 pub mod attacker;
 pub mod audit;
 pub mod canary;
 pub mod check;
+pub mod excerpt;
 pub mod history;
 pub mod honest;
 pub mod kit;
+pub mod lab;
 pub mod load;
 pub mod nemesis;
 pub mod proxy;

@@ -6,6 +6,7 @@
 //! a test panics, after the tail of each node's log is printed).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ use bkv_core::token::{Claims, issue};
 use ed25519_dalek::SigningKey;
 
 use crate::chaos::PeerProxy;
+use crate::netns::Member;
 use crate::node::{NodeProcess, Ports, ProcessState};
 use crate::options::ClusterOptions;
 use crate::process::{free_port, workspace_binary};
@@ -27,6 +29,14 @@ pub const ISSUER_NAME: &str = "bkv-test";
 /// The file in the PKI dir holding the bearer token for writes on the nodes' HTTP ports
 /// (`http.write_token_file`).
 pub const HTTP_WRITE_TOKEN: &str = "http-write.token";
+
+/// The ports of every node in a lab (each node has an address of its own there).
+pub const LAB_PORTS: Ports = Ports {
+    client: 7000,
+    peer: 7001,
+    admin: 7002,
+    http: 7003,
+};
 
 /// A running test cluster. See the module documentation.
 #[derive(Debug)]
@@ -98,6 +108,10 @@ impl Cluster {
     /// through the ceremony and waits until every node serves.
     pub async fn start_with(options: ClusterOptions) -> anyhow::Result<Self> {
         anyhow::ensure!(options.nodes >= 1, "a cluster needs a node");
+        anyhow::ensure!(
+            !(options.peer_proxy && options.netns.is_some()),
+            "the peer proxy runs on loopback: not with a lab"
+        );
         let dir = tempfile::Builder::new().prefix("bkv-cluster-").tempdir()?;
         let pki = dir.path().join("pki");
         bkv_devkit::pki::init(&pki, &options.cluster_name)?;
@@ -254,7 +268,31 @@ impl Cluster {
     /// (without waiting for it).
     fn launch(&mut self, id: u64) -> anyhow::Result<()> {
         anyhow::ensure!(!self.nodes.contains_key(&id), "node {id} exists");
-        bkv_devkit::pki::node(&self.pki, id, &["127.0.0.1".into(), "localhost".into()])?;
+        // In a lab, each node has a namespace and an address of its own: same ports for all.
+        let (host, ports) = match &self.options.netns {
+            Some(lab) => {
+                anyhow::ensure!(
+                    id <= lab.capacity(),
+                    "node {id}: the lab has namespaces for {} nodes",
+                    lab.capacity()
+                );
+                (IpAddr::V4(lab.ip(Member::Node(id))), LAB_PORTS)
+            }
+            None => (
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                Ports {
+                    client: free_port()?,
+                    peer: free_port()?,
+                    admin: free_port()?,
+                    http: free_port()?,
+                },
+            ),
+        };
+        bkv_devkit::pki::node(
+            &self.pki,
+            id,
+            &[host.to_string(), "127.0.0.1".into(), "localhost".into()],
+        )?;
         let token_dir = self.dir.path().join(format!("tokens/node{id}"));
         let label = format!("bkv-node{id}");
         let out = Command::new(repo_root().join("cluster/mk-token"))
@@ -268,15 +306,15 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let ports = Ports {
-            client: free_port()?,
-            peer: free_port()?,
-            admin: free_port()?,
-            http: free_port()?,
-        };
         let data_dir = self.dir.path().join(format!("data/node{id}"));
+        if let Some(lab) = &self.options.netns
+            && self.options.data_disk_mib > 0
+            && !data_dir.exists()
+        {
+            lab.mount_disk(&data_dir, self.options.data_disk_mib)?;
+        }
         let config = self.dir.path().join(format!("node{id}.toml"));
-        let mut toml = self.config_toml(id, ports, &data_dir, &token_dir);
+        let mut toml = self.config_toml(id, host, ports, &data_dir, &token_dir);
         if let Some(proxy) = &self.proxy {
             let front = proxy.add_target(id, ([127, 0, 0, 1], ports.peer).into())?;
             toml.push_str(&format!("\n[advertise]\npeer = \"{front}\"\n"));
@@ -293,6 +331,9 @@ impl Cluster {
             self.node_bin.clone(),
         );
         node.set_http_token(std::fs::read_to_string(self.pki.join(HTTP_WRITE_TOKEN))?);
+        if let Some(lab) = &self.options.netns {
+            node.in_namespace(host, lab.ns(Member::Node(id)));
+        }
         for (key, value) in &self.options.node_env {
             node.set_env(key, value);
         }
@@ -318,7 +359,14 @@ impl Cluster {
         Ok(id)
     }
 
-    fn config_toml(&self, id: u64, ports: Ports, data_dir: &Path, token_dir: &Path) -> String {
+    fn config_toml(
+        &self,
+        id: u64,
+        host: IpAddr,
+        ports: Ports,
+        data_dir: &Path,
+        token_dir: &Path,
+    ) -> String {
         let r = &self.options.raft;
         let l = &self.options.limits;
         let pki = self.pki.display();
@@ -329,10 +377,10 @@ node_id = {id}
 data_dir = "{data}"
 
 [listen]
-client = "127.0.0.1:{client}"
-peer = "127.0.0.1:{peer}"
-admin = "127.0.0.1:{admin}"
-http = "127.0.0.1:{http}"
+client = "{host}:{client}"
+peer = "{host}:{peer}"
+admin = "{host}:{admin}"
+http = "{host}:{http}"
 
 [tls]
 ca_cert = "{pki}/ca.pem"
@@ -788,6 +836,9 @@ impl Drop for Cluster {
         }
         for node in self.nodes.values_mut() {
             node.kill9();
+        }
+        if let Some(lab) = &self.options.netns {
+            lab.unmount_under(self.dir.path());
         }
         if std::env::var_os("BKV_TEST_KEEP_DIR").is_some() {
             self.dir.disable_cleanup(true);

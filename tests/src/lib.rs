@@ -10,10 +10,13 @@
 //! - [`Metrics`]: a node's `/metrics` page, parsed.
 //! - [`process`]: child guards, workspace binaries, free ports.
 //! - [`chaos`]: the chaos suite's proxy, workloads, histories, checkers and runner.
+//! - [`netns`]: network namespaces for kernel-level faults (packet filters, rate limits,
+//!   full disks).
 
 pub mod chaos;
 mod cluster;
 mod metrics;
+pub mod netns;
 mod node;
 mod options;
 pub mod process;

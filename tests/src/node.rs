@@ -2,6 +2,7 @@
 //! data dir, SoftHSM token and log file, and the signals a test sends it.
 
 use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::process::ChildGuard;
 
-/// The four ports of a node, all on 127.0.0.1.
+/// The four ports of a node, all on its host address (127.0.0.1, or its address in a
+/// network namespace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     /// `listen.client` (bkv.v1.Vault, TLS).
@@ -49,6 +51,8 @@ pub struct NodeProcess {
     starts: u32,
     env: Vec<(String, String)>,
     http_token: Option<String>,
+    host: IpAddr,
+    netns: Option<String>,
 }
 
 /// An HTTP answer of the node's small HTTP port.
@@ -84,6 +88,8 @@ impl NodeProcess {
             starts: 0,
             env: Vec::new(),
             http_token: None,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
         }
     }
 
@@ -91,6 +97,18 @@ impl NodeProcess {
     /// [`Self::http_put`] send it with every request.
     pub fn set_http_token(&mut self, token: impl Into<String>) {
         self.http_token = Some(token.into());
+    }
+
+    /// Runs the process inside network namespace `ns`, where it listens on `host` (set
+    /// before the first start).
+    pub fn in_namespace(&mut self, host: IpAddr, ns: impl Into<String>) {
+        self.host = host;
+        self.netns = Some(ns.into());
+    }
+
+    /// The address the node listens on.
+    pub fn host(&self) -> IpAddr {
+        self.host
     }
 
     /// The node id.
@@ -103,19 +121,19 @@ impl NodeProcess {
         self.ports
     }
 
-    /// `https://127.0.0.1:<client port>`.
+    /// `https://<host>:<client port>`.
     pub fn client_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.ports.client)
+        format!("https://{}:{}", self.host, self.ports.client)
     }
 
-    /// `127.0.0.1:<admin port>`.
+    /// `<host>:<admin port>`.
     pub fn admin_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.ports.admin)
+        format!("{}:{}", self.host, self.ports.admin)
     }
 
-    /// `127.0.0.1:<peer port>`.
+    /// `<host>:<peer port>`.
     pub fn peer_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.ports.peer)
+        format!("{}:{}", self.host, self.ports.peer)
     }
 
     /// The node's data dir (Raft log, state, audit file).
@@ -177,7 +195,10 @@ impl NodeProcess {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let mut command = Command::new(&self.binary);
+        let mut command = match &self.netns {
+            Some(ns) => crate::netns::Lab::command_in(ns, &self.binary),
+            None => Command::new(&self.binary),
+        };
         command
             .arg("--config")
             .arg(&self.config)
@@ -245,7 +266,7 @@ impl NodeProcess {
             body.len()
         );
         let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let mut stream = tokio::net::TcpStream::connect((self.host, port)).await?;
             stream.write_all(request.as_bytes()).await?;
             let mut bytes = Vec::new();
             stream.read_to_end(&mut bytes).await?;
@@ -323,7 +344,7 @@ impl NodeProcess {
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
         let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let mut stream = tokio::net::TcpStream::connect((self.host, port)).await?;
             stream.write_all(request.as_bytes()).await?;
             let mut bytes = Vec::new();
             stream.read_to_end(&mut bytes).await?;

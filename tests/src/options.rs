@@ -39,6 +39,12 @@ pub struct ClusterOptions {
     pub peer_proxy: bool,
     /// Extra environment variables of every node process (`BKV_FAILPOINTS`, ...).
     pub node_env: Vec<(String, String)>,
+    /// Run node `i` in namespace `i` of this lab, listening on its address there, instead of
+    /// on loopback (the kernel-fault harness, [`crate::netns`]). Not with `peer_proxy`.
+    pub netns: Option<crate::netns::Lab>,
+    /// With `netns`: each node's data dir on a `tmpfs` of this many MiB (0: on the disk), so
+    /// that a test can fill it.
+    pub data_disk_mib: u64,
 }
 
 /// The name of the `bkv-node` built with the `failpoints` feature (`make build` makes it).
@@ -158,6 +164,8 @@ impl ClusterOptions {
             node_binary: "bkv-node".into(),
             peer_proxy: false,
             node_env: Vec::new(),
+            netns: None,
+            data_disk_mib: 0,
         }
     }
 }

@@ -25,7 +25,8 @@
 //! `lie_evaluate_unchecked` (it evaluates its OPRF key share with no charge and no ledger),
 //! `lie_skip_charge` (its RecoverStart makes up a charge instead of committing one) and
 //! `lie_fake_reset` (after each charge it commits, it proposes a reset with a made-up
-//! signature).
+//! signature); and `planted_charge_reuse`, a bug planted on purpose for the chaos suite to
+//! catch (bkv-node's `planted` module: a recovery start answered without a committed charge).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,6 +50,7 @@ pub const KNOWN: &[&str] = &[
     "lie_evaluate_unchecked",
     "lie_skip_charge",
     "lie_fake_reset",
+    "planted_charge_reuse",
 ];
 
 /// What a failpoint does when it fires.

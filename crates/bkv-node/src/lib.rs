@@ -19,6 +19,8 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+#[cfg(feature = "failpoints")]
+pub mod planted;
 pub mod sealer;
 pub mod server;
 pub mod shares;

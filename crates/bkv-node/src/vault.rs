@@ -39,10 +39,20 @@ impl Backend for Node {
     }
 
     async fn commit(&self, command: Command) -> Result<Outcome, VaultError> {
-        #[cfg(feature = "failpoints")]
-        return crate::lies::commit(self, command).await;
         #[cfg(not(feature = "failpoints"))]
-        self.write(command).await
+        return self.write(command).await;
+        // Failpoints builds only, each off unless set: the chaos suite's planted bug, then the
+        // lying-node switches.
+        #[cfg(feature = "failpoints")]
+        {
+            let planted = crate::planted::Planted::before(&command);
+            if let Some(outcome) = planted.reused() {
+                return Ok(outcome);
+            }
+            let outcome = crate::lies::commit(self, command).await?;
+            planted.remember(&outcome);
+            Ok(outcome)
+        }
     }
 
     fn account_status(&self, account: &AccountId) -> AccountStatus {

@@ -4,7 +4,7 @@
 //! installed a snapshot lacks the events the snapshot covers, so the checkers merge the files
 //! of all nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -114,12 +114,13 @@ impl Audit {
         out
     }
 
-    /// The committed history as one sequence: for each log index, the events of the first
-    /// node that has it (replica agreement is checked separately).
+    /// The committed history as one sequence: for each log index, the events of the node
+    /// that wrote the most there (a node may have lost lines; replica agreement is checked
+    /// separately).
     pub fn merged(&self) -> Vec<AuditLine> {
         let mut out = Vec::new();
         for per_node in self.by_index().into_values() {
-            if let Some(events) = per_node.into_values().next() {
+            if let Some(events) = per_node.into_values().max_by_key(Vec::len) {
                 out.extend(events);
             }
         }
@@ -128,13 +129,25 @@ impl Audit {
 
     /// Log indexes at which two nodes wrote different events: `(index, description)`.
     pub fn disagreements(&self) -> Vec<(u64, String)> {
+        self.disagreements_allowing_gaps(&BTreeSet::new()).1
+    }
+
+    /// [`Self::disagreements`], except that a node of `gappy` (nodes whose disk was made
+    /// full: their audit appends failed) may lack some of the events the others wrote at an
+    /// index; returns how many indexes had such a gap, and the disagreements.
+    pub fn disagreements_allowing_gaps(&self, gappy: &BTreeSet<u64>) -> (u64, Vec<(u64, String)>) {
         let mut out = Vec::new();
+        let mut gaps = 0;
         for (index, per_node) in self.by_index() {
-            let mut it = per_node.iter();
-            let Some((first_node, first)) = it.next() else {
+            // The node with the most events at this index is the reference.
+            let Some((first_node, first)) = per_node.iter().max_by_key(|(_, e)| e.len()) else {
                 continue;
             };
-            for (node, events) in it {
+            for (node, events) in per_node.iter().filter(|(n, _)| *n != first_node) {
+                if events != first && gappy.contains(node) && is_part_of(events, first) {
+                    gaps += 1;
+                    continue;
+                }
                 if events != first {
                     out.push((
                         index,
@@ -148,13 +161,24 @@ impl Audit {
                 }
             }
         }
-        out
+        (gaps, out)
     }
 
     /// Number of log indexes that at least two nodes wrote (what agreement was checked on).
     pub fn shared_indexes(&self) -> usize {
         self.by_index().values().filter(|n| n.len() >= 2).count()
     }
+}
+
+/// Whether every event of `part` is among `whole` (each counted once).
+fn is_part_of(part: &[AuditLine], whole: &[AuditLine]) -> bool {
+    let mut rest: Vec<&AuditLine> = whole.iter().collect();
+    part.iter().all(|e| {
+        rest.iter()
+            .position(|w| *w == e)
+            .map(|i| rest.remove(i))
+            .is_some()
+    })
 }
 
 fn describe(events: &[AuditLine]) -> String {
@@ -168,4 +192,36 @@ fn describe(events: &[AuditLine]) -> String {
         })
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(index: u64, kind: &str, charge: u64) -> AuditLine {
+        AuditLine {
+            log_index: index,
+            kind: kind.into(),
+            version: Some(1000),
+            charge: Some(charge),
+            ..AuditLine::default()
+        }
+    }
+
+    #[test]
+    fn a_full_disk_may_lose_lines_but_never_change_them() {
+        let whole = vec![line(7, "guess_charged", 3), line(7, "recovered", 3)];
+        let mut audit = Audit::default();
+        audit.nodes.insert(1, whole.clone());
+        audit.nodes.insert(2, whole[..1].to_vec());
+        // Node 2 lost a line: a disagreement, unless its disk was made full.
+        assert_eq!(audit.disagreements().len(), 1);
+        let full = BTreeSet::from([2]);
+        assert_eq!(audit.disagreements_allowing_gaps(&full), (1, Vec::new()));
+        // The committed history keeps the complete index.
+        assert_eq!(audit.merged().len(), 2);
+        // A different line is a disagreement even on a full node.
+        audit.nodes.insert(2, vec![line(7, "guess_charged", 4)]);
+        assert_eq!(audit.disagreements_allowing_gaps(&full).1.len(), 1);
+    }
 }

@@ -60,10 +60,10 @@ pub struct Load {
     pub accounts: Vec<Honest>,
 }
 
-/// Longest a load may run, whatever its caller does.
-const MAX_LOAD: Duration = Duration::from_secs(900);
+/// Longest a load may run, whatever its caller does (a soak runs an hour or more).
+const MAX_LOAD: Duration = Duration::from_secs(6 * 3600);
 /// Most operations one client makes.
-const MAX_OPS: u64 = 20_000;
+const MAX_OPS: u64 = 500_000;
 
 impl Load {
     /// Registers every account (retrying until `setup_timeout`), then starts the clients.
@@ -156,6 +156,15 @@ impl Load {
             tasks,
             accounts: accounts.into_iter().map(|(h, _)| h).collect(),
         })
+    }
+
+    /// The first account attackers guess on (empty if the load has no victim).
+    pub fn victim(&self) -> String {
+        self.accounts
+            .iter()
+            .find(|h| h.account.starts_with("victim"))
+            .map(|h| h.account.clone())
+            .unwrap_or_default()
     }
 
     /// Stops the clients and waits for them (each finishes its operation in flight);

@@ -1,15 +1,35 @@
 //! [`Nemesis`]: the faults a chaos run injects, each recorded in the [`History`] as a
 //! `fault` entry; partitions that leave a node in a minority, and storage or HSM failures,
 //! also open a `fail_closed` window for the node (closed by [`Nemesis::heal`] or when the
-//! fault is undone), in which it must release nothing.
+//! fault is undone), in which it must release nothing. Link faults go through the cluster's
+//! peer proxy, or through the kernel when the cluster runs in a lab ([`kernel`]).
+
+mod kernel;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::history::{Entry, History, Role};
-use super::proxy::{Fault, PeerProxy};
+use super::proxy::Fault;
 use crate::cluster::Cluster;
 use crate::node::ProcessState;
+
+/// The failpoints of the node's storage: a node learns that they fail only when it next
+/// writes.
+const STORAGE_FAILPOINTS: &[&str] = &[
+    "log_append",
+    "log_flush",
+    "vote_save",
+    "sm_apply",
+    "snapshot_persist",
+];
+
+/// Whether failpoint `spec` sets a storage failpoint.
+fn names_storage(spec: &str) -> bool {
+    spec.split(';')
+        .filter_map(|e| e.split('=').next())
+        .any(|name| STORAGE_FAILPOINTS.contains(&name.trim()))
+}
 
 /// Injects faults into a cluster and records them.
 #[derive(Debug)]
@@ -19,12 +39,7 @@ pub struct Nemesis {
     pub faults: u64,
     fail_closed: BTreeSet<u64>,
     failpoints: BTreeSet<u64>,
-}
-
-fn proxy(cluster: &Cluster) -> anyhow::Result<&PeerProxy> {
-    cluster
-        .proxy()
-        .ok_or_else(|| anyhow::anyhow!("the cluster was started without the peer proxy"))
+    kernel: kernel::KernelState,
 }
 
 impl Nemesis {
@@ -35,6 +50,7 @@ impl Nemesis {
             faults: 0,
             fail_closed: BTreeSet::new(),
             failpoints: BTreeSet::new(),
+            kernel: kernel::KernelState::default(),
         }
     }
 
@@ -71,7 +87,10 @@ impl Nemesis {
         fault: Fault,
         voters: usize,
     ) -> anyhow::Result<()> {
-        proxy(cluster)?.partition(groups, fault);
+        match cluster.proxy() {
+            Some(p) => p.partition(groups, fault),
+            None => self.kernel_partition(cluster, groups, fault)?,
+        }
         let all: Vec<u64> = groups.iter().flatten().copied().collect();
         self.record(
             Entry::new(Role::Nemesis, "nemesis", "fault")
@@ -110,7 +129,10 @@ impl Nemesis {
         to: u64,
         fault: Fault,
     ) -> anyhow::Result<()> {
-        proxy(cluster)?.set(from, to, fault);
+        match cluster.proxy() {
+            Some(p) => p.set(from, to, fault),
+            None => self.kernel_link(cluster, from, to, fault)?,
+        }
         self.record(
             Entry::new(Role::Nemesis, "nemesis", "fault")
                 .nodes(&[from, to])
@@ -121,7 +143,10 @@ impl Nemesis {
 
     /// Resets every open peer connection.
     pub fn reset_connections(&mut self, cluster: &Cluster) -> anyhow::Result<u64> {
-        let n = proxy(cluster)?.reset_all();
+        let n = match cluster.proxy() {
+            Some(p) => p.reset_all(),
+            None => self.kernel_reset(cluster)?,
+        };
         self.record(
             Entry::new(Role::Nemesis, "nemesis", "fault").detail(format!("reset {n} connections")),
         );
@@ -198,9 +223,45 @@ impl Nemesis {
                 .detail(format!("failpoint {spec}")),
         );
         if fail_closed {
-            self.begin_fail_closed(node, &format!("failpoint {spec}"));
+            if names_storage(spec) {
+                self.begin_when_stopped(cluster, node, spec).await;
+            } else {
+                self.begin_fail_closed(node, &format!("failpoint {spec}"));
+            }
         }
         Ok(())
+    }
+
+    /// Opens `node`'s fail-closed window once its Raft has stopped on storage failpoint
+    /// `spec` (waiting up to 10 s). Until then the node has not met the failure: a follower learns
+    /// of it at the next append it receives, and may meanwhile forward a write the majority
+    /// commits and answer it, which is safe (the guess bound judges that answer) but not
+    /// failing closed.
+    pub async fn begin_when_stopped(&mut self, cluster: &Cluster, node: u64, spec: &str) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(view) = cluster.node_view(node).await
+                && !view.serving
+                && view.not_serving_reason.contains("raft stopped")
+            {
+                self.begin_fail_closed(
+                    node,
+                    &format!(
+                        "failpoint {spec}, raft stopped {} ms after it was set",
+                        started.elapsed().as_millis()
+                    ),
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.history.info(
+            Entry::new(Role::Nemesis, "nemesis", "note")
+                .node(node)
+                .detail(format!(
+                    "failpoint {spec}: raft still running after 10 s, no fail-closed window"
+                )),
+        );
     }
 
     /// Turns a node's failpoints off (`DELETE /failpoints`), if it is up.
@@ -222,13 +283,22 @@ impl Nemesis {
         Ok(())
     }
 
-    /// Undoes every fault: links pass, frozen nodes continue, failpoints are cleared, nodes
-    /// that are down restart (a node whose Raft stopped on an injected failure is restarted
-    /// too), fail-closed windows close. Records `heal`.
+    /// Undoes every fault: fail-closed windows close, links pass (proxy and kernel faults),
+    /// frozen nodes continue, failpoints are cleared, nodes that are down restart (a node
+    /// whose Raft stopped on an injected failure, or whose disk was full, is restarted too).
+    /// Records `heal`.
     pub async fn heal(&mut self, cluster: &mut Cluster) -> anyhow::Result<()> {
+        // Windows close before any fault is undone: a request stalled by a cut link (its
+        // bytes held by the proxy, or its packets retransmitted by TCP) may reach the
+        // majority once the link passes again and be answered then, properly committed.
+        let windows: Vec<u64> = self.fail_closed.iter().copied().collect();
+        for n in windows {
+            self.end_fail_closed(n);
+        }
         if let Some(p) = cluster.proxy() {
             p.heal();
         }
+        self.heal_kernel(cluster).await?;
         for id in cluster.ids() {
             if cluster.node(id)?.state() == ProcessState::Stopped {
                 cluster.sigcont(id)?;
@@ -248,10 +318,6 @@ impl Nemesis {
             if !cluster.node_mut(id)?.is_up() {
                 cluster.restart(id).await?;
             }
-        }
-        let windows: Vec<u64> = self.fail_closed.iter().copied().collect();
-        for n in windows {
-            self.end_fail_closed(n);
         }
         self.history
             .info(Entry::new(Role::Nemesis, "nemesis", "heal").nodes(&cluster.ids()));

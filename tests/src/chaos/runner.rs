@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::audit::Audit;
 use super::canary::Canaries;
 use super::check::{self, Verdict};
+use super::excerpt::excerpt;
 use super::history::{Entry, History, Outcome, Phase, Role, now_ms};
 use super::honest::Honest;
 use super::kit::ClientKit;
@@ -194,6 +195,7 @@ impl ChaosCluster {
         let summary = self.observe_and_check(load_accounts, o).await?;
         self.report(&summary, o);
         if !summary.passed() {
+            print!("{}", excerpt(&self.history.entries(), &summary.verdicts));
             let kept = self.keep_evidence(&summary);
             anyhow::bail!(
                 "{}: checkers failed (history {}, evidence {}){}",
@@ -316,6 +318,9 @@ impl ChaosCluster {
                 .unwrap_or(0),
         );
         figures.insert("seconds".to_string(), self.started.elapsed().as_secs());
+        for (k, n) in self.nemesis.kernel_figures() {
+            figures.insert(format!("kernel.{k}"), n);
+        }
         for v in &verdicts {
             for (k, n) in &v.figures {
                 figures.insert(format!("{}.{k}", v.name), *n);
@@ -337,8 +342,9 @@ impl ChaosCluster {
         for v in &s.verdicts {
             println!("{}", v.summary());
         }
-        let proxy = self.cluster.proxy().map(|p| p.stats()).unwrap_or_default();
-        println!("proxy: {proxy:?}");
+        if let Some(proxy) = self.cluster.proxy() {
+            println!("proxy: {:?}", proxy.stats());
+        }
         let line: Vec<String> = s
             .figures
             .iter()

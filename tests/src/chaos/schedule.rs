@@ -51,6 +51,21 @@ pub enum Step {
     DiskError(Target),
     /// Failing HSM: `hsm_seal=error;hsm_unseal=error` (the node must fail closed).
     HsmError(Target),
+    /// Failing fsync: `log_flush=error` (the node must fail closed).
+    FsyncError(Target),
+    /// Kernel: this percentage of the target's packets lost (peer links, and client links
+    /// if `true`).
+    Lose(Target, u32, bool),
+    /// Kernel: every packet of the target duplicated.
+    Duplicate(Target),
+    /// Kernel: the target's traffic limited to this many kbit/s (`tbf`).
+    RateLimit(Target, u64),
+    /// Kernel: the target cut off from the clients, not from its peers.
+    CutFromClients(Target),
+    /// Kernel: the target cut off from its peers and back, every this long.
+    Flap(Target, Duration),
+    /// Kernel: the target's data dir full.
+    DiskFull(Target),
 }
 
 impl fmt::Display for Step {
@@ -70,6 +85,17 @@ impl fmt::Display for Step {
             Self::SlowDisk(t, ms) => write!(f, "slow fsync on {t} ({ms} ms)"),
             Self::DiskError(t) => write!(f, "storage error on {t}"),
             Self::HsmError(t) => write!(f, "HSM error on {t}"),
+            Self::FsyncError(t) => write!(f, "fsync error on {t}"),
+            Self::Lose(t, p, clients) => write!(
+                f,
+                "{p}% packet loss on {t}{}",
+                if *clients { " (peers and clients)" } else { "" }
+            ),
+            Self::Duplicate(t) => write!(f, "duplicate every packet of {t}"),
+            Self::RateLimit(t, kbit) => write!(f, "limit {t} to {kbit} kbit/s"),
+            Self::CutFromClients(t) => write!(f, "cut {t} off from the clients"),
+            Self::Flap(t, d) => write!(f, "flap {t}'s peer links every {} ms", d.as_millis()),
+            Self::DiskFull(t) => write!(f, "fill the disk of {t}"),
         }
     }
 }
@@ -92,15 +118,7 @@ impl Schedule {
     /// Draws a schedule of about `duration` for `nodes` nodes from `seed`.
     pub fn generate(seed: u64, duration: Duration, nodes: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let load = LoadSpec {
-            honest: rng.gen_range(2..=4),
-            victims: rng.gen_range(1..=3),
-            attackers: rng.gen_range(1..=3),
-            guess_limit: rng.gen_range(2..=6),
-            pause: Duration::from_millis(rng.gen_range(20..=80)),
-            replays: true,
-            seed,
-        };
+        let load = draw_load(&mut rng, seed);
         let mut steps = Vec::new();
         let mut total = Duration::ZERO;
         // Bounded by count as well as by time.
@@ -108,11 +126,7 @@ impl Schedule {
             if total >= duration {
                 break;
             }
-            let target = if rng.gen_bool(0.4) {
-                Target::Leader
-            } else {
-                Target::Node(rng.gen_range(1..=nodes))
-            };
+            let target = draw_target(&mut rng, nodes);
             let other = |rng: &mut StdRng, not: u64| loop {
                 let n = rng.gen_range(1..=nodes);
                 if n != not {
@@ -175,6 +189,31 @@ impl Schedule {
     }
 }
 
+/// The node a step hits: the leader at the time (40%), or any node.
+pub fn draw_target(rng: &mut StdRng, nodes: u64) -> Target {
+    if rng.gen_bool(0.4) {
+        Target::Leader
+    } else {
+        Target::Node(rng.gen_range(1..=nodes))
+    }
+}
+
+/// The clients of a seeded run, drawn first from its generator.
+pub fn draw_load(rng: &mut StdRng, seed: u64) -> LoadSpec {
+    LoadSpec {
+        honest: rng.gen_range(2..=4),
+        victims: rng.gen_range(1..=3),
+        attackers: rng.gen_range(1..=3),
+        guess_limit: rng.gen_range(2..=6),
+        pause: Duration::from_millis(rng.gen_range(20..=80)),
+        replays: true,
+        seed,
+    }
+}
+
+/// Steps of a schedule printed with a run's verdicts.
+const MAX_NOTE_STEPS: usize = 40;
+
 async fn resolve(cc: &mut ChaosCluster, t: Target) -> anyhow::Result<u64> {
     match t {
         Target::Node(n) => Ok(n),
@@ -185,75 +224,28 @@ async fn resolve(cc: &mut ChaosCluster, t: Target) -> anyhow::Result<u64> {
 /// Plays `schedule` on `cc` under its load, then verifies. The returned summary's note
 /// holds the seed and the schedule.
 pub async fn run(cc: &mut ChaosCluster, schedule: &Schedule) -> anyhow::Result<Summary> {
+    run_until(cc, schedule, None).await
+}
+
+/// [`run`], stopping before the next step once `until` has passed (a soak runs for a time,
+/// however long its heals take); a step begun is held and healed.
+pub async fn run_until(
+    cc: &mut ChaosCluster,
+    schedule: &Schedule,
+    until: Option<Instant>,
+) -> anyhow::Result<Summary> {
     let load = Load::start(cc, &schedule.load).await?;
-    let ids = cc.cluster.ids();
     let started = Instant::now();
     for (i, (step, hold, rest)) in schedule.steps.iter().enumerate() {
-        println!("[{:>6} ms] step {i}: {step}", started.elapsed().as_millis());
-        let others = |n: u64| ids.iter().copied().filter(|x| *x != n).collect::<Vec<_>>();
-        match step {
-            Step::Isolate(t, fault) => {
-                let n = resolve(cc, *t).await?;
-                cc.nemesis.isolate(&cc.cluster, n, &others(n), *fault)?;
-            }
-            Step::OneWay(a, b) => cc.nemesis.link(&cc.cluster, *a, *b, Fault::Blackhole)?,
-            Step::Slow(t, base, jitter) => {
-                let n = resolve(cc, *t).await?;
-                for o in others(n) {
-                    cc.nemesis.link(
-                        &cc.cluster,
-                        n,
-                        o,
-                        Fault::Delay {
-                            base: *base,
-                            jitter: *jitter,
-                        },
-                    )?;
-                }
-            }
-            Step::Reset => {
-                cc.nemesis.reset_connections(&cc.cluster)?;
-            }
-            Step::Kill(t) => {
-                let leader = cc.observe_leader(Duration::from_secs(20)).await.ok();
-                let n = resolve(cc, *t).await?;
-                let killed = Instant::now();
-                cc.nemesis.kill9(&mut cc.cluster, n)?;
-                if leader == Some(n) {
-                    let took = cc
-                        .time_to_first_write(killed, Duration::from_secs(30))
-                        .await?;
-                    cc.record_unavailability(
-                        "first write after kill -9 of the leader",
-                        took.as_millis() as u64,
-                    );
-                }
-            }
-            Step::Pause(t, d) => {
-                let n = resolve(cc, *t).await?;
-                cc.nemesis.sigstop(&mut cc.cluster, n)?;
-                tokio::time::sleep(*d).await;
-                cc.nemesis.sigcont(&mut cc.cluster, n)?;
-            }
-            Step::SlowDisk(t, ms) => {
-                let n = resolve(cc, *t).await?;
-                cc.nemesis
-                    .failpoint(&cc.cluster, n, &format!("log_flush=sleep({ms})"), false)
-                    .await?;
-            }
-            Step::DiskError(t) => {
-                let n = resolve(cc, *t).await?;
-                cc.nemesis
-                    .failpoint(&cc.cluster, n, "log_append=error", true)
-                    .await?;
-            }
-            Step::HsmError(t) => {
-                let n = resolve(cc, *t).await?;
-                cc.nemesis
-                    .failpoint(&cc.cluster, n, "hsm_seal=error;hsm_unseal=error", true)
-                    .await?;
-            }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            println!(
+                "[{:>6} ms] time is up after {i} steps",
+                started.elapsed().as_millis()
+            );
+            break;
         }
+        println!("[{:>6} ms] step {i}: {step}", started.elapsed().as_millis());
+        apply(cc, step).await?;
         tokio::time::sleep(*hold).await;
         cc.sample_digests().await;
         cc.nemesis.heal(&mut cc.cluster).await?;
@@ -261,11 +253,18 @@ pub async fn run(cc: &mut ChaosCluster, schedule: &Schedule) -> anyhow::Result<S
         cc.sample_digests().await;
     }
     let (_ops, accounts) = load.stop().await?;
+    // A soak's schedule has a thousand steps: its first ones, and the seed, are enough.
+    let mut described = schedule.describe();
+    if let Some((cut, _)) = described.match_indices('\n').nth(MAX_NOTE_STEPS) {
+        described.truncate(cut);
+        described.push_str(&format!(
+            "\n  ... {} more steps (the seed replays them all)\n",
+            schedule.steps.len() - MAX_NOTE_STEPS
+        ));
+    }
     let note = format!(
-        "seed {} (replay: make chaos SEED={} DURATION=...)\n{}",
-        schedule.seed,
-        schedule.seed,
-        schedule.describe()
+        "seed {} (replay: make chaos SEED={} DURATION=...)\n{described}",
+        schedule.seed, schedule.seed,
     );
     cc.verify(
         &accounts,
@@ -275,6 +274,106 @@ pub async fn run(cc: &mut ChaosCluster, schedule: &Schedule) -> anyhow::Result<S
         },
     )
     .await
+}
+
+/// Injects `step` (healed by the next [`super::Nemesis::heal`]).
+pub async fn apply(cc: &mut ChaosCluster, step: &Step) -> anyhow::Result<()> {
+    let ids = cc.cluster.ids();
+    let others = |n: u64| ids.iter().copied().filter(|x| *x != n).collect::<Vec<_>>();
+    match step {
+        Step::Isolate(t, fault) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.isolate(&cc.cluster, n, &others(n), *fault)?;
+        }
+        Step::OneWay(a, b) => cc.nemesis.link(&cc.cluster, *a, *b, Fault::Blackhole)?,
+        Step::Slow(t, base, jitter) => {
+            let n = resolve(cc, *t).await?;
+            for o in others(n) {
+                cc.nemesis.link(
+                    &cc.cluster,
+                    n,
+                    o,
+                    Fault::Delay {
+                        base: *base,
+                        jitter: *jitter,
+                    },
+                )?;
+            }
+        }
+        Step::Reset => {
+            cc.nemesis.reset_connections(&cc.cluster)?;
+        }
+        Step::Kill(t) => {
+            let leader = cc.observe_leader(Duration::from_secs(20)).await.ok();
+            let n = resolve(cc, *t).await?;
+            let killed = Instant::now();
+            cc.nemesis.kill9(&mut cc.cluster, n)?;
+            if leader == Some(n) {
+                let took = cc
+                    .time_to_first_write(killed, Duration::from_secs(30))
+                    .await?;
+                cc.record_unavailability(
+                    "first write after kill -9 of the leader",
+                    took.as_millis() as u64,
+                );
+            }
+        }
+        Step::Pause(t, d) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.sigstop(&mut cc.cluster, n)?;
+            tokio::time::sleep(*d).await;
+            cc.nemesis.sigcont(&mut cc.cluster, n)?;
+        }
+        Step::SlowDisk(t, ms) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis
+                .failpoint(&cc.cluster, n, &format!("log_flush=sleep({ms})"), false)
+                .await?;
+        }
+        Step::DiskError(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis
+                .failpoint(&cc.cluster, n, "log_append=error", true)
+                .await?;
+        }
+        Step::HsmError(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis
+                .failpoint(&cc.cluster, n, "hsm_seal=error;hsm_unseal=error", true)
+                .await?;
+        }
+        Step::FsyncError(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis
+                .failpoint(&cc.cluster, n, "log_flush=error", true)
+                .await?;
+        }
+        Step::Lose(t, percent, clients) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.lose(&cc.cluster, n, *percent, *clients)?;
+        }
+        Step::Duplicate(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.duplicate(&cc.cluster, n)?;
+        }
+        Step::RateLimit(t, kbit) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.rate_limit(&cc.cluster, n, *kbit)?;
+        }
+        Step::CutFromClients(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.cut_from_clients(&cc.cluster, n)?;
+        }
+        Step::Flap(t, period) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.flap(&cc.cluster, n, *period)?;
+        }
+        Step::DiskFull(t) => {
+            let n = resolve(cc, *t).await?;
+            cc.nemesis.fill_disk(&cc.cluster, n)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
