@@ -559,6 +559,10 @@ fn status_json(s: &ClusterStatusResponse) -> serde_json::Value {
                     "serving": v.serving,
                     "not_serving_reason": v.not_serving_reason,
                     "snapshot_index": v.snapshot_index,
+                    "accounts_with_shares": v.accounts_with_shares,
+                    "shares_held": v.shares_held,
+                    "share_map_epoch": v.share_map_epoch,
+                    "in_share_map": v.in_share_map,
                 })
             });
             json!({
@@ -585,7 +589,19 @@ fn status_json(s: &ClusterStatusResponse) -> serde_json::Value {
 /// The status as a table, one row per member.
 fn status_table(s: &ClusterStatusResponse) -> String {
     let header = [
-        "NODE", "ROLE", "LEADER", "TERM", "LAST", "COMMIT", "APPLIED", "KCV", "SERVING", "DIGEST",
+        "NODE",
+        "ROLE",
+        "LEADER",
+        "TERM",
+        "LAST",
+        "COMMIT",
+        "APPLIED",
+        "KCV",
+        "SERVING",
+        "MAP",
+        "SHARES",
+        "INSTALLED",
+        "DIGEST",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     let mut notes = Vec::new();
@@ -610,6 +626,13 @@ fn status_table(s: &ClusterStatusResponse) -> String {
                     hex::encode(&v.key_check_value)
                 },
                 if v.serving { "yes".into() } else { "no".into() },
+                match (v.share_map_epoch, v.in_share_map) {
+                    (0, _) => "-".into(),
+                    (epoch, true) => epoch.to_string(),
+                    (epoch, false) => format!("{epoch}(out)"),
+                },
+                v.accounts_with_shares.to_string(),
+                v.shares_held.to_string(),
                 if v.state_digest.is_empty() {
                     "-".into()
                 } else {
@@ -618,7 +641,7 @@ fn status_table(s: &ClusterStatusResponse) -> String {
             ],
             None => {
                 let mut row = vec![node, role_name(m.role).to_string()];
-                row.extend(std::iter::repeat_n("-".to_string(), 8));
+                row.extend(std::iter::repeat_n("-".to_string(), header.len() - 2));
                 row
             }
         };
@@ -802,6 +825,10 @@ mod tests {
                         key_check_value: vec![1, 2, 3],
                         state_digest: "00112233445566778899".into(),
                         serving: true,
+                        share_map_epoch: 2,
+                        in_share_map: true,
+                        accounts_with_shares: 40,
+                        shares_held: 12,
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -817,15 +844,17 @@ mod tests {
         let table = status_table(&s);
         let want = "\
 cluster bkv-local (aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa), leader 1, term 3
-NODE  ROLE     LEADER  TERM  LAST  COMMIT  APPLIED  KCV     SERVING  DIGEST
-1*    voter    1       3     120   120     119      010203  yes      001122334455
-2     learner  -       -     -     -       -        -       -        -
+NODE  ROLE     LEADER  TERM  LAST  COMMIT  APPLIED  KCV     SERVING  MAP  SHARES  INSTALLED  DIGEST
+1*    voter    1       3     120   120     119      010203  yes      2    40      12         001122334455
+2     learner  -       -     -     -       -        -       -        -    -       -          -
 node 2 did not answer: connection refused
 ";
         assert_eq!(table, want);
         let j = status_json(&s);
         assert_eq!(j["members"][0]["status"]["key_check_value"], "010203");
         assert_eq!(j["members"][1]["error"], "connection refused");
+        assert_eq!(j["members"][0]["status"]["accounts_with_shares"], 40);
+        assert_eq!(j["members"][0]["status"]["shares_held"], 12);
         assert_eq!(j["members"][1]["status"], serde_json::Value::Null);
         assert_eq!(
             j["members"][0]["status"]["state_digest"],
@@ -839,7 +868,7 @@ node 2 did not answer: connection refused
         }
         let table = status_table(&plain);
         assert!(
-            table.contains("010203  yes      -\n"),
+            table.contains("010203  yes      2    40      12         -\n"),
             "no digest column value: {table}"
         );
         let j = status_json(&plain);

@@ -596,6 +596,17 @@ impl VaultState {
         (active.version == version).then(|| (active.oprf.clone(), active.last_reset))
     }
 
+    /// How many accounts have an active record that names `node_id` as one of its OPRF
+    /// share-holders: the accounts that node can evaluate for (one pass over the accounts).
+    pub fn accounts_with_share_of(&self, node_id: u64) -> u64 {
+        let named = self.accounts.values().filter(|a| {
+            a.active
+                .as_ref()
+                .is_some_and(|r| r.oprf.share_of(node_id).is_some())
+        });
+        named.count() as u64
+    }
+
     /// How many accounts the state holds anything for (staged, active or destroyed).
     pub fn account_count(&self) -> usize {
         self.accounts.len()

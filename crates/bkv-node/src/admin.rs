@@ -464,7 +464,17 @@ impl AdminService {
         let readiness = self.node.readiness().borrow().clone();
         let cluster = self.node.state().cluster();
         let map = cluster.as_ref().and_then(|c| c.share_map.as_ref());
+        let id = self.node.id();
+        let named = self.node.state().clone();
+        let accounts_with_shares =
+            tokio::task::spawn_blocking(move || named.read(|s| s.accounts_with_share_of(id)))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "counting the accounts with shares failed");
+                    0
+                });
         NodeView {
+            accounts_with_shares,
             shares_held: self.node.metrics().shares_held(),
             in_share_map: map.is_some_and(|m| m.map.holder(self.node.id()).is_some()),
             share_map_epoch: map.map_or(0, |m| m.map.epoch),

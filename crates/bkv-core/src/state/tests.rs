@@ -409,3 +409,56 @@ fn rejections_and_retries_leave_the_state_alone() {
     );
     assert_eq!(state, before);
 }
+
+#[test]
+fn accounts_with_a_share_count_active_records_naming_the_node() {
+    let mut state = sample();
+    // alice's active record names node 1 (its staged registration does not count).
+    assert_eq!(state.accounts_with_share_of(1), 1);
+    assert_eq!(state.accounts_with_share_of(2), 0);
+    let bob = AccountId::parse("bob").unwrap();
+    let entries = [
+        req(8, fixtures::set_share_map(2, 3)),
+        req(
+            9,
+            Command::Stage {
+                account: bob.clone(),
+                request_id: RequestId::new([0x24; 16]),
+                guess_limit: limit(3),
+                sealed_record: vec![0xdd; 3],
+                oprf: fixtures::oprf_record(2, 3),
+            },
+        ),
+    ];
+    for (at, r) in &entries {
+        let applied = state.apply(*at, r);
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    // Staged only: nobody holds bob's shares yet.
+    assert_eq!(state.accounts_with_share_of(2), 0);
+    let version = state
+        .account_status(&bob)
+        .staged
+        .expect("bob's record is staged");
+    let applied = state.apply(
+        10,
+        &req(
+            10,
+            Command::Activate {
+                account: bob,
+                version,
+            },
+        )
+        .1,
+    );
+    assert!(
+        !matches!(applied.outcome, Outcome::Rejected(_)),
+        "{applied:?}"
+    );
+    assert_eq!(state.accounts_with_share_of(1), 2);
+    assert_eq!(state.accounts_with_share_of(3), 1);
+    assert_eq!(state.accounts_with_share_of(4), 0);
+}

@@ -127,6 +127,7 @@ impl FakeAdmin {
             not_serving_reason: String::new(),
             snapshot_index: 0,
             shares_held: 0,
+            accounts_with_shares: 0,
             in_share_map: true,
             share_map_epoch: m.share_map_epoch,
             share_map: m.share_map.clone(),
