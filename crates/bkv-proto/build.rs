@@ -1,5 +1,6 @@
-//! Compiles `proto/bkv/v1/*.proto` with the protoc binary vendored by
-//! `protoc-bin-vendored`, so no system `protoc` is needed.
+//! Compiles `proto/bkv/v1/*.proto` and the vendored `proto/google/rpc/*.proto` (the standard
+//! error model) with the protoc binary vendored by `protoc-bin-vendored`, so no system
+//! `protoc` is needed. `google.protobuf` types come from `prost-types`.
 
 use std::path::PathBuf;
 
@@ -7,8 +8,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let root = manifest.join("../../proto");
+    let include = protoc_bin_vendored::include_path()?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = ["vault.proto", "admin.proto", "raft.proto"].map(|f| root.join("bkv/v1").join(f));
+    let files = [
+        "bkv/v1/vault.proto",
+        "bkv/v1/admin.proto",
+        "bkv/v1/raft.proto",
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
+        "google/rpc/code.proto",
+    ]
+    .map(|f| root.join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
@@ -16,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("bkv_descriptor.bin"))
-        .compile_with_config(config, &files, &[root])?;
+        // Ordered, so that an encoded `ErrorInfo` is the same bytes every time.
+        .btree_map(".google.rpc.ErrorInfo.metadata")
+        .compile_with_config(config, &files, &[root, include])?;
     Ok(())
 }

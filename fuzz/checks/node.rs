@@ -35,18 +35,23 @@ fn decode<M: Message + Default + PartialEq>(body: &[u8]) -> Option<M> {
     Some(m)
 }
 
-/// A refused field answers INVALID_ARGUMENT with an `ErrorDetail` naming one of `fields`.
+/// A refused field answers INVALID_ARGUMENT with a `google.rpc.BadRequest` naming one of
+/// `fields`, and a reason word.
 fn refused_as(result: Result<(), VaultError>, fields: &[&str]) {
     let Err(e) = result else { return };
     let status = Status::from(e);
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let detail = v1::ErrorDetail::decode(status.details()).expect("detail decodes");
+    let details = bkv_proto::status::ErrorDetails::of(&status).expect("details decode");
+    let field = details
+        .field_violation
+        .as_ref()
+        .map(|v| v.field.as_str())
+        .unwrap_or_default();
     assert!(
-        fields.contains(&detail.field.as_str()),
-        "refusal names {:?}, not one of {fields:?}",
-        detail.field
+        fields.contains(&field),
+        "refusal names {field:?}, not one of {fields:?}"
     );
-    assert!(!detail.reason.is_empty(), "refusal without a reason");
+    assert!(!details.reason.is_empty(), "refusal without a reason");
 }
 
 /// The AAD a ticket's header is opened with: cluster `07..07`, account `alice` (in the node,

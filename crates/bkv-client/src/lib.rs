@@ -30,7 +30,7 @@ pub use flow::{Login, Recovery, RecoverySession, RegisterUpload, Registration};
 pub use secrecy::SecretString;
 pub use token_source::{TokenSource, unverified_subject};
 pub use vault::VaultClient;
-pub use vault_error::{LEADER_METADATA, VaultError, error_detail, leader_hint};
+pub use vault_error::{ErrorDetails, LEADER_METADATA, VaultError, error_details, leader_hint};
 
 /// The generated gRPC types of `bkv.v1`.
 pub use bkv_proto::v1 as proto;

@@ -1,12 +1,14 @@
 //! Typed errors of the SDK, and the one place where a gRPC status of the vault becomes one.
 //!
-//! A status's `details` bytes hold an encoded `bkv.v1.ErrorDetail`; the leader hint is in
-//! the `bkv-leader` metadata and in `ErrorDetail.leader_hint`.
+//! A status's details are gRPC's standard `google.rpc.Status` (read by
+//! [`bkv_proto::status::ErrorDetails`]): the `ErrorInfo` reason word, the field at fault, the
+//! guesses remaining, the retry delay. The leader hint is in the `bkv-leader` metadata and in
+//! the `ErrorInfo` metadata `leader`.
 
 use std::time::Duration;
 
-use bkv_proto::v1::ErrorDetail;
-use prost::Message as _;
+use bkv_proto::contract::{meta, reason};
+pub use bkv_proto::status::ErrorDetails;
 use tonic::{Code, Status};
 
 use crate::ClientError;
@@ -113,17 +115,13 @@ pub enum Rpc {
     Account,
 }
 
-/// The `ErrorDetail` in a status's details, if any decodes.
-pub fn error_detail(status: &Status) -> Option<ErrorDetail> {
-    let details = status.details();
-    if details.is_empty() {
-        return None;
-    }
-    ErrorDetail::decode(details).ok()
+/// The bkv details of a status (`google.rpc.Status` with a bkv `ErrorInfo`), if any decode.
+pub fn error_details(status: &Status) -> Option<ErrorDetails> {
+    ErrorDetails::of(status)
 }
 
 /// The leader's client address that a status names, if any: metadata `bkv-leader` first,
-/// then `ErrorDetail.leader_hint`.
+/// then the `ErrorInfo` metadata `leader`.
 pub fn leader_hint(status: &Status) -> Option<String> {
     let from_metadata = status
         .metadata()
@@ -132,35 +130,40 @@ pub fn leader_hint(status: &Status) -> Option<String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    from_metadata.or_else(|| {
-        error_detail(status)
-            .map(|d| d.leader_hint)
-            .filter(|h| !h.is_empty())
-    })
+    from_metadata.or_else(|| error_details(status).and_then(|d| d.leader().map(str::to_string)))
 }
 
 /// The typed error for a status that is not retried.
 pub fn from_status(status: &Status, rpc: Rpc) -> VaultError {
-    let detail = error_detail(status).unwrap_or_default();
+    let details = error_details(status).unwrap_or_default();
+    let word = details.reason.as_str();
     let message = || {
-        if detail.reason.is_empty() {
+        if word.is_empty() {
             status.message().to_string()
         } else if status.message().is_empty() {
-            detail.reason.clone()
+            word.to_string()
         } else {
-            format!("{} ({})", status.message(), detail.reason)
+            format!("{} ({word})", status.message())
         }
     };
     match status.code() {
-        Code::PermissionDenied => match detail.guesses_remaining {
-            Some(guesses_remaining) => VaultError::WrongPassword { guesses_remaining },
-            None => VaultError::PermissionDenied(message()),
+        Code::PermissionDenied => match details.guesses_remaining() {
+            Some(guesses_remaining) if word == reason::WRONG_PASSWORD || word.is_empty() => {
+                VaultError::WrongPassword { guesses_remaining }
+            }
+            _ => VaultError::PermissionDenied(message()),
         },
         Code::FailedPrecondition => {
-            if rpc == Rpc::RecoverStart || detail.reason == bkv_proto::contract::reason::DESTROYED {
+            if word == reason::DESTROYED || (rpc == Rpc::RecoverStart && word.is_empty()) {
                 VaultError::Destroyed
             } else if rpc == Rpc::RecoverFinish {
-                VaultError::TicketRejected { reason: message() }
+                VaultError::TicketRejected {
+                    reason: if word.is_empty() {
+                        status.message().to_string()
+                    } else {
+                        word.to_string()
+                    },
+                }
             } else {
                 VaultError::Server {
                     code: status.code(),
@@ -170,17 +173,28 @@ pub fn from_status(status: &Status, rpc: Rpc) -> VaultError {
         }
         Code::NotFound => VaultError::NotFound,
         Code::ResourceExhausted => VaultError::RateLimited {
-            retry_after: Duration::from_millis(detail.retry_after_ms),
+            retry_after: details.retry_delay.unwrap_or_default(),
         },
-        Code::Unauthenticated => VaultError::Unauthenticated(message()),
-        Code::InvalidArgument => VaultError::InvalidArgument {
-            field: detail.field.clone(),
-            reason: if detail.reason.is_empty() {
-                status.message().to_string()
+        Code::Unauthenticated => VaultError::Unauthenticated(match details.meta(meta::CLAIM) {
+            Some(claim) => format!("{} (claim {claim})", message()),
+            None => message(),
+        }),
+        Code::InvalidArgument => {
+            let violation = details.field_violation.clone().unwrap_or_default();
+            let field = if violation.field.is_empty() {
+                details.meta(meta::FIELD).unwrap_or_default().to_string()
             } else {
-                detail.reason.clone()
-            },
-        },
+                violation.field
+            };
+            VaultError::InvalidArgument {
+                field,
+                reason: if word.is_empty() {
+                    status.message().to_string()
+                } else {
+                    word.to_string()
+                },
+            }
+        }
         code => VaultError::Server {
             code,
             message: message(),
@@ -192,35 +206,27 @@ pub fn from_status(status: &Status, rpc: Rpc) -> VaultError {
 mod tests {
     use super::*;
 
-    fn status(code: Code, detail: ErrorDetail) -> Status {
-        Status::with_details(code, "msg", detail.encode_to_vec().into())
+    fn status(code: Code, details: ErrorDetails) -> Status {
+        details.into_status(code, "msg")
     }
 
     #[test]
     fn error_details_become_typed_errors() {
-        let wrong = status(
-            Code::PermissionDenied,
-            ErrorDetail {
-                guesses_remaining: Some(3),
-                ..Default::default()
-            },
-        );
+        let wrong = |n: u32| {
+            status(
+                Code::PermissionDenied,
+                ErrorDetails::new(reason::WRONG_PASSWORD).with(meta::GUESSES_REMAINING, n),
+            )
+        };
         assert_eq!(
-            from_status(&wrong, Rpc::RecoverFinish),
+            from_status(&wrong(3), Rpc::RecoverFinish),
             VaultError::WrongPassword {
                 guesses_remaining: 3
             }
         );
         // Zero is a count, not an absence.
-        let last = status(
-            Code::PermissionDenied,
-            ErrorDetail {
-                guesses_remaining: Some(0),
-                ..Default::default()
-            },
-        );
         assert_eq!(
-            from_status(&last, Rpc::RecoverFinish),
+            from_status(&wrong(0), Rpc::RecoverFinish),
             VaultError::WrongPassword {
                 guesses_remaining: 0
             }
@@ -231,10 +237,7 @@ mod tests {
         );
         let limited = status(
             Code::ResourceExhausted,
-            ErrorDetail {
-                retry_after_ms: 1500,
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::RATE_LIMITED).with_retry_delay(Duration::from_millis(1500)),
         );
         assert_eq!(
             from_status(&limited, Rpc::Account),
@@ -244,17 +247,13 @@ mod tests {
         );
         let invalid = status(
             Code::InvalidArgument,
-            ErrorDetail {
-                field: "attempt_id".into(),
-                reason: "wrong_length".into(),
-                ..Default::default()
-            },
+            ErrorDetails::new("WRONG_LENGTH").with_field("attempt_id", "must be 16 bytes"),
         );
         assert_eq!(
             from_status(&invalid, Rpc::RecoverStart),
             VaultError::InvalidArgument {
                 field: "attempt_id".into(),
-                reason: "wrong_length".into()
+                reason: "WRONG_LENGTH".into()
             }
         );
         assert_eq!(
@@ -265,31 +264,32 @@ mod tests {
             from_status(&Status::unauthenticated("expired"), Rpc::Account),
             VaultError::Unauthenticated("expired".into())
         );
+        let missing = status(
+            Code::Unauthenticated,
+            ErrorDetails::new(reason::CLAIM_MISSING).with(meta::CLAIM, "iss"),
+        );
+        assert_eq!(
+            from_status(&missing, Rpc::Account),
+            VaultError::Unauthenticated("msg (CLAIM_MISSING) (claim iss)".into())
+        );
     }
 
     #[test]
     fn failed_precondition_depends_on_the_call_and_reason() {
         let bare = Status::failed_precondition("gone");
         assert_eq!(from_status(&bare, Rpc::RecoverStart), VaultError::Destroyed);
-        let expired = status(
-            Code::FailedPrecondition,
-            ErrorDetail {
-                reason: "expired".into(),
-                ..Default::default()
-            },
-        );
-        assert_eq!(
-            from_status(&expired, Rpc::RecoverFinish),
-            VaultError::TicketRejected {
-                reason: "msg (expired)".into()
-            }
-        );
+        for word in [reason::TICKET_EXPIRED, reason::TICKET_USED] {
+            let refused = status(Code::FailedPrecondition, ErrorDetails::new(word));
+            assert_eq!(
+                from_status(&refused, Rpc::RecoverFinish),
+                VaultError::TicketRejected {
+                    reason: word.into()
+                }
+            );
+        }
         let destroyed = status(
             Code::FailedPrecondition,
-            ErrorDetail {
-                reason: "destroyed".into(),
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::DESTROYED),
         );
         assert_eq!(
             from_status(&destroyed, Rpc::RecoverFinish),
@@ -302,10 +302,7 @@ mod tests {
     fn leader_hints_come_from_metadata_then_details_and_garbage_is_ignored() {
         let mut s = status(
             Code::Unavailable,
-            ErrorDetail {
-                leader_hint: "10.0.0.2:7101".into(),
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::UNAVAILABLE).with(meta::LEADER, "10.0.0.2:7101"),
         );
         assert_eq!(leader_hint(&s).as_deref(), Some("10.0.0.2:7101"));
         s.metadata_mut()
@@ -313,7 +310,7 @@ mod tests {
         assert_eq!(leader_hint(&s).as_deref(), Some("127.0.0.1:7201"));
         assert_eq!(leader_hint(&Status::unavailable("x")), None);
         let garbage = Status::with_details(Code::Unavailable, "x", vec![0xff, 0xff, 0xff].into());
-        assert_eq!(error_detail(&garbage), None);
+        assert_eq!(error_details(&garbage), None);
         assert_eq!(leader_hint(&garbage), None);
         assert_eq!(
             from_status(&garbage, Rpc::Account),

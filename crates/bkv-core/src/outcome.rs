@@ -45,9 +45,10 @@ pub enum Outcome {
         /// The record's public OPRF half (share-holders, commitments, KSF parameters).
         oprf: OprfRecord,
     },
-    /// The guess counter was reset (`reset` true), or the charge named is not the record's
-    /// latest (a later charge exists) and the counter was left as is (`reset` false). Either
-    /// way the record is live at `version`.
+    /// The ticket of `charge` is finished: the guess counter was reset (`reset` true), or
+    /// the charge named is not the record's latest (a later charge exists) and the counter
+    /// was left as is (`reset` false). Either way the record is live at `version`, and no
+    /// ticket of this charge or an earlier one finishes again.
     Reset {
         /// The record version.
         version: RecordVersion,
@@ -130,10 +131,16 @@ pub enum Rejection {
     /// A reset whose signature does not verify under the record's reset key.
     #[error("the reset signature does not verify")]
     BadResetSignature,
+    /// A `ResetGuesses` for a ticket that was finished already: its charge is at or below
+    /// the highest charge finished on the record. Tickets are single-use.
+    #[error("the ticket of charge {charge} was used already")]
+    TicketUsed {
+        /// The charge the ticket names.
+        charge: ChargeNumber,
+    },
     /// The command's log position is not above the last position that changed the state:
     /// an entry applied twice or out of order (a bug of the log layer), or a command beyond
-    /// the most an entry may carry. Refused so that record versions stay unique and
-    /// increasing.
+    /// the most an entry may carry. Refused so that no command applies twice.
     #[error("log index {index} is not above the last change at {last}")]
     StaleLogIndex {
         /// The index the entry was applied at.

@@ -98,8 +98,9 @@ impl VaultState {
     /// `command_position` (the entry's Raft index × 1000 + the command's place in the
     /// entry, since one entry may carry several commands). It must be above every position
     /// that changed the state before (positive and strictly increasing across calls); a
-    /// stale one is refused with [`Rejection::StaleLogIndex`], so that record versions (the
-    /// positions of their `Stage` commands) stay unique. The request's clock is not read.
+    /// stale one is refused with [`Rejection::StaleLogIndex`], so that no command applies
+    /// twice. Nothing the state hands out (versions, charges) is derived from it. The
+    /// request's clock is not read.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Applied {
         if log_index <= self.last_change {
             return Applied::rejected(Rejection::StaleLogIndex {
@@ -280,7 +281,10 @@ impl VaultState {
             return Applied::rejected(Rejection::StaleShareMap { current });
         }
         let entry = self.accounts.get_or_insert_default(account);
-        let version = RecordVersion(log_index);
+        // The account's own count, not the log position: a version tells nothing about
+        // other accounts' activity.
+        let version = RecordVersion(entry.last_version.get().saturating_add(1));
+        entry.last_version = version;
         entry.staged = Some(StagedRecord {
             version,
             request_id: *request_id,
@@ -437,18 +441,30 @@ impl VaultState {
         ) {
             return Applied::rejected(Rejection::BadResetSignature);
         }
-        // Only the latest charge may reset: a replayed ticket of an earlier charge leaves
-        // the guesses charged after it in place.
-        let reset = charge.get() > 0 && charge == active.last_charge;
-        if reset && active.guesses_used > 0 {
+        // A charge never made on this version (a ticket of a deleted earlier registration
+        // with the same number) finishes nothing.
+        if charge.get() == 0 || charge > active.last_charge {
+            return Applied::rejected(Rejection::VersionNotActive);
+        }
+        // Tickets are single-use: once a ticket of a charge has finished, neither it nor a
+        // ticket of an earlier charge finishes again, also after later charges.
+        if charge <= active.last_finished {
+            return Applied::rejected(Rejection::TicketUsed { charge });
+        }
+        active.last_finished = charge;
+        // Only the latest charge may reset: a ticket of an earlier charge leaves the guesses
+        // charged after it in place. The latest charge is above every finished one, so
+        // there is a guess to reset.
+        let reset = charge == active.last_charge;
+        if reset {
             active.guesses_used = 0;
             active.attempts.clear();
             active.last_reset = Some(ResetProof {
                 charge,
                 signature: *signature,
             });
-            self.last_change = log_index;
         }
+        self.last_change = log_index;
         Applied {
             outcome: Outcome::Reset { version, reset },
             events: vec![event(
@@ -530,6 +546,7 @@ impl VaultState {
                 guesses_used: a.guesses_used,
                 guess_limit: a.guess_limit,
                 last_charge: a.last_charge,
+                last_finished: a.last_finished,
             },
             (None, Some(version)) => RecordStatus::Destroyed { version },
             (None, None) => RecordStatus::Absent,
@@ -584,6 +601,18 @@ impl VaultState {
             sealed_record: active.sealed_record.clone(),
             oprf: active.oprf.clone(),
         })
+    }
+
+    /// The account's records that may still be recovered or activated: the active and the
+    /// staged one, with their versions and public OPRF halves (for share-holders sweeping
+    /// the shares of records that are gone).
+    pub fn live_records(&self, account: &AccountId) -> Vec<(RecordVersion, &OprfRecord)> {
+        let Some(entry) = self.accounts.get(account) else {
+            return Vec::new();
+        };
+        let active = entry.active.as_ref().map(|a| (a.version, &a.oprf));
+        let staged = entry.staged.as_ref().map(|s| (s.version, &s.oprf));
+        active.into_iter().chain(staged).collect()
     }
 
     /// The active record's public OPRF half and last reset, if `version` is the active one.

@@ -3,8 +3,19 @@
 //! at most an hour away.
 //!
 //! Verification is sans-I/O (the caller passes the time) and strict: the only algorithm
-//! accepted is EdDSA, the header must name a known issuer, the signature is checked with
-//! `verify_strict` before any claim is trusted, and every claim is parsed into a typed value.
+//! accepted is EdDSA, the claims must name a known issuer, the signature is checked with
+//! `verify_strict` before any claim's value is trusted, and every claim is parsed into a
+//! typed value. A token that lacks a claim, or whose claim has the wrong JSON type, is
+//! refused naming that claim ([`TokenError::MissingClaim`], [`TokenError::InvalidClaim`]).
+//!
+//! The rules, as docs/PROTOCOL.md §1.2 states them for issuers in any language:
+//! - three base64url parts without padding, at most [`MAX_TOKEN_LEN`] bytes in all;
+//! - header: a JSON object with `alg` = `"EdDSA"` (required), `typ` optional and then
+//!   `"JWT"` (any case), `kid` optional and ignored; other fields ignored;
+//! - claims: a JSON object with `iss`, `sub`, `aud` strings, `iat`, `exp` and optional `nbf`
+//!   non-negative integers (Unix seconds); other claims ignored;
+//! - the signature: 64 bytes, Ed25519 over the ASCII bytes `header64 || "." || claims64`,
+//!   verified strictly with the key of the issuer named by `iss`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,6 +43,17 @@ pub enum TokenError {
     /// Not three base64url parts, or a part does not decode.
     #[error("token is not a compact JWT: {0}")]
     Malformed(&'static str),
+    /// A required claim (or the header's `alg`) is absent.
+    #[error("token has no `{0}` claim")]
+    MissingClaim(&'static str),
+    /// A claim (or header field) is present with the wrong JSON type or value.
+    #[error("token claim `{claim}` is invalid: {why}")]
+    InvalidClaim {
+        /// The claim or header field.
+        claim: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The header asks for an algorithm other than EdDSA (including `none`).
     #[error("token algorithm is not EdDSA")]
     AlgorithmNotAllowed,
@@ -58,8 +80,8 @@ pub enum TokenError {
     BadSubject(IdError),
 }
 
-/// The header of an account token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The header of an account token, as [`issue`] writes it.
+#[derive(Debug, Clone, Serialize)]
 struct Header {
     alg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +90,8 @@ struct Header {
     kid: Option<String>,
 }
 
-/// The claims of an account token.
+/// The claims of an account token. (Deserializing gives the claims of a token without any
+/// check: for tools and tests; verification parses each claim itself.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Issuer name.
@@ -271,16 +294,17 @@ impl TrustedIssuers {
         else {
             return Err(TokenError::Malformed("expected three dot-separated parts"));
         };
-        let header: Header = decode_json(h64, "header is not base64url", "header is not JSON")?;
-        if header.alg != "EdDSA" {
-            return Err(TokenError::AlgorithmNotAllowed);
+        let header = decode_object(h64, "header")?;
+        match header.get("alg") {
+            None => return Err(TokenError::MissingClaim("alg")),
+            Some(serde_json::Value::String(alg)) if alg == "EdDSA" => {}
+            Some(serde_json::Value::String(_)) => return Err(TokenError::AlgorithmNotAllowed),
+            Some(_) => return Err(invalid("alg", "not a string")),
         }
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
-        {
-            return Err(TokenError::Malformed("header typ is not JWT"));
+        match header.get("typ") {
+            None => {}
+            Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
+            Some(_) => return Err(invalid("typ", "not \"JWT\"")),
         }
         let sig_bytes = B64
             .decode(s64)
@@ -289,8 +313,7 @@ impl TrustedIssuers {
             .map_err(|_| TokenError::Malformed("signature length"))?;
         // The issuer is named in the (still unverified) claims; we only use it to pick the key,
         // and trust nothing else from them before the signature checks out.
-        let unverified: Claims =
-            decode_json(c64, "claims are not base64url", "claims are not JSON")?;
+        let unverified = Claims::parse(&decode_object(c64, "claims")?)?;
         let key = self
             .keys
             .get(&unverified.iss)
@@ -329,15 +352,59 @@ impl TrustedIssuers {
     }
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(
-    part: &str,
-    not_base64: &'static str,
-    not_json: &'static str,
-) -> Result<T, TokenError> {
+type Object = serde_json::Map<String, serde_json::Value>;
+
+/// A base64url part that holds a JSON object (`part` is "header" or "claims").
+fn decode_object(encoded: &str, part: &'static str) -> Result<Object, TokenError> {
+    let (not_base64, not_json) = match part {
+        "header" => ("header is not base64url", "header is not a JSON object"),
+        _ => ("claims are not base64url", "claims are not a JSON object"),
+    };
     let bytes = B64
-        .decode(part)
+        .decode(encoded)
         .map_err(|_| TokenError::Malformed(not_base64))?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(not_json))
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(o)) => Ok(o),
+        _ => Err(TokenError::Malformed(not_json)),
+    }
+}
+
+fn invalid(claim: &'static str, why: &'static str) -> TokenError {
+    TokenError::InvalidClaim { claim, why }
+}
+
+fn string_claim(claims: &Object, name: &'static str) -> Result<String, TokenError> {
+    match claims.get(name) {
+        None => Err(TokenError::MissingClaim(name)),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(serde_json::Value::Array(_)) => Err(invalid(name, "an array, not a string")),
+        Some(_) => Err(invalid(name, "not a string")),
+    }
+}
+
+fn time_claim(claims: &Object, name: &'static str) -> Result<Option<u64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or(invalid(name, "not a non-negative integer of seconds")),
+    }
+}
+
+impl Claims {
+    /// The claims of a decoded claims object, each checked for presence and type.
+    fn parse(claims: &Object) -> Result<Self, TokenError> {
+        let required = |name| time_claim(claims, name)?.ok_or(TokenError::MissingClaim(name));
+        Ok(Self {
+            iss: string_claim(claims, "iss")?,
+            sub: string_claim(claims, "sub")?,
+            aud: string_claim(claims, "aud")?,
+            iat: required("iat")?,
+            exp: required("exp")?,
+            nbf: time_claim(claims, "nbf")?,
+        })
+    }
 }
 
 /// Signs a token (for the dev issuer of `bkv token issue`, and for tests).

@@ -213,9 +213,10 @@ impl Runner {
                 guesses_used,
                 guess_limit,
                 last_charge,
+                last_finished,
             } => format!(
                 "active v={version} used={guesses_used} limit={guess_limit} \
-                 last_charge={last_charge}"
+                 last_charge={last_charge} finished={last_finished}"
             ),
             RecordStatus::Destroyed { version } => format!("destroyed v={version}"),
         };
@@ -246,6 +247,7 @@ fn render_rejection(r: &Rejection) -> String {
         Rejection::NoShareMap => "no-share-map".into(),
         Rejection::StaleShareMap { current } => format!("stale-share-map current={current}"),
         Rejection::BadResetSignature => "bad-reset-signature".into(),
+        Rejection::TicketUsed { charge } => format!("ticket-used charge={charge}"),
         Rejection::StaleLogIndex { index, last } => {
             format!("stale-log-index index={index} last={last}")
         }

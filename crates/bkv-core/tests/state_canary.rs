@@ -76,19 +76,21 @@ proptest! {
         prop_assert_eq!(boot.outcome, Outcome::Bootstrapped);
         let mapped = state.apply(2, &Request { at_unix_ms: 0, command: fixtures::set_share_map(1, 3) });
         prop_assert_eq!(mapped.outcome, Outcome::ShareMapSet { epoch: 1 });
-        // Every blob staged, by version.
-        let mut blobs: BTreeMap<RecordVersion, Vec<u8>> = BTreeMap::new();
+        // Every blob staged, by account and version (versions count per account, and start
+        // again after a delete), and the blobs of deleted accounts.
+        let mut blobs: BTreeMap<(u8, RecordVersion), Vec<u8>> = BTreeMap::new();
+        let mut deleted: Vec<Vec<u8>> = Vec::new();
         let mut latest: BTreeMap<u8, RecordVersion> = BTreeMap::new();
         let mut last_charge: BTreeMap<u8, (RecordVersion, ChargeNumber)> = BTreeMap::new();
         for (i, step) in steps.into_iter().enumerate() {
             let index = i as u64 + 3;
+            let mut staging = None;
             let command = match step {
                 Step::Stage { acct, noise } => {
                     let mut blob = noise;
                     blob.extend_from_slice(CANARY);
                     blob.extend_from_slice(&index.to_be_bytes());
-                    blobs.insert(RecordVersion(index), blob.clone());
-                    latest.insert(acct, RecordVersion(index));
+                    staging = Some(blob.clone());
                     Command::Stage {
                         account: account(acct),
                         request_id: RequestId::new([index as u8; 16]),
@@ -110,7 +112,14 @@ proptest! {
                     let (version, charge) = last_charge.get(&acct).copied().unwrap_or_default();
                     fixtures::reset(&account(acct), version, charge)
                 }
-                Step::Delete { acct } => Command::Delete { account: account(acct) },
+                Step::Delete { acct } => {
+                    let gone: Vec<_> = blobs.keys().filter(|(a, _)| *a == acct).copied().collect();
+                    for key in gone {
+                        deleted.extend(blobs.remove(&key));
+                    }
+                    latest.remove(&acct);
+                    Command::Delete { account: account(acct) }
+                }
             };
             let acct = match &command {
                 Command::Stage { account, .. }
@@ -121,6 +130,12 @@ proptest! {
                 _ => unreachable!("no other commands here"),
             };
             let applied = state.apply(index, &Request { at_unix_ms: 0, command });
+            let n = acct.as_str().as_bytes()[5] - b'0';
+            if let (Some(blob), Outcome::Staged { version }) = (staging, &applied.outcome) {
+                prop_assert!(!blobs.contains_key(&(n, *version)), "a version staged twice");
+                blobs.insert((n, *version), blob);
+                latest.insert(n, *version);
+            }
 
             // Events never carry a blob.
             let events = postcard::to_stdvec(&applied.events).expect("encodes");
@@ -129,9 +144,8 @@ proptest! {
             let outcome = postcard::to_stdvec(&applied.outcome).expect("encodes");
             match &applied.outcome {
                 Outcome::Charged { version, charge, sealed_record, .. } => {
-                    prop_assert_eq!(Some(sealed_record), blobs.get(version));
+                    prop_assert_eq!(Some(sealed_record), blobs.get(&(n, *version)));
                     prop_assert_eq!(count(&outcome, CANARY), 1);
-                    let n = acct.as_str().as_bytes()[5] - b'0';
                     last_charge.insert(n, (*version, *charge));
                 }
                 _ => prop_assert!(!contains(&outcome, CANARY)),
@@ -142,17 +156,20 @@ proptest! {
             let mut live = Vec::new();
             for n in 0..3u8 {
                 let status = state.account_status(&account(n));
-                live.extend(status.staged);
+                live.extend(status.staged.map(|v| (n, v)));
                 if let RecordStatus::Active { version, .. } = status.record {
-                    live.push(version);
+                    live.push((n, version));
                 }
             }
-            for (version, blob) in &blobs {
+            for (key, blob) in &blobs {
                 prop_assert_eq!(
                     contains(&snapshot, blob),
-                    live.contains(version),
-                    "blob of {:?} (live {:?})", version, live
+                    live.contains(key),
+                    "blob of {:?} (live {:?})", key, live
                 );
+            }
+            for blob in &deleted {
+                prop_assert!(!contains(&snapshot, blob), "a deleted account's blob");
             }
             prop_assert_eq!(count(&snapshot, CANARY), live.len());
             prop_assert_eq!(count(&snapshot, b"SETUP-CANARY"), 1);

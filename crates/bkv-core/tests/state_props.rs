@@ -125,6 +125,19 @@ fn account(n: u8) -> AccountId {
     AccountId::parse(&format!("acct-{n}")).expect("valid account")
 }
 
+/// The number of an account made by [`account`].
+fn number(a: &AccountId) -> u8 {
+    a.as_str()
+        .strip_prefix("acct-")
+        .and_then(|n| n.parse().ok())
+        .expect("an account of these tests")
+}
+
+/// One record of one account: versions count per account and start again after a
+/// delete, so a record is named by its account, the account's deletes so far, and its
+/// version.
+type RecordKey = (u8, u32, RecordVersion);
+
 fn bootstrap() -> Command {
     fixtures::bootstrap(
         GuessLimit::parse_max(3).expect("in range"),
@@ -172,14 +185,18 @@ struct Harness {
     charges_sent: BTreeMap<u8, Vec<Command>>,
     /// (version, charge) seen charged, per account.
     charges_seen: BTreeMap<u8, Vec<(RecordVersion, ChargeNumber)>>,
-    /// Every charge released per version, and the (attempt, request) it was bound to.
-    released: BTreeMap<RecordVersion, BTreeMap<ChargeNumber, (AttemptId, [u8; 32])>>,
-    /// Distinct charges per version since its last effective reset.
-    since_reset: BTreeMap<RecordVersion, BTreeSet<ChargeNumber>>,
-    /// (attempt, request) -> charge per version since its last effective reset.
-    by_attempt: BTreeMap<RecordVersion, BTreeMap<(AttemptId, [u8; 32]), ChargeNumber>>,
-    /// Versions destroyed, superseded or deleted: never charged again.
-    dead: BTreeSet<RecordVersion>,
+    /// Deletes so far, per account.
+    deletes: BTreeMap<u8, u32>,
+    /// Every charge released per record, and the (attempt, request) it was bound to.
+    released: BTreeMap<RecordKey, BTreeMap<ChargeNumber, (AttemptId, [u8; 32])>>,
+    /// Distinct charges per record since its last effective reset.
+    since_reset: BTreeMap<RecordKey, BTreeSet<ChargeNumber>>,
+    /// (attempt, request) -> charge per record since its last effective reset.
+    by_attempt: BTreeMap<RecordKey, BTreeMap<(AttemptId, [u8; 32]), ChargeNumber>>,
+    /// Records destroyed, superseded or deleted: never charged again.
+    dead: BTreeSet<RecordKey>,
+    /// Per record, the charges whose tickets finished: none finishes twice.
+    finished: BTreeMap<RecordKey, BTreeSet<ChargeNumber>>,
     /// How often each kind of outcome came up (coverage of the story generator).
     seen: BTreeMap<String, usize>,
     /// Every entry applied, for replays.
@@ -243,12 +260,24 @@ impl Harness {
         applied.outcome
     }
 
+    /// The record `version` of account `acct` names now.
+    fn key(&self, acct: u8, version: RecordVersion) -> RecordKey {
+        (acct, self.deletes.get(&acct).copied().unwrap_or(0), version)
+    }
+
     /// The guess-limit invariants, checked from outcomes and events alone.
     fn check_guesses(&mut self, acct: Option<u8>, command: &Command, applied: &Applied) {
         for e in &applied.events {
-            if matches!(e.kind, AuditKind::Destroyed | AuditKind::Deleted) {
-                self.dead.extend(e.version);
+            if matches!(e.kind, AuditKind::Destroyed | AuditKind::Deleted)
+                && let (Some(a), Some(v)) = (&e.account, e.version)
+            {
+                let key = self.key(number(a), v);
+                self.dead.insert(key);
             }
+        }
+        if let (Outcome::Deleted { .. }, Command::Delete { account }) = (&applied.outcome, command)
+        {
+            *self.deletes.entry(number(account)).or_default() += 1;
         }
         match (&applied.outcome, command) {
             (
@@ -260,22 +289,23 @@ impl Harness {
                     ..
                 },
                 Command::ChargeGuess {
+                    account,
                     attempt_id,
                     request_hash,
-                    ..
                 },
             ) => {
-                assert!(!self.dead.contains(version), "charged a dead version");
+                let key = self.key(number(account), *version);
+                assert!(!self.dead.contains(&key), "charged a dead version");
                 let binding = (*attempt_id, *request_hash);
                 // A charge number is bound to one attempt and request, forever.
-                let bound = self.released.entry(*version).or_default();
+                let bound = self.released.entry(key).or_default();
                 let first = !bound.contains_key(charge);
                 assert_eq!(*bound.entry(*charge).or_insert(binding), binding);
                 // (3) a retry never gets a new charge.
-                let per_attempt = self.by_attempt.entry(*version).or_default();
+                let per_attempt = self.by_attempt.entry(key).or_default();
                 assert_eq!(*per_attempt.entry(binding).or_insert(*charge), *charge);
                 // (1) distinct charges between effective resets stay within the limit.
-                let since = self.since_reset.entry(*version).or_default();
+                let since = self.since_reset.entry(key).or_default();
                 since.insert(*charge);
                 assert!(
                     since.len() <= guess_limit.get() as usize,
@@ -295,20 +325,29 @@ impl Harness {
                 }
             }
             (
-                Outcome::Reset {
-                    version,
-                    reset: true,
+                Outcome::Reset { version, reset },
+                Command::ResetGuesses {
+                    account, charge, ..
                 },
-                Command::ResetGuesses { charge, .. },
             ) => {
+                let key = self.key(number(account), *version);
+                // (6) a ticket finishes once, and never after a later one finished.
+                let finished = self.finished.entry(key).or_default();
+                assert!(
+                    finished.last().is_none_or(|last| last < charge),
+                    "a ticket finished twice, or after a later one"
+                );
+                finished.insert(*charge);
                 // (2) a reset never wipes out a charge made after the one it names.
-                let latest = self
-                    .released
-                    .get(version)
-                    .and_then(|b| b.keys().next_back().copied());
-                assert_eq!(latest, Some(*charge), "reset under a stale charge");
-                self.since_reset.remove(version);
-                self.by_attempt.remove(version);
+                if *reset {
+                    let latest = self
+                        .released
+                        .get(&key)
+                        .and_then(|b| b.keys().next_back().copied());
+                    assert_eq!(latest, Some(*charge), "reset under a stale charge");
+                    self.since_reset.remove(&key);
+                    self.by_attempt.remove(&key);
+                }
             }
             (Outcome::Staged { version }, _) => {
                 if let Some(a) = acct {
@@ -619,7 +658,7 @@ fn stories_cover_the_interesting_paths() {
         ("destroyed-by-destroy", 4),
         ("rejected-NotExhausted", 10),
         ("reset-true", 100),
-        ("reset-false", 25),
+        ("reset-false", 8),
         ("activated-replacing", 50),
         ("activated-retry", 20),
         ("staged-retry", 50),
@@ -633,6 +672,7 @@ fn stories_cover_the_interesting_paths() {
         ("rejected-ShareMapEpoch", 3),
         ("rejected-StaleShareMap", 20),
         ("rejected-BadResetSignature", 10),
+        ("rejected-TicketUsed", 20),
     ] {
         at_least(k, n);
     }

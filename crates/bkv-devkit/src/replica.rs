@@ -309,7 +309,7 @@ impl<S: Sealer + Send + Sync + 'static> Backend for MemoryReplica<S> {
             .issuers
             .verify_cached(token, &self.0.options.cluster_name, now_unix_ms() / 1000)
             .map(|v| v.account)
-            .map_err(|e| VaultError::Unauthenticated(e.to_string()))
+            .map_err(|e| VaultError::from_token(&e))
     }
 
     async fn commit(&self, command: Command) -> Result<Outcome, VaultError> {
@@ -379,7 +379,7 @@ impl<S: Sealer + Send + Sync + 'static> Backend for MemoryReplica<S> {
 
 /// The account a JWT's `sub` names, read without checking anything else.
 fn unverified_account(token: &str) -> Result<AccountId, VaultError> {
-    let refused = || VaultError::Unauthenticated("no readable sub claim".into());
+    let refused = || VaultError::from_token(&bkv_core::token::TokenError::MissingClaim("sub"));
     let claims = token.split('.').nth(1).ok_or_else(refused)?;
     let bytes = URL_SAFE_NO_PAD.decode(claims).map_err(|_| refused())?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| refused())?;
@@ -387,7 +387,8 @@ fn unverified_account(token: &str) -> Result<AccountId, VaultError> {
         .get("sub")
         .and_then(|s| s.as_str())
         .ok_or_else(refused)?;
-    AccountId::parse(sub).map_err(|e| VaultError::Unauthenticated(format!("sub: {e}")))
+    AccountId::parse(sub)
+        .map_err(|e| VaultError::from_token(&bkv_core::token::TokenError::BadSubject(e)))
 }
 
 /// The current time, Unix milliseconds.

@@ -384,7 +384,10 @@ impl AdminService {
         let is_voter = membership.membership().voter_ids().any(|v| v == id);
         let is_member = membership.membership().get_node(&id).is_some();
         if !is_member {
-            return Err(VaultError::NotFound("no such member"));
+            return Err(VaultError::NotFound {
+                reason: bkv_proto::contract::reason::NO_SUCH_MEMBER,
+                message: "no such member",
+            });
         }
         let ids = BTreeSet::from([id]);
         if is_voter {

@@ -53,7 +53,7 @@ fn made_up_charge(node: &Node, account: &AccountId) -> Result<Outcome, VaultErro
     let record = node
         .state()
         .read(|s| s.active_record(account))
-        .ok_or(VaultError::NotFound("no active record for this account"))?;
+        .ok_or_else(VaultError::no_record)?;
     Ok(Outcome::Charged {
         version: record.version,
         charge: ChargeNumber(record.last_charge.get() + 1),

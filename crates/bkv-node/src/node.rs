@@ -268,7 +268,7 @@ impl Node {
             .0
             .issuers
             .verify_cached(token, &audience, now)
-            .map_err(|e| VaultError::Unauthenticated(e.to_string()))?;
+            .map_err(|e| VaultError::from_token(&e))?;
         Ok(verified.account)
     }
 

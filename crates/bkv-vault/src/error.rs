@@ -1,23 +1,36 @@
 //! The vault's error type and its one conversion to `tonic::Status`.
 //!
-//! Every status that carries details carries an encoded `bkv.v1.ErrorDetail`, so clients can
-//! read the field at fault, the guesses remaining, the retry delay or the leader hint without
-//! parsing messages; the reason words are those of [`bkv_proto::contract::reason`]. No
-//! message here ever holds a secret or a blob.
+//! Every status carries its details as gRPC's standard `google.rpc.Status`
+//! ([`bkv_proto::status::ErrorDetails`]): an `ErrorInfo` whose reason word is one of
+//! [`bkv_proto::contract::reason`], the field at fault of an INVALID_ARGUMENT, the guesses
+//! remaining after a wrong password, the leader hint, and a `RetryInfo` where waiting helps.
+//! No message here ever holds a secret or a blob.
+
+use std::time::Duration;
 
 use bkv_core::opaque::ProtocolError;
+use bkv_core::token::TokenError;
 use bkv_core::{IdError, Rejection, SealError};
-use bkv_proto::contract::{self, reason};
-use bkv_proto::v1::ErrorDetail;
-use prost::Message as _;
+use bkv_proto::contract::{self, meta, reason};
+use bkv_proto::status::{ErrorDetails, is_reason_word};
 use tonic::{Code, Status};
+
+/// The first backoff an UNAVAILABLE answer suggests (`RetryInfo`): the SDK's own first wait.
+pub const UNAVAILABLE_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// What went wrong with a client or admin call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VaultError {
     /// Missing or bad account token.
-    #[error("account token refused: {0}")]
-    Unauthenticated(String),
+    #[error("account token refused: {message}")]
+    Unauthenticated {
+        /// Stable reason word ([`reason`]).
+        reason: &'static str,
+        /// The claim at fault, if one is.
+        claim: Option<&'static str>,
+        /// Human-readable message (never the token).
+        message: String,
+    },
     /// No client certificate with a bkv role (operator and peer APIs).
     #[error("{0}")]
     NoRole(String),
@@ -29,12 +42,17 @@ pub enum VaultError {
     InvalidArgument {
         /// The proto field.
         field: &'static str,
-        /// Why (stable, machine-readable first word).
+        /// Why: a stable lower-case word (`wrong_length`, ...), then `: ` and the detail.
         reason: String,
     },
     /// Nothing to act on.
-    #[error("{0}")]
-    NotFound(&'static str),
+    #[error("{message}")]
+    NotFound {
+        /// Stable reason word ([`reason::NO_RECORD`], ...).
+        reason: &'static str,
+        /// Human-readable message.
+        message: &'static str,
+    },
     /// A recovery finalization did not verify: wrong password.
     #[error("wrong password: {guesses_remaining} guesses remaining")]
     WrongPassword {
@@ -75,7 +93,8 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// A malformed field.
+    /// A malformed field. `reason` starts with a stable lower-case word
+    /// ([`contract::reason::FIELD_REASONS`] in lower case), then `: ` and the detail.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,
@@ -88,6 +107,55 @@ impl VaultError {
         Self::Unavailable {
             reason: reason.into(),
             leader_hint: None,
+        }
+    }
+
+    /// No usable `authorization` metadata.
+    pub fn no_token(message: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            reason: reason::TOKEN_MISSING,
+            claim: None,
+            message: message.into(),
+        }
+    }
+
+    /// An account token the issuers' rules refuse.
+    pub fn from_token(e: &TokenError) -> Self {
+        let (word, claim) = match e {
+            TokenError::TooLarge | TokenError::Malformed(_) => (reason::TOKEN_MALFORMED, None),
+            TokenError::MissingClaim(c) => (reason::CLAIM_MISSING, Some(*c)),
+            TokenError::InvalidClaim { claim, .. } => (reason::CLAIM_INVALID, Some(*claim)),
+            TokenError::BadSubject(_) => (reason::CLAIM_INVALID, Some("sub")),
+            TokenError::AlgorithmNotAllowed => (reason::ALGORITHM_NOT_ALLOWED, Some("alg")),
+            TokenError::UnknownIssuer => (reason::UNKNOWN_ISSUER, Some("iss")),
+            TokenError::BadSignature => (reason::BAD_SIGNATURE, None),
+            TokenError::WrongAudience => (reason::WRONG_AUDIENCE, Some("aud")),
+            TokenError::Expired => (reason::TOKEN_EXPIRED, Some("exp")),
+            TokenError::LifetimeTooLong(_) => (reason::LIFETIME_TOO_LONG, Some("exp")),
+            TokenError::NotYetValid => (reason::NOT_YET_VALID, None),
+        };
+        Self::Unauthenticated {
+            reason: word,
+            claim,
+            message: e.to_string(),
+        }
+    }
+
+    /// No active record.
+    pub fn no_record() -> Self {
+        Self::NotFound {
+            reason: reason::NO_RECORD,
+            message: "no active record for this account",
+        }
+    }
+
+    /// A recovery ticket that a successful RecoverFinish used already.
+    pub fn ticket_used() -> Self {
+        Self::FailedPrecondition {
+            reason: reason::TICKET_USED,
+            message: "this recovery ticket was used already (or a later one was): start \
+                      the recovery again"
+                .into(),
         }
     }
 
@@ -115,8 +183,11 @@ impl VaultError {
                 "guess_limit",
                 format!("too_high: {requested} exceeds the cluster maximum {max}"),
             ),
-            Rejection::NoRecord => Self::NotFound("no active record for this account"),
-            Rejection::NoSuchVersion => Self::NotFound("no such staged version"),
+            Rejection::NoRecord => Self::no_record(),
+            Rejection::NoSuchVersion => Self::NotFound {
+                reason: reason::NO_SUCH_VERSION,
+                message: "no such staged version",
+            },
             Rejection::RecordDestroyed { .. } => Self::Destroyed,
             Rejection::VersionNotActive => Self::FailedPrecondition {
                 reason: reason::SUPERSEDED,
@@ -147,6 +218,7 @@ impl VaultError {
                 "reset_signature",
                 "does_not_verify: not a signature of this reset by the record's reset key",
             ),
+            Rejection::TicketUsed { .. } => Self::ticket_used(),
             Rejection::StaleLogIndex { .. } => {
                 Self::Internal("the state machine refused a replayed log entry".into())
             }
@@ -162,7 +234,7 @@ impl VaultError {
                 Self::invalid(field, format!("too_large: at most {max} bytes"))
             }
             ProtocolError::TicketExpired => Self::FailedPrecondition {
-                reason: reason::EXPIRED,
+                reason: reason::TICKET_EXPIRED,
                 message: "the recovery ticket has expired; start the recovery again".into(),
             },
             ProtocolError::WrongPassword {
@@ -190,10 +262,10 @@ impl VaultError {
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {
-            Self::Unauthenticated(_) | Self::NoRole(_) => Code::Unauthenticated,
+            Self::Unauthenticated { .. } | Self::NoRole(_) => Code::Unauthenticated,
             Self::Forbidden(_) => Code::PermissionDenied,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::NotFound(_) => Code::NotFound,
+            Self::NotFound { .. } => Code::NotFound,
             Self::WrongPassword { .. } => Code::PermissionDenied,
             Self::Destroyed | Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::AlreadyExists(_) => Code::AlreadyExists,
@@ -203,60 +275,53 @@ impl VaultError {
         }
     }
 
-    fn detail(&self) -> Option<ErrorDetail> {
-        let d = ErrorDetail::default();
-        Some(match self {
-            Self::InvalidArgument { field, reason } => ErrorDetail {
-                field: (*field).to_string(),
-                reason: reason
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-                ..d
-            },
-            Self::WrongPassword { guesses_remaining } => ErrorDetail {
-                reason: reason::WRONG_PASSWORD.into(),
-                guesses_remaining: Some(*guesses_remaining),
-                ..d
-            },
-            Self::Destroyed => ErrorDetail {
-                reason: reason::DESTROYED.into(),
-                ..d
-            },
-            Self::FailedPrecondition { reason, .. } => ErrorDetail {
-                reason: (*reason).to_string(),
-                ..d
-            },
-            Self::RateLimited { retry_after_ms } => ErrorDetail {
-                reason: reason::RATE_LIMITED.into(),
-                retry_after_ms: *retry_after_ms,
-                ..d
-            },
-            Self::Unavailable { leader_hint, .. } => ErrorDetail {
-                reason: reason::UNAVAILABLE.into(),
-                leader_hint: leader_hint.clone().unwrap_or_default(),
-                ..d
-            },
-            Self::Unauthenticated(_)
-            | Self::NoRole(_)
-            | Self::Forbidden(_)
-            | Self::NotFound(_)
-            | Self::AlreadyExists(_)
-            | Self::Internal(_) => return None,
-        })
+    /// The details of this error (see the module comment).
+    pub fn details(&self) -> ErrorDetails {
+        match self {
+            Self::Unauthenticated { reason, claim, .. } => {
+                let d = ErrorDetails::new(*reason);
+                match claim {
+                    Some(c) => d.with(meta::CLAIM, c),
+                    None => d,
+                }
+            }
+            Self::NoRole(_) => ErrorDetails::new(reason::NO_ROLE),
+            Self::Forbidden(_) => ErrorDetails::new(reason::FORBIDDEN),
+            Self::InvalidArgument { field, reason } => {
+                let (word, why) = reason.split_once(':').unwrap_or((reason, ""));
+                let word = word.trim().to_ascii_uppercase();
+                let word = if is_reason_word(&word) {
+                    word
+                } else {
+                    "INVALID".to_string()
+                };
+                let why = why.trim();
+                ErrorDetails::new(word).with_field(field, if why.is_empty() { reason } else { why })
+            }
+            Self::NotFound { reason, .. } => ErrorDetails::new(*reason),
+            Self::WrongPassword { guesses_remaining } => ErrorDetails::new(reason::WRONG_PASSWORD)
+                .with(meta::GUESSES_REMAINING, guesses_remaining),
+            Self::Destroyed => ErrorDetails::new(reason::DESTROYED),
+            Self::FailedPrecondition { reason, .. } => ErrorDetails::new(*reason),
+            Self::AlreadyExists(_) => ErrorDetails::new(reason::ALREADY_EXISTS),
+            Self::RateLimited { retry_after_ms } => ErrorDetails::new(reason::RATE_LIMITED)
+                .with_retry_delay(Duration::from_millis(*retry_after_ms)),
+            Self::Unavailable { leader_hint, .. } => {
+                let d = ErrorDetails::new(reason::UNAVAILABLE)
+                    .with_retry_delay(UNAVAILABLE_RETRY_DELAY);
+                match leader_hint {
+                    Some(hint) => d.with(meta::LEADER, hint),
+                    None => d,
+                }
+            }
+            Self::Internal(_) => ErrorDetails::new(reason::INTERNAL),
+        }
     }
 }
 
 impl From<VaultError> for Status {
     fn from(e: VaultError) -> Status {
-        let code = e.code();
-        let message = e.to_string();
-        let mut status = match e.detail() {
-            Some(detail) => Status::with_details(code, message, detail.encode_to_vec().into()),
-            None => Status::new(code, message),
-        };
+        let mut status = e.details().into_status(e.code(), e.to_string());
         if let VaultError::Unavailable {
             leader_hint: Some(hint),
             ..
@@ -273,8 +338,8 @@ impl From<VaultError> for Status {
 mod tests {
     use super::*;
 
-    fn detail(s: &Status) -> ErrorDetail {
-        ErrorDetail::decode(s.details()).expect("details decode")
+    fn detail(s: &Status) -> ErrorDetails {
+        ErrorDetails::of(s).expect("details decode")
     }
 
     #[test]
@@ -283,7 +348,9 @@ mod tests {
             guesses_remaining: 3,
         });
         assert_eq!(s.code(), Code::PermissionDenied);
-        assert_eq!(detail(&s).guesses_remaining, Some(3));
+        let d = detail(&s);
+        assert_eq!(d.reason, reason::WRONG_PASSWORD);
+        assert_eq!(d.guesses_remaining(), Some(3));
     }
 
     #[test]
@@ -294,9 +361,18 @@ mod tests {
         ));
         assert_eq!(s.code(), Code::InvalidArgument);
         let d = detail(&s);
-        assert_eq!(d.field, "attempt_id");
-        assert_eq!(d.reason, "wrong_length");
+        assert_eq!(d.reason, "WRONG_LENGTH");
+        assert_eq!(d.meta(meta::FIELD), Some("attempt_id"));
+        let v = d.field_violation.expect("a BadRequest");
+        assert_eq!(
+            (v.field.as_str(), v.reason.as_str(), v.description.as_str()),
+            ("attempt_id", "WRONG_LENGTH", "must be 16 bytes")
+        );
         assert!(s.message().contains("attempt_id"));
+        // A reason without a word of ours still names the field.
+        let d = detail(&Status::from(VaultError::invalid("ksf", "Not a word: x")));
+        assert_eq!(d.reason, "INVALID");
+        assert_eq!(d.meta(meta::FIELD), Some("ksf"));
     }
 
     #[test]
@@ -309,8 +385,8 @@ mod tests {
         assert_eq!(s.code(), Code::InvalidArgument);
         let d = detail(&s);
         assert_eq!(
-            (d.field.as_str(), d.reason.as_str()),
-            ("attempt_id", "wrong_length")
+            (d.meta(meta::FIELD), d.reason.as_str()),
+            (Some("attempt_id"), "WRONG_LENGTH")
         );
         assert!(
             s.message().contains("must be 16 bytes, got 3"),
@@ -332,7 +408,64 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("127.0.0.1:7102")
         );
-        assert_eq!(detail(&s).leader_hint, "127.0.0.1:7102");
+        let d = detail(&s);
+        assert_eq!(d.leader(), Some("127.0.0.1:7102"));
+        assert_eq!(d.retry_delay, Some(UNAVAILABLE_RETRY_DELAY));
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let d = detail(&Status::from(VaultError::RateLimited {
+            retry_after_ms: 1250,
+        }));
+        assert_eq!(d.reason, reason::RATE_LIMITED);
+        assert_eq!(d.retry_delay, Some(Duration::from_millis(1250)));
+    }
+
+    #[test]
+    fn token_refusals_name_the_rule_and_the_claim() {
+        let s = Status::from(VaultError::from_token(&TokenError::MissingClaim("iss")));
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert!(s.message().contains("iss"), "{}", s.message());
+        let d = detail(&s);
+        assert_eq!(d.reason, reason::CLAIM_MISSING);
+        assert_eq!(d.meta(meta::CLAIM), Some("iss"));
+        let d = detail(&Status::from(VaultError::from_token(&TokenError::Expired)));
+        assert_eq!(d.reason, reason::TOKEN_EXPIRED);
+        let d = detail(&Status::from(VaultError::no_token(
+            "no authorization metadata",
+        )));
+        assert_eq!(d.reason, reason::TOKEN_MISSING);
+    }
+
+    #[test]
+    fn every_error_has_a_reason_word_of_the_contract() {
+        let errors = [
+            VaultError::no_token("x"),
+            VaultError::from_token(&TokenError::BadSignature),
+            VaultError::NoRole("x".into()),
+            VaultError::Forbidden("x".into()),
+            VaultError::invalid("f", "wrong_length: x"),
+            VaultError::no_record(),
+            VaultError::WrongPassword {
+                guesses_remaining: 0,
+            },
+            VaultError::Destroyed,
+            VaultError::ticket_used(),
+            VaultError::AlreadyExists("x".into()),
+            VaultError::RateLimited { retry_after_ms: 1 },
+            VaultError::unavailable("x"),
+            VaultError::Internal("x".into()),
+        ];
+        for e in errors {
+            let d = detail(&Status::from(e.clone()));
+            assert!(
+                reason::ALL.contains(&d.reason.as_str())
+                    || reason::FIELD_REASONS.contains(&d.reason.as_str()),
+                "{e:?}: {}",
+                d.reason
+            );
+        }
     }
 
     #[test]
@@ -343,6 +476,12 @@ mod tests {
             (
                 Rejection::RecordDestroyed {
                     version: bkv_core::RecordVersion(4),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                Rejection::TicketUsed {
+                    charge: bkv_core::ChargeNumber(2),
                 },
                 Code::FailedPrecondition,
             ),
@@ -375,10 +514,10 @@ mod tests {
         ] {
             let s = Status::from(VaultError::from_protocol(ProtocolError::Seal(e)));
             assert_eq!(s.code(), Code::InvalidArgument);
-            assert_eq!(detail(&s).field, "ticket");
+            assert_eq!(detail(&s).meta(meta::FIELD), Some("ticket"));
         }
         let s = Status::from(VaultError::from_protocol(ProtocolError::TicketExpired));
         assert_eq!(s.code(), Code::FailedPrecondition);
-        assert_eq!(detail(&s).reason, "expired");
+        assert_eq!(detail(&s).reason, reason::TICKET_EXPIRED);
     }
 }

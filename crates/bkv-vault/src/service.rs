@@ -67,18 +67,19 @@ impl<B: Backend + Clone> VaultService<B> {
         &self.backend
     }
 
-    /// The account of a call's `authorization: Bearer <JWT>` metadata.
+    /// The account of a call's `authorization: Bearer <JWT>` metadata: exactly `Bearer`, one
+    /// space and the token (whatever else is there makes the token malformed).
     fn authenticate(&self, metadata: &MetadataMap) -> Result<AccountId, VaultError> {
         let header = metadata
             .get(contract::AUTHORIZATION)
-            .ok_or_else(|| VaultError::Unauthenticated("no authorization metadata".into()))?;
+            .ok_or_else(|| VaultError::no_token("no authorization metadata"))?;
         let value = header
             .to_str()
-            .map_err(|_| VaultError::Unauthenticated("authorization is not text".into()))?;
+            .map_err(|_| VaultError::no_token("authorization is not text"))?;
         let token = value.strip_prefix(contract::BEARER_PREFIX).ok_or_else(|| {
-            VaultError::Unauthenticated("authorization is not a Bearer token".into())
+            VaultError::no_token("authorization is not `Bearer <JWT>` (one space)")
         })?;
-        self.backend.verify_token(token.trim())
+        self.backend.verify_token(token)
     }
 
     /// Every handler's frame: authenticate, run `handle`, report the call, and answer. A
@@ -386,7 +387,7 @@ impl<B: Backend + Clone> VaultService<B> {
         let charged = match self.backend.attempt(&account, &attempt_id).await {
             AttemptView::Charged(c) => c,
             AttemptView::Destroyed { .. } => return Err(VaultError::Destroyed),
-            AttemptView::NoRecord => return Err(VaultError::NotFound("no active record")),
+            AttemptView::NoRecord => return Err(VaultError::no_record()),
             AttemptView::NotCharged { .. } => {
                 return Err(VaultError::FailedPrecondition {
                     reason: contract::reason::NOT_CHARGED,
@@ -459,6 +460,11 @@ impl<B: Backend + Clone> VaultService<B> {
                 charge,
                 guesses_remaining,
             }) => {
+                // A finished ticket presented again is refused as such, whatever the
+                // finalization: it costs nothing and changes nothing.
+                if ticket_finished(&self.backend.account_status(&account), version, charge) {
+                    return Err(VaultError::ticket_used());
+                }
                 if guesses_remaining == 0 {
                     // The last allowed guess was charged and failed: destroy now rather than
                     // at the next start. A later charge or reset makes this a no-op.
@@ -554,6 +560,20 @@ fn unexpected(outcome: Outcome) -> VaultError {
         Outcome::Destroyed { .. } => VaultError::Destroyed,
         other => VaultError::Internal(format!("unexpected outcome {}", outcome_name(&other))),
     }
+}
+
+/// Whether the applied state shows the ticket of (`version`, `charge`) finished already (its
+/// charge at or below the highest finished on the active record). The commit of
+/// `ResetGuesses` decides for good; this only answers a replay whose finalization fails.
+fn ticket_finished(
+    status: &bkv_core::AccountStatus,
+    version: RecordVersion,
+    charge: bkv_core::ChargeNumber,
+) -> bool {
+    matches!(
+        status.record,
+        RecordStatus::Active { version: v, last_finished, .. } if v == version && charge <= last_finished
+    )
 }
 
 /// A registration made for another share map than the one in force.

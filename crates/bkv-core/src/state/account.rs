@@ -1,5 +1,6 @@
 //! What the state keeps per account: at most one staged and one active record version, the
-//! tombstone of a record destroyed by guessing, and the last few registration ids.
+//! tombstone of a record destroyed by guessing, the last few registration ids, and the
+//! account's own version counter.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,10 @@ pub(crate) struct Account {
     pub(crate) destroyed: Option<RecordVersion>,
     /// The last registrations, oldest first, at most [`REQUEST_IDS_KEPT`].
     pub(crate) registrations: Vec<Registration>,
+    /// The version the account's latest `Stage` created: versions count the account's own
+    /// registrations (1, 2, ...), so they tell nothing about other accounts. A `Delete`
+    /// forgets the account and its count.
+    pub(crate) last_version: RecordVersion,
 }
 
 /// A registration id and the version its `Stage` created.
@@ -63,6 +68,9 @@ pub(crate) struct ActiveRecord {
     /// The last reset that applied: its charge and the client's signature, so that a
     /// share-holder can check it for itself before it clears its own ledger.
     pub(crate) last_reset: Option<ResetProof>,
+    /// The highest charge whose ticket a `ResetGuesses` has finished (0: none): a ticket
+    /// of this charge or an earlier one is refused, so each finishes at most once.
+    pub(crate) last_finished: ChargeNumber,
 }
 
 /// A reset as applied: the charge it named and the client's signature over it.
@@ -113,6 +121,7 @@ impl ActiveRecord {
             attempts: BTreeMap::new(),
             oprf: staged.oprf,
             last_reset: None,
+            last_finished: ChargeNumber(0),
         }
     }
 

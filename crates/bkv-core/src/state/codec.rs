@@ -18,8 +18,11 @@ use crate::ids::AccountId;
 /// First bytes of every snapshot.
 const MAGIC: [u8; 8] = *b"bkvstate";
 /// The body format written by this code (2: protocol v2, with the share map, the OPRF half of
-/// records and signed resets).
-const FORMAT_VERSION: u16 = 2;
+/// records and signed resets; 3: per-account record versions and single-use tickets, each
+/// account with its version count and each active record with its last finished charge).
+/// Only this format is read: a node of another format catches up from the log or a snapshot
+/// of its own version.
+const FORMAT_VERSION: u16 = 3;
 /// Header length: magic and big-endian format version.
 const HEADER_LEN: usize = MAGIC.len() + 2;
 
@@ -164,10 +167,17 @@ impl VaultState {
             if ids.len() != entry.registrations.len() {
                 return Err(Invalid("repeated registration id"));
             }
+            // Versions count the account's own registrations: every version it names is one
+            // that a `Stage` of it made, at most the last, and each `Stage` changed the state
+            // at an index of its own.
+            let newest = entry.last_version;
+            if newest.get() == 0 || newest.get() > last {
+                return Err(Invalid("version count out of range"));
+            }
             if entry
                 .registrations
                 .iter()
-                .any(|r| r.version.get() == 0 || r.version.get() > last)
+                .any(|r| r.version.get() == 0 || r.version > newest)
             {
                 return Err(Invalid("registration of a future version"));
             }
@@ -180,11 +190,11 @@ impl VaultState {
                 if !oprf_ok(&staged.oprf) {
                     return Err(Invalid("OPRF record out of step with the share map"));
                 }
-                if staged.version.get() > last || older.is_some_and(|v| v >= staged.version) {
+                if staged.version > newest || older.is_some_and(|v| v >= staged.version) {
                     return Err(Invalid("staged version out of order"));
                 }
             }
-            if older.is_some_and(|v| v.get() == 0 || v.get() > last) {
+            if older.is_some_and(|v| v.get() == 0 || v > newest) {
                 return Err(Invalid("record version out of range"));
             }
             if let Some(active) = &entry.active {
@@ -194,19 +204,23 @@ impl VaultState {
                 if !oprf_ok(&active.oprf) {
                     return Err(Invalid("OPRF record out of step with the share map"));
                 }
-                if active
-                    .last_reset
-                    .is_some_and(|r| r.charge.get() == 0 || r.charge > active.last_charge)
-                {
-                    return Err(Invalid("reset of a charge that was not made"));
+                if active.last_finished > active.last_charge {
+                    return Err(Invalid("finished a charge that was not made"));
+                }
+                if active.last_reset.is_some_and(|r| {
+                    r.charge.get() == 0
+                        || r.charge > active.last_charge
+                        || r.charge > active.last_finished
+                }) {
+                    return Err(Invalid("reset of a charge that was not made or finished"));
                 }
                 let used = active.guesses_used;
                 let last_charge = active.last_charge.get();
                 if used > active.guess_limit.get() || u64::from(used) > last_charge {
                     return Err(Invalid("guess counter out of range"));
                 }
-                // Each charge changed the state at its own index after the version's.
-                if last_charge > last.saturating_sub(active.version.get()) {
+                // Each charge changed the state at its own index.
+                if last_charge > last {
                     return Err(Invalid("more charges than entries"));
                 }
                 // The attempts since the reset are exactly the charges

@@ -26,6 +26,9 @@ pub enum RecordStatus {
         guess_limit: GuessLimit,
         /// The latest charge on this version (0 before the first).
         last_charge: ChargeNumber,
+        /// The highest charge whose ticket was finished (0: none); tickets of this charge
+        /// and earlier ones are refused.
+        last_finished: ChargeNumber,
     },
     /// The last active record was destroyed after running out of guesses.
     Destroyed {

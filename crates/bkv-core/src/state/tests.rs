@@ -25,8 +25,8 @@ fn req(at: u64, command: Command) -> (u64, Request) {
     )
 }
 
-/// Bootstrap and a one-holder share map, then alice registers (v3, limit 3), activates, and
-/// makes two guesses; a new registration (v7) is staged.
+/// Bootstrap and a one-holder share map, then alice registers (v1, limit 3), activates, and
+/// makes two guesses; a new registration (v2) is staged.
 fn sample() -> VaultState {
     let a = alice();
     let entries = [
@@ -46,7 +46,7 @@ fn sample() -> VaultState {
             4,
             Command::Activate {
                 account: a.clone(),
-                version: RecordVersion(3),
+                version: RecordVersion(1),
             },
         ),
         req(
@@ -106,26 +106,26 @@ fn the_sample_round_trips() {
 fn the_encoding_is_pinned() {
     let hex = hex::encode(sample().encode());
     let expected = concat!(
-        "626b76737461746500020701", // magic, format 2, last change 7, cluster present
+        "626b76737461746500030701", // magic, format 3, last change 7, cluster present
         "11111111111111111111111111111111016304aaaaaaaa01020304040404040404040305e8da63a40ca687c87cfce05c",
         "b24a786c7e75cc49c70db5573f026f1c6a86ceaa0168626b762f76322f73686172652d6d617000016300000000000000",
         "010001000100000000000000010401010101010101010101010101010101010101010101010101010101010101010101",
         "01010101010101010101010101010101010101010101010101010101010140314d54ac952297a5b6ccf2ef0b93c2ead2",
         "ab9ef8d09b855ae56bad23315eb85c0d5234c3aea48100ac3f80496a9fa601b5c40f9919c8f8552fce457fe883240f01",
         "630101010141040101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "01010101010101010101010101010101010101010101010105616c696365010723232323232323232323232323232323",
+        "01010101010101010101010101010101010101010101010105616c696365010223232323232323232323232323232323",
         "0202cccc0101010101010101010101010101010101010101010101010101010101010101010101017d01010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4",
-        "dd7e4567d5ca0801010103222222222222222222222222222222220303bbbbbb02020233333333333333333333333333",
+        "dd7e4567d5ca0801010101222222222222222222222222222222220303bbbbbb02020233333333333333333333333333",
         "333333444444444444444444444444444444444444444444444444444444444444444401343434343434343434343434",
         "343434344545454545454545454545454545454545454545454545454545454545454545020101010101010101010101",
         "010101010101010101010101010101010101010101010101017d01010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000002222222",
-        "22222222222222222222222222032323232323232323232323232323232307",
+        "010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000000022222",
+        "222222222222222222222222222201232323232323232323232323232323230202",
     );
     assert_eq!(hex, expected);
 }
@@ -145,10 +145,17 @@ fn headers_are_checked() {
         Err(StateDecodeError::NotASnapshot)
     );
     let mut future = good.clone();
-    future[9] = 3;
+    future[9] = 4;
     assert_eq!(
         VaultState::decode(&future),
-        Err(StateDecodeError::UnknownFormat(3))
+        Err(StateDecodeError::UnknownFormat(4))
+    );
+    // Format 2 (versions from log positions, reusable tickets) is not read.
+    let mut old = good.clone();
+    old[9] = 2;
+    assert_eq!(
+        VaultState::decode(&old),
+        Err(StateDecodeError::UnknownFormat(2))
     );
     let mut long = good.clone();
     long.extend_from_slice(&[0, 0, 0]);
@@ -267,7 +274,7 @@ fn broken_invariants_are_refused() {
             "staged older than active",
             Box::new(|s| {
                 if let Some(st) = alice_mut(s).staged.as_mut() {
-                    st.version = RecordVersion(2);
+                    st.version = RecordVersion(1);
                 }
             }),
         ),
@@ -337,7 +344,28 @@ fn broken_invariants_are_refused() {
                 let a = active_mut(s);
                 a.guesses_used = 0;
                 a.attempts.clear();
-                a.last_charge = ChargeNumber(5);
+                a.last_charge = ChargeNumber(50);
+            }),
+        ),
+        (
+            "no version count",
+            Box::new(|s| alice_mut(s).last_version = RecordVersion(0)),
+        ),
+        (
+            "version count below the staged version",
+            Box::new(|s| alice_mut(s).last_version = RecordVersion(1)),
+        ),
+        (
+            "finished a charge not made",
+            Box::new(|s| active_mut(s).last_finished = ChargeNumber(3)),
+        ),
+        (
+            "reset of a charge not finished",
+            Box::new(|s| {
+                active_mut(s).last_reset = Some(ResetProof {
+                    charge: ChargeNumber(1),
+                    signature: [0; 64],
+                })
             }),
         ),
         (

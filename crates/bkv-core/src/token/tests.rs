@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer as _, SigningKey};
 use proptest::prelude::*;
 
 use super::*;
@@ -104,6 +104,98 @@ fn alg_none_and_unsigned_tokens_are_refused() {
     assert_eq!(
         verify(&format!("{ed}.{c}")),
         Err(TokenError::Malformed("expected three dot-separated parts"))
+    );
+}
+
+/// A token signed by the trusted issuer over raw header and claims JSON.
+fn signed_raw(header: &str, claims: &str) -> String {
+    let signed = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let sig = key(1).sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(sig.to_bytes()))
+}
+
+#[test]
+fn a_missing_claim_is_refused_naming_it() {
+    let header = r#"{"alg":"EdDSA","typ":"JWT"}"#;
+    let full = serde_json::to_value(claims()).unwrap();
+    for name in ["iss", "sub", "aud", "iat", "exp"] {
+        let mut c = full.clone();
+        c.as_object_mut().unwrap().remove(name);
+        let refused = verify(&signed_raw(header, &c.to_string()));
+        assert_eq!(refused, Err(TokenError::MissingClaim(name)), "{name}");
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains(&format!("`{name}`")), "{message}");
+    }
+    // nbf is optional.
+    assert!(verify(&signed_raw(header, &full.to_string())).is_ok());
+    // The header's alg too.
+    assert_eq!(
+        verify(&signed_raw(r#"{"typ":"JWT"}"#, &full.to_string())),
+        Err(TokenError::MissingClaim("alg"))
+    );
+}
+
+#[test]
+fn a_claim_of_the_wrong_type_is_refused_naming_it() {
+    let header = r#"{"alg":"EdDSA"}"#;
+    let full = serde_json::to_value(claims()).unwrap();
+    let cases: [(&str, serde_json::Value); 8] = [
+        ("iss", serde_json::json!(7)),
+        ("sub", serde_json::json!(null)),
+        ("aud", serde_json::json!(["bkv-test"])),
+        ("iat", serde_json::json!("1800000000")),
+        ("exp", serde_json::json!(1_800_000_600.5)),
+        ("exp", serde_json::json!(-1)),
+        ("nbf", serde_json::json!(true)),
+        ("iat", serde_json::json!(1.8e9)),
+    ];
+    for (name, value) in cases {
+        let mut c = full.clone();
+        c.as_object_mut()
+            .unwrap()
+            .insert(name.into(), value.clone());
+        assert!(
+            matches!(
+                verify(&signed_raw(header, &c.to_string())),
+                Err(TokenError::InvalidClaim { claim, .. }) if claim == name
+            ),
+            "{name} = {value}"
+        );
+    }
+    for (header, name) in [
+        (r#"{"alg":7}"#, "alg"),
+        (r#"{"alg":"EdDSA","typ":"JOSE"}"#, "typ"),
+        (r#"{"alg":"EdDSA","typ":1}"#, "typ"),
+    ] {
+        assert!(
+            matches!(
+                verify(&signed_raw(header, &full.to_string())),
+                Err(TokenError::InvalidClaim { claim, .. }) if claim == name
+            ),
+            "{header}"
+        );
+    }
+    // Unknown header fields and claims are ignored; `typ` is matched in any case; `kid`
+    // is ignored.
+    let mut c = full.clone();
+    c.as_object_mut()
+        .unwrap()
+        .insert("scope".into(), serde_json::json!(["x"]));
+    assert!(
+        verify(&signed_raw(
+            r#"{"alg":"EdDSA","typ":"jwt","kid":"k1","x":1}"#,
+            &c.to_string()
+        ))
+        .is_ok()
+    );
+    // Not objects at all.
+    assert_eq!(
+        verify(&signed_raw(header, "[1,2]")),
+        Err(TokenError::Malformed("claims are not a JSON object"))
+    );
+    assert_eq!(
+        verify(&signed_raw("\"EdDSA\"", &full.to_string())),
+        Err(TokenError::Malformed("header is not a JSON object"))
     );
 }
 

@@ -42,6 +42,8 @@ struct Rec {
     charges: Vec<(AttemptId, [u8; 32])>,
     /// How many of `charges` came before the last effective reset.
     before_reset: usize,
+    /// The highest charge whose ticket finished (0: none).
+    finished: u64,
     oprf: OprfRecord,
 }
 
@@ -193,9 +195,17 @@ impl Model {
                 if let Some(old) = self.staged(account) {
                     old.life = Life::Dropped;
                 }
+                // Versions count the account's registrations since it was last deleted.
+                let version = 1 + self
+                    .records
+                    .iter()
+                    .filter(|r| r.account == *account && r.life != Life::Deleted)
+                    .map(|r| r.version)
+                    .max()
+                    .unwrap_or(0);
                 self.records.push(Rec {
                     account: account.clone(),
-                    version: index,
+                    version,
                     request_id: *request_id,
                     limit: *guess_limit,
                     blob: sealed_record.clone(),
@@ -203,12 +213,13 @@ impl Model {
                     activated_at: 0,
                     charges: Vec::new(),
                     before_reset: 0,
+                    finished: 0,
                     oprf: oprf.clone(),
                 });
                 self.registrations
-                    .push((account.clone(), *request_id, index));
+                    .push((account.clone(), *request_id, version));
                 Outcome::Staged {
-                    version: RecordVersion(index),
+                    version: RecordVersion(version),
                 }
             }
             Command::Activate { account, version } => {
@@ -294,7 +305,14 @@ impl Model {
                             return reject(Rejection::BadResetSignature);
                         }
                         let latest = rec.charges.len() as u64;
-                        let reset = charge.get() >= 1 && charge.get() == latest;
+                        if charge.get() == 0 || charge.get() > latest {
+                            return reject(Rejection::VersionNotActive);
+                        }
+                        if charge.get() <= rec.finished {
+                            return reject(Rejection::TicketUsed { charge: *charge });
+                        }
+                        rec.finished = charge.get();
+                        let reset = charge.get() == latest;
                         if reset {
                             rec.before_reset = rec.charges.len();
                         }
@@ -355,6 +373,7 @@ impl Model {
                 guesses_used: rec.since_reset().len() as u32,
                 guess_limit: rec.limit,
                 last_charge: ChargeNumber(rec.charges.len() as u64),
+                last_finished: ChargeNumber(rec.finished),
             },
         };
         let staged = self.staged(account).map(|r| RecordVersion(r.version));

@@ -11,12 +11,13 @@ use bkv_core::opaque::testing::FakeSealer;
 use bkv_core::token::TrustedIssuers;
 use bkv_core::{AccountId, RecordStatus};
 use bkv_proto::contract;
+use bkv_proto::status::ErrorDetails;
 use bkv_proto::v1::vault_server::{Vault, VaultServer};
 use bkv_proto::v1::{
-    ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, ErrorDetail,
-    RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest, RecoverLoginResponse,
-    RecoverStartRequest, RecoverStartResponse, RegisterFinishRequest, RegisterFinishResponse,
-    RegisterStartRequest, RegisterStartResponse, StatusRequest, StatusResponse,
+    ActivateRequest, ActivateResponse, DeleteRequest, DeleteResponse, RecoverFinishRequest,
+    RecoverFinishResponse, RecoverLoginRequest, RecoverLoginResponse, RecoverStartRequest,
+    RecoverStartResponse, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
+    RegisterStartResponse, StatusRequest, StatusResponse,
 };
 use bkv_vault::{Backend as _, VaultService};
 use prost::Message;
@@ -47,8 +48,8 @@ pub enum Fault {
     Status {
         /// The code.
         code: Code,
-        /// Encoded in the status details.
-        detail: Option<ErrorDetail>,
+        /// Sent as the status details (a `google.rpc.Status`).
+        detail: Option<ErrorDetails>,
         /// The `bkv-leader` metadata.
         leader: Option<String>,
     },
@@ -67,7 +68,7 @@ impl Fault {
     }
 
     /// `code` with `detail`.
-    pub fn detail(code: Code, detail: ErrorDetail) -> Self {
+    pub fn detail(code: Code, detail: ErrorDetails) -> Self {
         Self::Status {
             code,
             detail: Some(detail),
@@ -224,12 +225,11 @@ impl FakeVault {
                 detail,
                 leader,
             }) => {
-                let details = detail.map(|d| d.encode_to_vec()).unwrap_or_default();
-                let mut status = Status::with_details(
-                    code,
-                    format!("injected by {}", self.name),
-                    details.into(),
-                );
+                let message = format!("injected by {}", self.name);
+                let mut status = match detail {
+                    Some(d) => d.into_status(code, message),
+                    None => Status::new(code, message),
+                };
                 if let Some(leader) = leader
                     && let Ok(value) = leader.parse()
                 {
