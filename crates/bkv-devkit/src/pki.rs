@@ -324,6 +324,21 @@ fn ensure_identity(dir: &Path) -> Result<PkiReport, PkiError> {
     ensure_ed25519_pair(dir, IDENTITY_KEY, IDENTITY_PUB)
 }
 
+/// An Ed25519 private key as RFC 8410 writes it: PKCS#8 version 1 (`OneAsymmetricKey`
+/// without the optional public key), 48 bytes of DER in a `PRIVATE KEY` PEM. OpenSSL 3.0 and
+/// Node read this form; they refuse the version 2 form with the public key that
+/// `SigningKey::to_pkcs8_pem` writes. Readers here take both.
+pub fn ed25519_pkcs8_pem(key: &SigningKey) -> Result<String, PkiError> {
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    bytes
+        .to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .map_err(|e| PkiError::Generate(e.to_string()))
+}
+
 /// An Ed25519 key pair as `key_name` (PKCS#8 PEM, 0600) and `pub_name` (SPKI PEM): made if
 /// both are missing, checked to match if both are there.
 fn ensure_ed25519_pair(dir: &Path, key_name: &str, pub_name: &str) -> Result<PkiReport, PkiError> {
@@ -340,9 +355,7 @@ fn ensure_ed25519_pair(dir: &Path, key_name: &str, pub_name: &str) -> Result<Pki
         });
     } else {
         let key = SigningKey::generate(&mut OsRng);
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| PkiError::Generate(e.to_string()))?;
+        let pem = ed25519_pkcs8_pem(&key)?;
         write_new(&key_path, pem.as_bytes(), 0o600)?;
         report.add(key_path.clone(), FileState::Created);
         key

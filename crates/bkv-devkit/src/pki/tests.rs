@@ -44,7 +44,7 @@ fn init_makes_every_file_once_with_private_keys_0600() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pki");
     let first = init(&dir, "bkv-local").unwrap();
-    assert_eq!(first.files.len(), 6);
+    assert_eq!(first.files.len(), 8);
     assert!(first.files.iter().all(|(_, s)| *s == FileState::Created));
     let files = snapshot(&dir);
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
@@ -55,21 +55,23 @@ fn init_makes_every_file_once_with_private_keys_0600() {
             "admin.pem",
             "ca.key",
             "ca.pem",
+            "identity.key",
+            "identity.pub.pem",
             "issuer.key",
             "issuer.pub.pem"
         ]
     );
-    for key in ["admin.key", "ca.key", "issuer.key"] {
+    for key in ["admin.key", "ca.key", "identity.key", "issuer.key"] {
         assert_eq!(files[key].1, 0o600, "{key}");
     }
-    for public in ["admin.pem", "ca.pem", "issuer.pub.pem"] {
+    for public in ["admin.pem", "ca.pem", "identity.pub.pem", "issuer.pub.pem"] {
         assert_eq!(files[public].1, 0o644, "{public}");
     }
 
     // Again: nothing changes, everything is reported as kept.
     let second = init(&dir, "bkv-local").unwrap();
     assert!(!second.created_any());
-    assert_eq!(second.files.len(), 6);
+    assert_eq!(second.files.len(), 8);
     assert_eq!(snapshot(&dir), files);
 
     // A node certificate is also made once.
@@ -325,4 +327,37 @@ async fn mutual_tls_handshake_needs_an_admin_cert_of_this_ca() {
         "the node's certificate was accepted under another CA"
     );
     server.stop().await;
+}
+
+/// The DER of a `PRIVATE KEY` PEM file.
+fn private_key_der(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).unwrap();
+    assert_eq!(pem.label, "PRIVATE KEY");
+    pem.contents
+}
+
+#[test]
+fn ed25519_keys_are_written_as_rfc8410_pkcs8_that_openssl_and_node_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir, "bkv-local").unwrap();
+    // RFC 8410 section 7: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 },
+    // OCTET STRING { OCTET STRING (32) } }, 48 bytes, no public key and no attributes.
+    let prefix: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    for name in [ISSUER_KEY, IDENTITY_KEY] {
+        let der = private_key_der(&dir.join(name));
+        assert_eq!(der.len(), 48, "{name}");
+        assert_eq!(der[..16], prefix, "{name}");
+        // And it reads back as the same key, as does the version 2 form older builds wrote.
+        let key = read_issuer_key(&dir.join(name)).unwrap();
+        assert_eq!(der[16..], key.to_bytes(), "{name}");
+    }
+    let key = read_issuer_key(&dir.join(ISSUER_KEY)).unwrap();
+    let v2 = dir.join("v2.key");
+    std::fs::write(&v2, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    assert_eq!(read_issuer_key(&v2).unwrap().to_bytes(), key.to_bytes());
 }
