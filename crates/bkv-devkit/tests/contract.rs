@@ -1,0 +1,376 @@
+//! The client contract as the vault's own service answers it, end to end in one process: the
+//! SDK's flow (`bkv-client`) against `bkv-vault`'s service over the in-memory replica, with
+//! real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
+//! recovery ticket is single-use (also after a later charge), a token missing a claim is
+//! refused naming the claim, and record versions count the account's own registrations.
+
+use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
+use bkv_client::{BackupKey, KsfParams, Recovery, Registration, SecretString};
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
+use bkv_core::opaque::testing::FakeSealer;
+use bkv_core::token::{Claims, TrustedIssuers};
+use bkv_core::{RecordStatus, SignedShareMap};
+use bkv_devkit::{MemoryReplica, ReplicaOptions};
+use bkv_proto::contract::{meta, reason};
+use bkv_proto::status::ErrorDetails;
+use bkv_proto::v1::vault_server::Vault as _;
+use bkv_proto::v1::{
+    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginRequest,
+    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest,
+};
+use bkv_vault::{Backend as _, VaultService};
+use ed25519_dalek::SigningKey;
+use tonic::{Code, Request, Status};
+
+const CLUSTER: &str = "bkv-test";
+const ISSUER: &str = "bkv-dev";
+
+struct Rig {
+    replica: MemoryReplica<FakeSealer>,
+    service: VaultService<MemoryReplica<FakeSealer>>,
+    issuer: SigningKey,
+}
+
+/// What a successful RecoverFinish was sent, to send again.
+struct Finished {
+    request: RecoverFinishRequest,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn account(name: &str) -> AccountId {
+    AccountId::parse(name).expect("valid account")
+}
+
+impl Rig {
+    async fn new() -> Self {
+        let issuer = SigningKey::from_bytes(&[9; 32]);
+        let mut issuers = TrustedIssuers::new(3600, 60);
+        issuers.insert(ISSUER, issuer.verifying_key());
+        let options = ReplicaOptions {
+            cluster_name: CLUSTER.into(),
+            ..ReplicaOptions::default()
+        };
+        let replica = MemoryReplica::bootstrap(FakeSealer::new(), issuers, options)
+            .await
+            .expect("bootstrap");
+        let service = replica.service();
+        Self {
+            replica,
+            service,
+            issuer,
+        }
+    }
+
+    /// `message` with `authorization: Bearer <token of account>`.
+    fn request<T>(&self, account: &AccountId, message: T) -> Request<T> {
+        let token =
+            bkv_devkit::issue_token(&self.issuer, ISSUER, CLUSTER, account, 600).expect("token");
+        let mut request = Request::new(message);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+        request
+    }
+
+    /// Registers and activates `password` for `account`; the active version.
+    async fn register(&self, account: &AccountId, password: &str) -> RecordVersion {
+        let (registration, registration_request) =
+            Registration::start(account, SecretString::from(password.to_string())).expect("start");
+        let started = self
+            .service
+            .register_start(self.request(
+                account,
+                RegisterStartRequest {
+                    registration_request,
+                },
+            ))
+            .await
+            .expect("RegisterStart")
+            .into_inner();
+        let map = SignedShareMap::try_from(started.share_map.expect("share map")).expect("map");
+        let started = RegisterStarted {
+            registration_response: started.registration_response,
+            share_map: map,
+            default_guess_limit: started.default_guess_limit,
+            max_guess_limit: started.max_guess_limit,
+        };
+        let identity = self.replica.identity_key();
+        let upload = registration
+            .finish(
+                &started,
+                account,
+                &BackupKey::generate(),
+                &KsfParams::light(),
+                3,
+                ClusterTrust {
+                    cluster_name: CLUSTER,
+                    identity_key: &identity,
+                },
+            )
+            .expect("finish");
+        let finish = RegisterFinishRequest {
+            request_id: rand_bytes(),
+            registration_upload: upload.registration_upload,
+            sealed_key: upload.sealed_key,
+            guess_limit: upload.guess_limit,
+            ksf: Some(KsfProto {
+                m_cost_kib: upload.ksf.m_cost_kib,
+                t_cost: upload.ksf.t_cost,
+                p_cost: upload.ksf.p_cost,
+            }),
+            share_map_epoch: upload.share_map_epoch,
+            shares: upload
+                .shares
+                .iter()
+                .map(|s| bkv_proto::v1::ShareUpload {
+                    node_id: s.node_id,
+                    commitment: s.commitment.to_vec(),
+                    ciphertext: s.ciphertext.clone(),
+                })
+                .collect(),
+            reset_public_key: upload.reset_public_key.to_vec(),
+        };
+        let version = self
+            .service
+            .register_finish(self.request(account, finish))
+            .await
+            .expect("RegisterFinish")
+            .into_inner()
+            .version;
+        self.service
+            .activate(self.request(account, ActivateRequest { version }))
+            .await
+            .expect("Activate");
+        RecordVersion(version)
+    }
+
+    /// RecoverStart and RecoverLogin with `password`, and the client's OPAQUE finish: the
+    /// RecoverFinish to send (None if the password was wrong).
+    async fn login(&self, account: &AccountId, password: &str) -> Option<Finished> {
+        let (recovery, blinded_element) =
+            Recovery::start(account, SecretString::from(password.to_string())).expect("start");
+        let attempt_id = rand_bytes();
+        let started = self
+            .service
+            .recover_start(self.request(
+                account,
+                RecoverStartRequest {
+                    attempt_id: attempt_id.clone(),
+                    blinded_element: blinded_element.clone(),
+                },
+            ))
+            .await
+            .expect("RecoverStart")
+            .into_inner();
+        let evaluations: Vec<ShareEvaluation> = started
+            .evaluations
+            .iter()
+            .map(|e| ShareEvaluation {
+                node_id: e.node_id,
+                commitment: e.commitment.clone(),
+                evaluated_element: e.evaluated_element.clone(),
+                proof: e.proof.clone(),
+            })
+            .collect();
+        let (login, credential_request) = recovery
+            .harden(&blinded_element, started.threshold, &evaluations)
+            .expect("evaluations verify");
+        let logged = self
+            .service
+            .recover_login(self.request(
+                account,
+                RecoverLoginRequest {
+                    attempt_id,
+                    credential_request,
+                },
+            ))
+            .await
+            .expect("RecoverLogin")
+            .into_inner();
+        let ksf = started.ksf.expect("the record's KSF");
+        let finished = login
+            .finish(
+                &logged.credential_response,
+                account,
+                &KsfParams {
+                    m_cost_kib: ksf.m_cost_kib,
+                    t_cost: ksf.t_cost,
+                    p_cost: ksf.p_cost,
+                },
+                CLUSTER,
+                RecordVersion(started.version),
+                ChargeNumber(started.charge),
+            )
+            .ok()?;
+        Some(Finished {
+            request: RecoverFinishRequest {
+                ticket: logged.ticket,
+                credential_finalization: finished.credential_finalization,
+                reset_signature: finished.reset_signature.to_vec(),
+            },
+        })
+    }
+
+    async fn finish(&self, account: &AccountId, finished: &Finished) -> Result<u64, Status> {
+        self.service
+            .recover_finish(self.request(account, finished.request.clone()))
+            .await
+            .map(|r| r.into_inner().version)
+    }
+
+    fn guesses_used(&self, account: &AccountId) -> u32 {
+        match self.replica.account_status(account).record {
+            RecordStatus::Active { guesses_used, .. } => guesses_used,
+            other => panic!("no active record: {other:?}"),
+        }
+    }
+}
+
+fn rand_bytes() -> Vec<u8> {
+    use rand::RngCore as _;
+    let mut b = vec![0; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// Asserts a FAILED_PRECONDITION with reason TICKET_USED.
+fn assert_ticket_used(answer: Result<u64, Status>) {
+    let status = answer.expect_err("a replayed ticket is refused");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let details = ErrorDetails::of(&status).expect("google.rpc.Status details");
+    assert_eq!(details.reason, reason::TICKET_USED, "{status:?}");
+    assert!(status.message().contains("used already"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_finished_ticket_is_refused_when_replayed_also_after_a_later_charge() {
+    let rig = Rig::new().await;
+    let alice = account("alice");
+    let version = rig.register(&alice, "correct horse").await;
+
+    // First recovery: finishes, resets the counter.
+    let first = rig
+        .login(&alice, "correct horse")
+        .await
+        .expect("right password");
+    assert_eq!(
+        rig.finish(&alice, &first).await.expect("finish"),
+        version.get()
+    );
+    assert_eq!(rig.guesses_used(&alice), 0);
+
+    // The same RecoverFinish again: refused as used, nothing changes.
+    assert_ticket_used(rig.finish(&alice, &first).await);
+    assert_eq!(rig.guesses_used(&alice), 0);
+
+    // A wrong guess is charged; the old ticket replayed does not reset it away.
+    assert!(rig.login(&alice, "wrong").await.is_none());
+    assert_eq!(rig.guesses_used(&alice), 1);
+    assert_ticket_used(rig.finish(&alice, &first).await);
+    assert_eq!(rig.guesses_used(&alice), 1);
+
+    // A new recovery finishes once, and its ticket is then used too.
+    let second = rig
+        .login(&alice, "correct horse")
+        .await
+        .expect("right password");
+    assert_eq!(rig.guesses_used(&alice), 2);
+    rig.finish(&alice, &second).await.expect("finish");
+    assert_eq!(rig.guesses_used(&alice), 0);
+    assert_ticket_used(rig.finish(&alice, &second).await);
+    assert_ticket_used(rig.finish(&alice, &first).await);
+}
+
+#[tokio::test]
+async fn a_token_missing_a_claim_is_refused_naming_it() {
+    let rig = Rig::new().await;
+    let alice = account("alice");
+    let t = now();
+    let claims = Claims {
+        iss: ISSUER.into(),
+        sub: alice.as_str().into(),
+        aud: CLUSTER.into(),
+        iat: t,
+        exp: t + 600,
+        nbf: None,
+    };
+    let full = serde_json::to_value(&claims).expect("json");
+    for name in ["iss", "sub", "aud", "iat", "exp"] {
+        let mut c = full.clone();
+        c.as_object_mut().expect("object").remove(name);
+        let token = sign_raw(
+            &rig.issuer,
+            r#"{"alg":"EdDSA","typ":"JWT"}"#,
+            &c.to_string(),
+        );
+        let mut request = Request::new(bkv_proto::v1::StatusRequest {});
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+        let status = rig.service.status(request).await.expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
+        assert!(
+            status.message().contains(&format!("`{name}`")),
+            "{name}: {}",
+            status.message()
+        );
+        let details = ErrorDetails::of(&status).expect("details");
+        assert_eq!(details.reason, reason::CLAIM_MISSING, "{name}");
+        assert_eq!(details.meta(meta::CLAIM), Some(name));
+    }
+    // The full token is accepted; `bearer` in another spelling is not a token at all.
+    let token = sign_raw(&rig.issuer, r#"{"alg":"EdDSA"}"#, &full.to_string());
+    for (header, ok) in [
+        (format!("Bearer {token}"), true),
+        (format!("bearer {token}"), false),
+        (format!("Bearer  {token}"), false),
+        (token.clone(), false),
+    ] {
+        let mut request = Request::new(bkv_proto::v1::StatusRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", header.parse().expect("ascii"));
+        let answer = rig.service.status(request).await;
+        assert_eq!(answer.is_ok(), ok, "{header:.12}: {answer:?}");
+        if let Err(status) = answer {
+            assert_eq!(status.code(), Code::Unauthenticated);
+            let details = ErrorDetails::of(&status).expect("details");
+            assert!(
+                [reason::TOKEN_MISSING, reason::TOKEN_MALFORMED].contains(&details.reason.as_str()),
+                "{header:.12}: {details:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn record_versions_count_the_accounts_own_registrations() {
+    let rig = Rig::new().await;
+    let (alice, bob) = (account("alice"), account("bob"));
+    assert_eq!(rig.register(&alice, "a").await, RecordVersion(1));
+    for n in 1..=3 {
+        assert_eq!(rig.register(&bob, "b").await, RecordVersion(n));
+        let login = rig.login(&bob, "b").await.expect("right password");
+        rig.finish(&bob, &login).await.expect("finish");
+    }
+    // Bob's registrations and recoveries show nowhere in Alice's versions.
+    assert_eq!(rig.register(&alice, "a").await, RecordVersion(2));
+}
+
+/// A compact JWT over raw header and claims JSON, signed by `key`.
+fn sign_raw(key: &SigningKey, header: &str, claims: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use ed25519_dalek::Signer as _;
+    let signed = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let signature = key.sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(signature.to_bytes()))
+}
