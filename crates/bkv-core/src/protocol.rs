@@ -127,3 +127,5 @@ pub fn credential_request_hash(credential_request: &[u8]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;

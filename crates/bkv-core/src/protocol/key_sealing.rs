@@ -71,7 +71,7 @@ pub fn open_transported(
     SealedKey::parse(plain.to_vec())
 }
 
-fn transport_aad(account: &AccountId, version: RecordVersion) -> Vec<u8> {
+pub(crate) fn transport_aad(account: &AccountId, version: RecordVersion) -> Vec<u8> {
     let mut aad = Vec::with_capacity(account.as_bytes().len() + 8);
     aad.extend_from_slice(account.as_bytes());
     aad.extend_from_slice(&version.get().to_be_bytes());
@@ -103,11 +103,35 @@ fn cipher(ikm: &[u8], info: &[u8]) -> Result<Aes256Gcm, FormatError> {
     Aes256Gcm::new_from_slice(okm.as_ref()).map_err(|_| FormatError::Internal("aes key length"))
 }
 
-/// `nonce || ciphertext || tag`, encrypting in the output buffer itself.
+/// `nonce || ciphertext || tag` with a random nonce, encrypting in the output buffer itself.
 fn encrypt(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let mut out = Vec::with_capacity(plaintext.len() + AEAD_OVERHEAD);
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
+    encrypt_with(cipher, nonce, aad, plaintext)
+}
+
+/// [`seal_backup_key`] (`info` [`BACKUP_KEY_INFO`], `aad` the account) or
+/// [`seal_for_transport`] (`info` [`TRANSPORT_INFO`], `aad` account and version) with a
+/// given nonce, for the test vectors.
+#[cfg(test)]
+pub(crate) fn seal_with_nonce(
+    ikm: &[u8],
+    info: &[u8],
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FormatError> {
+    encrypt_with(&cipher(ikm, info)?, nonce, aad, plaintext)
+}
+
+/// `nonce || ciphertext || tag`, encrypting in the output buffer itself.
+fn encrypt_with(
+    cipher: &Aes256Gcm,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::with_capacity(plaintext.len() + AEAD_OVERHEAD);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let tag = cipher
