@@ -335,6 +335,9 @@ impl From<VaultError> for Status {
 }
 
 #[cfg(test)]
+mod vectors;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
