@@ -209,8 +209,8 @@ async fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_s
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let detail = bkv_proto::v1::ErrorDetail::decode(refused.details()).unwrap();
-    assert_eq!(detail.guesses_remaining, Some(started.guesses_remaining));
+    let detail = bkv_proto::status::ErrorDetails::of(&refused).unwrap();
+    assert_eq!(detail.guesses_remaining(), Some(started.guesses_remaining));
 }
 
 #[tokio::test]

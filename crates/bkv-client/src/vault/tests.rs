@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bkv_core::token::{self, Claims};
-use bkv_proto::v1::{ErrorDetail, RecoverFinishRequest, RecoverStartRequest};
+use bkv_proto::contract::{meta, reason};
+use bkv_proto::status::ErrorDetails;
+use bkv_proto::v1::{RecoverFinishRequest, RecoverStartRequest};
 use prost::Message as _;
 use tonic::Code;
 
@@ -270,15 +272,12 @@ async fn unavailable_with_a_leader_hint_goes_to_the_hinted_endpoint() {
         (1, 0, 2)
     );
 
-    // Phase 2: hint in ErrorDetail.leader_hint only; a fresh client starts at a.
+    // Phase 2: hint in the ErrorInfo metadata `leader` only; a fresh client starts at a.
     a.inject(
         None,
         Fault::detail(
             Code::Unavailable,
-            ErrorDetail {
-                leader_hint: rig.servers[2].host_port(),
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::UNAVAILABLE).with(meta::LEADER, rig.servers[2].host_port()),
         ),
     );
     let vault = rig.client(rig.urls()).await;
@@ -350,11 +349,7 @@ async fn invalid_argument_and_other_codes_are_not_retried() {
         None,
         Fault::detail(
             Code::InvalidArgument,
-            ErrorDetail {
-                field: "attempt_id".into(),
-                reason: "wrong_length".into(),
-                ..Default::default()
-            },
+            ErrorDetails::new("WRONG_LENGTH").with_field("attempt_id", "must be 16 bytes"),
         ),
     );
     let vault = rig.client(rig.urls()).await;
@@ -362,7 +357,7 @@ async fn invalid_argument_and_other_codes_are_not_retried() {
         vault.status().await.err(),
         Some(VaultError::InvalidArgument {
             field: "attempt_id".into(),
-            reason: "wrong_length".into()
+            reason: "WRONG_LENGTH".into()
         })
     );
     assert_eq!((a.calls().len(), b.calls().len()), (1, 0));
@@ -401,10 +396,8 @@ async fn invalid_argument_and_other_codes_are_not_retried() {
         None,
         Fault::detail(
             Code::ResourceExhausted,
-            ErrorDetail {
-                retry_after_ms: 1500,
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::RATE_LIMITED)
+                .with_retry_delay(std::time::Duration::from_millis(1500)),
         ),
     );
     assert_eq!(
@@ -495,10 +488,7 @@ async fn wrong_password_details_from_recover_finish() {
         Some("RecoverFinish"),
         Fault::detail(
             Code::PermissionDenied,
-            ErrorDetail {
-                guesses_remaining: Some(2),
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::WRONG_PASSWORD).with(meta::GUESSES_REMAINING, 2),
         ),
     );
     assert_eq!(
@@ -527,15 +517,12 @@ async fn wrong_password_details_from_recover_finish() {
         Some("RecoverFinish"),
         Fault::detail(
             Code::FailedPrecondition,
-            ErrorDetail {
-                reason: "expired".into(),
-                ..Default::default()
-            },
+            ErrorDetails::new(reason::TICKET_EXPIRED),
         ),
     );
     assert!(matches!(
         vault.recover(&account(), pw("pw")).await,
-        Err(VaultError::TicketRejected { reason }) if reason.contains("expired")
+        Err(VaultError::TicketRejected { reason }) if reason == "TICKET_EXPIRED"
     ));
 }
 
