@@ -3,14 +3,12 @@
 //! (docs/DESIGN.md §4) over [`Failover`], which retries only what is safe to retry with the
 //! same ids and bytes.
 
-use bkv_core::SignedShareMap;
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::protocol::{BackupKey, MAX_TICKET_LEN, MAX_TRANSPORTED_KEY_LEN};
 use bkv_proto::v1::vault_client::VaultClient as RawVaultClient;
 use bkv_proto::v1::{
-    ActivateRequest, DeleteRequest, KsfParams as KsfProto, RecordState as RawRecordState,
-    RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest, RegisterFinishRequest,
-    RegisterStartRequest, ShareUpload as ShareUploadProto, StatusRequest,
+    ActivateRequest, DeleteRequest, RecordState as RawRecordState, RecoverFinishRequest,
+    RecoverLoginRequest, RecoverStartRequest, RegisterStartRequest, StatusRequest,
 };
 use rand::RngCore as _;
 use rand::rngs::OsRng;
@@ -176,16 +174,7 @@ impl VaultClient {
                 async move { c.register_start(request).await }
             })
             .await?;
-        let map = response
-            .share_map
-            .ok_or_else(|| VaultError::Protocol("RegisterStart returned no share map".into()))?;
-        let started = RegisterStarted {
-            registration_response: response.registration_response,
-            share_map: SignedShareMap::try_from(map)
-                .map_err(|e| VaultError::Protocol(format!("RegisterStart's {e}")))?,
-            default_guess_limit: response.default_guess_limit,
-            max_guess_limit: response.max_guess_limit,
-        };
+        let started = RegisterStarted::from_response(response).map_err(VaultError::Protocol)?;
 
         // Phase 2: Argon2id, the upload and the shares, off the async threads.
         let ksf = self.ksf;
@@ -213,28 +202,7 @@ impl VaultClient {
         // Phase 3: RegisterFinish, idempotent per request_id.
         let mut request_id = vec![0u8; 16];
         OsRng.fill_bytes(&mut request_id);
-        let finish = RegisterFinishRequest {
-            request_id,
-            registration_upload: upload.registration_upload,
-            sealed_key: upload.sealed_key,
-            guess_limit: upload.guess_limit,
-            ksf: Some(KsfProto {
-                m_cost_kib: upload.ksf.m_cost_kib,
-                t_cost: upload.ksf.t_cost,
-                p_cost: upload.ksf.p_cost,
-            }),
-            share_map_epoch: upload.share_map_epoch,
-            shares: upload
-                .shares
-                .into_iter()
-                .map(|s| ShareUploadProto {
-                    node_id: s.node_id,
-                    commitment: s.commitment.to_vec(),
-                    ciphertext: s.ciphertext,
-                })
-                .collect(),
-            reset_public_key: upload.reset_public_key.to_vec(),
-        };
+        let finish = upload.into_request(request_id);
         let staged = self
             .call(Rpc::Register, |mut c| {
                 let request = bearer.request(finish.clone());
@@ -304,12 +272,7 @@ impl VaultClient {
         let evaluations: Vec<ShareEvaluation> = started
             .evaluations
             .iter()
-            .map(|e| ShareEvaluation {
-                node_id: e.node_id,
-                commitment: e.commitment.clone(),
-                evaluated_element: e.evaluated_element.clone(),
-                proof: e.proof.clone(),
-            })
+            .map(ShareEvaluation::from)
             .collect();
         let (login, credential_request) =
             recovery.harden(&blinded_element, started.threshold, &evaluations)?;

@@ -1,33 +1,29 @@
 //! The client contract as the vault's own service answers it, end to end in one process: the
-//! SDK's flow (`bkv-client`) against `bkv-vault`'s service over the in-memory replica, with
-//! real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
+//! SDK's flow (`bkv-client`) against a node of a [`FakeCluster`] (`bkv-vault`'s service over
+//! the in-memory replica), with real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
 //! recovery ticket is single-use (also after a later charge), a token missing a claim is
 //! refused naming the claim, and record versions count the account's own registrations.
 
 use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
 use bkv_client::{BackupKey, KsfParams, Recovery, Registration, SecretString};
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
-use bkv_core::opaque::testing::FakeSealer;
-use bkv_core::token::{Claims, TrustedIssuers};
-use bkv_core::{RecordStatus, SignedShareMap};
-use bkv_devkit::{MemoryReplica, ReplicaOptions};
+use bkv_core::token::Claims;
+use bkv_devkit::testing::{
+    FakeCluster, FakeVault, TEST_AUDIENCE as CLUSTER, TEST_ISSUER as ISSUER,
+};
 use bkv_proto::contract::{meta, reason};
 use bkv_proto::status::ErrorDetails;
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginRequest,
-    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest,
+    ActivateRequest, RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest,
+    RegisterStartRequest,
 };
-use bkv_vault::{Backend as _, VaultService};
 use ed25519_dalek::SigningKey;
 use tonic::{Code, Request, Status};
 
-const CLUSTER: &str = "bkv-test";
-const ISSUER: &str = "bkv-dev";
-
 struct Rig {
-    replica: MemoryReplica<FakeSealer>,
-    service: VaultService<MemoryReplica<FakeSealer>>,
+    cluster: FakeCluster,
+    service: FakeVault,
     issuer: SigningKey,
 }
 
@@ -50,18 +46,10 @@ fn account(name: &str) -> AccountId {
 impl Rig {
     async fn new() -> Self {
         let issuer = SigningKey::from_bytes(&[9; 32]);
-        let mut issuers = TrustedIssuers::new(3600, 60);
-        issuers.insert(ISSUER, issuer.verifying_key());
-        let options = ReplicaOptions {
-            cluster_name: CLUSTER.into(),
-            ..ReplicaOptions::default()
-        };
-        let replica = MemoryReplica::bootstrap(FakeSealer::new(), issuers, options)
-            .await
-            .expect("bootstrap");
-        let service = replica.service();
+        let cluster = FakeCluster::new(issuer.verifying_key()).await;
+        let service = cluster.node("a");
         Self {
-            replica,
+            cluster,
             service,
             issuer,
         }
@@ -94,14 +82,8 @@ impl Rig {
             .await
             .expect("RegisterStart")
             .into_inner();
-        let map = SignedShareMap::try_from(started.share_map.expect("share map")).expect("map");
-        let started = RegisterStarted {
-            registration_response: started.registration_response,
-            share_map: map,
-            default_guess_limit: started.default_guess_limit,
-            max_guess_limit: started.max_guess_limit,
-        };
-        let identity = self.replica.identity_key();
+        let started = RegisterStarted::from_response(started).expect("an answer");
+        let identity = self.cluster.identity_key();
         let upload = registration
             .finish(
                 &started,
@@ -115,28 +97,7 @@ impl Rig {
                 },
             )
             .expect("finish");
-        let finish = RegisterFinishRequest {
-            request_id: rand_bytes(),
-            registration_upload: upload.registration_upload,
-            sealed_key: upload.sealed_key,
-            guess_limit: upload.guess_limit,
-            ksf: Some(KsfProto {
-                m_cost_kib: upload.ksf.m_cost_kib,
-                t_cost: upload.ksf.t_cost,
-                p_cost: upload.ksf.p_cost,
-            }),
-            share_map_epoch: upload.share_map_epoch,
-            shares: upload
-                .shares
-                .iter()
-                .map(|s| bkv_proto::v1::ShareUpload {
-                    node_id: s.node_id,
-                    commitment: s.commitment.to_vec(),
-                    ciphertext: s.ciphertext.clone(),
-                })
-                .collect(),
-            reset_public_key: upload.reset_public_key.to_vec(),
-        };
+        let finish = upload.into_request(rand_bytes());
         let version = self
             .service
             .register_finish(self.request(account, finish))
@@ -172,12 +133,7 @@ impl Rig {
         let evaluations: Vec<ShareEvaluation> = started
             .evaluations
             .iter()
-            .map(|e| ShareEvaluation {
-                node_id: e.node_id,
-                commitment: e.commitment.clone(),
-                evaluated_element: e.evaluated_element.clone(),
-                proof: e.proof.clone(),
-            })
+            .map(ShareEvaluation::from)
             .collect();
         let (login, credential_request) = recovery
             .harden(&blinded_element, started.threshold, &evaluations)
@@ -226,10 +182,9 @@ impl Rig {
     }
 
     fn guesses_used(&self, account: &AccountId) -> u32 {
-        match self.replica.account_status(account).record {
-            RecordStatus::Active { guesses_used, .. } => guesses_used,
-            other => panic!("no active record: {other:?}"),
-        }
+        self.cluster
+            .guesses_used(account.as_str())
+            .expect("an active record")
     }
 }
 

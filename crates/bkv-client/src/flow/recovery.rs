@@ -41,6 +41,17 @@ pub struct ShareEvaluation {
     pub proof: Vec<u8>,
 }
 
+impl From<&bkv_proto::v1::ShareEvaluation> for ShareEvaluation {
+    fn from(e: &bkv_proto::v1::ShareEvaluation) -> Self {
+        Self {
+            node_id: e.node_id,
+            commitment: e.commitment.clone(),
+            evaluated_element: e.evaluated_element.clone(),
+            proof: e.proof.clone(),
+        }
+    }
+}
+
 /// A recovery with its hardened password, between `RecoverLogin` and its answer.
 pub struct Login {
     state: ClientLogin<Suite>,

@@ -9,6 +9,10 @@ use bkv_core::opaque::Suite;
 use bkv_core::oprf::{self, OprfKey, P256PublicKey, ResetKey, ShareContext};
 use bkv_core::protocol::{self, BackupKey, ExportKey, KsfParams, REGISTRATION_RESPONSE_LEN};
 use bkv_core::{ShareMap, SignedShareMap};
+use bkv_proto::v1::{
+    KsfParams as KsfProto, RegisterFinishRequest, RegisterStartResponse,
+    ShareUpload as ShareUploadProto,
+};
 use opaque_ke::errors::ProtocolError as OpaqueError;
 use opaque_ke::{ClientRegistration, ClientRegistrationFinishParameters, RegistrationResponse};
 use rand::rngs::OsRng;
@@ -76,6 +80,50 @@ pub struct RegisterUpload {
     pub shares: Vec<ShareUpload>,
     /// The reset public key derived from the export key.
     pub reset_public_key: [u8; 32],
+}
+
+impl RegisterStarted {
+    /// The parts of a `RegisterStart` answer the registration needs; an error names what is
+    /// missing or malformed.
+    pub fn from_response(response: RegisterStartResponse) -> Result<Self, String> {
+        let map = response
+            .share_map
+            .ok_or_else(|| "RegisterStart returned no share map".to_string())?;
+        Ok(Self {
+            registration_response: response.registration_response,
+            share_map: SignedShareMap::try_from(map).map_err(|e| format!("RegisterStart's {e}"))?,
+            default_guess_limit: response.default_guess_limit,
+            max_guess_limit: response.max_guess_limit,
+        })
+    }
+}
+
+impl RegisterUpload {
+    /// The `RegisterFinish` request of this upload, under the client's `request_id`.
+    pub fn into_request(self, request_id: Vec<u8>) -> RegisterFinishRequest {
+        RegisterFinishRequest {
+            request_id,
+            registration_upload: self.registration_upload,
+            sealed_key: self.sealed_key,
+            guess_limit: self.guess_limit,
+            ksf: Some(KsfProto {
+                m_cost_kib: self.ksf.m_cost_kib,
+                t_cost: self.ksf.t_cost,
+                p_cost: self.ksf.p_cost,
+            }),
+            share_map_epoch: self.share_map_epoch,
+            shares: self
+                .shares
+                .into_iter()
+                .map(|s| ShareUploadProto {
+                    node_id: s.node_id,
+                    commitment: s.commitment.to_vec(),
+                    ciphertext: s.ciphertext,
+                })
+                .collect(),
+            reset_public_key: self.reset_public_key.to_vec(),
+        }
+    }
 }
 
 impl Registration {
