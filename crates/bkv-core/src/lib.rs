@@ -23,6 +23,8 @@ pub mod share_map;
 pub mod state;
 pub mod ticket;
 pub mod token;
+#[cfg(test)]
+mod vector_files;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use command::{Command, Request};

@@ -11,8 +11,6 @@
 //! RFC 9807 inputs (blinds, nonces, key-share seeds) from those draws, then checks each
 //! against the bytes of the messages, so a wrong reading of the draws fails here.
 
-use std::path::PathBuf;
-
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -492,36 +490,9 @@ fn vectors() -> Value {
     })
 }
 
-fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/vectors")
-        .join(FILE)
-}
-
-fn writing() -> bool {
-    std::env::var_os("BKV_WRITE_VECTORS").is_some()
-}
-
 #[test]
 fn client_v2_vectors_match_the_committed_file() {
-    let text = serde_json::to_string_pretty(&vectors()).expect("json") + "\n";
-    let path = path();
-    if writing() {
-        std::fs::write(&path, &text).expect("write vectors");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; write it with BKV_WRITE_VECTORS=1 cargo test -p bkv-core client_v2_vectors",
-            path.display()
-        )
-    });
-    assert!(
-        committed == text,
-        "{} differs from what the code computes; if the change is intended, rewrite it with \
-         BKV_WRITE_VECTORS=1 cargo test -p bkv-core client_v2_vectors",
-        path.display()
-    );
+    crate::vector_files::match_or_write(FILE, &vectors(), "client_v2_vectors");
 }
 
 /// The committed file read back and checked through the public API only, as a third-party
@@ -529,11 +500,9 @@ fn client_v2_vectors_match_the_committed_file() {
 /// finish, the keys opening the sealed and transported key, the share map and the token.
 #[test]
 fn client_v2_vectors_check_through_the_public_api() {
-    if writing() {
-        return;
-    }
-    let text = std::fs::read_to_string(path()).expect("vector file");
-    let v: Value = serde_json::from_str(&text).expect("json");
+    let Some(v) = crate::vector_files::read(FILE) else {
+        return; // the other test is rewriting the file right now
+    };
     let x = |p: &str| -> Vec<u8> {
         let s = v.pointer(p).and_then(|s| s.as_str()).expect(p);
         hex::decode(s).expect("hex")

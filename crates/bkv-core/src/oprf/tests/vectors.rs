@@ -3,8 +3,6 @@
 //! module's items 2 to 8 from fixed inputs. This test recomputes the file and compares it
 //! byte for byte; `BKV_WRITE_VECTORS=1 cargo test -p bkv-core oprf_v2_vectors` rewrites it.
 
-use std::path::PathBuf;
-
 use curve25519_dalek::scalar::Scalar;
 use serde::Serialize;
 use sha2::{Digest, Sha512};
@@ -439,48 +437,20 @@ fn unhex_fixed(label: &str) -> [u8; 32] {
     out
 }
 
-fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors/oprf-v2.json")
-}
-
-/// Whether this run rewrites the file (`BKV_WRITE_VECTORS=1`).
-fn writing() -> bool {
-    std::env::var_os("BKV_WRITE_VECTORS").is_some_and(|v| v == "1")
-}
+const FILE: &str = "oprf-v2.json";
 
 #[test]
 fn oprf_v2_vectors_match_the_committed_file() {
-    let mut text = serde_json::to_string_pretty(&vectors()).expect("serialize");
-    text.push('\n');
-    let path = path();
-    if writing() {
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(&path, &text).expect("write vectors");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; write it with BKV_WRITE_VECTORS=1 cargo test -p bkv-core oprf_v2_vectors",
-            path.display()
-        )
-    });
-    assert!(
-        committed == text,
-        "{} differs from what the code computes; if the change is intended, rewrite it with \
-         BKV_WRITE_VECTORS=1 cargo test -p bkv-core oprf_v2_vectors",
-        path.display()
-    );
+    crate::vector_files::match_or_write(FILE, &vectors(), "oprf_v2_vectors");
 }
 
 /// The committed file read back and checked through the public API only, as a third-party
 /// client would use it.
 #[test]
 fn oprf_v2_vectors_check_through_the_public_api() {
-    if writing() {
+    let Some(v) = crate::vector_files::read(FILE) else {
         return; // the other test is rewriting the file right now
-    }
-    let text = std::fs::read_to_string(path()).expect("vector file");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    };
     let x = |p: &str| -> Vec<u8> {
         let s = v.pointer(p).and_then(|s| s.as_str()).expect(p);
         hex::decode(s).expect("hex")
