@@ -338,7 +338,7 @@ fn private_key_der(path: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn ed25519_keys_are_written_as_rfc8410_pkcs8_that_openssl_and_node_read() {
+fn ed25519_keys_are_written_as_rfc8410_pkcs8_that_openssl_reads() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     init(dir, "bkv-local").unwrap();
@@ -355,6 +355,25 @@ fn ed25519_keys_are_written_as_rfc8410_pkcs8_that_openssl_and_node_read() {
         // And it reads back as the same key, as does the version 2 form older builds wrote.
         let key = read_issuer_key(&dir.join(name)).unwrap();
         assert_eq!(der[16..], key.to_bytes(), "{name}");
+    }
+    // OpenSSL itself reads them and derives the public keys of the .pub.pem files (the
+    // check of issue 24: `openssl pkey -in issuer.key -noout`).
+    for (key, public) in [(ISSUER_KEY, ISSUER_PUB), (IDENTITY_KEY, IDENTITY_PUB)] {
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(dir.join(key))
+            .output()
+            .expect("openssl on PATH (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "openssl pkey refuses {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            std::fs::read_to_string(dir.join(public)).unwrap(),
+            "{key}"
+        );
     }
     let key = read_issuer_key(&dir.join(ISSUER_KEY)).unwrap();
     let v2 = dir.join("v2.key");
