@@ -311,6 +311,51 @@ mod tests {
         assert_eq!(ErrorDetails::decode(&foreign.encode_to_vec()), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// Any details survive encoding and decoding, whatever the strings hold.
+        #[test]
+        fn details_round_trip(
+            reason in "[A-Z][A-Z0-9_]{1,20}[A-Z0-9]",
+            metadata in proptest::collection::btree_map("[a-zA-Z]{1,12}", ".{0,40}", 0..4),
+            field in proptest::option::of(("[a-z_.]{1,20}", ".{0,60}")),
+            delay_ms in proptest::option::of(0u64..10_000_000),
+            code in 1i32..17,
+        ) {
+            let mut details = ErrorDetails::new(reason);
+            details.metadata = metadata;
+            if let Some((field, why)) = field {
+                details = details.with_field(&field, why);
+            }
+            if let Some(ms) = delay_ms {
+                details = details.with_retry_delay(Duration::from_millis(ms));
+            }
+            let bytes = details.encode(Code::from(code), "m");
+            proptest::prop_assert_eq!(ErrorDetails::decode(&bytes), Some(details));
+        }
+
+        /// What a server sends is untrusted: any bytes, and any edit of valid bytes, decode
+        /// to some details or to none, never a panic.
+        #[test]
+        fn hostile_details_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            edits in proptest::collection::vec((0usize..200, proptest::num::u8::ANY), 1..6),
+        ) {
+            let _ = ErrorDetails::decode(&bytes);
+            let mut valid = ErrorDetails::new(reason::WRONG_PASSWORD)
+                .with(meta::GUESSES_REMAINING, 3)
+                .with_field("attempt_id", "x")
+                .with_retry_delay(Duration::from_millis(1500))
+                .encode(Code::InvalidArgument, "msg");
+            for (at, byte) in edits {
+                let at = at % valid.len();
+                valid[at] = byte;
+            }
+            let _ = ErrorDetails::decode(&valid);
+        }
+    }
+
     #[test]
     fn every_reason_word_is_upper_snake() {
         for word in reason::ALL.iter().chain(reason::FIELD_REASONS) {
