@@ -221,8 +221,16 @@ async fn a_finished_ticket_is_refused_when_replayed_also_after_a_later_charge() 
     );
     assert_eq!(rig.guesses_used(&alice), 0);
 
-    // The same RecoverFinish again: refused as used, nothing changes.
+    // The same RecoverFinish again: refused as used, nothing changes. With a finalization
+    // that does not verify too: a used ticket is not a wrong password.
     assert_ticket_used(rig.finish(&alice, &first).await);
+    let forged = Finished {
+        request: RecoverFinishRequest {
+            credential_finalization: vec![0x42; 64],
+            ..first.request.clone()
+        },
+    };
+    assert_ticket_used(rig.finish(&alice, &forged).await);
     assert_eq!(rig.guesses_used(&alice), 0);
 
     // A wrong guess is charged; the old ticket replayed does not reset it away.
@@ -241,6 +249,30 @@ async fn a_finished_ticket_is_refused_when_replayed_also_after_a_later_charge() 
     assert_eq!(rig.guesses_used(&alice), 0);
     assert_ticket_used(rig.finish(&alice, &second).await);
     assert_ticket_used(rig.finish(&alice, &first).await);
+}
+
+#[tokio::test]
+async fn the_ticket_of_a_last_guess_replayed_with_a_bad_finalization_destroys_nothing() {
+    let rig = Rig::new().await;
+    let alice = account("alice");
+    rig.register(&alice, "pw").await; // guess limit 3
+    assert!(rig.login(&alice, "wrong").await.is_none());
+    assert!(rig.login(&alice, "wrong").await.is_none());
+    // The third and last guess is right and finishes.
+    let last = rig.login(&alice, "pw").await.expect("right password");
+    rig.finish(&alice, &last).await.expect("finish");
+    // Its ticket says no guess was left; replayed with garbage it is refused as used, not
+    // taken for the last wrong guess.
+    let forged = Finished {
+        request: RecoverFinishRequest {
+            credential_finalization: vec![0x42; 64],
+            ..last.request.clone()
+        },
+    };
+    assert_ticket_used(rig.finish(&alice, &forged).await);
+    assert_eq!(rig.guesses_used(&alice), 0);
+    let again = rig.login(&alice, "pw").await.expect("still recoverable");
+    rig.finish(&alice, &again).await.expect("finish");
 }
 
 #[tokio::test]
