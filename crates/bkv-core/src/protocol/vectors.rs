@@ -307,8 +307,50 @@ fn vectors() -> Value {
             .to_bytes()
     );
 
+    // The client's intermediate values of RFC 9807, recomputed here from the vector's
+    // inputs and checked against the messages: the OPRF output, the Argon2id output, the
+    // randomized password and what the envelope derives from it.
+    let unblinded = (hash_to_group(&y) * opaque_oprf_key).compress().to_bytes();
+    let oprf_output: [u8; 64] = Sha512::new()
+        .chain_update((y.len() as u16).to_be_bytes())
+        .chain_update(&y)
+        .chain_update(32u16.to_be_bytes())
+        .chain_update(unblinded)
+        .chain_update(b"Finalize")
+        .finalize()
+        .into();
+    let mut stretched = [0u8; 64];
+    argon2
+        .hash_password_into(&oprf_output, &[0u8; 16], &mut stretched)
+        .expect("argon2id");
+    let (randomized_password, _) =
+        hkdf::Hkdf::<Sha512>::extract(None, &[&oprf_output[..], &stretched[..]].concat());
+    let expand = |info: &[&[u8]], len: usize| {
+        let mut out = vec![0u8; len];
+        hkdf::Hkdf::<Sha512>::from_prk(&randomized_password)
+            .expect("prk length")
+            .expand_multi_info(info, &mut out)
+            .expect("expand");
+        out
+    };
+    let masking_key = expand(&[b"MaskingKey"], 64);
+    let auth_key = expand(&[&envelope_nonce, b"AuthKey"], 64);
+    let client_seed = expand(&[&envelope_nonce, b"PrivateKey"], 32);
+    let client_public_key = dh_public_of(&client_seed);
+    assert_eq!(
+        registration_upload[..32],
+        client_public_key,
+        "client_public_key"
+    );
+    assert_eq!(registration_upload[32..96], masking_key[..], "masking_key");
+    assert_eq!(
+        expand(&[&envelope_nonce, b"ExportKey"], 64),
+        export_key,
+        "export_key"
+    );
+
     let opaque = json!({
-        "description": "OPAQUE (RFC 9807) as bkv runs it: OPAQUE-3DH with ristretto255 and SHA-512 (OPRF ristretto255-SHA512, mode 0x00; KDF HKDF-SHA512; MAC HMAC-SHA512; Hash SHA-512; Nseed = Nn = Npk = Nok = 32, Nh = Nm = Nx = 64); KSF Argon2id version 0x13 with the parameters given (memory in KiB, passes, lanes), salt 16 zero bytes, output 64 bytes, input the 64-byte OPRF output; credential_identifier = client_identity = the account's UTF-8 bytes; server_identity unset (the server public key stands for it); context = \"bkv/v2\". The password is the hardened password of oprf-v2.json (hardened_password.hardened_password), never the user's password. The server setup is oprf_seed, server_private_key, server_public_key. Random inputs as RFC 9807's vectors name them: blind_registration, envelope_nonce, blind_login, client_keyshare_seed, client_nonce, masking_nonce, server_keyshare_seed, server_nonce (key shares: DeriveDiffieHellmanKeyPair(seed)). Message layouts: registration_request = blinded_element (32); registration_response = evaluated_element (32) || server_public_key (32); registration_upload = client_public_key (32) || masking_key (64) || envelope_nonce (32) || auth_tag (64); credential_request (KE1) = blinded_element (32) || client_nonce (32) || client_public_keyshare (32); credential_response (KE2) = evaluated_element (32) || masking_nonce (32) || masked_response (128) || server_nonce (32) || server_public_keyshare (32) || server_mac (64); credential_finalization (KE3) = client_mac (64).",
+        "description": "OPAQUE (RFC 9807) as bkv runs it: OPAQUE-3DH with ristretto255 and SHA-512 (OPRF ristretto255-SHA512, mode 0x00; KDF HKDF-SHA512; MAC HMAC-SHA512; Hash SHA-512; Nseed = Nn = Npk = Nok = 32, Nh = Nm = Nx = 64); KSF Argon2id version 0x13 with the parameters given (memory in KiB, passes, lanes), salt 16 zero bytes, output 64 bytes, input the 64-byte OPRF output; credential_identifier = client_identity = the account's UTF-8 bytes; server_identity unset (the server public key stands for it); context = \"bkv/v2\". The password is the hardened password of oprf-v2.json (hardened_password.hardened_password), never the user's password. The server setup is oprf_seed, server_private_key, server_public_key; the server's OPRF key for the account is oprf_key = DeriveKeyPair(HKDF-Expand(oprf_seed, credential_identifier || \"OprfKey\", 32), \"OPAQUE-DeriveKeyPair\") (RFC 9497 DeriveKeyPair, mode 0x00). Intermediate values of the client: oprf_output = RFC 9497 Finalize(password, blind, evaluated_element) = SHA-512(I2OSP(64, 2) || password || I2OSP(32, 2) || oprf_key * HashToGroup(password) || \"Finalize\"); ksf_output = Argon2id(oprf_output, salt = 16 zero bytes, 64 bytes); randomized_password = HKDF-Extract(salt = empty, oprf_output || ksf_output); masking_key = HKDF-Expand(randomized_password, \"MaskingKey\", 64); auth_key = HKDF-Expand(randomized_password, envelope_nonce || \"AuthKey\", 64); export_key = HKDF-Expand(randomized_password, envelope_nonce || \"ExportKey\", 64); client_private_key_seed = HKDF-Expand(randomized_password, envelope_nonce || \"PrivateKey\", 32) and client_public_key = DeriveDiffieHellmanKeyPair(seed). Random inputs as RFC 9807's vectors name them: blind_registration, envelope_nonce, blind_login, client_keyshare_seed, client_nonce, masking_nonce, server_keyshare_seed, server_nonce (key shares: DeriveDiffieHellmanKeyPair(seed)). Message layouts: registration_request = blinded_element (32); registration_response = evaluated_element (32) || server_public_key (32); registration_upload = client_public_key (32) || masking_key (64) || envelope_nonce (32) || auth_tag (64); credential_request (KE1) = blinded_element (32) || client_nonce (32) || client_public_keyshare (32); credential_response (KE2) = evaluated_element (32) || masking_nonce (32) || masked_response (128) || server_nonce (32) || server_public_keyshare (32) || server_mac (64); credential_finalization (KE3) = client_mac (64).",
         "account": ACCOUNT,
         "client_identity": h(account.as_bytes()),
         "credential_identifier": h(account.as_bytes()),
@@ -335,6 +377,13 @@ fn vectors() -> Value {
         "masking_nonce": h(&masking_nonce),
         "server_keyshare_seed": h(&server_keyshare_seed),
         "server_nonce": h(&server_nonce),
+        "oprf_output": h(oprf_output),
+        "ksf_output": h(stretched),
+        "randomized_password": h(randomized_password),
+        "masking_key": h(&masking_key),
+        "auth_key": h(&auth_key),
+        "client_private_key_seed": h(&client_seed),
+        "client_public_key": h(client_public_key),
         "registration_request": h(&registration_request),
         "registration_response": h(&registration_response),
         "registration_upload": h(&registration_upload),
