@@ -147,7 +147,7 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert_eq!(v.figures["attacker_releases"], 3);
     assert_eq!(v.figures["beyond_limit"], 0);
 
-    // Planted bug 1: a fourth credential response released without a charge (a node that
+    // Planted bug 1: a fourth password test (evaluations) released without a charge (a node that
     // skips the ChargeGuess, or answers before the commit).
     let (mut s, audit) = three_guesses();
     s.op(
@@ -169,7 +169,7 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert!(
         v.violations
             .iter()
-            .any(|m| m.contains("4 distinct credential responses")),
+            .any(|m| m.contains("4 distinct password tests")),
         "{}",
         v.summary()
     );
@@ -570,7 +570,7 @@ fn fail_closed_catches_a_release_by_a_node_that_must_fail_closed() {
     assert!(v.passed(), "{}", v.summary());
     assert_eq!(v.figures["refused_in_windows"], 1);
 
-    // Planted bug: the minority node answers a recovery start with a credential response.
+    // Planted bug: the minority node answers a recovery start with evaluations.
     s.op(
         1300,
         1350,
@@ -583,6 +583,92 @@ fn fail_closed_catches_a_release_by_a_node_that_must_fail_closed() {
         v.violations
             .iter()
             .any(|m| m.contains("node 1 (minority) released")),
+        "{}",
+        v.summary()
+    );
+}
+
+#[test]
+fn fail_closed_lets_a_node_whose_hsm_fails_serve_charged_tests_but_no_login_or_key() {
+    let mut s = Script::default();
+    s.info(
+        1000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_begin")
+            .node(1)
+            .detail("failpoint hsm_seal=error;hsm_unseal=error"),
+    );
+    // A password test through the node: charged through Raft and evaluated by the
+    // share-holders, allowed (the guess bound counts it).
+    s.op(
+        1100,
+        1150,
+        start("attacker-0", Role::Attacker, "a1", 1),
+        Outcome::Ok,
+        released(10, 2),
+    );
+    // Its login and a finish are refused: what must happen.
+    let login = |attempt: &str| {
+        let mut e = Entry::new(Role::Attacker, "attacker-0", "recover_login")
+            .account("victim")
+            .node(1);
+        e.attempt = Some(attempt.into());
+        e
+    };
+    s.op(1200, 1250, login("a1"), Outcome::Error, |_| {});
+    s.op(
+        1300,
+        1350,
+        Entry::new(Role::Honest, "owner-0", "recover_finish")
+            .account("victim")
+            .node(1),
+        Outcome::Error,
+        |_| {},
+    );
+    s.info(
+        7000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_end").node(1),
+    );
+    let v = check::fail_closed(&s.history());
+    assert!(v.passed(), "{}", v.summary());
+    assert_eq!(v.figures["refused_in_windows"], 2);
+
+    // Planted bug: the node answers a login although it cannot open the record.
+    s.op(1400, 1450, login("a1"), Outcome::Ok, |_| {});
+    let v = check::fail_closed(&s.history());
+    assert!(
+        v.violations
+            .iter()
+            .any(|m| m
+                .contains("node 1 (failpoint hsm_seal=error;hsm_unseal=error) released a login")),
+        "{}",
+        v.summary()
+    );
+
+    // Planted bug: a key from a finish on that node.
+    let mut s2 = Script::default();
+    s2.info(
+        1000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_begin")
+            .node(2)
+            .detail("hsm"),
+    );
+    s2.op(
+        1300,
+        1350,
+        Entry::new(Role::Honest, "owner-0", "recover_finish")
+            .account("victim")
+            .node(2),
+        Outcome::Ok,
+        |e| {
+            e.released = true;
+            e.version = Some(10);
+        },
+    );
+    let v = check::fail_closed(&s2.history());
+    assert!(
+        v.violations
+            .iter()
+            .any(|m| m.contains("node 2 (hsm) released something")),
         "{}",
         v.summary()
     );

@@ -2,16 +2,18 @@
 //! what was committed, the nodes' [`Audit`] files) and returns a [`Verdict`]: what it checked,
 //! and every violation with enough detail to find it in the history.
 //!
-//! - [`guess_bound`]: per record version, every credential response an attacker received
-//!   maps to a distinct committed charge; between two effective resets the committed charges
-//!   never exceed the guess limit; between honest recoveries the attackers' distinct
-//!   responses never exceed it either; no attacker ever gets a transported key; nothing is
-//!   released on a destroyed version.
+//! - [`guess_bound`]: per record version, every password test an attacker received (a
+//!   `RecoverStart` answered with share evaluations, which combine into the hardened password
+//!   of its guess) maps to a distinct committed charge; between two effective resets the
+//!   committed charges never exceed the guess limit; between honest recoveries the
+//!   attackers' distinct password tests never exceed it either; no attacker ever gets a
+//!   transported key; nothing is released on a destroyed version.
 //! - [`no_lost_writes`]: what honest clients were told was done (registration, deletion) is
 //!   what every node holds at the end.
 //! - [`replicas_agree`]: equal state digests at equal applied index, and equal audit events
 //!   at equal log index.
-//! - [`fail_closed`]: a node declared cut off or broken releases nothing while it is.
+//! - [`fail_closed`]: a node declared cut off or broken releases nothing while it is (a node
+//!   whose HSM fails: no login and no key).
 //! - [`no_plaintext`]: canaries in no file (raw, hex, base64), see [`super::canary`].
 //! - [`liveness`]: after the last heal, within a bound, a leader and every honest operation
 //!   succeeds.
@@ -83,7 +85,7 @@ impl Verdict {
 /// millisecond rounding).
 const CLOCK_SLACK_MS: u64 = 3;
 
-/// A credential response received, keyed so that retries of the same attempt with the same
+/// A password test received (evaluations of a blinded element), keyed so that retries of the same attempt with the same
 /// bytes (which must get the same charge back) count once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct ReleaseKey {
@@ -121,7 +123,7 @@ fn invokes(entries: &[Entry]) -> BTreeMap<u64, &Entry> {
         .collect()
 }
 
-/// The credential responses clients received, merged per attempt.
+/// The password tests clients received, merged per attempt (and blinded element).
 fn releases(entries: &[Entry]) -> Vec<Release> {
     let inv = invokes(entries);
     // Earliest invoke per (attempt, request): a failed send may have committed the charge.
@@ -349,8 +351,8 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
                 }
                 Some(_) => {}
                 None => v.fail(format!(
-                    "version {version}: {} ({}) received a credential response with {} guesses \
-                     remaining on node {:?} between {} and {} ms (history seq {}) that maps to \
+                    "version {version}: {} ({}) received evaluations (a password test) with {} \
+                     guesses remaining on node {:?} between {} and {} ms (history seq {}) that maps to \
                      no distinct committed charge",
                     r.key.who,
                     if r.attacker { "attacker" } else { "honest" },
@@ -371,7 +373,7 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
         if *n > limit {
             beyond += n - limit;
             v.fail(format!(
-                "version {version}: attackers received {n} credential responses between \
+                "version {version}: attackers received {n} password tests between \
                  committed resets (epoch {epoch}), limit {limit}"
             ));
         }
@@ -406,7 +408,7 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
             if n > u64::from(limit) {
                 beyond = beyond.max(n - u64::from(limit));
                 v.fail(format!(
-                    "version {version}: attackers received {n} distinct credential responses \
+                    "version {version}: attackers received {n} distinct password tests \
                      with no honest recovery in between (window {window}), limit {limit}"
                 ));
             }
@@ -443,7 +445,7 @@ fn honest_recovery_intervals(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, u6
         if e.role != Some(Role::Honest)
             || !matches!(
                 e.op.as_str(),
-                "recover" | "recover_start" | "recover_finish"
+                "recover" | "recover_start" | "recover_login" | "recover_finish"
             )
         {
             continue;
@@ -688,31 +690,37 @@ pub fn replicas_agree(history: &History, audit: &Audit) -> Verdict {
 }
 
 /// Fail closed: between `fail_closed_begin` and `fail_closed_end` of a node, no operation
-/// sent to that node receives anything derived from a password file. An operation counts
-/// when it was invoked in the window and answered before it closed (one answered after the
-/// heal may have been served after it).
+/// sent to that node receives a password test or a key (anything `released`). Between
+/// `keys_closed_begin` and `keys_closed_end` (a node whose HSM fails), no login and no key:
+/// no `recover_login` answered, nothing released by a finish (a password test it serves is
+/// charged and evaluated by the share-holders; [`guess_bound`] checks those). An operation
+/// counts when it was invoked in the window and answered before it closed (one answered
+/// after the heal may have been served after it).
 pub fn fail_closed(history: &History) -> Verdict {
+    /// A window: node, from, to, why, and whether only logins and keys are closed.
+    type Window = (u64, u64, u64, String, bool);
     let mut v = Verdict::new("fail_closed");
     let entries = history.entries();
-    let mut windows: Vec<(u64, u64, u64, String)> = Vec::new();
-    let mut open: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut windows: Vec<Window> = Vec::new();
+    let mut open: BTreeMap<(u64, bool), (u64, String)> = BTreeMap::new();
     for e in &entries {
         let Some(node) = e.node else { continue };
-        match e.op.as_str() {
-            "fail_closed_begin" => {
-                open.entry(node)
-                    .or_insert((e.t_ms, e.detail.clone().unwrap_or_default()));
-            }
-            "fail_closed_end" => {
-                if let Some((t, why)) = open.remove(&node) {
-                    windows.push((node, t, e.t_ms, why));
-                }
-            }
-            _ => {}
+        let (keys_only, begin) = match e.op.as_str() {
+            "fail_closed_begin" => (false, true),
+            "fail_closed_end" => (false, false),
+            "keys_closed_begin" => (true, true),
+            "keys_closed_end" => (true, false),
+            _ => continue,
+        };
+        if begin {
+            open.entry((node, keys_only))
+                .or_insert((e.t_ms, e.detail.clone().unwrap_or_default()));
+        } else if let Some((t, why)) = open.remove(&(node, keys_only)) {
+            windows.push((node, t, e.t_ms, why, keys_only));
         }
     }
-    for (node, (t, why)) in open {
-        windows.push((node, t, u64::MAX, why));
+    for ((node, keys_only), (t, why)) in open {
+        windows.push((node, t, u64::MAX, why, keys_only));
     }
     let inv = invokes(&entries);
     let mut refused = 0u64;
@@ -724,18 +732,31 @@ pub fn fail_closed(history: &History) -> Verdict {
         let Some(t) = inv.get(&e.op_id).map(|i| i.t_ms) else {
             continue;
         };
-        for (wnode, from, to, why) in &windows {
+        let finish = matches!(e.op.as_str(), "recover_finish" | "replay_finish");
+        let login = e.op == "recover_login";
+        for (wnode, from, to, why, keys_only) in &windows {
             if *wnode != node || t < *from || t > *to {
                 continue;
             }
+            if *keys_only && !finish && !login {
+                continue;
+            }
             v.checked += 1;
-            if e.released && e.t_ms <= *to {
+            let got = if *keys_only {
+                (finish && e.released) || (login && e.outcome == Some(Outcome::Ok))
+            } else {
+                e.released
+            };
+            if got && e.t_ms <= *to {
                 v.fail(format!(
-                    "node {node} ({why}) released something to {} ({} invoked at {t} ms, \
-                     history seq {})",
-                    e.client, e.op, e.seq
+                    "node {node} ({why}) released {} to {} ({} invoked at {t} ms, history seq \
+                     {})",
+                    if login { "a login" } else { "something" },
+                    e.client,
+                    e.op,
+                    e.seq
                 ));
-            } else if !e.released {
+            } else if !got {
                 refused += 1;
             }
         }

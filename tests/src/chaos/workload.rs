@@ -1,11 +1,12 @@
 //! Workloads of chaos runs, each operation recorded in a [`History`]:
 //!
 //! - honest clients (the SDK, with failover over every node): register, recover, delete;
-//!   and a "leaky" honest recovery over raw calls whose ticket and finalization an attacker
-//!   later replays;
-//! - attackers (raw `bkv.v1.Vault` calls to one node at a time): wrong passwords, retries of
-//!   an attempt with the same bytes on other nodes, attempt ids reused with another request,
-//!   forged finalizations, replayed tickets, clients that stop after the first step.
+//!   and a "leaky" honest recovery over raw calls whose finish (ticket, finalization, reset
+//!   signature) an attacker later replays;
+//! - attackers (raw `bkv.v1.Vault` calls to one node at a time): blinded elements of wrong
+//!   passwords, retries of an attempt with the same bytes on other nodes, attempt ids reused
+//!   with another blinded element, logins on their own charged attempts, forged
+//!   finalizations and reset signatures, replayed finishes, clients that stop after any step.
 //!
 //! The clients live in [`super::honest`] and [`super::attacker`], reaching the cluster through
 //! [`super::kit::ClientKit`]; here are what they share: how answers read in the history, ids,
@@ -38,9 +39,11 @@ pub(crate) fn random_id() -> [u8; 16] {
     id
 }
 
-/// SHA-256 of a credential request, first 16 bytes in hex (the history's `request_hash`).
-pub fn request_hash(credential_request: &[u8]) -> String {
-    hex::encode(&bkv_core::protocol::credential_request_hash(credential_request)[..16])
+/// SHA-256 of a `RecoverStart`'s blinded element (what the vault binds a charge to), first
+/// 16 bytes in hex (the history's `request_hash`).
+pub fn request_hash(blinded_element: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(blinded_element)[..16])
 }
 
 /// The record status of `account` as node `node` has it applied, recorded as a
