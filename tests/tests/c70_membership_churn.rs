@@ -49,11 +49,7 @@ async fn register(cc: &ChaosCluster, accounts: &[Honest]) -> anyhow::Result<()> 
 async fn recover_all(cc: &ChaosCluster, accounts: &[Honest], when: &str) -> anyhow::Result<()> {
     for (i, h) in accounts.iter().enumerate() {
         let outcome = h.recover(&cc.kit, &cc.history, i).await?;
-        anyhow::ensure!(
-            outcome == Outcome::Ok,
-            "{} {when}: {outcome:?}",
-            h.account
-        );
+        anyhow::ensure!(outcome == Outcome::Ok, "{} {when}: {outcome:?}", h.account);
     }
     Ok(())
 }
