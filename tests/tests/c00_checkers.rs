@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bkv_tests::chaos::audit::{Audit, AuditLine};
 use bkv_tests::chaos::check;
-use bkv_tests::chaos::{Entry, History, Outcome, Phase, Role};
+use bkv_tests::chaos::{Entry, Evaluation, History, Outcome, Phase, Role};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -310,6 +310,185 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert!(v.passed(), "{}", v.summary());
     assert_eq!(v.figures["attacker_releases"], 5);
     assert_eq!(v.figures["most_in_one_epoch"], 3);
+}
+
+/// A released `RecoverStart` answer: charge `charge` of `version`, evaluated by `by`
+/// (node, evaluated element fingerprint).
+fn evaluated(
+    version: u64,
+    charge: u64,
+    remaining: u32,
+    by: &[(u64, &str)],
+) -> impl FnOnce(&mut Entry) {
+    let by: Vec<Evaluation> = by
+        .iter()
+        .map(|&(node, fp)| Evaluation {
+            node,
+            element_fp: fp.into(),
+        })
+        .collect();
+    move |e| {
+        released(version, remaining)(e);
+        e.charge = Some(charge);
+        e.evaluations = by;
+    }
+}
+
+/// Version 10, limit 3, on three nodes that all applied charges 1..3: attacker guesses
+/// a1..a3 evaluated by two nodes each, and a retry of a3 (same bytes) evaluated again by
+/// another pair.
+fn evaluated_guesses() -> (Script, Audit) {
+    let mut s = Script::default();
+    s.op(
+        100,
+        150,
+        start("attacker-0", Role::Attacker, "a1", 1),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(1, "z11"), (2, "z12")]),
+    );
+    s.op(
+        200,
+        250,
+        start("attacker-0", Role::Attacker, "a2", 2),
+        Outcome::Ok,
+        evaluated(10, 2, 1, &[(2, "z22"), (3, "z23")]),
+    );
+    s.op(
+        300,
+        350,
+        start("attacker-1", Role::Attacker, "a3", 3),
+        Outcome::Ok,
+        evaluated(10, 3, 0, &[(3, "z33"), (1, "z31")]),
+    );
+    s.op(
+        400,
+        450,
+        start("attacker-1", Role::Attacker, "a3", 1),
+        Outcome::Ok,
+        evaluated(10, 3, 0, &[(1, "z31"), (2, "z32")]),
+    );
+    let lines = vec![
+        line(10, 0, "activated", 10, None, 3),
+        line(11, 120, "guess_charged", 10, Some(1), 2),
+        line(12, 220, "guess_charged", 10, Some(2), 1),
+        line(13, 320, "guess_charged", 10, Some(3), 0),
+    ];
+    let mut audit = Audit::default();
+    for node in 1..=3 {
+        audit.nodes.insert(node, lines.clone());
+    }
+    (s, audit)
+}
+
+#[test]
+fn share_evaluations_passes_a_correct_run_and_catches_planted_bugs() {
+    let (s, audit) = evaluated_guesses();
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(v.passed(), "{}", v.summary());
+    assert_eq!(v.checked, 8, "{}", v.summary());
+    assert_eq!(v.figures["charges_evaluated"], 3, "{}", v.summary());
+
+    // A node evaluates a charge nobody committed (a lying node that makes its charge up).
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-2", Role::Attacker, "a4", 2),
+        Outcome::Ok,
+        evaluated(10, 4, 0, &[(2, "z42"), (3, "z43")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("charge 4 of version 10, which no audit file shows committed")),
+        "{}",
+        v.summary()
+    );
+
+    // A node evaluates a committed charge its own state never applied.
+    let (s, mut audit) = evaluated_guesses();
+    audit
+        .nodes
+        .get_mut(&2)
+        .expect("node 2")
+        .retain(|l| l.charge != Some(2));
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert_eq!(v.violations.len(), 1, "{}", v.summary());
+    assert!(
+        v.violations[0].contains("node 2 evaluated charge 2 of version 10")
+            && v.violations[0].contains("no such charge applied"),
+        "{}",
+        v.summary()
+    );
+    // ...unless a snapshot it installed covers the charge.
+    audit.nodes.get_mut(&2).expect("node 2").push(AuditLine {
+        seq: 20,
+        log_index: 12,
+        kind: "snapshot_installed".into(),
+        ..AuditLine::default()
+    });
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(v.passed(), "{}", v.summary());
+
+    // A node evaluates one charge for a second attempt.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-2", Role::Attacker, "a5", 1),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(1, "z51"), (3, "z53")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("node 1 evaluated charge 1 of version 10 twice")),
+        "{}",
+        v.summary()
+    );
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("charge 1 of version 10 was answered for attempt")),
+        "{}",
+        v.summary()
+    );
+
+    // The same attempt and bytes, but a node's evaluation differs: it evaluated something
+    // else under the charge.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-0", Role::Attacker, "a1", 3),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(2, "z12-other"), (3, "z13")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert_eq!(v.violations.len(), 1, "{}", v.summary());
+    assert!(
+        v.violations[0].contains("with different evaluated elements"),
+        "{}",
+        v.summary()
+    );
+
+    // One node named twice in one answer.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-0", Role::Attacker, "a2", 1),
+        Outcome::Ok,
+        evaluated(10, 2, 1, &[(2, "z22"), (2, "z22")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations.iter().any(|x| x.contains("one node twice")),
+        "{}",
+        v.summary()
+    );
 }
 
 fn register_ok(s: &mut Script, t: u64, version: u64, fp: &str) {

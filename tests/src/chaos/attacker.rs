@@ -12,7 +12,7 @@ use rand::RngCore as _;
 use super::history::{Entry, History, Outcome, Role};
 use super::honest::Leak;
 use super::kit::ClientKit;
-use super::workload::{classify_status, random_id, request_hash};
+use super::workload::{classify_status, random_id, record_start, request_hash};
 use crate::raw;
 
 /// A recovery start an attacker made (to retry, log in on, or replay).
@@ -135,12 +135,7 @@ impl Attacker {
         .await?;
         Ok(match answer {
             Ok(r) => {
-                op.complete(Outcome::Ok, |e| {
-                    e.released = !r.evaluations.is_empty();
-                    e.version = Some(r.version);
-                    e.guesses_remaining = Some(r.guesses_remaining);
-                    e.guess_limit = Some(r.guess_limit);
-                });
+                op.complete(Outcome::Ok, |e| record_start(e, &r));
                 Some(r)
             }
             Err(s) => {

@@ -8,6 +8,12 @@
 //!   committed charges never exceed the guess limit; between honest recoveries the
 //!   attackers' distinct password tests never exceed it either; no attacker ever gets a
 //!   transported key; nothing is released on a destroyed version.
+//! - [`share_evaluations`]: no node evaluates a share without its own applied charge, and at
+//!   most once per charged attempt: every share evaluation a client received (raw
+//!   `RecoverStart` answers name the node of each) is for a committed charge that the
+//!   evaluating node's own audit file shows applied (or a snapshot it installed covers);
+//!   one node answers one charge for one attempt and one blinded element only (the same
+//!   evaluated element every time), and one charge belongs to one attempt on every node.
 //! - [`no_lost_writes`]: what honest clients were told was done (registration, deletion) is
 //!   what every node holds at the end.
 //! - [`replicas_agree`]: equal state digests at equal applied index, and equal audit events
@@ -433,6 +439,136 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
             ));
         }
     }
+    v
+}
+
+/// What a charge was answered for: `(attempt, request hash)`, and where that was first seen.
+type Binding = (Option<String>, Option<String>, u64);
+
+/// The share evaluations. See the module documentation.
+pub fn share_evaluations(history: &History, audit: &Audit) -> Verdict {
+    let mut v = Verdict::new("share_evaluations");
+    // Committed charges, (version, charge) -> log index, from all nodes' files.
+    let mut committed: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for l in audit.merged() {
+        if let (true, Some(version), Some(charge)) =
+            (l.kind == "guess_charged", l.version, l.charge)
+        {
+            committed.entry((version, charge)).or_insert(l.log_index);
+        }
+    }
+    // What each node applied itself: its charges, and the snapshots it installed.
+    let mut applied: BTreeMap<u64, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    let mut snapshot: BTreeMap<u64, u64> = BTreeMap::new();
+    for (node, lines) in &audit.nodes {
+        let mine = applied.entry(*node).or_default();
+        for l in lines {
+            match (l.kind.as_str(), l.version, l.charge) {
+                ("guess_charged", Some(version), Some(charge)) => {
+                    mine.insert((version, charge));
+                }
+                ("snapshot_installed", _, _) => {
+                    let s = snapshot.entry(*node).or_default();
+                    *s = (*s).max(l.log_index);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut per_node: BTreeMap<(u64, u64, u64), (Binding, String)> = BTreeMap::new();
+    let mut per_charge: BTreeMap<(u64, u64), Binding> = BTreeMap::new();
+    let (mut unchecked, mut answers) = (0u64, 0u64);
+    for e in history.entries() {
+        if e.phase != Some(Phase::Complete) || e.evaluations.is_empty() {
+            continue;
+        }
+        let (Some(version), Some(charge)) = (e.version, e.charge) else {
+            continue;
+        };
+        answers += 1;
+        let nodes: BTreeSet<u64> = e.evaluations.iter().map(|x| x.node).collect();
+        if nodes.len() != e.evaluations.len() || nodes.contains(&0) {
+            v.fail(format!(
+                "{} op {} (seq {}): evaluations of charge {charge} of version {version} name \
+                 nodes {:?}: one node twice, or node 0",
+                e.client,
+                e.op_id,
+                e.seq,
+                e.evaluations.iter().map(|x| x.node).collect::<Vec<_>>()
+            ));
+        }
+        let binding: Binding = (e.attempt.clone(), e.request_hash.clone(), e.seq);
+        let same = |a: &Binding, b: &Binding| a.0 == b.0 && a.1 == b.1;
+        match per_charge.get(&(version, charge)) {
+            Some(first) if !same(first, &binding) => v.fail(format!(
+                "charge {charge} of version {version} was answered for attempt {:?} request \
+                 {:?} (seq {}) and for attempt {:?} request {:?} (seq {})",
+                first.0, first.1, first.2, binding.0, binding.1, binding.2
+            )),
+            Some(_) => {}
+            None => {
+                per_charge.insert((version, charge), binding.clone());
+            }
+        }
+        let index = committed.get(&(version, charge)).copied();
+        if index.is_none() {
+            v.fail(format!(
+                "{} op {} (seq {}): nodes {nodes:?} evaluated charge {charge} of version \
+                 {version}, which no audit file shows committed",
+                e.client, e.op_id, e.seq
+            ));
+        }
+        for x in &e.evaluations {
+            v.checked += 1;
+            match applied.get(&x.node) {
+                None => unchecked += 1,
+                Some(own) => {
+                    let covered =
+                        index.is_some_and(|i| snapshot.get(&x.node).is_some_and(|&s| s >= i));
+                    if index.is_some() && !own.contains(&(version, charge)) && !covered {
+                        v.fail(format!(
+                            "node {} evaluated charge {charge} of version {version} (seq {}) \
+                             but its own audit file shows no such charge applied",
+                            x.node, e.seq
+                        ));
+                    }
+                }
+            }
+            match per_node.get(&(version, charge, x.node)) {
+                Some((first, fp)) if !same(first, &binding) || *fp != x.element_fp => {
+                    v.fail(format!(
+                        "node {} evaluated charge {charge} of version {version} twice: for \
+                         attempt {:?} request {:?} (seq {}) and for attempt {:?} request {:?} \
+                         (seq {}){}",
+                        x.node,
+                        first.0,
+                        first.1,
+                        first.2,
+                        binding.0,
+                        binding.1,
+                        binding.2,
+                        if *fp == x.element_fp {
+                            ""
+                        } else {
+                            ", with different evaluated elements"
+                        }
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    per_node.insert(
+                        (version, charge, x.node),
+                        (binding.clone(), x.element_fp.clone()),
+                    );
+                }
+            }
+        }
+    }
+    v.figures.insert("answers_with_evaluations", answers);
+    v.figures
+        .insert("charges_evaluated", per_charge.len() as u64);
+    v.figures.insert("node_evaluations", per_node.len() as u64);
+    v.figures.insert("without_audit_file", unchecked);
     v
 }
 

@@ -124,6 +124,13 @@ pub struct Entry {
     /// tests nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub released: bool,
+    /// The charge a `RecoverStart` answered (raw clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<u64>,
+    /// The share evaluations a `RecoverStart` answer carried (raw clients): which node made
+    /// each, and a fingerprint of what it evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluations: Vec<Evaluation>,
     /// Fingerprint of the backup key registered or recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fp: Option<String>,
@@ -142,6 +149,16 @@ pub struct Entry {
     /// Free text: an error, a fault's description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// One share evaluation a client received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The node that made it.
+    pub node: u64,
+    /// SHA-256 prefix of the evaluated element (hex): one node evaluating one blinded
+    /// element always gives the same element, whatever the proof.
+    pub element_fp: String,
 }
 
 impl Entry {

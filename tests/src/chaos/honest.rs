@@ -9,7 +9,7 @@ use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use super::canary::{Canaries, canary_password};
 use super::history::{Entry, History, Outcome, Role, fingerprint};
 use super::kit::ClientKit;
-use super::workload::{classify_status, random_id, request_hash};
+use super::workload::{classify_status, random_id, record_start, request_hash};
 use crate::raw;
 
 fn classify_sdk(e: &VaultError) -> Outcome {
@@ -176,12 +176,7 @@ impl Honest {
                 return Ok(None);
             }
         };
-        op.complete(Outcome::Ok, |e| {
-            e.released = !started.evaluations.is_empty();
-            e.version = Some(started.version);
-            e.guesses_remaining = Some(started.guesses_remaining);
-            e.guess_limit = Some(started.guess_limit);
-        });
+        op.complete(Outcome::Ok, |e| record_start(e, &started));
         let (login, credential_request) = recovery.harden(
             &blinded_element,
             started.threshold,

@@ -12,11 +12,11 @@
 //! [`super::kit::ClientKit`]; here are what they share: how answers read in the history, ids,
 //! and the final status observation.
 
-use bkv_client::proto::{RecordState, StatusRequest};
+use bkv_client::proto::{RecordState, RecoverStartResponse, StatusRequest};
 use rand::RngCore as _;
 use tonic::Code;
 
-use super::history::{Entry, History, Outcome, Role};
+use super::history::{Entry, Evaluation, History, Outcome, Role};
 use super::kit::ClientKit;
 
 /// How a raw call's status reads for the history.
@@ -44,6 +44,26 @@ pub(crate) fn random_id() -> [u8; 16] {
 pub fn request_hash(blinded_element: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(&sha2::Sha256::digest(blinded_element)[..16])
+}
+
+/// Records a `RecoverStart` answer in its complete entry: a release when it carries
+/// evaluations (a password test), with the version, the charge, the guesses and who
+/// evaluated what.
+pub fn record_start(e: &mut Entry, r: &RecoverStartResponse) {
+    use sha2::Digest as _;
+    e.released = !r.evaluations.is_empty();
+    e.version = Some(r.version);
+    e.charge = Some(r.charge);
+    e.guesses_remaining = Some(r.guesses_remaining);
+    e.guess_limit = Some(r.guess_limit);
+    e.evaluations = r
+        .evaluations
+        .iter()
+        .map(|v| Evaluation {
+            node: v.node_id,
+            element_fp: hex::encode(&sha2::Sha256::digest(&v.evaluated_element)[..16]),
+        })
+        .collect();
 }
 
 /// The record status of `account` as node `node` has it applied, recorded as a
