@@ -36,7 +36,7 @@ pub mod workload;
 
 pub use attacker::Attacker;
 pub use canary::Canaries;
-pub use history::{Entry, History, Outcome, Phase, Role};
+pub use history::{Entry, Evaluation, History, Outcome, Phase, Role};
 pub use honest::Honest;
 pub use kit::ClientKit;
 pub use load::{Load, LoadSpec};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bkv_tests::chaos::audit::{Audit, AuditLine};
 use bkv_tests::chaos::check;
-use bkv_tests::chaos::{Entry, History, Outcome, Phase, Role};
+use bkv_tests::chaos::{Entry, Evaluation, History, Outcome, Phase, Role};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -147,7 +147,7 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert_eq!(v.figures["attacker_releases"], 3);
     assert_eq!(v.figures["beyond_limit"], 0);
 
-    // Planted bug 1: a fourth credential response released without a charge (a node that
+    // Planted bug 1: a fourth password test (evaluations) released without a charge (a node that
     // skips the ChargeGuess, or answers before the commit).
     let (mut s, audit) = three_guesses();
     s.op(
@@ -169,7 +169,7 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert!(
         v.violations
             .iter()
-            .any(|m| m.contains("4 distinct credential responses")),
+            .any(|m| m.contains("4 distinct password tests")),
         "{}",
         v.summary()
     );
@@ -310,6 +310,185 @@ fn guess_bound_passes_a_correct_run_and_catches_planted_bugs() {
     assert!(v.passed(), "{}", v.summary());
     assert_eq!(v.figures["attacker_releases"], 5);
     assert_eq!(v.figures["most_in_one_epoch"], 3);
+}
+
+/// A released `RecoverStart` answer: charge `charge` of `version`, evaluated by `by`
+/// (node, evaluated element fingerprint).
+fn evaluated(
+    version: u64,
+    charge: u64,
+    remaining: u32,
+    by: &[(u64, &str)],
+) -> impl FnOnce(&mut Entry) {
+    let by: Vec<Evaluation> = by
+        .iter()
+        .map(|&(node, fp)| Evaluation {
+            node,
+            element_fp: fp.into(),
+        })
+        .collect();
+    move |e| {
+        released(version, remaining)(e);
+        e.charge = Some(charge);
+        e.evaluations = by;
+    }
+}
+
+/// Version 10, limit 3, on three nodes that all applied charges 1..3: attacker guesses
+/// a1..a3 evaluated by two nodes each, and a retry of a3 (same bytes) evaluated again by
+/// another pair.
+fn evaluated_guesses() -> (Script, Audit) {
+    let mut s = Script::default();
+    s.op(
+        100,
+        150,
+        start("attacker-0", Role::Attacker, "a1", 1),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(1, "z11"), (2, "z12")]),
+    );
+    s.op(
+        200,
+        250,
+        start("attacker-0", Role::Attacker, "a2", 2),
+        Outcome::Ok,
+        evaluated(10, 2, 1, &[(2, "z22"), (3, "z23")]),
+    );
+    s.op(
+        300,
+        350,
+        start("attacker-1", Role::Attacker, "a3", 3),
+        Outcome::Ok,
+        evaluated(10, 3, 0, &[(3, "z33"), (1, "z31")]),
+    );
+    s.op(
+        400,
+        450,
+        start("attacker-1", Role::Attacker, "a3", 1),
+        Outcome::Ok,
+        evaluated(10, 3, 0, &[(1, "z31"), (2, "z32")]),
+    );
+    let lines = vec![
+        line(10, 0, "activated", 10, None, 3),
+        line(11, 120, "guess_charged", 10, Some(1), 2),
+        line(12, 220, "guess_charged", 10, Some(2), 1),
+        line(13, 320, "guess_charged", 10, Some(3), 0),
+    ];
+    let mut audit = Audit::default();
+    for node in 1..=3 {
+        audit.nodes.insert(node, lines.clone());
+    }
+    (s, audit)
+}
+
+#[test]
+fn share_evaluations_passes_a_correct_run_and_catches_planted_bugs() {
+    let (s, audit) = evaluated_guesses();
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(v.passed(), "{}", v.summary());
+    assert_eq!(v.checked, 8, "{}", v.summary());
+    assert_eq!(v.figures["charges_evaluated"], 3, "{}", v.summary());
+
+    // A node evaluates a charge nobody committed (a lying node that makes its charge up).
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-2", Role::Attacker, "a4", 2),
+        Outcome::Ok,
+        evaluated(10, 4, 0, &[(2, "z42"), (3, "z43")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("charge 4 of version 10, which no audit file shows committed")),
+        "{}",
+        v.summary()
+    );
+
+    // A node evaluates a committed charge its own state never applied.
+    let (s, mut audit) = evaluated_guesses();
+    audit
+        .nodes
+        .get_mut(&2)
+        .expect("node 2")
+        .retain(|l| l.charge != Some(2));
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert_eq!(v.violations.len(), 1, "{}", v.summary());
+    assert!(
+        v.violations[0].contains("node 2 evaluated charge 2 of version 10")
+            && v.violations[0].contains("no such charge applied"),
+        "{}",
+        v.summary()
+    );
+    // ...unless a snapshot it installed covers the charge.
+    audit.nodes.get_mut(&2).expect("node 2").push(AuditLine {
+        seq: 20,
+        log_index: 12,
+        kind: "snapshot_installed".into(),
+        ..AuditLine::default()
+    });
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(v.passed(), "{}", v.summary());
+
+    // A node evaluates one charge for a second attempt.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-2", Role::Attacker, "a5", 1),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(1, "z51"), (3, "z53")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("node 1 evaluated charge 1 of version 10 twice")),
+        "{}",
+        v.summary()
+    );
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| x.contains("charge 1 of version 10 was answered for attempt")),
+        "{}",
+        v.summary()
+    );
+
+    // The same attempt and bytes, but a node's evaluation differs: it evaluated something
+    // else under the charge.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-0", Role::Attacker, "a1", 3),
+        Outcome::Ok,
+        evaluated(10, 1, 2, &[(2, "z12-other"), (3, "z13")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert_eq!(v.violations.len(), 1, "{}", v.summary());
+    assert!(
+        v.violations[0].contains("with different evaluated elements"),
+        "{}",
+        v.summary()
+    );
+
+    // One node named twice in one answer.
+    let (mut s, audit) = evaluated_guesses();
+    s.op(
+        500,
+        550,
+        start("attacker-0", Role::Attacker, "a2", 1),
+        Outcome::Ok,
+        evaluated(10, 2, 1, &[(2, "z22"), (2, "z22")]),
+    );
+    let v = check::share_evaluations(&s.history(), &audit);
+    assert!(
+        v.violations.iter().any(|x| x.contains("one node twice")),
+        "{}",
+        v.summary()
+    );
 }
 
 fn register_ok(s: &mut Script, t: u64, version: u64, fp: &str) {
@@ -570,7 +749,7 @@ fn fail_closed_catches_a_release_by_a_node_that_must_fail_closed() {
     assert!(v.passed(), "{}", v.summary());
     assert_eq!(v.figures["refused_in_windows"], 1);
 
-    // Planted bug: the minority node answers a recovery start with a credential response.
+    // Planted bug: the minority node answers a recovery start with evaluations.
     s.op(
         1300,
         1350,
@@ -583,6 +762,92 @@ fn fail_closed_catches_a_release_by_a_node_that_must_fail_closed() {
         v.violations
             .iter()
             .any(|m| m.contains("node 1 (minority) released")),
+        "{}",
+        v.summary()
+    );
+}
+
+#[test]
+fn fail_closed_lets_a_node_whose_hsm_fails_serve_charged_tests_but_no_login_or_key() {
+    let mut s = Script::default();
+    s.info(
+        1000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_begin")
+            .node(1)
+            .detail("failpoint hsm_seal=error;hsm_unseal=error"),
+    );
+    // A password test through the node: charged through Raft and evaluated by the
+    // share-holders, allowed (the guess bound counts it).
+    s.op(
+        1100,
+        1150,
+        start("attacker-0", Role::Attacker, "a1", 1),
+        Outcome::Ok,
+        released(10, 2),
+    );
+    // Its login and a finish are refused: what must happen.
+    let login = |attempt: &str| {
+        let mut e = Entry::new(Role::Attacker, "attacker-0", "recover_login")
+            .account("victim")
+            .node(1);
+        e.attempt = Some(attempt.into());
+        e
+    };
+    s.op(1200, 1250, login("a1"), Outcome::Error, |_| {});
+    s.op(
+        1300,
+        1350,
+        Entry::new(Role::Honest, "owner-0", "recover_finish")
+            .account("victim")
+            .node(1),
+        Outcome::Error,
+        |_| {},
+    );
+    s.info(
+        7000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_end").node(1),
+    );
+    let v = check::fail_closed(&s.history());
+    assert!(v.passed(), "{}", v.summary());
+    assert_eq!(v.figures["refused_in_windows"], 2);
+
+    // Planted bug: the node answers a login although it cannot open the record.
+    s.op(1400, 1450, login("a1"), Outcome::Ok, |_| {});
+    let v = check::fail_closed(&s.history());
+    assert!(
+        v.violations
+            .iter()
+            .any(|m| m
+                .contains("node 1 (failpoint hsm_seal=error;hsm_unseal=error) released a login")),
+        "{}",
+        v.summary()
+    );
+
+    // Planted bug: a key from a finish on that node.
+    let mut s2 = Script::default();
+    s2.info(
+        1000,
+        Entry::new(Role::Nemesis, "nemesis", "keys_closed_begin")
+            .node(2)
+            .detail("hsm"),
+    );
+    s2.op(
+        1300,
+        1350,
+        Entry::new(Role::Honest, "owner-0", "recover_finish")
+            .account("victim")
+            .node(2),
+        Outcome::Ok,
+        |e| {
+            e.released = true;
+            e.version = Some(10);
+        },
+    );
+    let v = check::fail_closed(&s2.history());
+    assert!(
+        v.violations
+            .iter()
+            .any(|m| m.contains("node 2 (hsm) released something")),
         "{}",
         v.summary()
     );

@@ -1,9 +1,10 @@
-//! Guess storm under random faults: attackers guess wrong passwords on random nodes (with
-//! retries, reused attempt ids, forged finalizations and replayed tickets) while owners
-//! recover and re-register; meanwhile a follower is cut off, links are slowed and reset, the
-//! leader is killed (the time to the next accepted write is printed) and the next one
-//! frozen. Afterwards every checker runs: attackers never got more than the guess limit
-//! between recoveries, every credential response maps to a committed charge, nothing
+//! Guess storm under random faults: attackers send blinded elements of wrong passwords to
+//! random nodes (with retries, reused attempt ids, logins on their own attempts, forged
+//! finalizations and reset signatures, replayed finishes) while owners recover and
+//! re-register; meanwhile a follower is cut off, links are slowed and reset, the leader is
+//! killed (the time to the next accepted write is printed) and the next one frozen.
+//! Afterwards every checker runs: attackers never got more password tests (share evaluations)
+//! than the guess limit between recoveries, every password test maps to a committed charge, nothing
 //! acknowledged was lost, replicas agree, the isolated node released nothing, no canary is
 //! on disk, and the healed cluster serves. Then, on the run's real data, a planted extra
 //! release and a planted key on disk are caught.
@@ -103,10 +104,9 @@ async fn guesses_stay_within_the_limit_under_random_faults() -> anyhow::Result<(
         .unwrap_or_default();
     assert!(fc["windows"] >= 1);
 
-    // Planted on this run's real data: a credential response released without a charge (a
-    // copy of a real release under a new attempt id, all guesses left) breaks the guess
-    // bound, and a backup
-    // key written into a node's data dir breaks the plaintext rule.
+    // Planted on this run's real data: a password test released without a charge (a copy of
+    // a real release under a new attempt id, all guesses left) breaks the guess bound, and a
+    // backup key written into a node's data dir breaks the plaintext rule.
     let audit = Audit::read(cc.cluster.dir())?;
     let mut entries = cc.history.entries();
     let release = entries

@@ -1,8 +1,10 @@
-//! Replay and duplicate storm: one attempt (same id, same bytes) sent to every node at once,
-//! many times over, while peer connections are reset; the same attempt id with other
-//! requests; leaked honest tickets replayed on every node; forged finalizations on the
-//! attackers' own tickets. Exactly one charge per distinct attempt is committed, replays
-//! undo no charge, and the usual checkers hold.
+//! Replay and duplicate storm: one attempt (same id, same blinded element) sent to every node
+//! at once, many times over, while peer connections are reset; the same attempt id with
+//! other blinded elements; leaked honest finishes replayed on every node, as they were and
+//! with forged reset signatures; logins on the attackers' own attempts on every node and
+//! forged finalizations and reset signatures on their tickets. Exactly one charge per
+//! distinct attempt is committed, replays and forgeries undo no charge, and the usual
+//! checkers hold.
 
 use std::time::Duration;
 
@@ -79,14 +81,23 @@ async fn replays_and_duplicates_never_buy_a_guess() -> anyhow::Result<()> {
                 .conflict(&cc.kit, &cc.history, &attempt, *node)
                 .await?;
         }
-        // The owner's leaked ticket replayed on every node, and forged finalizations.
+        // The owner's leaked finish replayed on every node, as it was and with a forged
+        // reset signature.
         if let Some(leak) = &leak {
             for node in &ids {
                 storm.replay(&cc.kit, &cc.history, leak, *node).await?;
+                storm
+                    .replay_forged_reset(&cc.kit, &cc.history, leak, *node)
+                    .await?;
             }
         }
-        if let Some(ticket) = &attempt.ticket {
-            for node in &ids {
+        // Logins on the storm's own attempt on every node (they charge nothing), and forged
+        // finalizations and reset signatures with each ticket.
+        for node in &ids {
+            let logged = storm
+                .login(&cc.kit, &cc.history, attempt.clone(), *node)
+                .await?;
+            if let Some(ticket) = &logged.ticket {
                 storm
                     .forge_finish(&cc.kit, &cc.history, &storm_owner.account, ticket, *node)
                     .await?;
@@ -106,6 +117,12 @@ async fn replays_and_duplicates_never_buy_a_guess() -> anyhow::Result<()> {
         .filter(|l| l.kind == "guess_charged" && l.version == Some(version))
         .count();
     assert_eq!(charges, 1 + 3, "charges on the storm account");
+    // ... and none of the replays, logins or forged finishes reset them.
+    let token = cc.kit.token(&storm_owner.account);
+    let status = bkv_tests::raw::status(cc.kit.channel(ids[0])?, Some(&token))
+        .await?
+        .map_err(|s| anyhow::anyhow!("status of the storm account: {s:?}"))?;
+    assert_eq!(status.guesses_used, 3, "guesses used on the storm account");
     assert_eq!(summary.figures["guess_bound.beyond_limit"], 0);
     Ok(())
 }

@@ -1,23 +1,31 @@
 //! The vault's logic end to end in one process, on a real SoftHSM token: the client flows
-//! of bkv-client, the node's own vault service (bkv-vault: token check, charge, OPAQUE
-//! server, tickets, outcomes to statuses) over an in-memory replica of the state machine
-//! (applied in order; no Raft, no network), and the HSM sealing everything through bkv-hsm.
+//! of bkv-client (protocol v2: the hardened password, the share split over the signed share
+//! map, the evaluations combined, the reset signature), the node's own vault service
+//! (bkv-vault: token check, charge, share evaluations, OPAQUE server, tickets, outcomes to
+//! statuses) over an in-memory replica of the state machine with its software share-holders
+//! (applied in order; no Raft, no network), and the HSM sealing records and tickets through
+//! bkv-hsm.
 //!
 //! One linear story with named phases: register, activate, recover with the right password,
 //! count wrong guesses down, reset with the right password, exhaust the limit, and see the
 //! record destroyed so that even the right password gets nothing.
 
+use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
 use bkv_client::{KsfParams, Recovery, Registration};
 use bkv_core::token::TrustedIssuers;
-use bkv_core::{AccountId, BackupKey, ClusterId, GuessLimit, RecordStatus, RecordVersion};
+use bkv_core::{
+    AccountId, BackupKey, ChargeNumber, ClusterId, GuessLimit, RecordStatus, RecordVersion,
+    SignedShareMap,
+};
 use bkv_devkit::testing::authorized;
 use bkv_devkit::{MemoryReplica, ReplicaOptions, issue_token};
 use bkv_hsm::Partition;
 use bkv_hsm::testing::TestToken;
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, RecoverFinishRequest, RecoverStartRequest, RegisterFinishRequest,
-    RegisterStartRequest,
+    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginRequest,
+    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest,
+    ShareUpload as ShareUploadProto,
 };
 use bkv_vault::VaultService;
 use ed25519_dalek::SigningKey;
@@ -80,7 +88,7 @@ impl Vault {
         let token = self.token(account);
         let key = BackupKey::generate();
         let (client, registration_request) =
-            Registration::start(SecretString::from(password)).expect("start");
+            Registration::start(account, SecretString::from(password)).expect("start");
         let response = self
             .service
             .register_start(authorized(
@@ -92,12 +100,28 @@ impl Vault {
             .await
             .expect("register start")
             .into_inner();
+        let map = response.share_map.expect("a share map");
+        let started = RegisterStarted {
+            registration_response: response.registration_response,
+            share_map: SignedShareMap {
+                encoded: map.encoded,
+                signature: map.signature.as_slice().try_into().expect("64 bytes"),
+            },
+            default_guess_limit: response.default_guess_limit,
+            max_guess_limit: response.max_guess_limit,
+        };
+        let identity_key = self.replica.identity_key();
         let upload = client
             .finish(
-                &response.registration_response,
+                &started,
                 account,
                 &key,
                 &KsfParams::light(),
+                limit,
+                ClusterTrust {
+                    cluster_name: CLUSTER,
+                    identity_key: &identity_key,
+                },
             )
             .expect("finish");
         let staged = self
@@ -107,7 +131,23 @@ impl Vault {
                     request_id: random16().to_vec(),
                     registration_upload: upload.registration_upload,
                     sealed_key: upload.sealed_key,
-                    guess_limit: limit,
+                    guess_limit: upload.guess_limit,
+                    ksf: Some(KsfProto {
+                        m_cost_kib: upload.ksf.m_cost_kib,
+                        t_cost: upload.ksf.t_cost,
+                        p_cost: upload.ksf.p_cost,
+                    }),
+                    share_map_epoch: upload.share_map_epoch,
+                    shares: upload
+                        .shares
+                        .into_iter()
+                        .map(|s| ShareUploadProto {
+                            node_id: s.node_id,
+                            commitment: s.commitment.to_vec(),
+                            ciphertext: s.ciphertext,
+                        })
+                        .collect(),
+                    reset_public_key: upload.reset_public_key.to_vec(),
                 },
                 &token,
             ))
@@ -133,14 +173,15 @@ impl Vault {
 
     async fn recover(&self, account: &AccountId, password: &str) -> Recovered {
         let token = self.token(account);
-        let (client, credential_request) =
-            Recovery::start(SecretString::from(password)).expect("start");
+        let (client, blinded_element) =
+            Recovery::start(account, SecretString::from(password)).expect("start");
+        let attempt_id = random16().to_vec();
         let started = self
             .service
             .recover_start(authorized(
                 RecoverStartRequest {
-                    attempt_id: random16().to_vec(),
-                    credential_request,
+                    attempt_id: attempt_id.clone(),
+                    blinded_element: blinded_element.clone(),
                 },
                 &token,
             ))
@@ -151,22 +192,59 @@ impl Vault {
             Err(s) if s.code() == Code::NotFound => return Recovered::NoRecord,
             Err(s) => panic!("recover start: {s:?}"),
         };
-        let (credential_finalization, session) =
-            match client.finish(&started.credential_response, account, &KsfParams::light()) {
-                Ok(done) => done,
-                Err(bkv_client::ClientError::WrongPassword) => {
-                    return Recovered::WrongPassword {
-                        guesses_remaining: started.guesses_remaining,
-                    };
-                }
-                Err(e) => panic!("client finish: {e}"),
-            };
-        let finished = self
+        let evaluations: Vec<ShareEvaluation> = started
+            .evaluations
+            .iter()
+            .map(|e| ShareEvaluation {
+                node_id: e.node_id,
+                commitment: e.commitment.clone(),
+                evaluated_element: e.evaluated_element.clone(),
+                proof: e.proof.clone(),
+            })
+            .collect();
+        let (login, credential_request) = client
+            .harden(&blinded_element, started.threshold, &evaluations)
+            .expect("the evaluations verify and combine");
+        let logged = self
+            .service
+            .recover_login(authorized(
+                RecoverLoginRequest {
+                    attempt_id,
+                    credential_request,
+                },
+                &token,
+            ))
+            .await
+            .expect("recover login")
+            .into_inner();
+        let ksf = started.ksf.expect("the record's KSF");
+        let finished = match login.finish(
+            &logged.credential_response,
+            account,
+            &KsfParams {
+                m_cost_kib: ksf.m_cost_kib,
+                t_cost: ksf.t_cost,
+                p_cost: ksf.p_cost,
+            },
+            CLUSTER,
+            RecordVersion(started.version),
+            ChargeNumber(started.charge),
+        ) {
+            Ok(done) => done,
+            Err(bkv_client::ClientError::WrongPassword) => {
+                return Recovered::WrongPassword {
+                    guesses_remaining: started.guesses_remaining,
+                };
+            }
+            Err(e) => panic!("client finish: {e}"),
+        };
+        let answer = self
             .service
             .recover_finish(authorized(
                 RecoverFinishRequest {
-                    ticket: started.ticket,
-                    credential_finalization,
+                    ticket: logged.ticket,
+                    credential_finalization: finished.credential_finalization,
+                    reset_signature: finished.reset_signature.to_vec(),
                 },
                 &token,
             ))
@@ -174,8 +252,9 @@ impl Vault {
             .expect("recover finish")
             .into_inner();
         Recovered::Key(
-            session
-                .open(&finished.transported_key, RecordVersion(finished.version))
+            finished
+                .session
+                .open(&answer.transported_key, RecordVersion(answer.version))
                 .expect("open"),
         )
     }

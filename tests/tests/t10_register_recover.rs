@@ -140,7 +140,7 @@ async fn register_recover_guess_limit_and_delete_on_every_node() -> anyhow::Resu
         // Below the SDK: FAILED_PRECONDITION, reason `destroyed`, and no credential response.
         let token = cluster.token("alice");
         let answer =
-            raw::recover_start(cluster.client_channel(*node)?, Some(&token), RIGHT).await?;
+            raw::recover_start(cluster.client_channel(*node)?, Some(&token), &alice, RIGHT).await?;
         let status = answer.err().ok_or_else(|| {
             anyhow::anyhow!("node {node} answered RecoverStart on a destroyed record")
         })?;

@@ -1,6 +1,6 @@
 //! Without a quorum nothing is released: with two of three nodes down (one killed, one
-//! frozen), recovery through the survivor fails with UNAVAILABLE and no credential response
-//! leaves the node, registration fails too, and the survivor's `/readyz` says 503. When the
+//! frozen), recovery through the survivor fails with UNAVAILABLE and no share evaluation (no
+//! password test) leaves the node, registration fails too, and the survivor's `/readyz` says 503. When the
 //! nodes come back, the cluster serves again and the key is recoverable.
 
 use std::time::{Duration, Instant};
@@ -38,9 +38,15 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
     let lost_at = Instant::now();
     // At once, before the survivor notices: the charge cannot commit, nothing comes back.
     let token = cluster.token("alice");
-    let answer = raw::recover_start(cluster.client_channel(survivor)?, Some(&token), RIGHT).await?;
+    let answer = raw::recover_start(
+        cluster.client_channel(survivor)?,
+        Some(&token),
+        &account("alice"),
+        RIGHT,
+    )
+    .await?;
     let early = answer.err().ok_or_else(|| {
-        anyhow::anyhow!("RecoverStart answered with a credential response right after the loss")
+        anyhow::anyhow!("RecoverStart answered with evaluations right after the loss")
     })?;
     assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
 
@@ -83,13 +89,17 @@ async fn two_of_three_down_no_recovery_no_registration_not_ready() -> anyhow::Re
         started.elapsed().as_millis()
     );
     for attempt in 0..3 {
-        let answer =
-            raw::recover_start(cluster.client_channel(survivor)?, Some(&token), RIGHT).await?;
+        let answer = raw::recover_start(
+            cluster.client_channel(survivor)?,
+            Some(&token),
+            &account("alice"),
+            RIGHT,
+        )
+        .await?;
         match answer {
             Ok(r) => panic!(
-                "RecoverStart without quorum answered (attempt {attempt}): {} bytes of \
-                 credential response",
-                r.credential_response.len()
+                "RecoverStart without quorum answered (attempt {attempt}): {} evaluations",
+                r.evaluations.len()
             ),
             Err(status) => assert_eq!(
                 status.code(),

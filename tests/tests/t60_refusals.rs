@@ -114,8 +114,13 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
     }
     // A refused RecoverStart burns no guess.
     for (what, token) in &bad {
-        let answer =
-            raw::recover_start(cluster.client_channel(2)?, token.as_deref(), RIGHT).await?;
+        let answer = raw::recover_start(
+            cluster.client_channel(2)?,
+            token.as_deref(),
+            &account("alice"),
+            RIGHT,
+        )
+        .await?;
         let code = answer.as_ref().err().map(tonic::Status::code);
         assert_eq!(code, Some(Code::Unauthenticated), "RecoverStart, {what}");
     }
@@ -186,7 +191,13 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
     for (what, result) in [
         ("Snapshot", as_node.snapshot().await.map(|_| ())),
         ("RemoveNode", as_node.remove_node(3).await.map(|_| ())),
-        ("Init", as_node.init("x", 0, 0).await.map(|_| ())),
+        (
+            "Init",
+            as_node
+                .init("x", 0, 0, &SigningKey::generate(&mut rand::rngs::OsRng))
+                .await
+                .map(|_| ()),
+        ),
     ] {
         match result {
             Err(AdminError::Status { code, .. }) => {

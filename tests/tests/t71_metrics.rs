@@ -1,6 +1,7 @@
 //! `/metrics` after a session on one node: requests by method and code, latency counts,
-//! guesses charged, recoveries, records destroyed, HSM operation counts and the Raft gauges
-//! all moved by what the session did; and `PUT /log-level` changes the log filter at run
+//! guesses charged, recoveries, records destroyed, share evaluations and shares held, HSM
+//! operation counts (records, tickets, and the share-holder's ECDH and share sealing) and the
+//! Raft gauges all moved by what the session did; and `PUT /log-level` changes the log filter at run
 //! time (debug lines appear, then stop) and refuses a bad filter with 400. Writes need the
 //! node's bearer token (`http.write_token_file`): without it, or with another, 401 and no
 //! change.
@@ -47,6 +48,8 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
         "bkv_guesses_charged_total",
         "bkv_recoveries_total",
         "bkv_records_destroyed_total",
+        "bkv_share_holder_failures_total",
+        "bkv_shares_held",
     ] {
         assert!(
             before.get(name, &[]).is_some(),
@@ -90,7 +93,7 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
         .recover_start(raw::with_token(
             RecoverStartRequest {
                 attempt_id: vec![1, 2, 3],
-                credential_request: vec![],
+                blinded_element: vec![],
             },
             Some(&cluster.token("alice")),
         )?)
@@ -123,6 +126,7 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
         ("RecoverStart", "Ok", 3.0),
         ("RecoverStart", "FailedPrecondition", 1.0),
         ("RecoverStart", "InvalidArgument", 1.0),
+        ("RecoverLogin", "Ok", 3.0),
         ("RecoverFinish", "Ok", 1.0),
         ("Status", "Unauthenticated", 1.0),
     ];
@@ -148,29 +152,62 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
         ),
         5.0
     );
+    // The share sweep (every few seconds) counts the shares of live records: alice's; bob's
+    // went with his record.
+    let held = wait_for(
+        "bkv_shares_held to count alice's share only",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || async {
+            let m = node.metrics().await?;
+            let held = m.count("bkv_shares_held", &[]);
+            Ok((held == 1.0).then_some(held))
+        },
+    )
+    .await?;
     for (name, n) in [
         ("bkv_guesses_charged_total", 3.0),
         ("bkv_recoveries_total", 1.0),
         ("bkv_records_destroyed_total", 1.0),
+        ("bkv_share_holder_failures_total", 0.0),
     ] {
         assert_eq!(delta(&before, &after, name, &[]), n, "{name}");
     }
-    // Seals: two records and three tickets; unseals: three records and one ticket.
-    let seals = delta(
-        &before,
-        &after,
-        "bkv_hsm_op_duration_seconds_count",
-        &[("op", "seal")],
-    );
-    let unseals = delta(
-        &before,
-        &after,
-        "bkv_hsm_op_duration_seconds_count",
-        &[("op", "unseal")],
-    );
+    // One node: threshold 1, so each of the three charged starts got this node's own
+    // evaluation, and none was refused.
+    for (result, n) in [("ok", 3.0), ("refused", 0.0)] {
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                "bkv_share_evaluations_total",
+                &[("result", result)]
+            ),
+            n,
+            "bkv_share_evaluations_total{{result={result}}}"
+        );
+    }
+    let hsm = |op: &str| {
+        delta(
+            &before,
+            &after,
+            "bkv_hsm_op_duration_seconds_count",
+            &[("op", op)],
+        )
+    };
+    // Seals: two records and three tickets (one per RecoverLogin); unseals: three records
+    // and one ticket. Each record's share is opened with the token's ECDH and sealed under
+    // its share key once, at its first evaluation.
+    let (seals, unseals) = (hsm("seal"), hsm("unseal"));
     assert!(
         seals >= 5.0 && unseals >= 4.0,
         "seals {seals}, unseals {unseals}"
+    );
+    let (ecdh, share_seals) = (hsm("share_ecdh"), hsm("seal_share"));
+    assert_eq!(
+        (ecdh, share_seals),
+        (2.0, 2.0),
+        "share ECDH and share seals: one per record"
     );
     assert_eq!(after.count("bkv_hsm_errors_total", &[]), 0.0);
     assert_eq!(after.count("bkv_serving", &[]), 1.0);
@@ -179,8 +216,9 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
     assert_eq!(after.count("bkv_raft_apply_lag", &[]), 0.0);
     assert!(after.count("bkv_raft_term", &[]) >= 1.0);
     println!(
-        "after the session: {counted} calls counted, {seals} seals, {unseals} unseals, applied \
-         index {} -> {}",
+        "after the session: {counted} calls counted, {seals} seals, {unseals} unseals, \
+         {ecdh} share ECDH, {share_seals} share seals, {held} shares held, applied index {} \
+         -> {}",
         before.count("bkv_raft_applied_index", &[]),
         after.count("bkv_raft_applied_index", &[])
     );

@@ -60,7 +60,8 @@ async fn recovery_starts_are_rate_limited_per_account_and_per_address() -> anyho
     let start = |name: &str| {
         let token = cluster.token(name);
         let channel = cluster.client_channel(1);
-        async move { raw::recover_start(channel?, Some(&token), RIGHT).await }
+        let account = account(name);
+        async move { raw::recover_start(channel?, Some(&token), &account, RIGHT).await }
     };
     let mut refused = 0u32;
     let mut passed_address = 0u32;
@@ -176,22 +177,34 @@ async fn a_node_left_at_its_defaults_limits_recovery_starts() -> anyhow::Result<
     // NOT_FOUND.
     let token = cluster.token("mallory");
     for n in 0..burst {
-        let answer = raw::recover_start(cluster.client_channel(1)?, Some(&token), RIGHT).await?;
+        let answer = raw::recover_start(
+            cluster.client_channel(1)?,
+            Some(&token),
+            &account("mallory"),
+            RIGHT,
+        )
+        .await?;
         assert_eq!(
             answer.err().map(|s| s.code()),
             Some(Code::NotFound),
             "start {n} within the default burst of {burst}"
         );
     }
-    let status = raw::recover_start(cluster.client_channel(1)?, Some(&token), RIGHT)
-        .await?
-        .err()
-        .ok_or_else(|| anyhow::anyhow!("a start past the default burst was answered"))?;
+    let status = raw::recover_start(
+        cluster.client_channel(1)?,
+        Some(&token),
+        &account("mallory"),
+        RIGHT,
+    )
+    .await?
+    .err()
+    .ok_or_else(|| anyhow::anyhow!("a start past the default burst was answered"))?;
     let wait_ms = retry_after(&status, 60_000 / u64::from(per_min));
     // Another account from the same address is well within the address's default.
     let other = raw::recover_start(
         cluster.client_channel(1)?,
         Some(&cluster.token("trent")),
+        &account("trent"),
         RIGHT,
     )
     .await?;

@@ -1,7 +1,7 @@
 //! A flood of bogus RecoverStart calls leaves a node's memory bounded. One node, no rate
 //! limits (the worst case), several TLS connections with many calls in flight each: tokens
-//! for random accounts, random attempt ids, malformed ids, garbage and oversized credential
-//! requests, garbage tokens, and well-formed requests for accounts that have no record (each
+//! for random accounts, random attempt ids, malformed ids, garbage and oversized blinded
+//! elements, garbage tokens, and well-formed requests for accounts that have no record (each
 //! of those commits a Raft entry). The node's RSS is sampled before, during and after; it
 //! stays under a fixed bound over the baseline and does not keep growing from the first half
 //! of the flood to the second. Idle connections that never start TLS are closed by the node.
@@ -68,7 +68,7 @@ struct Flood {
     tokens: Vec<String>,
     /// Tokens with the right shape, from an issuer the node does not trust.
     strangers: Vec<String>,
-    /// Well-formed credential requests (any will do: the accounts have no record).
+    /// Well-formed blinded elements (any will do: the accounts have no record).
     requests: Vec<Vec<u8>>,
     /// Random bytes that oversized requests are cut from (random bytes are slow to make in
     /// a debug build; slices of these are not).
@@ -89,7 +89,13 @@ impl Flood {
         };
         let mut requests = Vec::new();
         for _ in 0..32 {
-            requests.push(Recovery::start(SecretString::from("flood".to_string()))?.1);
+            requests.push(
+                Recovery::start(
+                    &bkv_tests::account("flood"),
+                    SecretString::from("flood".to_string()),
+                )?
+                .1,
+            );
         }
         Ok(Self {
             tokens: (0..TOKENS)
@@ -115,17 +121,17 @@ impl Flood {
         let mut rng = rand::thread_rng();
         let good = || self.requests[n % self.requests.len()].clone();
         let valid = || Some(self.tokens[n % self.tokens.len()].clone());
-        let (attempt_id, credential_request, token) = match n % 16 {
+        let (attempt_id, blinded_element, token) = match n % 16 {
             // Well-formed, for an account with no record: a Raft entry each.
             0 => (random(16), good(), valid()),
-            // A malformed attempt id or a garbage credential request, with a valid token.
+            // A malformed attempt id or a garbage blinded element, with a valid token.
             1 if n % 32 == 1 => (random(rng.gen_range(0..40)), good(), valid()),
             1 => (random(16), self.noise(good().len()), valid()),
-            // Oversized credential requests (up to 60 KiB, under the message limit): the
-            // node decodes the message before it looks at the token.
+            // Oversized blinded elements (up to 60 KiB, under the message limit): the node
+            // decodes the message before it looks at the token.
             2..=5 => (
                 random(16),
-                self.noise(rng.gen_range(97..60 * 1024)),
+                self.noise(rng.gen_range(33..60 * 1024)),
                 Some(hex::encode(random(32))),
             ),
             // An untrusted issuer's token.
@@ -146,7 +152,7 @@ impl Flood {
         (
             RecoverStartRequest {
                 attempt_id,
-                credential_request,
+                blinded_element,
             },
             token,
         )

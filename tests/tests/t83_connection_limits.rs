@@ -16,9 +16,9 @@
 //! every half second throughout never fails (its calls move to a new connection after the
 //! GOAWAY).
 //!
-//! A third sets `max_client_requests_in_flight` to 4 and slows every HSM seal to 300 ms (a
-//! failpoint): of 16 recovery starts sent at once, 4 are handled and 12 answered UNAVAILABLE
-//! at once.
+//! A third sets `max_client_requests_in_flight` to 4 and slows every log flush to 300 ms (a
+//! failpoint; each recovery start commits its charge): of 16 recovery starts sent at once, 4
+//! are handled and 12 answered UNAVAILABLE at once.
 //!
 //! The test process raises its open-files limit (to 16,384) before it starts the cluster;
 //! the nodes inherit it.
@@ -409,14 +409,14 @@ async fn vault_requests_past_the_in_flight_bound_are_unavailable_at_once() -> an
     alice
         .register(&account("alice"), password(RIGHT), Some(10))
         .await?;
-    // Every HSM seal (a recovery start seals its ticket) now takes 300 ms; set over the HTTP
-    // port with the node's write token.
+    // Every log flush (a recovery start commits its charge) now takes 300 ms; set over the
+    // HTTP port with the node's write token.
     let node = cluster.node(1)?;
     let set = node
         .http_send(
             "PUT",
             "/failpoints",
-            "hsm_seal=sleep(300)",
+            "log_flush=sleep(300)",
             Duration::from_secs(3),
         )
         .await?;
@@ -424,21 +424,18 @@ async fn vault_requests_past_the_in_flight_bound_are_unavailable_at_once() -> an
 
     // CALLS recovery starts at once on one connection: BOUND are handled, the others are
     // answered UNAVAILABLE before the first is done; a health check is not held back.
-    // The requests are made first (the OPAQUE client's work is slow in a debug build), then
-    // sent; each call is timed from its own send.
+    // The requests are made first (blinding is the client's work), then sent; each call is
+    // timed from its own send.
     let channel = cluster.client_channel(1)?;
     health_check(channel.clone()).await?;
     let token = cluster.token("alice");
     let mut requests = Vec::with_capacity(CALLS);
     for _ in 0..CALLS {
-        let (_recovery, credential_request) =
-            bkv_client::Recovery::start(bkv_client::SecretString::from(RIGHT.to_string()))?;
-        let mut attempt_id = vec![0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut attempt_id);
+        let (_recovery, blinded_element) = raw::blind(&bkv_tests::account("alice"), RIGHT)?;
         requests.push(raw::with_token(
             bkv_client::proto::RecoverStartRequest {
-                attempt_id,
-                credential_request,
+                attempt_id: raw::fresh_id(),
+                blinded_element,
             },
             Some(&token),
         )?);
@@ -479,7 +476,7 @@ async fn vault_requests_past_the_in_flight_bound_are_unavailable_at_once() -> an
     assert_eq!(shed, CALLS - BOUND as usize);
     assert!(
         shed_took < Duration::from_millis(300),
-        "a shed call waited {} ms, as long as a seal",
+        "a shed call waited {} ms, as long as a log flush",
         shed_took.as_millis()
     );
     assert_eq!(m.count("bkv_client_requests_shed_total", &[]), shed as f64);

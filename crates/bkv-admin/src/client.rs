@@ -161,13 +161,14 @@ impl AdminClient {
     /// Puts a new share map in force, signed with the cluster identity key: every voter of
     /// the cluster, each with the share-receiving key its node reports, at the next epoch.
     /// Run after a voter is added or removed. When the map in force already names exactly
-    /// the voters with the same keys, nothing changes (safe to re-run).
+    /// the voters with the same keys, nothing changes (safe to re-run). While the nodes know
+    /// no leader (an election under way), it waits for one for up to 10 s.
     pub async fn publish_share_map(
         &self,
         identity: &SigningKey,
     ) -> Result<PublishedShareMap, AdminError> {
-        let status = self.status().await?;
-        let leader = self.at(&leader_admin_addr(&status)?)?;
+        let (status, leader) = self.status_with_leader(LEADER_WAIT).await?;
+        let leader = self.at(&leader)?;
         let leader_view = leader.node_status().await?;
         let cluster_name = status.cluster_name.clone();
         let mut holders = Vec::new();
@@ -295,6 +296,26 @@ impl AdminClient {
         leader_admin_addr(&status)
     }
 
+    /// The cluster status and the leader's admin address, asking again for up to `wait`
+    /// while the nodes know no leader among the members (an election under way, as right
+    /// after the leader removed itself).
+    async fn status_with_leader(
+        &self,
+        wait: Duration,
+    ) -> Result<(ClusterStatusResponse, String), AdminError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let status = self.status().await?;
+            match leader_admin_addr(&status) {
+                Ok(leader) => return Ok((status, leader)),
+                Err(AdminError::NoLeader(_)) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// A client for the leader's admin endpoint.
     pub async fn leader_client(&self) -> Result<Self, AdminError> {
         let address = self.leader().await?;
@@ -364,6 +385,10 @@ fn share_holder(info: &NodeInfoResponse) -> Result<ShareHolder, AdminError> {
         receive_key,
     })
 }
+
+/// How long [`AdminClient::publish_share_map`] waits for a leader: after a leader removes
+/// itself, the other voters elect one within a few election timeouts.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// What [`AdminClient::publish_share_map`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,10 @@
 //! cargo run -p bkv-client --example backup_and_restore -- alice@example.com
 //! ```
 //!
-//! It reads the cluster's settings from `BKV_ENDPOINTS` and `BKV_CA_CERT`, and an account
-//! token from `BKV_TOKEN` (or, in dev set-ups, issues one with the key in `BKV_ISSUER_KEY`
-//! for audience `BKV_CLUSTER`).
+//! It reads the cluster's settings from `BKV_ENDPOINTS`, `BKV_CA_CERT` and `BKV_IDENTITY_PUB`
+//! (the cluster identity key it pins: registrations split their OPRF key only over a share
+//! map that key signed), and an account token from `BKV_TOKEN` (or, in dev set-ups, issues
+//! one with the key in `BKV_ISSUER_KEY` for audience `BKV_CLUSTER`).
 //!
 //! The app never sends the backup key or the password anywhere: the key is sealed on the
 //! device under a key only the password can re-derive (OPAQUE's export key), and the vault
@@ -107,7 +108,9 @@ fn config(account: &AccountId) -> Result<ClientConfig, Box<dyn std::error::Error
             })
         }
     };
+    let identity = std::env::var("BKV_IDENTITY_PUB").map_err(|_| "set BKV_IDENTITY_PUB")?;
     let mut config = ClientConfig::new(endpoints, ca, token);
+    config.identity_key = Some(bkv_devkit::pki::read_identity_public(identity.as_ref())?);
     config.deadline = Duration::from_secs(30);
     Ok(config)
 }

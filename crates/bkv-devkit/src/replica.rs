@@ -21,8 +21,8 @@ use bkv_core::share_map::threshold_for;
 use bkv_core::token::TrustedIssuers;
 use bkv_core::{
     AccountId, AccountStatus, AttemptId, AttemptView, AuditKind, ClusterConfig, ClusterId, Command,
-    GuessLimit, Outcome, Request, Sealer, ShareHolder as MapHolder, ShareMap, SignedShareMap,
-    VaultState,
+    GuessLimit, OprfRecord, Outcome, RecordStatus, Request, Sealer, ShareHolder as MapHolder,
+    ShareMap, SignedShareMap, VaultState,
 };
 use bkv_vault::holder::{EvalRequest, Evaluated};
 use bkv_vault::{Backend, CallReport, Serving, VaultError, VaultEvent, VaultService};
@@ -329,7 +329,14 @@ impl<S: Sealer + Send + Sync + 'static> Backend for MemoryReplica<S> {
         self.read(|s| s.attempt(account, attempt_id))
     }
 
-    fn share_candidates(&self, holders: &[u64], _: &EvalRequest) -> Vec<u64> {
+    fn active_oprf(&self, account: &AccountId) -> Option<OprfRecord> {
+        self.read(|s| match s.account_status(account).record {
+            RecordStatus::Active { version, .. } => s.active_oprf(account, version).map(|a| a.0),
+            _ => None,
+        })
+    }
+
+    fn share_candidates(&self, holders: &[u64], _turn: u64) -> Vec<u64> {
         holders.to_vec()
     }
 

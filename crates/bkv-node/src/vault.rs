@@ -7,7 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bkv_core::{AccountId, AccountStatus, AttemptId, AttemptView, ClusterConfig, Command, Outcome};
+use bkv_core::{
+    AccountId, AccountStatus, AttemptId, AttemptView, ClusterConfig, Command, OprfRecord, Outcome,
+    RecordStatus,
+};
 use bkv_proto::v1::shares_client::SharesClient;
 use bkv_vault::holder::{AppliedState as _, EvalRequest, Evaluated};
 use bkv_vault::{Backend, CallReport, Serving, VaultError, VaultEvent};
@@ -78,7 +81,17 @@ impl Backend for Node {
         }
     }
 
-    fn share_candidates(&self, holders: &[u64], request: &EvalRequest) -> Vec<u64> {
+    fn active_oprf(&self, account: &AccountId) -> Option<OprfRecord> {
+        self.state()
+            .read(|s| match s.account_status(account).record {
+                RecordStatus::Active { version, .. } => {
+                    s.active_oprf(account, version).map(|a| a.0)
+                }
+                _ => None,
+            })
+    }
+
+    fn share_candidates(&self, holders: &[u64], turn: u64) -> Vec<u64> {
         // This node first (its own evaluation costs no round trip), then the others in an
         // order that turns with the charge, so that followers share the work.
         let me = self.id();
@@ -88,7 +101,7 @@ impl Backend for Node {
             .filter(|&h| h != me && self.peer_addr(h).is_some())
             .collect();
         if !others.is_empty() {
-            let turn = (request.charge.get() as usize) % others.len();
+            let turn = (turn % others.len() as u64) as usize;
             others.rotate_left(turn);
         }
         let mine = holders.contains(&me) && self.shares().is_some();

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bkv_core::{
-    AccountId, AccountStatus, AttemptId, AttemptView, ClusterConfig, Command, Outcome, Sealer,
-    ServerSecrets,
+    AccountId, AccountStatus, AttemptId, AttemptView, ClusterConfig, Command, OprfRecord, Outcome,
+    Sealer, ServerSecrets,
 };
 use tonic::Code;
 
@@ -96,9 +96,14 @@ pub trait Backend: Send + Sync + 'static {
         attempt_id: &AttemptId,
     ) -> impl Future<Output = AttemptView> + Send;
 
+    /// The public OPRF half (share-holders, threshold) of `account`'s active record, as
+    /// applied here; `None` without an active record.
+    fn active_oprf(&self, account: &AccountId) -> Option<OprfRecord>;
+
     /// The share-holders to ask, in the order to ask them: of `holders` (a record's), the
-    /// ones this replica can reach, itself first.
-    fn share_candidates(&self, holders: &[u64], request: &EvalRequest) -> Vec<u64>;
+    /// ones this replica can reach, itself first; `turn` (the charge) may rotate the others
+    /// so that they share the work.
+    fn share_candidates(&self, holders: &[u64], turn: u64) -> Vec<u64>;
 
     /// Whether `holder` is this replica itself (its answers need no checking).
     fn is_local(&self, holder: u64) -> bool;

@@ -195,7 +195,7 @@ impl VaultError {
             },
             Rejection::AttemptConflict => Self::invalid(
                 "attempt_id",
-                "reused: this attempt id was used with another credential request",
+                "reused: this attempt id was used with another blinded element",
             ),
             Rejection::NotExhausted => Self::FailedPrecondition {
                 reason: reason::NOT_EXHAUSTED,

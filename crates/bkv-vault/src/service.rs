@@ -246,6 +246,21 @@ impl<B: Backend + Clone> VaultService<B> {
             .map_err(|e| VaultError::invalid("blinded_element", format!("invalid: {e}")))?;
         self.backend.serving()?;
         self.backend.admit_recovery(&account, caller.peer)?;
+        // A record keeps the share-holders it was registered with. Those removed from the
+        // cluster since hold no share the cluster can ask for (until shares are repaired):
+        // with fewer than `threshold` of them left, no evaluation can come back, so refuse
+        // before the charge and spend no guess of the owner's.
+        if let Some(oprf) = self.backend.active_oprf(&account) {
+            let holders: Vec<u64> = oprf.holders().collect();
+            let askable = self.backend.share_candidates(&holders, 0).len();
+            if askable < usize::from(oprf.threshold) {
+                return Err(VaultError::unavailable(format!(
+                    "{askable} of the record's share-holders can be asked, {} are needed: its \
+                     shares must be repaired; no guess was charged",
+                    oprf.threshold
+                )));
+            }
+        }
         let request_hash: [u8; 32] = Sha256::digest(blinded.as_bytes()).into();
         let outcome = self
             .backend
@@ -302,7 +317,10 @@ impl<B: Backend + Clone> VaultService<B> {
     ) -> Result<Vec<ShareEvaluation>, VaultError> {
         let threshold = usize::from(oprf.threshold);
         let holders: Vec<u64> = oprf.holders().collect();
-        let mut candidates = self.backend.share_candidates(&holders, request).into_iter();
+        let mut candidates = self
+            .backend
+            .share_candidates(&holders, request.charge.get())
+            .into_iter();
         let mut asked = FuturesUnordered::new();
         for holder in candidates.by_ref().take(threshold) {
             asked.push(self.ask(oprf, holder, request));

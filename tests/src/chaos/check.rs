@@ -2,16 +2,24 @@
 //! what was committed, the nodes' [`Audit`] files) and returns a [`Verdict`]: what it checked,
 //! and every violation with enough detail to find it in the history.
 //!
-//! - [`guess_bound`]: per record version, every credential response an attacker received
-//!   maps to a distinct committed charge; between two effective resets the committed charges
-//!   never exceed the guess limit; between honest recoveries the attackers' distinct
-//!   responses never exceed it either; no attacker ever gets a transported key; nothing is
-//!   released on a destroyed version.
+//! - [`guess_bound`]: per record version, every password test an attacker received (a
+//!   `RecoverStart` answered with share evaluations, which combine into the hardened password
+//!   of its guess) maps to a distinct committed charge; between two effective resets the
+//!   committed charges never exceed the guess limit; between honest recoveries the
+//!   attackers' distinct password tests never exceed it either; no attacker ever gets a
+//!   transported key; nothing is released on a destroyed version.
+//! - [`share_evaluations`]: no node evaluates a share without its own applied charge, and at
+//!   most once per charged attempt: every share evaluation a client received (raw
+//!   `RecoverStart` answers name the node of each) is for a committed charge that the
+//!   evaluating node's own audit file shows applied (or a snapshot it installed covers);
+//!   one node answers one charge for one attempt and one blinded element only (the same
+//!   evaluated element every time), and one charge belongs to one attempt on every node.
 //! - [`no_lost_writes`]: what honest clients were told was done (registration, deletion) is
 //!   what every node holds at the end.
 //! - [`replicas_agree`]: equal state digests at equal applied index, and equal audit events
 //!   at equal log index.
-//! - [`fail_closed`]: a node declared cut off or broken releases nothing while it is.
+//! - [`fail_closed`]: a node declared cut off or broken releases nothing while it is (a node
+//!   whose HSM fails: no login and no key).
 //! - [`no_plaintext`]: canaries in no file (raw, hex, base64), see [`super::canary`].
 //! - [`liveness`]: after the last heal, within a bound, a leader and every honest operation
 //!   succeeds.
@@ -83,7 +91,7 @@ impl Verdict {
 /// millisecond rounding).
 const CLOCK_SLACK_MS: u64 = 3;
 
-/// A credential response received, keyed so that retries of the same attempt with the same
+/// A password test received (evaluations of a blinded element), keyed so that retries of the same attempt with the same
 /// bytes (which must get the same charge back) count once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct ReleaseKey {
@@ -121,7 +129,7 @@ fn invokes(entries: &[Entry]) -> BTreeMap<u64, &Entry> {
         .collect()
 }
 
-/// The credential responses clients received, merged per attempt.
+/// The password tests clients received, merged per attempt (and blinded element).
 fn releases(entries: &[Entry]) -> Vec<Release> {
     let inv = invokes(entries);
     // Earliest invoke per (attempt, request): a failed send may have committed the charge.
@@ -349,8 +357,8 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
                 }
                 Some(_) => {}
                 None => v.fail(format!(
-                    "version {version}: {} ({}) received a credential response with {} guesses \
-                     remaining on node {:?} between {} and {} ms (history seq {}) that maps to \
+                    "version {version}: {} ({}) received evaluations (a password test) with {} \
+                     guesses remaining on node {:?} between {} and {} ms (history seq {}) that maps to \
                      no distinct committed charge",
                     r.key.who,
                     if r.attacker { "attacker" } else { "honest" },
@@ -371,7 +379,7 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
         if *n > limit {
             beyond += n - limit;
             v.fail(format!(
-                "version {version}: attackers received {n} credential responses between \
+                "version {version}: attackers received {n} password tests between \
                  committed resets (epoch {epoch}), limit {limit}"
             ));
         }
@@ -406,7 +414,7 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
             if n > u64::from(limit) {
                 beyond = beyond.max(n - u64::from(limit));
                 v.fail(format!(
-                    "version {version}: attackers received {n} distinct credential responses \
+                    "version {version}: attackers received {n} distinct password tests \
                      with no honest recovery in between (window {window}), limit {limit}"
                 ));
             }
@@ -434,6 +442,136 @@ pub fn guess_bound(history: &History, audit: &Audit) -> Verdict {
     v
 }
 
+/// What a charge was answered for: `(attempt, request hash)`, and where that was first seen.
+type Binding = (Option<String>, Option<String>, u64);
+
+/// The share evaluations. See the module documentation.
+pub fn share_evaluations(history: &History, audit: &Audit) -> Verdict {
+    let mut v = Verdict::new("share_evaluations");
+    // Committed charges, (version, charge) -> log index, from all nodes' files.
+    let mut committed: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for l in audit.merged() {
+        if let (true, Some(version), Some(charge)) =
+            (l.kind == "guess_charged", l.version, l.charge)
+        {
+            committed.entry((version, charge)).or_insert(l.log_index);
+        }
+    }
+    // What each node applied itself: its charges, and the snapshots it installed.
+    let mut applied: BTreeMap<u64, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    let mut snapshot: BTreeMap<u64, u64> = BTreeMap::new();
+    for (node, lines) in &audit.nodes {
+        let mine = applied.entry(*node).or_default();
+        for l in lines {
+            match (l.kind.as_str(), l.version, l.charge) {
+                ("guess_charged", Some(version), Some(charge)) => {
+                    mine.insert((version, charge));
+                }
+                ("snapshot_installed", _, _) => {
+                    let s = snapshot.entry(*node).or_default();
+                    *s = (*s).max(l.log_index);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut per_node: BTreeMap<(u64, u64, u64), (Binding, String)> = BTreeMap::new();
+    let mut per_charge: BTreeMap<(u64, u64), Binding> = BTreeMap::new();
+    let (mut unchecked, mut answers) = (0u64, 0u64);
+    for e in history.entries() {
+        if e.phase != Some(Phase::Complete) || e.evaluations.is_empty() {
+            continue;
+        }
+        let (Some(version), Some(charge)) = (e.version, e.charge) else {
+            continue;
+        };
+        answers += 1;
+        let nodes: BTreeSet<u64> = e.evaluations.iter().map(|x| x.node).collect();
+        if nodes.len() != e.evaluations.len() || nodes.contains(&0) {
+            v.fail(format!(
+                "{} op {} (seq {}): evaluations of charge {charge} of version {version} name \
+                 nodes {:?}: one node twice, or node 0",
+                e.client,
+                e.op_id,
+                e.seq,
+                e.evaluations.iter().map(|x| x.node).collect::<Vec<_>>()
+            ));
+        }
+        let binding: Binding = (e.attempt.clone(), e.request_hash.clone(), e.seq);
+        let same = |a: &Binding, b: &Binding| a.0 == b.0 && a.1 == b.1;
+        match per_charge.get(&(version, charge)) {
+            Some(first) if !same(first, &binding) => v.fail(format!(
+                "charge {charge} of version {version} was answered for attempt {:?} request \
+                 {:?} (seq {}) and for attempt {:?} request {:?} (seq {})",
+                first.0, first.1, first.2, binding.0, binding.1, binding.2
+            )),
+            Some(_) => {}
+            None => {
+                per_charge.insert((version, charge), binding.clone());
+            }
+        }
+        let index = committed.get(&(version, charge)).copied();
+        if index.is_none() {
+            v.fail(format!(
+                "{} op {} (seq {}): nodes {nodes:?} evaluated charge {charge} of version \
+                 {version}, which no audit file shows committed",
+                e.client, e.op_id, e.seq
+            ));
+        }
+        for x in &e.evaluations {
+            v.checked += 1;
+            match applied.get(&x.node) {
+                None => unchecked += 1,
+                Some(own) => {
+                    let covered =
+                        index.is_some_and(|i| snapshot.get(&x.node).is_some_and(|&s| s >= i));
+                    if index.is_some() && !own.contains(&(version, charge)) && !covered {
+                        v.fail(format!(
+                            "node {} evaluated charge {charge} of version {version} (seq {}) \
+                             but its own audit file shows no such charge applied",
+                            x.node, e.seq
+                        ));
+                    }
+                }
+            }
+            match per_node.get(&(version, charge, x.node)) {
+                Some((first, fp)) if !same(first, &binding) || *fp != x.element_fp => {
+                    v.fail(format!(
+                        "node {} evaluated charge {charge} of version {version} twice: for \
+                         attempt {:?} request {:?} (seq {}) and for attempt {:?} request {:?} \
+                         (seq {}){}",
+                        x.node,
+                        first.0,
+                        first.1,
+                        first.2,
+                        binding.0,
+                        binding.1,
+                        binding.2,
+                        if *fp == x.element_fp {
+                            ""
+                        } else {
+                            ", with different evaluated elements"
+                        }
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    per_node.insert(
+                        (version, charge, x.node),
+                        (binding.clone(), x.element_fp.clone()),
+                    );
+                }
+            }
+        }
+    }
+    v.figures.insert("answers_with_evaluations", answers);
+    v.figures
+        .insert("charges_evaluated", per_charge.len() as u64);
+    v.figures.insert("node_evaluations", per_node.len() as u64);
+    v.figures.insert("without_audit_file", unchecked);
+    v
+}
+
 /// Per account, the time intervals of honest recovery operations (open ones run to the end
 /// of time): any of them may reset the counter.
 fn honest_recovery_intervals(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, u64)>> {
@@ -443,7 +581,7 @@ fn honest_recovery_intervals(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, u6
         if e.role != Some(Role::Honest)
             || !matches!(
                 e.op.as_str(),
-                "recover" | "recover_start" | "recover_finish"
+                "recover" | "recover_start" | "recover_login" | "recover_finish"
             )
         {
             continue;
@@ -688,31 +826,37 @@ pub fn replicas_agree(history: &History, audit: &Audit) -> Verdict {
 }
 
 /// Fail closed: between `fail_closed_begin` and `fail_closed_end` of a node, no operation
-/// sent to that node receives anything derived from a password file. An operation counts
-/// when it was invoked in the window and answered before it closed (one answered after the
-/// heal may have been served after it).
+/// sent to that node receives a password test or a key (anything `released`). Between
+/// `keys_closed_begin` and `keys_closed_end` (a node whose HSM fails), no login and no key:
+/// no `recover_login` answered, nothing released by a finish (a password test it serves is
+/// charged and evaluated by the share-holders; [`guess_bound`] checks those). An operation
+/// counts when it was invoked in the window and answered before it closed (one answered
+/// after the heal may have been served after it).
 pub fn fail_closed(history: &History) -> Verdict {
+    /// A window: node, from, to, why, and whether only logins and keys are closed.
+    type Window = (u64, u64, u64, String, bool);
     let mut v = Verdict::new("fail_closed");
     let entries = history.entries();
-    let mut windows: Vec<(u64, u64, u64, String)> = Vec::new();
-    let mut open: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut windows: Vec<Window> = Vec::new();
+    let mut open: BTreeMap<(u64, bool), (u64, String)> = BTreeMap::new();
     for e in &entries {
         let Some(node) = e.node else { continue };
-        match e.op.as_str() {
-            "fail_closed_begin" => {
-                open.entry(node)
-                    .or_insert((e.t_ms, e.detail.clone().unwrap_or_default()));
-            }
-            "fail_closed_end" => {
-                if let Some((t, why)) = open.remove(&node) {
-                    windows.push((node, t, e.t_ms, why));
-                }
-            }
-            _ => {}
+        let (keys_only, begin) = match e.op.as_str() {
+            "fail_closed_begin" => (false, true),
+            "fail_closed_end" => (false, false),
+            "keys_closed_begin" => (true, true),
+            "keys_closed_end" => (true, false),
+            _ => continue,
+        };
+        if begin {
+            open.entry((node, keys_only))
+                .or_insert((e.t_ms, e.detail.clone().unwrap_or_default()));
+        } else if let Some((t, why)) = open.remove(&(node, keys_only)) {
+            windows.push((node, t, e.t_ms, why, keys_only));
         }
     }
-    for (node, (t, why)) in open {
-        windows.push((node, t, u64::MAX, why));
+    for ((node, keys_only), (t, why)) in open {
+        windows.push((node, t, u64::MAX, why, keys_only));
     }
     let inv = invokes(&entries);
     let mut refused = 0u64;
@@ -724,18 +868,31 @@ pub fn fail_closed(history: &History) -> Verdict {
         let Some(t) = inv.get(&e.op_id).map(|i| i.t_ms) else {
             continue;
         };
-        for (wnode, from, to, why) in &windows {
+        let finish = matches!(e.op.as_str(), "recover_finish" | "replay_finish");
+        let login = e.op == "recover_login";
+        for (wnode, from, to, why, keys_only) in &windows {
             if *wnode != node || t < *from || t > *to {
                 continue;
             }
+            if *keys_only && !finish && !login {
+                continue;
+            }
             v.checked += 1;
-            if e.released && e.t_ms <= *to {
+            let got = if *keys_only {
+                (finish && e.released) || (login && e.outcome == Some(Outcome::Ok))
+            } else {
+                e.released
+            };
+            if got && e.t_ms <= *to {
                 v.fail(format!(
-                    "node {node} ({why}) released something to {} ({} invoked at {t} ms, \
-                     history seq {})",
-                    e.client, e.op, e.seq
+                    "node {node} ({why}) released {} to {} ({} invoked at {t} ms, history seq \
+                     {})",
+                    if login { "a login" } else { "something" },
+                    e.client,
+                    e.op,
+                    e.seq
                 ));
-            } else if !e.released {
+            } else if !got {
                 refused += 1;
             }
         }

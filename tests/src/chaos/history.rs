@@ -87,8 +87,9 @@ pub struct Entry {
     /// Its role.
     pub role: Option<Role>,
     /// The operation: `register`, `recover`, `delete`, `status`, `recover_start`,
-    /// `recover_finish`, `replay_finish`; `fault`, `heal`, `fail_closed_begin`,
-    /// `fail_closed_end`; `digest`, `leader`, `final_status`, `note`.
+    /// `recover_login`, `recover_finish`, `replay_finish`; `fault`, `heal`, `fail_closed_begin`,
+    /// `fail_closed_end`, `keys_closed_begin`, `keys_closed_end`; `digest`, `leader`,
+    /// `final_status`, `note`.
     pub op: String,
     /// The node the request went to (raw clients), or the node a fault concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +100,8 @@ pub struct Entry {
     /// The attempt id (hex), for recovery starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
-    /// SHA-256 of the credential request (hex, first 16 bytes).
+    /// SHA-256 of the blinded element a recovery start carried (hex, first 16 bytes): the
+    /// vault binds the charge to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_hash: Option<String>,
     /// How it ended (complete entries).
@@ -114,10 +116,21 @@ pub struct Entry {
     /// The record's guess limit, as answered (or asked for at registration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guess_limit: Option<u32>,
-    /// Whether something derived from the password file reached the client: a credential
-    /// response (`recover_start`, `recover`) or a transported key (`recover_finish`).
+    /// Whether something that tests a password or opens a key reached the client: share
+    /// evaluations (`recover_start`, `recover`: the client could combine them into the
+    /// hardened password of its guess, one password test) or a transported key
+    /// (`recover_finish`, `replay_finish`). A `recover_login` answer (an OPAQUE credential
+    /// response for an attempt already charged) is no release: without the evaluations it
+    /// tests nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub released: bool,
+    /// The charge a `RecoverStart` answered (raw clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<u64>,
+    /// The share evaluations a `RecoverStart` answer carried (raw clients): which node made
+    /// each, and a fingerprint of what it evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluations: Vec<Evaluation>,
     /// Fingerprint of the backup key registered or recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fp: Option<String>,
@@ -136,6 +149,16 @@ pub struct Entry {
     /// Free text: an error, a fault's description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// One share evaluation a client received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The node that made it.
+    pub node: u64,
+    /// SHA-256 prefix of the evaluated element (hex): one node evaluating one blinded
+    /// element always gives the same element, whatever the proof.
+    pub element_fp: String,
 }
 
 impl Entry {

@@ -1,15 +1,16 @@
 //! [`Honest`]: a client that knows its account's password, through the SDK (with failover
-//! over every node), and a "leaky" recovery over raw calls whose ticket and finalization an
-//! attacker later replays ([`Leak`]).
+//! over every node), and a "leaky" recovery over raw calls whose finish (ticket,
+//! finalization, reset signature) an attacker later replays ([`Leak`]).
 
-use bkv_client::proto::{RecoverFinishRequest, RecoverStartRequest};
-use bkv_client::{KsfParams, Recovery, SecretString, VaultError};
-use bkv_core::ids::AccountId;
+use bkv_client::proto::RecoverFinishRequest;
+use bkv_client::{Recovery, SecretString, VaultError};
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 
 use super::canary::{Canaries, canary_password};
 use super::history::{Entry, History, Outcome, Role, fingerprint};
 use super::kit::ClientKit;
-use super::workload::{classify_status, random_id, request_hash};
+use super::workload::{classify_status, random_id, record_start, request_hash};
+use crate::raw;
 
 fn classify_sdk(e: &VaultError) -> Outcome {
     match e {
@@ -141,8 +142,9 @@ impl Honest {
         })
     }
 
-    /// A recovery over raw calls to `node` whose ticket and finalization are handed back
-    /// for attackers to replay (as if they had read them off the wire).
+    /// A recovery over raw calls to `node` whose `RecoverFinish` request (ticket,
+    /// finalization, reset signature) is handed back for attackers to replay (as if they had
+    /// read it off the wire).
     pub async fn leaky_recover(
         &self,
         kit: &ClientKit,
@@ -150,56 +152,80 @@ impl Honest {
         node: u64,
     ) -> anyhow::Result<Option<Leak>> {
         let account = self.account_id()?;
-        let (recovery, credential_request) =
-            Recovery::start(SecretString::from(self.password.clone()))?;
+        let token = kit.token(&self.account);
+        let (recovery, blinded_element) =
+            Recovery::start(&account, SecretString::from(self.password.clone()))?;
         let attempt_id = random_id();
         let mut invoke = Entry::new(Role::Honest, &self.name, "recover_start")
             .account(&self.account)
             .node(node);
         invoke.attempt = Some(hex::encode(attempt_id));
-        invoke.request_hash = Some(request_hash(&credential_request));
+        invoke.request_hash = Some(request_hash(&blinded_element));
         let op = h.invoke(invoke);
-        let msg = RecoverStartRequest {
-            attempt_id: attempt_id.to_vec(),
-            credential_request,
-        };
-        let started = match kit
-            .raw(node)?
-            .recover_start(kit.request(&self.account, msg)?)
-            .await
+        let started = match raw::start(
+            kit.channel(node)?,
+            Some(&token),
+            attempt_id.to_vec(),
+            blinded_element.clone(),
+        )
+        .await?
         {
-            Ok(r) => r.into_inner(),
+            Ok(r) => r,
             Err(s) => {
                 op.complete(classify_status(&s), |e| e.detail = Some(s.message().into()));
                 return Ok(None);
             }
         };
-        op.complete(Outcome::Ok, |e| {
-            e.released = true;
-            e.version = Some(started.version);
-            e.guesses_remaining = Some(started.guesses_remaining);
-            e.guess_limit = Some(started.guess_limit);
-        });
-        let (finalization, session) =
-            recovery.finish(&started.credential_response, &account, &KsfParams::light())?;
+        op.complete(Outcome::Ok, |e| record_start(e, &started));
+        let (login, credential_request) = recovery.harden(
+            &blinded_element,
+            started.threshold,
+            &raw::evaluations(&started),
+        )?;
+        let mut invoke = Entry::new(Role::Honest, &self.name, "recover_login")
+            .account(&self.account)
+            .node(node);
+        invoke.attempt = Some(hex::encode(attempt_id));
+        let op = h.invoke(invoke);
+        let logged = match raw::recover_login(
+            kit.channel(node)?,
+            Some(&token),
+            attempt_id.to_vec(),
+            credential_request,
+        )
+        .await?
+        {
+            Ok(r) => {
+                op.complete(Outcome::Ok, |_| {});
+                r
+            }
+            Err(s) => {
+                op.complete(classify_status(&s), |e| e.detail = Some(s.message().into()));
+                return Ok(None);
+            }
+        };
+        let finished = login.finish(
+            &logged.credential_response,
+            &account,
+            &raw::ksf(&started)?,
+            kit.cluster_name(),
+            RecordVersion(started.version),
+            ChargeNumber(started.charge),
+        )?;
         let mut invoke = Entry::new(Role::Honest, &self.name, "recover_finish")
             .account(&self.account)
             .node(node);
         invoke.version = Some(started.version);
         let op = h.invoke(invoke);
-        let msg = RecoverFinishRequest {
-            ticket: started.ticket.clone(),
-            credential_finalization: finalization.clone(),
+        let request = RecoverFinishRequest {
+            ticket: logged.ticket,
+            credential_finalization: finished.credential_finalization.clone(),
+            reset_signature: finished.reset_signature.to_vec(),
         };
-        match kit
-            .raw(node)?
-            .recover_finish(kit.request(&self.account, msg)?)
-            .await
-        {
+        match raw::recover_finish(kit.channel(node)?, Some(&token), request.clone()).await? {
             Ok(r) => {
-                let r = r.into_inner();
-                let version = bkv_core::ids::RecordVersion(r.version);
-                let key = session.open(&r.transported_key, version)?;
+                let version = RecordVersion(r.version);
+                let key = finished.session.open(&r.transported_key, version)?;
                 op.complete(Outcome::Ok, |e| {
                     e.released = true;
                     e.version = Some(r.version);
@@ -212,19 +238,16 @@ impl Honest {
         }
         Ok(Some(Leak {
             account: self.account.clone(),
-            ticket: started.ticket,
-            finalization,
+            request,
         }))
     }
 }
 
-/// A ticket and finalization an attacker saw go by.
+/// An honest `RecoverFinish` an attacker saw go by.
 #[derive(Debug, Clone)]
 pub struct Leak {
     /// The account.
     pub account: String,
-    /// The ticket from `RecoverStart`.
-    pub ticket: Vec<u8>,
-    /// The client's finalization.
-    pub finalization: Vec<u8>,
+    /// The request: ticket, finalization and reset signature.
+    pub request: RecoverFinishRequest,
 }

@@ -131,11 +131,21 @@ impl ClientKit {
         Ok(VaultClient::connect(config).await?)
     }
 
+    /// The cluster's name (account tokens' audience; reset signatures name it).
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+
     /// A raw client of node `id`'s vault service (channel cached per node).
     pub fn raw(&self, id: u64) -> anyhow::Result<RawVault<Channel>> {
+        Ok(RawVault::new(self.channel(id)?))
+    }
+
+    /// A channel to node `id`'s client port (cached per node), for [`crate::raw`] calls.
+    pub fn channel(&self, id: u64) -> anyhow::Result<Channel> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, c)) = channels.get(&id) {
-            return Ok(RawVault::new(c.clone()));
+            return Ok(c.clone());
         }
         let url = self
             .endpoints
@@ -152,7 +162,7 @@ impl ClientKit {
             .timeout(self.call_timeout)
             .connect_lazy();
         channels.insert(id, (url, channel.clone()));
-        Ok(RawVault::new(channel))
+        Ok(channel)
     }
 
     /// `message` with `account`'s bearer token.

@@ -1,7 +1,8 @@
 //! [`Load`]: the honest and attacking clients of a chaos run, running concurrently until
 //! stopped, as a [`LoadSpec`] says: owners that recover, re-register and delete; victims'
-//! owners that recover now and then (some of them leaking their tickets); attackers that
-//! guess, retry, reuse attempt ids, forge finalizations and replay leaked tickets.
+//! owners that recover now and then (some of them leaking their finishes); attackers that
+//! guess, retry, reuse attempt ids, log in on their own attempts, forge finalizations and
+//! reset signatures, and replay leaked finishes.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ pub struct LoadSpec {
     pub guess_limit: u32,
     /// Pause between two operations of one client.
     pub pause: Duration,
-    /// Retries, reused attempt ids, forged finalizations, leaked-ticket replays.
+    /// Retries, reused attempt ids, logins with forged finishes, leaked-finish replays.
     pub replays: bool,
     /// Seed of the clients' choices.
     pub seed: u64,
@@ -319,10 +320,17 @@ async fn attacker_step(
             a.conflict(&ctx.kit, &ctx.history, &prev, node).await?;
         }
         (Some(prev), 78..90) if replays => {
+            // Log in on the attacker's own charged attempt (which charges nothing), then
+            // finish with a forged finalization and reset signature.
+            let prev = match prev.ticket {
+                Some(_) => prev,
+                None => a.login(&ctx.kit, &ctx.history, prev, node).await?,
+            };
             if let Some(ticket) = &prev.ticket {
                 a.forge_finish(&ctx.kit, &ctx.history, &prev.account, ticket, node)
                     .await?;
             }
+            *last = Some(prev);
         }
         (_, 90..100) if replays => {
             let leak = {
@@ -330,7 +338,12 @@ async fn attacker_step(
                 (!l.is_empty()).then(|| l[ctx.rng.gen_range(0..l.len())].clone())
             };
             if let Some(leak) = leak {
-                a.replay(&ctx.kit, &ctx.history, &leak, node).await?;
+                if roll < 95 {
+                    a.replay(&ctx.kit, &ctx.history, &leak, node).await?;
+                } else {
+                    a.replay_forged_reset(&ctx.kit, &ctx.history, &leak, node)
+                        .await?;
+                }
             }
         }
         _ => {

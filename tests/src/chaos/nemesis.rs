@@ -1,8 +1,11 @@
 //! [`Nemesis`]: the faults a chaos run injects, each recorded in the [`History`] as a
-//! `fault` entry; partitions that leave a node in a minority, and storage or HSM failures,
-//! also open a `fail_closed` window for the node (closed by [`Nemesis::heal`] or when the
-//! fault is undone), in which it must release nothing. Link faults go through the cluster's
-//! peer proxy, or through the kernel when the cluster runs in a lab ([`kernel`]).
+//! `fault` entry; partitions that leave a node in a minority, and storage failures, also open
+//! a `fail_closed` window for the node (closed by [`Nemesis::heal`] or when the fault is
+//! undone), in which it must release nothing. A failing HSM opens a `keys_closed` window
+//! instead: the node can open no record and seal no ticket, so no login and no key may come
+//! from it; a password test it serves is still charged through Raft and evaluated by the
+//! share-holders (protocol v2), which the guess bound checks. Link faults go through the
+//! cluster's peer proxy, or through the kernel when the cluster runs in a lab ([`kernel`]).
 
 mod kernel;
 
@@ -38,6 +41,7 @@ pub struct Nemesis {
     /// Faults injected so far.
     pub faults: u64,
     fail_closed: BTreeSet<u64>,
+    keys_closed: BTreeSet<u64>,
     failpoints: BTreeSet<u64>,
     kernel: kernel::KernelState,
 }
@@ -49,6 +53,7 @@ impl Nemesis {
             history,
             faults: 0,
             fail_closed: BTreeSet::new(),
+            keys_closed: BTreeSet::new(),
             failpoints: BTreeSet::new(),
             kernel: kernel::KernelState::default(),
         }
@@ -75,6 +80,26 @@ impl Nemesis {
         if self.fail_closed.remove(&node) {
             self.history
                 .info(Entry::new(Role::Nemesis, "nemesis", "fail_closed_end").node(node));
+        }
+    }
+
+    /// Opens a keys-closed window for `node` (no login and no key may come from it until it
+    /// closes).
+    pub fn begin_keys_closed(&mut self, node: u64, why: &str) {
+        if self.keys_closed.insert(node) {
+            self.history.info(
+                Entry::new(Role::Nemesis, "nemesis", "keys_closed_begin")
+                    .node(node)
+                    .detail(why),
+            );
+        }
+    }
+
+    /// Closes `node`'s keys-closed window.
+    pub fn end_keys_closed(&mut self, node: u64) {
+        if self.keys_closed.remove(&node) {
+            self.history
+                .info(Entry::new(Role::Nemesis, "nemesis", "keys_closed_end").node(node));
         }
     }
 
@@ -197,8 +222,17 @@ impl Nemesis {
         Ok(())
     }
 
+    /// Makes `node`'s HSM fail to seal and unseal under the cluster key
+    /// (`hsm_seal=error;hsm_unseal=error`) and opens a keys-closed window for it.
+    pub async fn hsm_failure(&mut self, cluster: &Cluster, node: u64) -> anyhow::Result<()> {
+        let spec = "hsm_seal=error;hsm_unseal=error";
+        self.failpoint(cluster, node, spec, false).await?;
+        self.begin_keys_closed(node, &format!("failpoint {spec}"));
+        Ok(())
+    }
+
     /// Sets failpoints on a running node (`PUT /failpoints`). `fail_closed` opens a window
-    /// for the node (storage or HSM made to fail).
+    /// for the node (storage made to fail).
     pub async fn failpoint(
         &mut self,
         cluster: &Cluster,
@@ -283,7 +317,7 @@ impl Nemesis {
         Ok(())
     }
 
-    /// Undoes every fault: fail-closed windows close, links pass (proxy and kernel faults),
+    /// Undoes every fault: fail-closed and keys-closed windows close, links pass (proxy and kernel faults),
     /// frozen nodes continue, failpoints are cleared, nodes that are down restart (a node
     /// whose Raft stopped on an injected failure, or whose disk was full, is restarted too).
     /// Records `heal`.
@@ -294,6 +328,10 @@ impl Nemesis {
         let windows: Vec<u64> = self.fail_closed.iter().copied().collect();
         for n in windows {
             self.end_fail_closed(n);
+        }
+        let windows: Vec<u64> = self.keys_closed.iter().copied().collect();
+        for n in windows {
+            self.end_keys_closed(n);
         }
         if let Some(p) = cluster.proxy() {
             p.heal();

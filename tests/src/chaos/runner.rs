@@ -292,6 +292,7 @@ impl ChaosCluster {
         }
         let verdicts = vec![
             check::guess_bound(&self.history, &audit),
+            check::share_evaluations(&self.history, &audit),
             check::no_lost_writes(&self.history),
             check::replicas_agree(&self.history, &audit),
             check::fail_closed(&self.history),

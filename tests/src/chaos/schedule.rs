@@ -49,7 +49,8 @@ pub enum Step {
     SlowDisk(Target, u64),
     /// Failing storage: `log_append=error` (the node must fail closed).
     DiskError(Target),
-    /// Failing HSM: `hsm_seal=error;hsm_unseal=error` (the node must fail closed).
+    /// Failing HSM: `hsm_seal=error;hsm_unseal=error` (no login and no key may come from
+    /// the node).
     HsmError(Target),
     /// Failing fsync: `log_flush=error` (the node must fail closed).
     FsyncError(Target),
@@ -338,9 +339,7 @@ pub async fn apply(cc: &mut ChaosCluster, step: &Step) -> anyhow::Result<()> {
         }
         Step::HsmError(t) => {
             let n = resolve(cc, *t).await?;
-            cc.nemesis
-                .failpoint(&cc.cluster, n, "hsm_seal=error;hsm_unseal=error", true)
-                .await?;
+            cc.nemesis.hsm_failure(&cc.cluster, n).await?;
         }
         Step::FsyncError(t) => {
             let n = resolve(cc, *t).await?;

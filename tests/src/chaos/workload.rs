@@ -1,21 +1,22 @@
 //! Workloads of chaos runs, each operation recorded in a [`History`]:
 //!
 //! - honest clients (the SDK, with failover over every node): register, recover, delete;
-//!   and a "leaky" honest recovery over raw calls whose ticket and finalization an attacker
-//!   later replays;
-//! - attackers (raw `bkv.v1.Vault` calls to one node at a time): wrong passwords, retries of
-//!   an attempt with the same bytes on other nodes, attempt ids reused with another request,
-//!   forged finalizations, replayed tickets, clients that stop after the first step.
+//!   and a "leaky" honest recovery over raw calls whose finish (ticket, finalization, reset
+//!   signature) an attacker later replays;
+//! - attackers (raw `bkv.v1.Vault` calls to one node at a time): blinded elements of wrong
+//!   passwords, retries of an attempt with the same bytes on other nodes, attempt ids reused
+//!   with another blinded element, logins on their own charged attempts, forged
+//!   finalizations and reset signatures, replayed finishes, clients that stop after any step.
 //!
 //! The clients live in [`super::honest`] and [`super::attacker`], reaching the cluster through
 //! [`super::kit::ClientKit`]; here are what they share: how answers read in the history, ids,
 //! and the final status observation.
 
-use bkv_client::proto::{RecordState, StatusRequest};
+use bkv_client::proto::{RecordState, RecoverStartResponse, StatusRequest};
 use rand::RngCore as _;
 use tonic::Code;
 
-use super::history::{Entry, History, Outcome, Role};
+use super::history::{Entry, Evaluation, History, Outcome, Role};
 use super::kit::ClientKit;
 
 /// How a raw call's status reads for the history.
@@ -38,9 +39,31 @@ pub(crate) fn random_id() -> [u8; 16] {
     id
 }
 
-/// SHA-256 of a credential request, first 16 bytes in hex (the history's `request_hash`).
-pub fn request_hash(credential_request: &[u8]) -> String {
-    hex::encode(&bkv_core::protocol::credential_request_hash(credential_request)[..16])
+/// SHA-256 of a `RecoverStart`'s blinded element (what the vault binds a charge to), first
+/// 16 bytes in hex (the history's `request_hash`).
+pub fn request_hash(blinded_element: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(blinded_element)[..16])
+}
+
+/// Records a `RecoverStart` answer in its complete entry: a release when it carries
+/// evaluations (a password test), with the version, the charge, the guesses and who
+/// evaluated what.
+pub fn record_start(e: &mut Entry, r: &RecoverStartResponse) {
+    use sha2::Digest as _;
+    e.released = !r.evaluations.is_empty();
+    e.version = Some(r.version);
+    e.charge = Some(r.charge);
+    e.guesses_remaining = Some(r.guesses_remaining);
+    e.guess_limit = Some(r.guess_limit);
+    e.evaluations = r
+        .evaluations
+        .iter()
+        .map(|v| Evaluation {
+            node: v.node_id,
+            element_fp: hex::encode(&sha2::Sha256::digest(&v.evaluated_element)[..16]),
+        })
+        .collect();
 }
 
 /// The record status of `account` as node `node` has it applied, recorded as a
