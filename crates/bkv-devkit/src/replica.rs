@@ -85,6 +85,8 @@ struct Inner<S> {
     charges: AtomicU64,
     identity: SigningKey,
     holders: Vec<SoftHolder>,
+    /// Holders that never answer (as a stopped node does until the call times out).
+    hung: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 /// The vault's state machine in memory, serving through [`VaultService`]. Cheap to clone.
@@ -202,12 +204,24 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
             charges: AtomicU64::new(0),
             identity,
             holders,
+            hung: Mutex::default(),
         }));
         match replica.apply(Command::SetShareMap { map: signed }) {
             Outcome::ShareMapSet { .. } => Ok(replica),
             other => Err(VaultError::Internal(format!(
                 "the share map was refused: {other:?}"
             ))),
+        }
+    }
+
+    /// Makes share-holder `node_id` never answer an evaluation (`true`), as a stopped node,
+    /// or answer again (`false`).
+    pub fn hang_holder(&self, node_id: u64, hung: bool) {
+        let mut set = self.0.hung.lock().unwrap_or_else(PoisonError::into_inner);
+        if hung {
+            set.insert(node_id);
+        } else {
+            set.remove(&node_id);
         }
     }
 
@@ -351,6 +365,15 @@ impl<S: Sealer + Send + Sync + 'static> Backend for MemoryReplica<S> {
         holder: u64,
         request: &EvalRequest,
     ) -> Result<Evaluated, VaultError> {
+        let hung = self
+            .0
+            .hung
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&holder);
+        if hung {
+            return std::future::pending().await;
+        }
         let index = usize::try_from(holder.saturating_sub(1)).unwrap_or(usize::MAX);
         let holder = self
             .0

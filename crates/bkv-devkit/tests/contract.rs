@@ -2,7 +2,8 @@
 //! SDK's flow (`bkv-client`) against a node of a [`FakeCluster`] (`bkv-vault`'s service over
 //! the in-memory replica), with real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
 //! recovery ticket is single-use (also after a later charge), a token missing a claim is
-//! refused naming the claim, and record versions count the account's own registrations.
+//! refused naming the claim, record versions count the account's own registrations, and a
+//! share-holder that never answers does not hold a recovery up.
 
 use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
 use bkv_client::{BackupKey, KsfParams, Recovery, Registration, SecretString};
@@ -360,4 +361,31 @@ fn sign_raw(key: &SigningKey, header: &str, claims: &str) -> String {
     let signed = format!("{}.{}", B64.encode(header), B64.encode(claims));
     let signature = key.sign(signed.as_bytes());
     format!("{signed}.{}", B64.encode(signature.to_bytes()))
+}
+
+#[tokio::test]
+async fn a_recovery_does_not_wait_for_a_share_holder_that_never_answers() {
+    let rig = Rig::new().await;
+    let alice = account("alice");
+    let version = rig.register(&alice, "correct horse").await;
+    // Holders 1 (the serving node) and 2 are asked first; 2 never answers, as a stopped
+    // node until its call times out. The node asks holder 3 as well after a short wait, so
+    // the recovery completes with 1 and 3 (without that it would wait for ever: the bound
+    // below turns a hang into a failure).
+    for hung in [2, 3] {
+        rig.cluster.hang_holder(hung, true);
+        let finished = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            rig.login(&alice, "correct horse"),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("holder {hung} hung and the recovery waited for it"))
+        .expect("right password");
+        assert_eq!(
+            rig.finish(&alice, &finished).await.expect("finish"),
+            version.get()
+        );
+        rig.cluster.hang_holder(hung, false);
+    }
+    assert_eq!(rig.guesses_used(&alice), 0);
 }

@@ -39,6 +39,9 @@ use crate::backend::{Backend, CallReport, VaultEvent};
 use crate::error::VaultError;
 use crate::holder::EvalRequest;
 
+/// How long the share-holders asked may take before one more is asked as well.
+pub const HEDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// The `bkv.v1.Vault` service over a backend.
 #[derive(Debug, Clone)]
 pub struct VaultService<B> {
@@ -308,8 +311,13 @@ impl<B: Backend + Clone> VaultService<B> {
 
     /// Asks share-holders of the record for evaluations until `threshold` have answered
     /// with a proof that verifies; a holder that fails or whose proof does not verify is
-    /// replaced by the next. UNAVAILABLE when fewer than `threshold` can answer: the guess
-    /// stays charged, and a retry with the same attempt gets the same charge.
+    /// replaced by the next, and while the holders asked are slow to answer (a stopped or
+    /// unreachable node answers nothing until the call times out) one more is asked every
+    /// [`HEDGE_AFTER`]. Asking an extra holder gives away nothing: each holder evaluates
+    /// the same blinded element for the same charged attempt at most once, and any
+    /// `threshold` evaluations combine to the same output. UNAVAILABLE when fewer than
+    /// `threshold` can answer: the guess stays charged, and a retry with the same attempt
+    /// gets the same charge.
     async fn gather(
         &self,
         oprf: &OprfRecord,
@@ -327,20 +335,31 @@ impl<B: Backend + Clone> VaultService<B> {
         }
         let mut answers = Vec::with_capacity(threshold);
         let mut failures = Vec::new();
-        while let Some((holder, answer)) = asked.next().await {
-            match answer {
-                Ok(evaluation) => {
-                    answers.push(evaluation);
-                    if answers.len() == threshold {
-                        break;
+        let hedge = tokio::time::sleep(HEDGE_AFTER);
+        tokio::pin!(hedge);
+        loop {
+            tokio::select! {
+                next = asked.next() => match next {
+                    None => break,
+                    Some((_, Ok(evaluation))) => {
+                        answers.push(evaluation);
+                        if answers.len() == threshold {
+                            break;
+                        }
                     }
-                }
-                Err(e) => {
-                    self.backend.observe(VaultEvent::ShareHolderFailed);
-                    failures.push(format!("node {holder}: {e}"));
+                    Some((holder, Err(e))) => {
+                        self.backend.observe(VaultEvent::ShareHolderFailed);
+                        failures.push(format!("node {holder}: {e}"));
+                        if let Some(next) = candidates.next() {
+                            asked.push(self.ask(oprf, next, request));
+                        }
+                    }
+                },
+                () = &mut hedge, if candidates.len() > 0 => {
                     if let Some(next) = candidates.next() {
                         asked.push(self.ask(oprf, next, request));
                     }
+                    hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
                 }
             }
         }

@@ -131,6 +131,12 @@ impl FakeCluster {
         }
     }
 
+    /// Makes share-holder `node_id` of the cluster's three never answer (`true`), as a
+    /// stopped node, or answer again.
+    pub fn hang_holder(&self, node_id: u64, hung: bool) {
+        self.replica.hang_holder(node_id, hung);
+    }
+
     /// How many distinct recovery attempts were charged in all.
     pub fn charges(&self) -> u64 {
         self.replica.charges()
