@@ -17,7 +17,8 @@ use bkv_core::protocol::{
 use bkv_core::record::RecordPlain;
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{Claims, MAX_LIFETIME_SECS, MAX_TOKEN_LEN, TrustedIssuers};
-use bkv_core::{AccountId, GuessLimit, VaultState};
+use bkv_core::share_map::{MAX_HOLDERS, ShareMapError};
+use bkv_core::{AccountId, GuessLimit, ShareMap, SignedShareMap, VaultState, fixtures};
 use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest as _, Sha256};
 
@@ -154,6 +155,88 @@ pub fn vault_state(data: &[u8]) {
     if let Ok(s) = VaultState::decode(data) {
         assert_eq!(s.encode(), data, "state is not canonical");
         assert_eq!(s.digest(), <[u8; 32]>::from(Sha256::digest(data)));
+    }
+}
+
+/// How many ways [`share_map`] reads its input; the first byte picks one.
+pub const SHARE_MAP_MODES: u8 = 3;
+
+/// The identity key the share-map checks verify under: the fixtures' (`bkv_core::fixtures`).
+pub fn share_map_identity() -> [u8; 32] {
+    fixtures::identity().verifying_key().to_bytes()
+}
+
+/// A share map's rules, stated apart from `ShareMap::check` (docs/PROTOCOL.md §3.2).
+fn follows_map_rules(map: &ShareMap) -> bool {
+    let n = map.holders.len();
+    (1..=255).contains(&map.cluster_name.len())
+        && map.epoch >= 1
+        && (1..=MAX_HOLDERS).contains(&n)
+        && usize::from(map.threshold) == n / 2 + 1
+        && map.holders.first().is_some_and(|h| h.node_id != 0)
+        && map.holders.windows(2).all(|w| w[0].node_id < w[1].node_id)
+        && map.holders.iter().all(|h| h.receive_key[0] == 0x04)
+}
+
+/// The share map as clients and `SetShareMap` read it; the first byte picks how:
+/// - 0: `ShareMap::parse` of the rest. Accepted bytes re-encode to themselves and follow
+///   every rule of the map; a refusal is an encoding or rule error.
+/// - 1: the rest signed by the identity key, then `SignedShareMap::verify`: the very answer
+///   of `ShareMap::parse` (the signature adds a check, never changes a result), and another
+///   key refuses it on the signature.
+/// - 2: the rest as `signature (64) || encoded`, then `verify`. A forger cannot be modelled,
+///   so one-sided: what is accepted carries the identity key's signature and parses.
+///
+/// Answers whether the input was accepted.
+pub fn share_map(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let identity = share_map_identity();
+    match mode % SHARE_MAP_MODES {
+        0 => match ShareMap::parse(rest) {
+            Ok(map) => {
+                assert_eq!(map.encode(), rest, "share map is not canonical");
+                assert!(follows_map_rules(&map), "accepted a map that breaks a rule");
+                true
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, ShareMapError::Encoding(_) | ShareMapError::Invalid(_)),
+                    "parse refusal: {e:?}"
+                );
+                false
+            }
+        },
+        1 => {
+            let signed = SignedShareMap {
+                encoded: rest.to_vec(),
+                signature: fixtures::identity().sign(rest).to_bytes(),
+            };
+            let verified = signed.verify(&identity);
+            assert_eq!(verified, ShareMap::parse(rest), "the signature changed the answer");
+            let other = SigningKey::from_bytes(&[0x5e; 32]).verifying_key().to_bytes();
+            assert_eq!(signed.verify(&other), Err(ShareMapError::Signature));
+            verified.is_ok()
+        }
+        _ => {
+            let Some((signature, encoded)) = rest.split_first_chunk::<64>() else {
+                return false;
+            };
+            let signed = SignedShareMap {
+                encoded: encoded.to_vec(),
+                signature: *signature,
+            };
+            let Ok(map) = signed.verify(&identity) else {
+                return false;
+            };
+            fixtures::identity()
+                .verifying_key()
+                .verify_strict(encoded, &ed25519_dalek::Signature::from_bytes(signature))
+                .expect("an accepted map is signed by the identity key");
+            assert_eq!(ShareMap::parse(encoded).as_ref(), Ok(&map));
+            true
+        }
     }
 }
 

@@ -1,18 +1,29 @@
 //! What the fuzz targets on bkv-node's edges assert: every gRPC request message decoded by
-//! prost and then parsed field by field the way the services do, and the config file.
+//! prost and then parsed field by field the way the services do (the client API
+//! `bkv.v1.Vault` as `bkv_vault::VaultService` parses it, `bkv.v1.Admin`, the peer services
+//! `bkv.v1.Raft` and `bkv.v1.Shares`), in depth the fields protocol v2 added to
+//! `RegisterFinish`, both directions of the `Shares.Evaluate` peer call, and the config file.
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/grpc_requests.rs`,
-//! `node_config.rs`) and the bounded property tests (`crates/bkv-node/tests/fuzz_props.rs`),
-//! which include this file with `#[path]`.
+//! `register_finish.rs`, `share_evaluate.rs`, `node_config.rs`) and the bounded property
+//! tests (`crates/bkv-node/tests/fuzz_props.rs`), which include this file with `#[path]`.
 
 use std::io::Write as _;
 
 use bkv_core::opaque;
+use bkv_core::oprf::{
+    BlindedElement, DleqProof, EvaluatedElement, ShareCiphertext, combine,
+};
 use bkv_core::protocol::MAX_TICKET_LEN;
-use bkv_core::{AccountId, AttemptId, ClusterId, GuessLimit, RequestId, SealPurpose};
+use bkv_core::{
+    AccountId, AttemptId, ClusterId, GuessLimit, RequestId, SealPurpose, ShareMap, fixtures,
+};
 use bkv_hsm::blob::Header;
+use bkv_node::admin::parse_signed_map;
 use bkv_node::config::{FlagOverrides, NodeConfig};
 use bkv_node::error::VaultError;
+use bkv_node::shares::service::{parse_answer, parse_request, request_message};
 use bkv_proto::v1;
+use bkv_vault::service::{parse_ksf, parse_reset_key, parse_shares};
 use prost::Message;
 use tonic::{Code, Status};
 
@@ -20,7 +31,20 @@ use tonic::{Code, Status};
 pub const MAX_GUESS_LIMIT: u32 = 100;
 
 /// How many message types [`grpc_request`] knows; the first input byte picks one.
-pub const MESSAGE_KINDS: u8 = 19;
+pub const MESSAGE_KINDS: u8 = 22;
+
+/// The share map in force for every check: the fixtures' map (`bkv_core::fixtures`) of
+/// epoch 1 with holders 1, 2 and 3, threshold 2.
+pub fn share_map() -> ShareMap {
+    fixtures::share_map(1, 3)
+        .verify(&share_map_identity())
+        .expect("the fixtures' map verifies")
+}
+
+/// The cluster identity key the checks verify share maps under (the fixtures').
+pub fn share_map_identity() -> [u8; 32] {
+    fixtures::identity().verifying_key().to_bytes()
+}
 
 /// Decodes one message with prost; if it decodes, checks that it re-encodes to bytes that
 /// decode to the same message, of the length prost announces.
@@ -61,16 +85,139 @@ pub fn ticket_aad() -> Vec<u8> {
     bkv_core::seal::Aad::ticket(&ClusterId::new([7; 16]), &account)
 }
 
-fn register_finish(m: v1::RegisterFinishRequest) -> Result<(), VaultError> {
+/// The fields `RegisterFinish` may refuse as INVALID_ARGUMENT.
+const REGISTER_FINISH_FIELDS: &[&str] = &[
+    "request_id",
+    "registration_upload",
+    "sealed_key",
+    "ksf",
+    "reset_public_key",
+    "guess_limit",
+    "shares",
+    "shares.commitment",
+    "shares.ciphertext",
+];
+
+/// How `RegisterFinish` reads its request, in `VaultService::register_finish`'s order, with
+/// the service's own parsers of the v2 fields, against [`share_map`] in force. `Ok(false)`:
+/// made for another map than the one in force (FAILED_PRECONDITION `stale_share_map`, not a
+/// field error: the client starts again).
+fn register_finish(m: v1::RegisterFinishRequest) -> Result<bool, VaultError> {
     RequestId::parse(&m.request_id).map_err(|e| VaultError::bad_id("request_id", e))?;
     opaque::parse_registration_upload(&m.registration_upload).map_err(VaultError::from_protocol)?;
     opaque::parse_sealed_key(m.sealed_key).map_err(VaultError::from_protocol)?;
+    parse_ksf(m.ksf)?;
+    parse_reset_key(&m.reset_public_key)?;
     let max = GuessLimit::parse_max(MAX_GUESS_LIMIT).expect("in range");
     if m.guess_limit != 0 {
         GuessLimit::parse(m.guess_limit, max)
             .map_err(|e| VaultError::invalid("guess_limit", format!("out_of_range: {e}")))?;
     }
-    Ok(())
+    let map = share_map();
+    if m.share_map_epoch != map.epoch {
+        return Ok(false);
+    }
+    parse_shares(&m.shares, &map)?;
+    Ok(true)
+}
+
+/// Whether Argon2id parameters are ones a registration may name, stated apart from
+/// `KsfParams::check`: Argon2's own range (at least one pass and one lane, at least 8 KiB per
+/// lane) within the client's limits (1 GiB, 64 passes, 16 lanes).
+fn ksf_acceptable(k: &v1::KsfParams) -> bool {
+    (1..=16).contains(&k.p_cost)
+        && (1..=64).contains(&k.t_cost)
+        && (8 * k.p_cost..=1 << 20).contains(&k.m_cost_kib)
+}
+
+/// What `parse_shares` must answer for `shares` against [`share_map`]: `Ok` exactly when
+/// there is one share per holder in the map's order, every commitment and ciphertext parses,
+/// and the commitments lie on one polynomial of degree `threshold - 1`, stated apart from
+/// `check_commitments`: with 3 holders and threshold 2, every pair of commitments
+/// interpolates to the same point at 0. Otherwise the field the refusal must name, in the
+/// order the service checks.
+fn shares_model(shares: &[v1::ShareUpload], map: &ShareMap) -> Result<(), &'static str> {
+    if shares.len() != map.holders.len() {
+        return Err("shares");
+    }
+    let mut points = Vec::with_capacity(shares.len());
+    for (share, holder) in shares.iter().zip(&map.holders) {
+        if share.node_id != holder.node_id {
+            return Err("shares");
+        }
+        let commitment = EvaluatedElement::parse(&share.commitment)
+            .map_err(|_| "shares.commitment")?;
+        if ShareCiphertext::parse(&share.ciphertext).is_err() {
+            return Err("shares.ciphertext");
+        }
+        points.push((share.node_id, commitment));
+    }
+    assert_eq!((map.holders.len(), map.threshold), (3, 2), "the model is of 2 of 3");
+    let pair = |a: usize, b: usize| combine(&[points[a], points[b]]);
+    let at_zero = pair(0, 1);
+    if pair(0, 2) == at_zero && pair(1, 2) == at_zero {
+        Ok(())
+    } else {
+        Err("shares.commitment")
+    }
+}
+
+/// `RegisterFinishRequest` as the vault service reads it (prost, then every field, the v2
+/// ones with the service's own parsers), against [`share_map`]: the whole request is refused
+/// naming a field or accepted, and each v2 field, parsed on its own, is accepted exactly as a
+/// model of its rules says (the KSF parameters, the reset key, the shares with their
+/// commitments' consistency); accepted shares are kept as sent. Answers whether the request
+/// was accepted.
+pub fn register_finish_fields(data: &[u8]) -> bool {
+    let Some(m) = decode::<v1::RegisterFinishRequest>(data) else {
+        return false;
+    };
+    let map = share_map();
+    // The KSF parameters.
+    let ksf = parse_ksf(m.ksf);
+    assert_eq!(
+        ksf.is_ok(),
+        m.ksf.as_ref().is_some_and(ksf_acceptable),
+        "ksf {:?}: {ksf:?}",
+        m.ksf
+    );
+    if let (Ok(parsed), Some(sent)) = (&ksf, &m.ksf) {
+        assert_eq!(
+            (parsed.m_cost_kib, parsed.t_cost, parsed.p_cost),
+            (sent.m_cost_kib, sent.t_cost, sent.p_cost)
+        );
+    }
+    refused_as(ksf.map(drop), &["ksf"]);
+    // The reset key.
+    let reset = parse_reset_key(&m.reset_public_key);
+    assert_eq!(
+        reset.is_ok(),
+        bkv_core::oprf::ResetPublicKey::parse(&m.reset_public_key).is_ok()
+    );
+    if let Ok(key) = &reset {
+        assert_eq!(key.as_slice(), m.reset_public_key.as_slice());
+    }
+    refused_as(reset.map(drop), &["reset_public_key"]);
+    // The shares.
+    let shares = parse_shares(&m.shares, &map);
+    let model = shares_model(&m.shares, &map);
+    match (&shares, model) {
+        (Ok(stored), Ok(())) => {
+            assert_eq!(stored.len(), m.shares.len());
+            for (kept, sent) in stored.iter().zip(&m.shares) {
+                assert_eq!(kept.node_id, sent.node_id);
+                assert_eq!(kept.commitment.as_slice(), sent.commitment.as_slice());
+                assert_eq!(kept.ciphertext, sent.ciphertext);
+            }
+        }
+        (Err(_), Err(field)) => refused_as(shares.map(drop), &[field]),
+        (got, expected) => panic!("parse_shares answered {got:?}, the model {expected:?}"),
+    }
+    // The whole request, as the service reads it.
+    let whole = register_finish(m);
+    let accepted = whole.as_ref().is_ok_and(|fresh| *fresh);
+    refused_as(whole.map(drop), REGISTER_FINISH_FIELDS);
+    accepted
 }
 
 fn recover_finish(m: v1::RecoverFinishRequest) -> Result<(), VaultError> {
@@ -82,15 +229,47 @@ fn recover_finish(m: v1::RecoverFinishRequest) -> Result<(), VaultError> {
     }
     opaque::parse_credential_finalization(&m.credential_finalization)
         .map_err(VaultError::from_protocol)?;
+    if m.reset_signature.len() != 64 {
+        return Err(VaultError::invalid(
+            "reset_signature",
+            "wrong_length: must be 64 bytes",
+        ));
+    }
     // What runs before the HSM is asked to open the ticket: its sealed-blob header.
     Header::open(&m.ticket, SealPurpose::Ticket, &ticket_aad())
         .map_err(|e| VaultError::from_protocol(e.into()))?;
     Ok(())
 }
 
-/// One request message, picked by the first byte: the seven `bkv.v1.Vault` requests parsed
-/// as `VaultService` does, the `bkv.v1.Admin` requests, and the two `bkv.v1.Raft` requests
-/// (their payloads have their own targets). Answers whether the request was accepted.
+/// How `Init` reads the identity key and the first share map (what follows, the node's own
+/// membership in the map, needs the node): 32 bytes of key, a signed map that verifies under
+/// it.
+fn init(m: v1::InitRequest) -> Result<(), VaultError> {
+    let identity: [u8; 32] = m.identity_public_key.as_slice().try_into().map_err(|_| {
+        VaultError::invalid("identity_public_key", "wrong_length: must be 32 bytes")
+    })?;
+    let signed = parse_signed_map(m.share_map)?;
+    signed
+        .verify(&identity)
+        .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
+    Ok(())
+}
+
+/// How `SetShareMap` reads its map, against the identity key of the cluster
+/// ([`share_map_identity`]).
+fn set_share_map(m: v1::SetShareMapRequest) -> Result<(), VaultError> {
+    let signed = parse_signed_map(m.share_map)?;
+    let map = signed
+        .verify(&share_map_identity())
+        .map_err(|e| VaultError::invalid("share_map", format!("refused: {e}")))?;
+    assert_eq!(map.encode(), signed.encoded, "a verified map is canonical");
+    Ok(())
+}
+
+/// One request message, picked by the first byte: the eight `bkv.v1.Vault` requests parsed
+/// as `VaultService` does, the `bkv.v1.Admin` requests, the two `bkv.v1.Raft` requests
+/// (their payloads have their own targets) and the `bkv.v1.Shares` request. Answers whether
+/// the request was accepted.
 pub fn grpc_request(data: &[u8]) -> bool {
     let Some((&kind, body)) = data.split_first() else {
         return false;
@@ -101,31 +280,31 @@ pub fn grpc_request(data: &[u8]) -> bool {
                 .map(drop)
                 .map_err(VaultError::from_protocol)
         }),
-        1 => parsed::<v1::RegisterFinishRequest>(
-            body,
-            &[
-                "request_id",
-                "registration_upload",
-                "sealed_key",
-                "guess_limit",
-            ],
-            register_finish,
-        ),
+        1 => decode::<v1::RegisterFinishRequest>(body).is_some_and(|m| {
+            let result = register_finish(m);
+            let accepted = result.as_ref().is_ok_and(|fresh| *fresh);
+            refused_as(result.map(drop), REGISTER_FINISH_FIELDS);
+            accepted
+        }),
         2 => decode::<v1::ActivateRequest>(body).is_some(),
-        3 => parsed::<v1::RecoverStartRequest>(body, &["attempt_id", "credential_request"], |m| {
+        3 => parsed::<v1::RecoverStartRequest>(body, &["attempt_id", "blinded_element"], |m| {
             AttemptId::parse(&m.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
-            opaque::parse_credential_request(&m.credential_request)
-                .map_err(VaultError::from_protocol)?;
+            BlindedElement::parse(&m.blinded_element)
+                .map_err(|e| VaultError::invalid("blinded_element", format!("invalid: {e}")))?;
             Ok(())
         }),
         4 => parsed::<v1::RecoverFinishRequest>(
             body,
-            &["ticket", "credential_finalization"],
+            &["ticket", "credential_finalization", "reset_signature"],
             recover_finish,
         ),
         5 => decode::<v1::StatusRequest>(body).is_some(),
         6 => decode::<v1::DeleteRequest>(body).is_some(),
-        7 => decode::<v1::InitRequest>(body).is_some(),
+        7 => parsed::<v1::InitRequest>(
+            body,
+            &["identity_public_key", "share_map", "share_map.signature"],
+            init,
+        ),
         8 => decode::<v1::NodeInfoRequest>(body).is_some(),
         9 => decode::<v1::ProvisionClusterKeyRequest>(body)
             .is_some_and(|m| ClusterId::parse(&m.cluster_id).is_ok()),
@@ -137,13 +316,87 @@ pub fn grpc_request(data: &[u8]) -> bool {
         15 => decode::<v1::SnapshotRequest>(body).is_some(),
         16 => decode::<v1::AuditRequest>(body).is_some(),
         17 => decode::<v1::RaftMessage>(body).is_some(),
-        _ => decode::<v1::ForwardRequest>(body).is_some_and(|m| {
+        18 => decode::<v1::ForwardRequest>(body).is_some_and(|m| {
             bkv_raft::codec::decode_bounded::<bkv_core::Request>(
                 &m.request,
                 bkv_raft::MAX_FORWARD_REQUEST_BYTES,
             )
             .is_ok()
         }),
+        19 => parsed::<v1::RecoverLoginRequest>(
+            body,
+            &["attempt_id", "credential_request"],
+            |m| {
+                AttemptId::parse(&m.attempt_id)
+                    .map_err(|e| VaultError::bad_id("attempt_id", e))?;
+                opaque::parse_credential_request(&m.credential_request)
+                    .map_err(VaultError::from_protocol)?;
+                Ok(())
+            },
+        ),
+        20 => parsed::<v1::SetShareMapRequest>(
+            body,
+            &["share_map", "share_map.signature"],
+            set_share_map,
+        ),
+        _ => share_evaluate(&[&[0][..], body].concat()),
+    }
+}
+
+/// How many directions [`share_evaluate`] knows: the first byte picks the request (0) or the
+/// answer (1).
+pub const EVALUATE_KINDS: u8 = 2;
+
+/// The `bkv.v1.Shares.Evaluate` peer call, both ways, decoded by prost and read with the
+/// node's own functions; the first byte picks:
+/// - 0: `EvaluateRequest`, as a share-holder reads it (`parse_request`): accepted requests
+///   are written back by `request_message` to the very message; a refusal is
+///   INVALID_ARGUMENT naming the account, the attempt id or the blinded element.
+/// - 1: `EvaluateResponse`, as the serving node reads a holder's answer (`parse_answer`):
+///   accepted exactly when the element and the proof parse, and kept as sent; a refusal is
+///   INTERNAL (a faulty holder, not the client's doing).
+///
+/// Answers whether the message was accepted.
+pub fn share_evaluate(data: &[u8]) -> bool {
+    let Some((&which, body)) = data.split_first() else {
+        return false;
+    };
+    if which % EVALUATE_KINDS == 0 {
+        let Some(m) = decode::<v1::EvaluateRequest>(body) else {
+            return false;
+        };
+        match parse_request(&m) {
+            Ok(request) => {
+                assert_eq!(request_message(&request), m, "request does not round-trip");
+                true
+            }
+            Err(e) => {
+                refused_as(Err(e), &["account", "attempt_id", "blinded_element"]);
+                false
+            }
+        }
+    } else {
+        let Some(m) = decode::<v1::EvaluateResponse>(body) else {
+            return false;
+        };
+        let expected = EvaluatedElement::parse(&m.evaluated_element).is_ok()
+            && DleqProof::parse(&m.proof).is_ok();
+        match parse_answer(&m) {
+            Ok(evaluated) => {
+                assert!(expected, "accepted a bad answer");
+                assert_eq!(
+                    evaluated.element.as_bytes().as_slice(),
+                    m.evaluated_element.as_slice()
+                );
+                assert_eq!(evaluated.proof.to_bytes().as_slice(), m.proof.as_slice());
+                true
+            }
+            Err(e) => {
+                assert!(!expected, "refused a good answer: {e}");
+                assert_eq!(Status::from(e).code(), Code::Internal);
+                false
+            }
+        }
     }
 }
 

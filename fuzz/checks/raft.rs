@@ -4,6 +4,10 @@
 //! the bounded property tests (`crates/bkv-raft/tests/fuzz_props.rs`), which include this file
 //! with `#[path]`.
 //!
+//! Commands carried by entries and forwarded writes (protocol v2: `SetShareMap`, `Stage` with
+//! its OPRF half, `ResetGuesses` with its signature, ...) are applied to a sample state, which
+//! must refuse what serde cannot check and stay decodable.
+//!
 //! postcard accepts a few encodings of one value (over-long varints), so a decoded message is
 //! checked to re-encode stably: encode(decode(bytes)) decodes to the same value, re-encodes to
 //! the same bytes, and is never longer than the input.
@@ -67,6 +71,11 @@ pub fn append_entries(data: &[u8]) {
             touch_membership(m);
         }
     }
+    // What a follower's state machine does with the commands the entries carry.
+    apply_to_sample(rpc.entries.iter().flat_map(|e| match &e.payload {
+        EntryPayload::Normal(p) => p.requests.as_slice(),
+        _ => &[],
+    }));
 }
 
 /// `VoteRequest<NodeId>` as `RaftService::vote` decodes it.
@@ -119,18 +128,8 @@ pub fn responses(data: &[u8]) {
         }
         3 => {
             if let Some(r) = decode_stable::<Request>(body, MAX_FORWARD_REQUEST_BYTES) {
-                // The state machine re-checks what serde cannot: applying a forwarded write
-                // (twice, as a retry would) must not panic, and must leave a state that its
-                // own decoder accepts.
-                let mut state = sample_state();
-                let _ = state.apply(4, &r);
-                let _ = state.apply(5, &r);
-                let bytes = state.encode();
-                assert_eq!(
-                    bkv_core::VaultState::decode(&bytes).as_ref(),
-                    Ok(&state),
-                    "applying {r:?} left a state that does not decode"
-                );
+                // The state machine re-checks what serde cannot.
+                apply_to_sample([&r]);
             }
         }
         _ => {
@@ -139,41 +138,135 @@ pub fn responses(data: &[u8]) {
     }
 }
 
-/// A bootstrapped state with one active record (`alice`, version 2, limit 3), for forwarded
-/// requests to act on.
-fn sample_state() -> bkv_core::VaultState {
-    use bkv_core::{AccountId, ClusterId, Command, GuessLimit, RecordVersion, RequestId};
+/// Most forwarded or replicated commands applied per input: bounds the work of one input
+/// (each may verify a signature).
+const MAX_APPLIED: usize = 64;
+
+/// Applies `requests` to the sample state, each twice (as a retry would): must not panic,
+/// must leave a state that its own decoder accepts, and what serde cannot check the state
+/// machine must: a share map goes in force only signed by the cluster identity key, a
+/// record stages only if it follows the map in force, and a reset applies only with the
+/// record's reset key's signature.
+fn apply_to_sample<'a>(requests: impl IntoIterator<Item = &'a Request>) {
+    let mut state = sample_state();
+    let mut index = 100;
+    for r in requests.into_iter().take(MAX_APPLIED) {
+        for _ in 0..2 {
+            apply_checked(&mut state, index, r);
+            index += 1;
+        }
+    }
+    let bytes = state.encode();
+    assert_eq!(
+        bkv_core::VaultState::decode(&bytes).as_ref(),
+        Ok(&state),
+        "applying left a state that does not decode"
+    );
+}
+
+/// Applies one request at `index` and checks the v2 rules on what it applied.
+fn apply_checked(state: &mut bkv_core::VaultState, index: u64, r: &Request) {
+    use bkv_core::Command;
+    let cluster = state.cluster().cloned();
+    let reset_key = match &r.command {
+        Command::ResetGuesses {
+            account, version, ..
+        } => state
+            .active_oprf(account, *version)
+            .map(|(oprf, _)| oprf.reset_key),
+        _ => None,
+    };
+    let applied = state.apply(index, r);
+    let Some(cluster) = cluster else {
+        // The sample state is bootstrapped: nothing but a second Bootstrap is refused as such.
+        return;
+    };
+    match (&r.command, &applied.outcome) {
+        (Command::SetShareMap { map }, Outcome::ShareMapSet { epoch }) => {
+            let parsed = map
+                .verify(&cluster.identity_key)
+                .expect("a map in force verifies under the identity key");
+            assert_eq!(parsed.epoch, *epoch);
+            assert_eq!(parsed.cluster_name, cluster.cluster_name);
+        }
+        (Command::Stage { oprf, .. }, Outcome::Staged { version }) if version.get() == index => {
+            let map = cluster
+                .share_map
+                .as_ref()
+                .map(|m| &m.map)
+                .expect("staged without a share map");
+            assert_eq!(oprf.map_epoch, map.epoch, "staged under another map");
+            assert_eq!(oprf.threshold, map.threshold, "staged another threshold");
+            assert!(
+                oprf.holders().eq(map.holders.iter().map(|h| h.node_id)),
+                "staged for other holders"
+            );
+        }
+        (
+            Command::ResetGuesses {
+                account,
+                version,
+                charge,
+                signature,
+            },
+            Outcome::Reset { .. },
+        ) => {
+            let key = reset_key.expect("reset of a version that is not active");
+            assert!(
+                bkv_core::reset::reset_signature_valid(
+                    &key,
+                    &cluster.cluster_name,
+                    account,
+                    *version,
+                    *charge,
+                    signature,
+                ),
+                "a reset applied without the record's reset key's signature"
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The fixtures' cluster (`bkv_core::fixtures`: identity key, share map of epoch 1 with
+/// holders 1 to 3) with one active record (`alice`, limit 3, a guess charged), for forwarded
+/// and replicated commands to act on.
+pub fn sample_state() -> bkv_core::VaultState {
+    use bkv_core::{AccountId, AttemptId, Command, GuessLimit, RecordVersion, RequestId, fixtures};
     let limit = |n| GuessLimit::parse_max(n).expect("in range");
     let alice = AccountId::parse("alice").expect("valid account");
     let mut state = bkv_core::VaultState::default();
     let commands = [
-        Command::Bootstrap {
-            cluster_id: ClusterId::new([9; 16]),
-            cluster_name: "fuzz".into(),
-            sealed_server_setup: vec![1, 2, 3],
-            key_check_value: [0; 3],
-            key_id: [0; 8],
-            default_guess_limit: limit(3),
-            max_guess_limit: limit(10),
-        },
+        fixtures::bootstrap(limit(3), limit(10)),
+        fixtures::set_share_map(1, 3),
         Command::Stage {
             account: alice.clone(),
             request_id: RequestId::new([1; 16]),
             guess_limit: limit(3),
             sealed_record: vec![0xaa; 40],
+            oprf: fixtures::oprf_record(1, 3),
         },
         Command::Activate {
+            account: alice.clone(),
+            version: RecordVersion(3),
+        },
+        Command::ChargeGuess {
             account: alice,
-            version: RecordVersion(2),
+            attempt_id: AttemptId::new([2; 16]),
+            request_hash: [3; 32],
         },
     ];
     for (i, command) in commands.into_iter().enumerate() {
-        state.apply(
+        let applied = state.apply(
             i as u64 + 1,
             &Request {
                 at_unix_ms: 0,
                 command,
             },
+        );
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "sample state: {applied:?}"
         );
     }
     state

@@ -1,17 +1,17 @@
 //! `VaultState::apply` of the two commands every recovery commits, `ChargeGuess` and
-//! `ResetGuesses`, on states of 10 thousand and 1 million active accounts, each record a
-//! realistic 330-byte sealed blob. Also prints what such a state takes: resident memory
-//! and the size of its encoding (what a snapshot holds on disk).
+//! `ResetGuesses` (whose apply verifies the client's Ed25519 reset signature), on states of
+//! 10 thousand and 1 million active accounts, each record a realistic 330-byte sealed blob
+//! with the public OPRF half of protocol v2 (three shares: commitments and 125-byte
+//! ciphertexts, the reset key, the KSF parameters). Also prints what such a state takes:
+//! resident memory and the size of its encoding (what a snapshot holds on disk).
 //!
 //! `cargo bench -p bkv-core --bench apply` (building the 1M state takes a few seconds).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bkv_core::ids::{
-    AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
-};
-use bkv_core::{Command, Outcome, Request, VaultState};
+use bkv_core::ids::{AccountId, AttemptId, GuessLimit, RequestId};
+use bkv_core::{Command, Outcome, Request, VaultState, fixtures};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
@@ -39,24 +39,24 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// A bootstrapped state with `n` active accounts; returns it and the next log index.
+/// A bootstrapped state (the fixtures' cluster and share map: three holders) with `n` active
+/// accounts; returns it and the next log index.
 fn state_with(n: u64) -> (VaultState, u64) {
     let mut rng = StdRng::seed_from_u64(n);
     let mut state = VaultState::default();
     let mut index = 1;
     let boot = state.apply(
         index,
-        &request(Command::Bootstrap {
-            cluster_id: ClusterId::new([1; 16]),
-            cluster_name: "bench".into(),
-            sealed_server_setup: vec![0; 128],
-            key_check_value: [1, 2, 3],
-            key_id: [4; 8],
-            default_guess_limit: GuessLimit::DEFAULT,
-            max_guess_limit: GuessLimit::DEFAULT,
-        }),
+        &request(fixtures::bootstrap(
+            GuessLimit::DEFAULT,
+            GuessLimit::DEFAULT,
+        )),
     );
     assert_eq!(boot.outcome, Outcome::Bootstrapped);
+    index += 1;
+    let map = state.apply(index, &request(fixtures::set_share_map(1, 3)));
+    assert_eq!(map.outcome, Outcome::ShareMapSet { epoch: 1 });
+    let oprf = fixtures::oprf_record(1, 3);
     let mut record = vec![0u8; SEALED_RECORD_LEN];
     for i in 0..n {
         rng.fill_bytes(&mut record);
@@ -70,6 +70,7 @@ fn state_with(n: u64) -> (VaultState, u64) {
                 request_id: RequestId::new(rid),
                 guess_limit: GuessLimit::DEFAULT,
                 sealed_record: record.clone(),
+                oprf: oprf.clone(),
             }),
         );
         let Outcome::Staged { version } = staged.outcome else {
@@ -138,13 +139,39 @@ fn bench_apply(c: &mut Criterion) {
                     else {
                         panic!("charge: {:?}", applied.outcome);
                     };
-                    let reset = request(reset(a, version, charge));
+                    let reset = request(fixtures::reset(&a, version, charge));
                     index += 1;
                     let started = Instant::now();
-                    black_box(state.apply(index, &reset));
+                    let applied = black_box(state.apply(index, &reset));
                     timed += started.elapsed();
+                    assert!(
+                        matches!(applied.outcome, Outcome::Reset { reset: true, .. }),
+                        "reset: {:?}",
+                        applied.outcome
+                    );
                 }
                 timed
+            })
+        });
+        // A reset signed by another key (one a node made up): refused on the signature,
+        // which every replica verifies; the state does not change, so no charge is needed.
+        let forged = {
+            let a = account(0);
+            request(Command::ResetGuesses {
+                account: a.clone(),
+                version: version_of(&state, &a),
+                charge: last_charge_of(&state, &a),
+                signature: [7; 64],
+            })
+        };
+        group.bench_function(format!("reset_guesses_forged/{label}_accounts"), |b| {
+            b.iter(|| {
+                index += 1;
+                let applied = black_box(state.apply(index, &forged));
+                assert_eq!(
+                    applied.outcome,
+                    Outcome::Rejected(bkv_core::Rejection::BadResetSignature)
+                );
             })
         });
         // A charge while a snapshot still holds a clone of the state and shares the charged
@@ -169,6 +196,22 @@ fn bench_apply(c: &mut Criterion) {
         drop(state);
     }
     group.finish();
+}
+
+/// The active version of `account`.
+fn version_of(state: &VaultState, account: &AccountId) -> bkv_core::RecordVersion {
+    match state.account_status(account).record {
+        bkv_core::RecordStatus::Active { version, .. } => version,
+        other => panic!("not active: {other:?}"),
+    }
+}
+
+/// The latest charge on `account`'s active record.
+fn last_charge_of(state: &VaultState, account: &AccountId) -> bkv_core::ChargeNumber {
+    match state.account_status(account).record {
+        bkv_core::RecordStatus::Active { last_charge, .. } => last_charge,
+        other => panic!("not active: {other:?}"),
+    }
 }
 
 /// Charges a random one of the `n` accounts, then resets it so that the state stays the same
@@ -202,16 +245,13 @@ fn timed_charge(
         panic!("charge: {:?}", applied.outcome);
     };
     *index += 1;
-    state.apply(*index, &request(reset(a, version, charge)));
+    let reset = state.apply(*index, &request(fixtures::reset(&a, version, charge)));
+    assert!(
+        matches!(reset.outcome, Outcome::Reset { reset: true, .. }),
+        "reset: {:?}",
+        reset.outcome
+    );
     took
-}
-
-fn reset(account: AccountId, version: RecordVersion, charge: ChargeNumber) -> Command {
-    Command::ResetGuesses {
-        account,
-        version,
-        charge,
-    }
 }
 
 criterion_group! {

@@ -1,16 +1,21 @@
 //! CPU cost of the threshold OPRF's steps (criterion), per side.
 //!
-//! Node side, per recovery: `evaluate_share` (Z_i = k_i B and its proof). Per registration:
-//! `check_commitments` and `open_share` (the software part after the token's ECDH, which
-//! `p256_ecdh_software` stands in for here). Client side: `blind`, `verify_evaluation` (once
-//! per node answering), `combine`, `finish`; at registration `split`, `evaluate_directly`,
-//! `encrypt_share` (once per voter); resets: `reset_sign` on the client, `reset_verify` on
-//! every node at apply.
+//! Node side, per recovery: `evaluate_share` (Z_i = k_i B and its proof) on each of the `t`
+//! holders asked, and `verify_evaluation` on the serving node for each answer of another
+//! holder. Per registration: `check_commitments` (2 of 3 and 3 of 5) on the serving node,
+//! and `open_share` on each holder (the software part after the token's ECDH, which
+//! `p256_ecdh_software` stands in for here). Resets: `reset_verify` on every node at apply
+//! (the whole apply of a `ResetGuesses` is in the `apply` bench). Share maps:
+//! `share_map/verify` (signature and parse) on every node when it applies `SetShareMap`, and
+//! on the client at each registration. Client side: `blind`, `verify_evaluation` (as the
+//! node's, once per evaluation), `combine`, `finish`; at registration `split`,
+//! `evaluate_directly`, `encrypt_share` (once per voter); `reset_sign`.
 //!
 //! Run: `cargo bench -p bkv-core --features test-support --bench oprf`.
 
 use std::hint::black_box;
 
+use bkv_core::fixtures;
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::oprf::{
     Blind, Commitment, EvaluatedElement, OprfKey, ResetKey, ShareContext, SoftwareShareKey,
@@ -46,8 +51,20 @@ fn bench(c: &mut Criterion) {
     g.bench_function("check_commitments/3_of_5", |b| {
         b.iter(|| check_commitments(black_box(&points), 3))
     });
+    let shares_of_3 = split(&key, &[1, 2, 3], 2, rng).expect("split");
+    let points_of_3: Vec<(u64, Commitment)> =
+        shares_of_3.iter().map(|(s, k)| (s.index(), *k)).collect();
+    g.bench_function("check_commitments/2_of_3", |b| {
+        b.iter(|| check_commitments(black_box(&points_of_3), 2))
+    });
+    // What the serving node does with each answer of another holder (the client again).
+    let (_, commitment, z0, proof0) = &answers[0];
+    g.bench_function("verify_evaluation", |b| {
+        b.iter(|| verify_evaluation(commitment, black_box(&blinded), z0, proof0))
+    });
     let node_key = SoftwareShareKey::generate(rng);
     let recipient = node_key.public();
+    let reset_key = ResetKey::derive(&ExportKey::take_from(&mut [7u8; 64]).expect("64 bytes"));
     let context = ShareContext {
         cluster_name: "bkv-local".into(),
         account: account.clone(),
@@ -66,7 +83,6 @@ fn bench(c: &mut Criterion) {
     g.bench_function("p256_ecdh_software", |b| {
         b.iter(|| node_key.diffie_hellman(black_box(ciphertext.ephemeral_public())))
     });
-    let reset_key = ResetKey::derive(&ExportKey::take_from(&mut [7u8; 64]).expect("64 bytes"));
     let message = reset_message(
         &context.cluster_name,
         &account,
@@ -80,13 +96,19 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    let mut g = c.benchmark_group("share_map");
+    let identity = fixtures::identity().verifying_key().to_bytes();
+    for holders in [3u64, 5] {
+        let signed = fixtures::share_map(1, holders);
+        g.bench_function(format!("verify/{holders}_holders"), |b| {
+            b.iter(|| black_box(&signed).verify(&identity).expect("verifies"))
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("oprf_client");
     g.bench_function("blind", |b| {
         b.iter(|| Blind::start(black_box(&input), &mut OsRng))
-    });
-    let (_, commitment, z0, proof0) = &answers[0];
-    g.bench_function("verify_evaluation", |b| {
-        b.iter(|| verify_evaluation(commitment, black_box(&blinded), z0, proof0))
     });
     g.bench_function("combine/t2", |b| {
         b.iter(|| combine(black_box(&evaluations[..2])))

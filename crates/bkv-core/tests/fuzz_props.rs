@@ -17,10 +17,12 @@ use bkv_core::protocol::{MIN_SEALED_KEY_LEN, SEALED_BACKUP_KEY_LEN};
 use bkv_core::record::RecordPlain;
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{self, Claims};
+use bkv_core::oprf::SoftwareShareKey;
 use bkv_core::{
     AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request, RequestId,
-    VaultState,
+    ShareHolder, ShareMap, StateDecodeError, VaultState,
 };
+use ed25519_dalek::Signer as _;
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, ServerLogin, ServerLoginParameters, ServerRegistration,
@@ -70,13 +72,43 @@ const TARGETS: &[Target] = &[
     ("token_structured", checks::token_structured, |b| {
         checks::TokenCase::from_script(b).acceptable()
     }),
+    ("share_map", share_map_check, checks::share_map),
 ];
+
+fn share_map_check(b: &[u8]) {
+    checks::share_map(b);
+}
 
 #[test]
 fn committed_seeds_match_their_names() {
     for (target, check, accepts) in TARGETS {
         check_seeds(target, *check, accepts);
     }
+}
+
+/// The invalid state seeds of protocol v2 are refused for the rule they break, not for
+/// something else a format change could have broken first.
+#[test]
+fn v2_state_seeds_break_their_rule() {
+    let seed = |name: &str| {
+        props::seeds("vault_state")
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| panic!("vault_state/{name} is missing"))
+    };
+    assert_eq!(
+        VaultState::decode(&seed("invalid-share-map-signature")),
+        Err(StateDecodeError::Invalid(
+            "share map not signed by the identity key"
+        ))
+    );
+    assert_eq!(
+        VaultState::decode(&seed("invalid-oprf-epoch")),
+        Err(StateDecodeError::Invalid(
+            "OPRF record out of step with the share map"
+        ))
+    );
 }
 
 proptest! {
@@ -142,6 +174,16 @@ proptest! {
     #[test]
     fn token_structured_mutated(bytes in mutated("token_structured")) {
         checks::token_structured(&bytes);
+    }
+
+    #[test]
+    fn share_map_random(mode in 0..checks::SHARE_MAP_MODES, bytes in random(400)) {
+        checks::share_map(&[&[mode][..], &bytes].concat());
+    }
+
+    #[test]
+    fn share_map_mutated(bytes in mutated("share_map")) {
+        checks::share_map(&bytes);
     }
 }
 
@@ -265,9 +307,30 @@ fn write_seeds() {
         &VaultState::default().encode(),
     );
     write_seed("vault_state", "valid-accounts", &state.encode());
+    write_seed(
+        "vault_state",
+        "valid-five-holders",
+        &five_holder_state().encode(),
+    );
     let mut trailing = state.encode();
     trailing.push(0);
     write_seed("vault_state", "invalid-trailing", &trailing);
+    // The v2 invariants the decoder checks: the map in force is signed by the identity key,
+    // and every record follows a map that was in force.
+    let mut bad_signature = state.encode();
+    let signature = fixtures::share_map(1, 3).signature;
+    let at = find(&bad_signature, &signature).expect("the map's signature is in the state");
+    bad_signature[at] ^= 1;
+    write_seed("vault_state", "invalid-share-map-signature", &bad_signature);
+    let mut future_epoch = state.encode();
+    // An OPRF record's encoding starts `map_epoch (1) || threshold (2) || 3 shares ||
+    // node id 1 || commitment [1; 32]`: make its epoch 5, above the map in force.
+    let record = [&[1u8, 2, 3, 1][..], &[1; 32]].concat();
+    let at = find(&future_epoch, &record).expect("an OPRF record is in the state");
+    future_epoch[at] = 5;
+    write_seed("vault_state", "invalid-oprf-epoch", &future_epoch);
+
+    share_map_seeds();
 
     let key = checks::token_key(1);
     let claims = Claims {
@@ -302,6 +365,107 @@ fn write_seeds() {
     write_seed("token_structured", "invalid-other-signer", &[8, 1]);
     write_seed("token_structured", "invalid-expired", &[6, 2, 0]);
     write_seed("token_structured", "invalid-aud", &[4, 1]);
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Seeds of the `share_map` target: maps with real P-256 receiving keys, raw, signed by the
+/// check's identity key (mode 1 signs itself), and with their signature (mode 2).
+fn share_map_seeds() {
+    let rng = &mut OsRng;
+    let mut map = |epoch: u64, ids: &[u64]| ShareMap {
+        cluster_name: "bkv-fuzz".into(),
+        epoch,
+        threshold: u16::try_from(ids.len() / 2 + 1).expect("small"),
+        holders: ids
+            .iter()
+            .map(|&node_id| ShareHolder {
+                node_id,
+                receive_key: *SoftwareShareKey::generate(rng).public().as_bytes(),
+            })
+            .collect(),
+    };
+    let three = map(1, &[1, 2, 3]).encode();
+    let five = map(7, &[1, 2, 4, 8, 9]).encode();
+    let tagged = |mode: u8, b: &[u8]| [&[mode][..], b].concat();
+    write_seed("share_map", "valid-parse-3", &tagged(0, &three));
+    write_seed("share_map", "valid-signed-5", &tagged(1, &five));
+    let signature = fixtures::identity().sign(&three).to_bytes();
+    write_seed(
+        "share_map",
+        "valid-with-signature",
+        &tagged(2, &[&signature[..], &three].concat()),
+    );
+    let mut forged = signature;
+    forged[0] ^= 1;
+    write_seed(
+        "share_map",
+        "invalid-forged-signature",
+        &tagged(2, &[&forged[..], &three].concat()),
+    );
+    let mut threshold_3 = map(1, &[1, 2, 3]);
+    threshold_3.threshold = 3;
+    write_seed(
+        "share_map",
+        "invalid-threshold",
+        &tagged(1, &threshold_3.encode()),
+    );
+    let mut unordered = map(1, &[1, 2, 3]);
+    unordered.holders.swap(0, 1);
+    write_seed(
+        "share_map",
+        "invalid-unordered",
+        &tagged(0, &unordered.encode()),
+    );
+    write_seed(
+        "share_map",
+        "invalid-epoch-0",
+        &tagged(0, &map(0, &[1]).encode()),
+    );
+    let mut trailing = three.clone();
+    trailing.push(0);
+    write_seed("share_map", "invalid-trailing", &tagged(1, &trailing));
+}
+
+/// A state whose map has five holders (epoch 2, after the map of three), with one active
+/// record split over them.
+fn five_holder_state() -> VaultState {
+    let mut s = VaultState::default();
+    let limit = |n| GuessLimit::parse_max(n).expect("in range");
+    let alice = AccountId::parse("alice").expect("valid");
+    let commands = [
+        fixtures::bootstrap(limit(5), limit(10)),
+        fixtures::set_share_map(1, 3),
+        fixtures::set_share_map(2, 5),
+        Command::Stage {
+            account: alice.clone(),
+            request_id: RequestId::new([1; 16]),
+            guess_limit: limit(5),
+            sealed_record: vec![0xaa; 40],
+            oprf: fixtures::oprf_record(2, 5),
+        },
+        Command::Activate {
+            account: alice,
+            version: RecordVersion(4),
+        },
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        let applied = s.apply(
+            i as u64 + 1,
+            &Request {
+                at_unix_ms: 0,
+                command,
+            },
+        );
+        assert!(
+            !matches!(applied.outcome, bkv_core::Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    s
 }
 
 /// A ticket plaintext, byte by byte as `ticket.rs` documents it.

@@ -40,7 +40,7 @@ use crate::tls::require_role;
 const INIT_LEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// A signed share map from the wire.
-fn parse_signed_map(
+pub fn parse_signed_map(
     map: Option<bkv_proto::v1::SignedShareMap>,
 ) -> Result<SignedShareMap, VaultError> {
     let map = map.ok_or_else(|| VaultError::invalid("share_map", "missing"))?;

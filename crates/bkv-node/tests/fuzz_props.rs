@@ -1,5 +1,6 @@
-//! The fuzz targets on bkv-node's edges (gRPC request messages, the config file) as bounded
-//! property tests, so `make test` catches regressions without a fuzzer: each check
+//! The fuzz targets on bkv-node's edges (gRPC request messages, the v2 fields of
+//! `RegisterFinish`, the `Shares.Evaluate` peer call, the config file) as bounded property
+//! tests, so `make test` catches regressions without a fuzzer: each check
 //! (`fuzz/checks/node.rs`, the very code the cargo-fuzz targets run) gets random bytes and
 //! mutations of the committed seeds (`fuzz/corpus/<target>/`), and the seeds themselves are
 //! held to their names.
@@ -12,13 +13,21 @@ mod checks;
 #[path = "../../../fuzz/checks/props.rs"]
 mod props;
 
-use bkv_core::{AccountId, Command, Request, SealPurpose};
+use bkv_core::oprf::{
+    Blind, Commitment, KeyShare, OprfKey, ResetKey, ShareContext, SoftwareShareKey,
+    encrypt_share, evaluate_share, oprf_input, split,
+};
+use bkv_core::protocol::{ExportKey, KsfParams};
+use bkv_core::{AccountId, Command, Request, SealPurpose, fixtures};
 use bkv_hsm::blob::{Header, IV_LEN};
 use bkv_proto::v1;
 use props::{check_seeds, mutated, random, seeds, write_seed};
 use proptest::prelude::*;
+use rand::rngs::OsRng;
 
 const REQUESTS: &str = "grpc_requests";
+const REGISTER_FINISH: &str = "register_finish";
+const EVALUATE: &str = "share_evaluate";
 const CONFIG: &str = "node_config";
 
 /// Config loading writes a file and runs figment: fewer cases keep the test quick.
@@ -32,6 +41,20 @@ fn committed_seeds_match_their_names() {
             checks::grpc_request(b);
         },
         checks::grpc_request,
+    );
+    check_seeds(
+        REGISTER_FINISH,
+        |b| {
+            checks::register_finish_fields(b);
+        },
+        checks::register_finish_fields,
+    );
+    check_seeds(
+        EVALUATE,
+        |b| {
+            checks::share_evaluate(b);
+        },
+        checks::share_evaluate,
     );
     check_seeds(
         CONFIG,
@@ -53,6 +76,26 @@ proptest! {
     #[test]
     fn mutated_requests(bytes in mutated(REQUESTS)) {
         checks::grpc_request(&bytes);
+    }
+
+    #[test]
+    fn random_register_finish(body in random(600)) {
+        checks::register_finish_fields(&body);
+    }
+
+    #[test]
+    fn mutated_register_finish(bytes in mutated(REGISTER_FINISH)) {
+        checks::register_finish_fields(&bytes);
+    }
+
+    #[test]
+    fn random_evaluate(which in 0..checks::EVALUATE_KINDS, body in random(200)) {
+        checks::share_evaluate(&[&[which][..], &body].concat());
+    }
+
+    #[test]
+    fn mutated_evaluate(bytes in mutated(EVALUATE)) {
+        checks::share_evaluate(&bytes);
     }
 }
 
@@ -83,6 +126,159 @@ fn request(kind: u8, m: &impl prost::Message) -> Vec<u8> {
     [vec![kind], m.encode_to_vec()].concat()
 }
 
+/// An evaluation request a serving node sends a holder.
+fn evaluate_request(blinded: &bkv_core::oprf::BlindedElement) -> v1::EvaluateRequest {
+    v1::EvaluateRequest {
+        account: "alice".into(),
+        version: 3000,
+        attempt_id: vec![3; 16],
+        charge: 2,
+        blinded_element: blinded.as_bytes().to_vec(),
+    }
+}
+
+/// Seeds of `register_finish`: a client's registration, and one of each refusal.
+fn register_finish_seeds(good: &v1::RegisterFinishRequest) {
+    let seed = |name: &str, m: &v1::RegisterFinishRequest| {
+        write_seed(REGISTER_FINISH, name, &prost::Message::encode_to_vec(m));
+    };
+    seed("valid-2-of-3", good);
+    let edit = |f: &dyn Fn(&mut v1::RegisterFinishRequest)| {
+        let mut m = good.clone();
+        f(&mut m);
+        m
+    };
+    seed(
+        "invalid-ksf-lanes",
+        &edit(&|m| {
+            if let Some(k) = m.ksf.as_mut() {
+                k.p_cost = 17;
+            }
+        }),
+    );
+    seed("invalid-ksf-missing", &edit(&|m| m.ksf = None));
+    seed(
+        "invalid-reset-key-identity",
+        &edit(&|m| {
+            m.reset_public_key = [&[1u8][..], &[0; 31]].concat();
+        }),
+    );
+    seed("invalid-stale-epoch", &edit(&|m| m.share_map_epoch = 2));
+    seed("invalid-share-count", &edit(&|m| m.shares.truncate(2)));
+    seed("invalid-share-order", &edit(&|m| m.shares.swap(1, 2)));
+    seed(
+        "invalid-commitment-identity",
+        &edit(&|m| m.shares[0].commitment = vec![0; 32]),
+    );
+    seed(
+        "invalid-ciphertext-compressed",
+        &edit(&|m| m.shares[2].ciphertext[0] = 0x02),
+    );
+    // The third holder's commitment from another polynomial: each parses, but they do not
+    // lie on one line.
+    let other = v2_registration();
+    seed(
+        "invalid-inconsistent",
+        &edit(&|m| m.shares[2].commitment = other.shares[2].commitment.clone()),
+    );
+}
+
+/// Seeds of `share_evaluate`: a request and a holder's real answer, and refusals of each.
+fn evaluate_seeds(good: &v1::EvaluateRequest) {
+    let seed = |name: &str, which: u8, m: &dyn Fn() -> Vec<u8>| {
+        write_seed(EVALUATE, name, &[vec![which], m()].concat());
+    };
+    seed("valid-request", 0, &|| prost::Message::encode_to_vec(good));
+    seed("invalid-request-account", 0, &|| {
+        prost::Message::encode_to_vec(&v1::EvaluateRequest {
+            account: "a b".into(),
+            ..good.clone()
+        })
+    });
+    seed("invalid-request-attempt", 0, &|| {
+        prost::Message::encode_to_vec(&v1::EvaluateRequest {
+            attempt_id: vec![3; 15],
+            ..good.clone()
+        })
+    });
+    seed("invalid-request-identity", 0, &|| {
+        prost::Message::encode_to_vec(&v1::EvaluateRequest {
+            blinded_element: vec![0; 32],
+            ..good.clone()
+        })
+    });
+    let blinded =
+        bkv_core::oprf::BlindedElement::parse(&good.blinded_element).expect("valid element");
+    let key = OprfKey::generate(&mut OsRng);
+    let shares = split(&key, &[1, 2, 3], 2, &mut OsRng).expect("split");
+    let (z, proof) = evaluate_share(&shares[0].0, &blinded, &mut OsRng);
+    let answer = v1::EvaluateResponse {
+        evaluated_element: z.as_bytes().to_vec(),
+        proof: proof.to_bytes().to_vec(),
+    };
+    seed("valid-answer", 1, &|| prost::Message::encode_to_vec(&answer));
+    seed("invalid-answer-proof", 1, &|| {
+        let mut proof = answer.proof.clone();
+        proof[..32].fill(0);
+        prost::Message::encode_to_vec(&v1::EvaluateResponse {
+            proof,
+            ..answer.clone()
+        })
+    });
+    seed("invalid-answer-element", 1, &|| {
+        prost::Message::encode_to_vec(&v1::EvaluateResponse {
+            evaluated_element: answer.evaluated_element[..31].to_vec(),
+            ..answer.clone()
+        })
+    });
+}
+
+/// A registration's v2 fields as a client makes them for the checks' share map (holders 1,
+/// 2, 3, threshold 2): a real split, each share encrypted to a share-receiving key, a reset
+/// key from an export key, light Argon2id parameters.
+fn v2_registration() -> v1::RegisterFinishRequest {
+    let rng = &mut OsRng;
+    let account = AccountId::parse("alice").expect("valid");
+    let map = checks::share_map();
+    let ids: Vec<u64> = map.holders.iter().map(|h| h.node_id).collect();
+    let key = OprfKey::generate(rng);
+    let shares = split(&key, &ids, usize::from(map.threshold), rng).expect("split");
+    let reset = ResetKey::derive(&ExportKey::take_from(&mut [9u8; 64]).expect("64 bytes"));
+    let upload = |(share, commitment): &(KeyShare, Commitment)| {
+        let context = ShareContext {
+            cluster_name: fixtures::CLUSTER_NAME.into(),
+            account: account.clone(),
+            node_id: share.index(),
+            guess_limit: 5,
+            reset_key: reset.public(),
+            commitment: *commitment,
+        };
+        let recipient = SoftwareShareKey::generate(&mut OsRng).public();
+        v1::ShareUpload {
+            node_id: share.index(),
+            commitment: commitment.as_bytes().to_vec(),
+            ciphertext: encrypt_share(&recipient, share, &context, &mut OsRng)
+                .as_bytes()
+                .to_vec(),
+        }
+    };
+    let ksf = KsfParams::light();
+    v1::RegisterFinishRequest {
+        request_id: vec![1; 16],
+        registration_upload: opaque_seed("registration_upload"),
+        sealed_key: vec![2; 60],
+        guess_limit: 5,
+        ksf: Some(v1::KsfParams {
+            m_cost_kib: ksf.m_cost_kib,
+            t_cost: ksf.t_cost,
+            p_cost: ksf.p_cost,
+        }),
+        share_map_epoch: map.epoch,
+        shares: shares.iter().map(upload).collect(),
+        reset_public_key: reset.public().to_vec(),
+    }
+}
+
 /// Rewrites the seed corpora of bkv-node's targets.
 #[test]
 #[ignore = "writes fuzz/corpus; run by `make fuzz-seeds`"]
@@ -95,13 +291,9 @@ fn write_seeds() {
         "valid-register-start",
         &request(0, &register_start),
     );
-    let finish = v1::RegisterFinishRequest {
-        request_id: vec![1; 16],
-        registration_upload: opaque_seed("registration_upload"),
-        sealed_key: vec![2; 60],
-        guess_limit: 5,
-    };
+    let finish = v2_registration();
     write_seed(REQUESTS, "valid-register-finish", &request(1, &finish));
+    register_finish_seeds(&finish);
     let short_id = v1::RegisterFinishRequest {
         request_id: vec![1; 15],
         ..finish.clone()
@@ -113,7 +305,7 @@ fn write_seeds() {
     );
     let too_many = v1::RegisterFinishRequest {
         guess_limit: checks::MAX_GUESS_LIMIT + 1,
-        ..finish
+        ..finish.clone()
     };
     write_seed(
         REQUESTS,
@@ -125,11 +317,27 @@ fn write_seeds() {
         "valid-activate",
         &request(2, &v1::ActivateRequest { version: 9 }),
     );
+    let input = oprf_input(&AccountId::parse("alice").expect("valid"), b"pw").expect("short");
+    let (_, blinded) = Blind::start(&input, &mut OsRng).expect("blind");
     let start = v1::RecoverStartRequest {
+        attempt_id: vec![3; 16],
+        blinded_element: blinded.as_bytes().to_vec(),
+    };
+    write_seed(REQUESTS, "valid-recover-start", &request(3, &start));
+    let identity_element = v1::RecoverStartRequest {
+        blinded_element: vec![0; 32],
+        ..start.clone()
+    };
+    write_seed(
+        REQUESTS,
+        "invalid-recover-start-identity",
+        &request(3, &identity_element),
+    );
+    let login = v1::RecoverLoginRequest {
         attempt_id: vec![3; 16],
         credential_request: opaque_seed("credential_request"),
     };
-    write_seed(REQUESTS, "valid-recover-start", &request(3, &start));
+    write_seed(REQUESTS, "valid-recover-login", &request(19, &login));
     let mut ticket = Header::new(
         SealPurpose::Ticket,
         [1; 8],
@@ -142,8 +350,18 @@ fn write_seeds() {
     let recover = v1::RecoverFinishRequest {
         ticket,
         credential_finalization: opaque_seed("credential_finalization"),
+        reset_signature: vec![4; 64],
     };
     write_seed(REQUESTS, "valid-recover-finish", &request(4, &recover));
+    let short_signature = v1::RecoverFinishRequest {
+        reset_signature: vec![4; 63],
+        ..recover.clone()
+    };
+    write_seed(
+        REQUESTS,
+        "invalid-recover-finish-signature",
+        &request(4, &short_signature),
+    );
     let empty_ticket = v1::RecoverFinishRequest {
         ticket: Vec::new(),
         ..recover
@@ -153,12 +371,46 @@ fn write_seeds() {
         "invalid-recover-finish-ticket",
         &request(4, &empty_ticket),
     );
+    let signed = fixtures::share_map(1, 3);
+    let map_proto = v1::SignedShareMap {
+        encoded: signed.encoded.clone(),
+        signature: signed.signature.to_vec(),
+    };
     let init = v1::InitRequest {
         cluster_name: "bkv-fuzz".into(),
         default_guess_limit: 5,
         max_guess_limit: 10,
+        identity_public_key: checks::share_map_identity().to_vec(),
+        share_map: Some(map_proto.clone()),
     };
     write_seed(REQUESTS, "valid-init", &request(7, &init));
+    let other_identity = v1::InitRequest {
+        identity_public_key: fixtures::reset_signer().verifying_key().to_bytes().to_vec(),
+        ..init.clone()
+    };
+    write_seed(
+        REQUESTS,
+        "invalid-init-other-identity",
+        &request(7, &other_identity),
+    );
+    let set_map = v1::SetShareMapRequest {
+        share_map: Some(map_proto.clone()),
+    };
+    write_seed(REQUESTS, "valid-set-share-map", &request(20, &set_map));
+    let short = v1::SetShareMapRequest {
+        share_map: Some(v1::SignedShareMap {
+            signature: map_proto.signature[..63].to_vec(),
+            ..map_proto
+        }),
+    };
+    write_seed(
+        REQUESTS,
+        "invalid-set-share-map-signature",
+        &request(20, &short),
+    );
+    let evaluate = evaluate_request(&blinded);
+    write_seed(REQUESTS, "valid-evaluate", &request(21, &evaluate));
+    evaluate_seeds(&evaluate);
     let forward = v1::ForwardRequest {
         request: bkv_raft::codec::encode(&Request {
             at_unix_ms: 1,

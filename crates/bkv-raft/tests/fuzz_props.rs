@@ -13,7 +13,8 @@ mod props;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bkv_core::{
-    AccountId, AttemptId, ClusterId, Command, GuessLimit, Outcome, Request, VaultState,
+    AccountId, AttemptId, ChargeNumber, Command, GuessLimit, Outcome, RecordVersion, Request,
+    RequestId, fixtures,
 };
 use bkv_raft::codec::{decode, encode};
 use bkv_raft::snapshot::SnapshotImage;
@@ -71,6 +72,50 @@ fn committed_seeds_match_their_names() {
     }
 }
 
+/// The committed entries seed carries every command of protocol v2, so the fuzzer starts
+/// from inputs that reach the state machine's v2 rules: applied in order to the sample state
+/// (as `checks::append_entries` does), the share map of epoch 2 goes in force, bob's record
+/// stages, alice's signed reset applies, and the reset signed for another charge is refused.
+#[test]
+fn entries_seed_reaches_every_v2_rule() {
+    let (_, bytes) = props::seeds("raft_append_entries")
+        .into_iter()
+        .find(|(name, _)| name == "valid-entries")
+        .expect("valid-entries seed");
+    let rpc: AppendEntriesRequest<TypeConfig> = decode(&bytes).expect("seed decodes");
+    let mut state = checks::sample_state();
+    let outcomes: Vec<Outcome> = rpc
+        .entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EntryPayload::Normal(p) => Some(p.requests.clone()),
+            _ => None,
+        })
+        .flatten()
+        .zip(100..)
+        .map(|(r, i)| state.apply(i, &r).outcome)
+        .collect();
+    assert!(matches!(
+        outcomes[..2],
+        [Outcome::Charged { .. }, Outcome::Charged { .. }]
+    ));
+    assert!(
+        matches!(outcomes[2], Outcome::Staged { .. }),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Outcome::Reset { reset: true, .. }),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(
+        outcomes[4],
+        Outcome::Rejected(bkv_core::Rejection::BadResetSignature)
+    );
+    assert_eq!(outcomes[5], Outcome::ShareMapSet { epoch: 2 });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
 
@@ -108,24 +153,6 @@ fn request(command: Command) -> Request {
     }
 }
 
-fn sample_state() -> VaultState {
-    let mut s = VaultState::default();
-    let limit = |n| GuessLimit::parse_max(n).expect("in range");
-    s.apply(
-        1,
-        &request(Command::Bootstrap {
-            cluster_id: ClusterId::new([9; 16]),
-            cluster_name: "fuzz".into(),
-            sealed_server_setup: vec![1, 2, 3],
-            key_check_value: [0; 3],
-            key_id: [0; 8],
-            default_guess_limit: limit(5),
-            max_guess_limit: limit(10),
-        }),
-    );
-    s
-}
-
 fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
     encode(v).expect("seed encodes")
 }
@@ -141,9 +168,26 @@ fn tagged(which: u8, body: Vec<u8>) -> Vec<u8> {
 fn write_seeds() {
     let alice = AccountId::parse("alice").expect("valid");
     let charge = request(Command::ChargeGuess {
-        account: alice,
+        account: alice.clone(),
         attempt_id: AttemptId::new([5; 16]),
         request_hash: [6; 32],
+    });
+    // Protocol v2's commands, valid against the sample state (`checks::sample_state`:
+    // alice's version 3 has charge 1; the charge above is charge 2).
+    let share_map = request(fixtures::set_share_map(2, 3));
+    let stage = request(Command::Stage {
+        account: AccountId::parse("bob").expect("valid"),
+        request_id: RequestId::new([8; 16]),
+        guess_limit: GuessLimit::parse_max(3).expect("in range"),
+        sealed_record: vec![0xbb; 40],
+        oprf: fixtures::oprf_record(1, 3),
+    });
+    let reset = request(fixtures::reset(&alice, RecordVersion(3), ChargeNumber(2)));
+    let forged_reset = request(Command::ResetGuesses {
+        account: alice.clone(),
+        version: RecordVersion(3),
+        charge: ChargeNumber(2),
+        signature: fixtures::reset_signature(&alice, RecordVersion(3), ChargeNumber(1)),
     });
     let entries: Vec<LogEntry> = vec![
         LogEntry {
@@ -159,6 +203,16 @@ fn write_seeds() {
             payload: EntryPayload::Normal(Proposal {
                 requests: vec![charge.clone(), charge.clone()],
             }),
+        },
+        LogEntry {
+            log_id: log_id(1, 4),
+            payload: EntryPayload::Normal(Proposal {
+                requests: vec![stage.clone(), reset.clone(), forged_reset.clone()],
+            }),
+        },
+        LogEntry {
+            log_id: log_id(1, 5),
+            payload: EntryPayload::Normal(Proposal::one(share_map.clone())),
         },
     ];
     let append = AppendEntriesRequest::<TypeConfig> {
@@ -200,7 +254,7 @@ fn write_seeds() {
     let image = SnapshotImage {
         last_applied: Some(log_id(2, 9)),
         membership: meta.last_membership.clone(),
-        state: sample_state(),
+        state: checks::sample_state(),
     };
     let image_bytes = image.encode().expect("image encodes");
     let chunk = InstallSnapshotRequest::<TypeConfig> {
@@ -261,6 +315,22 @@ fn write_seeds() {
         "raft_responses",
         "valid-forward-request",
         &tagged(3, enc(&charge)),
+    );
+    // Seed names say whether the bytes decode; the forged reset decodes, and the state
+    // machine refuses it when it applies (the check holds it to that).
+    for (name, r) in [
+        ("valid-forward-share-map", &share_map),
+        ("valid-forward-stage", &stage),
+        ("valid-forward-reset", &reset),
+        ("valid-forward-forged-reset", &forged_reset),
+    ] {
+        write_seed("raft_responses", name, &tagged(3, enc(r)));
+    }
+    let stage_bytes = enc(&stage);
+    write_seed(
+        "raft_responses",
+        "invalid-forward-stage-truncated",
+        &tagged(3, stage_bytes[..stage_bytes.len() - 1].to_vec()),
     );
     write_seed(
         "raft_responses",

@@ -13,7 +13,7 @@ use bkv_raft::types::{LogEntry, LogId, Vote};
 use bkv_raft::{
     AuditEntry, AuditRecord, BkvNode, DiscardAudit, NodeOptions, Proposal, RaftNode, SnapshotOnDisk,
 };
-use common::{account, bootstrap, stage};
+use common::{account, bootstrap, bootstrap_vault, share_map, stage};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{
     CommittedLeaderId, EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, StorageHelper,
@@ -53,7 +53,11 @@ fn entries() -> Vec<LogEntry> {
         },
         LogEntry {
             log_id: log_id(1, 1),
-            payload: EntryPayload::Normal(Proposal::one(bootstrap())),
+            // The vault's first commands: bootstrap, then the share map (registrations stage
+            // only once a map is in force), at positions 1000 and 1001.
+            payload: EntryPayload::Normal(Proposal {
+                requests: vec![bootstrap(), share_map()],
+            }),
         },
         LogEntry {
             log_id: log_id(1, 2),
@@ -83,7 +87,10 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
         log.blocking_append(entries()).await?;
         log.save_committed(Some(log_id(1, 3))).await?;
         let resp = sm.apply(entries().into_iter().take(3)).await?;
-        assert_eq!(resp[1].outcomes, vec![Outcome::Bootstrapped]);
+        assert_eq!(
+            resp[1].outcomes,
+            vec![Outcome::Bootstrapped, Outcome::ShareMapSet { epoch: 1 }]
+        );
         assert!(matches!(resp[2].outcomes[..], [Outcome::Staged { .. }]));
         let snap = sm.get_snapshot_builder().await.build_snapshot().await?;
         assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
@@ -159,7 +166,7 @@ async fn one_node_raft_restarts_with_its_state() -> anyhow::Result<()> {
             .current_leader(1, "self elected")
             .await?;
         let w = node.writer();
-        assert_eq!(w.write(bootstrap()).await?.outcome, Outcome::Bootstrapped);
+        bootstrap_vault(&w).await?;
         for n in 0..5 {
             w.write(stage(n)).await?;
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bkv_raft::snapshot_schedule::{next_point, phase};
 use bkv_raft::{BkvNode, DiscardAudit, NodeId, NodeOptions, RaftNode, raft_config};
-use common::{bootstrap, stage};
+use common::{bootstrap_vault, stage};
 use tempfile::TempDir;
 
 /// Entries between two snapshots of a node.
@@ -31,7 +31,7 @@ async fn one_node(dir: &Path, id: NodeId) -> anyhow::Result<RaftNode> {
         .wait(Some(WAIT))
         .current_leader(id, "self elected")
         .await?;
-    node.writer().write(bootstrap()).await?;
+    bootstrap_vault(&node.writer()).await?;
     Ok(node)
 }
 

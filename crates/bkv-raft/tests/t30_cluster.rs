@@ -16,7 +16,7 @@ use bkv_proto::v1::raft_client::RaftClient;
 use bkv_proto::v1::{ForwardRequest, RaftMessage};
 use bkv_raft::codec;
 use bkv_raft::{AuditEntry, AuditRecord, BkvNode, NodeId, NodeOptions, RaftNode, raft_config};
-use common::{bootstrap, eventually, stage};
+use common::{bootstrap_vault, eventually, stage};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -151,8 +151,7 @@ async fn three_nodes_over_grpc() -> anyhow::Result<()> {
         .wait(Some(WAIT))
         .current_leader(1, "node 1 leads")
         .await?;
-    let boot = n1.raft.writer().write(bootstrap()).await?;
-    assert_eq!(boot.outcome, Outcome::Bootstrapped);
+    bootstrap_vault(&n1.raft.writer()).await?;
 
     // --- phase 2: nodes 2 and 3 join as learners, catch up, become voters.
     for id in [2, 3] {

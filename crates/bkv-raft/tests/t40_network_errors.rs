@@ -88,6 +88,7 @@ async fn oversized_batch_is_split_by_openraft() -> anyhow::Result<()> {
                 request_id: bkv_core::RequestId::new([0; 16]),
                 guess_limit: bkv_core::GuessLimit::DEFAULT,
                 sealed_record: vec![0; 1024 * 1024],
+                oprf: bkv_core::fixtures::oprf_record(1, 3),
             },
         })),
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bkv_core::Outcome;
 use bkv_raft::{BkvNode, DiscardAudit, NodeOptions, PeerOptions, RaftNode};
-use common::{bootstrap, stage};
+use common::{bootstrap_vault, stage};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -87,7 +87,7 @@ async fn two_nodes_over_mutual_tls() -> anyhow::Result<()> {
         .wait(Some(WAIT))
         .current_leader(1, "node 1 leads")
         .await?;
-    n1.writer().write(bootstrap()).await?;
+    bootstrap_vault(&n1.writer()).await?;
     n1.raft().add_learner(2, me2, true).await?;
     n1.raft()
         .change_membership(std::collections::BTreeSet::from([1, 2]), false)

@@ -11,7 +11,7 @@
 mod backend;
 mod error;
 pub mod holder;
-mod service;
+pub mod service;
 
 pub use backend::{Backend, CallReport, Serving, VaultEvent};
 pub use error::VaultError;

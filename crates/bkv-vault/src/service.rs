@@ -623,7 +623,8 @@ fn stale_share_map(current: u64) -> VaultError {
     }
 }
 
-fn parse_ksf(ksf: Option<KsfProto>) -> Result<KsfParams, VaultError> {
+/// `RegisterFinishRequest.ksf`: present, and parameters the cluster accepts.
+pub fn parse_ksf(ksf: Option<KsfProto>) -> Result<KsfParams, VaultError> {
     let ksf = ksf.ok_or_else(|| VaultError::invalid("ksf", "missing"))?;
     let params = KsfParams {
         m_cost_kib: ksf.m_cost_kib,
@@ -644,7 +645,8 @@ fn ksf_proto(ksf: &KsfParams) -> KsfProto {
     }
 }
 
-fn parse_reset_key(bytes: &[u8]) -> Result<[u8; 32], VaultError> {
+/// `RegisterFinishRequest.reset_public_key`: an Ed25519 public key of large order.
+pub fn parse_reset_key(bytes: &[u8]) -> Result<[u8; 32], VaultError> {
     oprf::ResetPublicKey::parse(bytes)
         .map(|k| *k.as_bytes())
         .map_err(|e| VaultError::invalid("reset_public_key", format!("invalid: {e}")))
@@ -654,7 +656,7 @@ fn parse_reset_key(bytes: &[u8]) -> Result<[u8; 32], VaultError> {
 /// commitment a valid point, each ciphertext well formed, and the commitments consistent
 /// with one polynomial of the map's degree (so that any `threshold` holders recover the
 /// same key).
-fn parse_shares(
+pub fn parse_shares(
     shares: &[bkv_proto::v1::ShareUpload],
     map: &bkv_core::ShareMap,
 ) -> Result<Vec<StoredShare>, VaultError> {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bkv_core::{AccountId, ClusterId, Command, GuessLimit, Request};
+use bkv_core::{AccountId, Command, GuessLimit, Request};
 use bkv_raft::{BkvNode, DiscardAudit, NodeOptions, PeerOptions, RaftNode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
@@ -167,15 +167,7 @@ impl Trio {
 pub fn bootstrap() -> Request {
     Request {
         at_unix_ms: 1_700_000_000_000,
-        command: Command::Bootstrap {
-            cluster_id: ClusterId::new([7; 16]),
-            cluster_name: "bench".into(),
-            sealed_server_setup: vec![0xAB; 64],
-            key_check_value: [1, 2, 3],
-            key_id: [9; 8],
-            default_guess_limit: GuessLimit::DEFAULT,
-            max_guess_limit: GuessLimit::DEFAULT,
-        },
+        command: bkv_core::fixtures::bootstrap(GuessLimit::DEFAULT, GuessLimit::DEFAULT),
     }
 }
 

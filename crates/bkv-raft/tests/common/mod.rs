@@ -4,35 +4,52 @@
 
 use std::time::Duration;
 
-use bkv_core::{AccountId, ClusterId, Command, GuessLimit, Request, RequestId};
+use bkv_core::{AccountId, GuessLimit, Outcome, Request, RequestId, fixtures};
+use bkv_raft::Writer;
 
-/// The `Bootstrap` command of a test cluster.
+/// The `Bootstrap` command of a test cluster (the fixtures' cluster and identity key).
 pub fn bootstrap() -> Request {
     Request {
         at_unix_ms: 1_700_000_000_000,
-        command: Command::Bootstrap {
-            cluster_id: ClusterId::new([7; 16]),
-            cluster_name: "test".into(),
-            sealed_server_setup: vec![0xAB; 64],
-            key_check_value: [1, 2, 3],
-            key_id: [9; 8],
-            default_guess_limit: GuessLimit::DEFAULT,
-            max_guess_limit: GuessLimit::DEFAULT,
-        },
+        command: fixtures::bootstrap(GuessLimit::DEFAULT, GuessLimit::DEFAULT),
     }
 }
 
-/// A `Stage` of account `acct-{n}` with request id derived from `n`.
+/// The `SetShareMap` of the test cluster: epoch 1, holders 1, 2 and 3, signed by the
+/// identity key of [`bootstrap`]. Registrations stage only once a map is in force.
+pub fn share_map() -> Request {
+    Request {
+        at_unix_ms: 1_700_000_000_000,
+        command: fixtures::set_share_map(1, 3),
+    }
+}
+
+/// Writes [`bootstrap`] and [`share_map`] through `w` and checks that both applied;
+/// answers the log index of the share map.
+pub async fn bootstrap_vault(w: &Writer) -> anyhow::Result<u64> {
+    let boot = w.write(bootstrap()).await?;
+    anyhow::ensure!(boot.outcome == Outcome::Bootstrapped, "bootstrap: {boot:?}");
+    let map = w.write(share_map()).await?;
+    anyhow::ensure!(
+        map.outcome == Outcome::ShareMapSet { epoch: 1 },
+        "share map: {map:?}"
+    );
+    Ok(map.log_index)
+}
+
+/// A `Stage` of account `acct-{n}` with request id derived from `n`, following the share
+/// map of [`share_map`].
 pub fn stage(n: u32) -> Request {
     let mut rid = [0u8; 16];
     rid[..4].copy_from_slice(&n.to_be_bytes());
     Request {
         at_unix_ms: 1_700_000_000_000 + u64::from(n),
-        command: Command::Stage {
+        command: bkv_core::Command::Stage {
             account: account(n),
             request_id: RequestId::new(rid),
             guess_limit: GuessLimit::DEFAULT,
             sealed_record: vec![n as u8; 48],
+            oprf: fixtures::oprf_record(1, 3),
         },
     }
 }
