@@ -1,11 +1,13 @@
-//! The client flows against the vault's own service (bkv-vault) over an in-memory replica
-//! with a software sealer, called in process: the full register and recover story, wrong
-//! passwords, forged and altered messages, and a canary scan of everything that leaves a
-//! node or is stored.
+//! The client flows of protocol v2 against the vault's own service (bkv-vault) over an
+//! in-memory replica with a software sealer and three software share-holders, called in
+//! process: the full register and recover story, wrong passwords, forged reset signatures,
+//! altered evaluations and share maps, malformed messages, and a canary scan of everything
+//! that leaves a node or is stored.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bkv_core::ids::{AccountId, RecordVersion};
+use bkv_core::SignedShareMap;
+use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::opaque::testing::FakeSealer;
 use bkv_core::protocol::BackupKey;
 use bkv_core::token::TrustedIssuers;
@@ -13,8 +15,9 @@ use bkv_devkit::testing::{TEST_AUDIENCE, TEST_ISSUER, authorized};
 use bkv_devkit::{MemoryReplica, ReplicaOptions, issue_token};
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, RecoverFinishRequest, RecoverFinishResponse, RecoverStartRequest,
-    RecoverStartResponse, RegisterFinishRequest, RegisterStartRequest,
+    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverFinishResponse,
+    RecoverLoginRequest, RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse,
+    RegisterFinishRequest, RegisterStartRequest, ShareUpload as ShareUploadProto,
 };
 use bkv_vault::VaultService;
 use ed25519_dalek::SigningKey;
@@ -26,11 +29,13 @@ use tonic::{Code, Status};
 use super::*;
 use crate::{ClientError, KsfParams};
 
-/// A vault node in process: the vault service over an in-memory replica.
+/// A vault node in process: the vault service over an in-memory replica (three software
+/// share-holders, threshold 2).
 struct Node {
     replica: MemoryReplica<FakeSealer>,
     service: VaultService<MemoryReplica<FakeSealer>>,
     token: String,
+    identity_key: [u8; 32],
 }
 
 /// Everything the node produced in one register + recover story, as it would be sent or
@@ -41,6 +46,35 @@ struct Wire(Vec<(&'static str, Vec<u8>)>);
 impl Wire {
     fn push(&mut self, what: &'static str, bytes: impl Into<Vec<u8>>) {
         self.0.push((what, bytes.into()));
+    }
+}
+
+/// A charged recovery attempt: what `RecoverStart` answered, for its attempt id.
+struct Started {
+    attempt_id: Vec<u8>,
+    response: RecoverStartResponse,
+}
+
+impl Started {
+    fn evaluations(&self) -> Vec<ShareEvaluation> {
+        self.response
+            .evaluations
+            .iter()
+            .map(|e| ShareEvaluation {
+                node_id: e.node_id,
+                commitment: e.commitment.clone(),
+                evaluated_element: e.evaluated_element.clone(),
+                proof: e.proof.clone(),
+            })
+            .collect()
+    }
+
+    fn version(&self) -> RecordVersion {
+        RecordVersion(self.response.version)
+    }
+
+    fn charge(&self) -> ChargeNumber {
+        ChargeNumber(self.response.charge)
     }
 }
 
@@ -60,19 +94,34 @@ impl Node {
         let token = issue_token(&issuer, TEST_ISSUER, TEST_AUDIENCE, &account(), 600).unwrap();
         Self {
             service: replica.service(),
+            identity_key: replica.identity_key(),
             replica,
             token,
         }
     }
 
-    async fn register_start(&self, request: &[u8]) -> Vec<u8> {
+    /// The cluster as a client that pins this node's identity key trusts it.
+    fn trust(&self) -> ClusterTrust<'_> {
+        ClusterTrust {
+            cluster_name: TEST_AUDIENCE,
+            identity_key: &self.identity_key,
+        }
+    }
+
+    async fn register_start(&self, request: &[u8]) -> RegisterStarted {
         let message = RegisterStartRequest {
             registration_request: request.to_vec(),
         };
         let answer = self
             .service
             .register_start(authorized(message, &self.token));
-        answer.await.unwrap().into_inner().registration_response
+        let answer = answer.await.unwrap().into_inner();
+        RegisterStarted {
+            registration_response: answer.registration_response,
+            share_map: SignedShareMap::try_from(answer.share_map.unwrap()).unwrap(),
+            default_guess_limit: answer.default_guess_limit,
+            max_guess_limit: answer.max_guess_limit,
+        }
     }
 
     /// Stages and activates the upload; returns the active version.
@@ -81,7 +130,23 @@ impl Node {
             request_id: vec![8; 16],
             registration_upload: upload.registration_upload.clone(),
             sealed_key: upload.sealed_key.clone(),
-            guess_limit: 0,
+            guess_limit: upload.guess_limit,
+            ksf: Some(KsfProto {
+                m_cost_kib: upload.ksf.m_cost_kib,
+                t_cost: upload.ksf.t_cost,
+                p_cost: upload.ksf.p_cost,
+            }),
+            share_map_epoch: upload.share_map_epoch,
+            shares: upload
+                .shares
+                .iter()
+                .map(|s| ShareUploadProto {
+                    node_id: s.node_id,
+                    commitment: s.commitment.to_vec(),
+                    ciphertext: s.ciphertext.clone(),
+                })
+                .collect(),
+            reset_public_key: upload.reset_public_key.to_vec(),
         };
         let staged = self
             .service
@@ -92,12 +157,30 @@ impl Node {
         RecordVersion(active.await.unwrap().into_inner().version)
     }
 
-    async fn recover_start(&self, credential_request: &[u8]) -> RecoverStartResponse {
+    /// `RecoverStart` of a fresh attempt: charges a guess and gathers the evaluations.
+    async fn recover_start(&self, blinded_element: &[u8]) -> Started {
+        let attempt_id = rand::random::<[u8; 16]>().to_vec();
         let message = RecoverStartRequest {
-            attempt_id: rand::random::<[u8; 16]>().to_vec(),
-            credential_request: credential_request.to_vec(),
+            attempt_id: attempt_id.clone(),
+            blinded_element: blinded_element.to_vec(),
         };
         let answer = self.service.recover_start(authorized(message, &self.token));
+        Started {
+            attempt_id,
+            response: answer.await.unwrap().into_inner(),
+        }
+    }
+
+    async fn recover_login(
+        &self,
+        started: &Started,
+        credential_request: &[u8],
+    ) -> RecoverLoginResponse {
+        let message = RecoverLoginRequest {
+            attempt_id: started.attempt_id.clone(),
+            credential_request: credential_request.to_vec(),
+        };
+        let answer = self.service.recover_login(authorized(message, &self.token));
         answer.await.unwrap().into_inner()
     }
 
@@ -105,15 +188,34 @@ impl Node {
         &self,
         ticket: &[u8],
         finalization: &[u8],
+        reset_signature: &[u8],
     ) -> Result<RecoverFinishResponse, Status> {
         let message = RecoverFinishRequest {
             ticket: ticket.to_vec(),
             credential_finalization: finalization.to_vec(),
+            reset_signature: reset_signature.to_vec(),
         };
         let answer = self
             .service
             .recover_finish(authorized(message, &self.token));
         answer.await.map(tonic::Response::into_inner)
+    }
+
+    /// A recovery with `pw` up to the client's OPAQUE finish: start, harden, login. Returns
+    /// the login, the attempt and the login's answer.
+    async fn login(&self, pw: &str, wire: &mut Wire) -> (Login, Started, RecoverLoginResponse) {
+        let (recovery, blinded) = Recovery::start(&account(), password(pw)).unwrap();
+        wire.push("blinded_element", blinded.clone());
+        let started = self.recover_start(&blinded).await;
+        wire.push("recover_start_response", started.response.encode_to_vec());
+        wire.push("recover_start_debug", format!("{:?}", started.response));
+        let (login, credential_request) = recovery
+            .harden(&blinded, started.response.threshold, &started.evaluations())
+            .unwrap();
+        wire.push("credential_request", credential_request.clone());
+        let logged = self.recover_login(&started, &credential_request).await;
+        wire.push("recover_login_response", logged.encode_to_vec());
+        (login, started, logged)
     }
 }
 
@@ -125,6 +227,16 @@ fn password(s: &str) -> SecretString {
     SecretString::from(s)
 }
 
+/// The record's Argon2id parameters, as `RecoverStart` returned them.
+fn record_ksf(started: &Started) -> KsfParams {
+    let k = started.response.ksf.unwrap();
+    KsfParams {
+        m_cost_kib: k.m_cost_kib,
+        t_cost: k.t_cost,
+        p_cost: k.p_cost,
+    }
+}
+
 /// Registers `key` under `pw` and activates it; returns the version.
 async fn register(
     node: &Node,
@@ -134,14 +246,36 @@ async fn register(
     wire: &mut Wire,
 ) -> RecordVersion {
     let account = account();
-    let (registration, request) = Registration::start(password(pw)).unwrap();
+    let (registration, request) = Registration::start(&account, password(pw)).unwrap();
     wire.push("registration_request", request.clone());
-    let response = node.register_start(&request).await;
-    wire.push("registration_response", response.clone());
-    let upload = registration.finish(&response, &account, key, ksf).unwrap();
+    let started = node.register_start(&request).await;
+    wire.push(
+        "registration_response",
+        started.registration_response.clone(),
+    );
+    let upload = registration
+        .finish(&started, &account, key, ksf, 0, node.trust())
+        .unwrap();
     wire.push("registration_upload", upload.registration_upload.clone());
     wire.push("sealed_key", upload.sealed_key.clone());
+    for share in &upload.shares {
+        wire.push("share_ciphertext", share.ciphertext.clone());
+    }
     node.register_finish(&upload).await
+}
+
+/// Finishes `login` with the record's parameters, as the account itself.
+fn finish(login: Login, started: &Started, logged: &RecoverLoginResponse) -> LoginFinished {
+    login
+        .finish(
+            &logged.credential_response,
+            &account(),
+            &record_ksf(started),
+            TEST_AUDIENCE,
+            started.version(),
+            started.charge(),
+        )
+        .unwrap()
 }
 
 #[tokio::test]
@@ -152,21 +286,28 @@ async fn register_then_recover_gives_back_the_key() {
     let mut wire = Wire::default();
     // Phase 1: registration.
     let version = register(&node, "tr0ub4dor&3", &key, &ksf, &mut wire).await;
-    // Phase 2: recovery start: the guess is charged.
-    let (recovery, request) = Recovery::start(password("tr0ub4dor&3")).unwrap();
-    let started = node.recover_start(&request).await;
-    assert_eq!(started.version, version.get());
-    assert_eq!(started.guesses_remaining, started.guess_limit - 1);
+    // Phase 2: recovery start: the guess is charged, two holders evaluate.
+    let (login, started, logged) = node.login("tr0ub4dor&3", &mut wire).await;
+    assert_eq!(started.version(), version);
+    assert_eq!(
+        started.response.guesses_remaining,
+        started.response.guess_limit - 1
+    );
+    assert_eq!(started.response.threshold, 2);
+    assert_eq!(record_ksf(&started), ksf);
     // Phase 3: the client verifies the server and finishes.
-    let (finalization, session) = recovery
-        .finish(&started.credential_response, &account(), &ksf)
-        .unwrap();
+    let done = finish(login, &started, &logged);
     let finished = node
-        .recover_finish(&started.ticket, &finalization)
+        .recover_finish(
+            &logged.ticket,
+            &done.credential_finalization,
+            &done.reset_signature,
+        )
         .await
         .unwrap();
     assert_eq!(finished.version, version.get());
     // Phase 4: the client opens the key.
+    let session = done.session;
     let recovered = session.open(&finished.transported_key, version).unwrap();
     assert_eq!(recovered, key);
     // The transported key is bound to the version, and to its bytes.
@@ -194,23 +335,70 @@ async fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_s
     let key = BackupKey::generate();
     register(&node, "right password", &key, &ksf, &mut Wire::default()).await;
 
-    let (recovery, request) = Recovery::start(password("wrong password")).unwrap();
-    let started = node.recover_start(&request).await;
+    let (login, started, logged) = node.login("wrong password", &mut Wire::default()).await;
     // The client learns it itself; there is no finalization to send.
     assert_eq!(
-        recovery
-            .finish(&started.credential_response, &account(), &ksf)
+        login
+            .finish(
+                &logged.credential_response,
+                &account(),
+                &ksf,
+                TEST_AUDIENCE,
+                started.version(),
+                started.charge(),
+            )
             .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
     // A client that forges one anyway gets PERMISSION_DENIED with the ticket's counters.
     let refused = node
-        .recover_finish(&started.ticket, &[0x42; 64])
+        .recover_finish(&logged.ticket, &[0x42; 64], &[0; 64])
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     let detail = bkv_proto::status::ErrorDetails::of(&refused).unwrap();
-    assert_eq!(detail.guesses_remaining(), Some(started.guesses_remaining));
+    assert_eq!(
+        detail.guesses_remaining(),
+        Some(started.response.guesses_remaining)
+    );
+}
+
+#[tokio::test]
+async fn a_right_password_with_a_forged_reset_signature_is_refused_and_not_reset() {
+    let node = Node::new().await;
+    let ksf = KsfParams::light();
+    register(
+        &node,
+        "pw",
+        &BackupKey::generate(),
+        &ksf,
+        &mut Wire::default(),
+    )
+    .await;
+    let (login, started, logged) = node.login("pw", &mut Wire::default()).await;
+    let done = finish(login, &started, &logged);
+    let mut forged = done.reset_signature;
+    forged[7] ^= 1;
+    let refused = node
+        .recover_finish(&logged.ticket, &done.credential_finalization, &forged)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("reset_signature"), "{refused:?}");
+    // The guess stays charged; the real signature then resets it.
+    let used = |n: &Node| match n.replica.read(|s| s.account_status(&account()).record) {
+        bkv_core::RecordStatus::Active { guesses_used, .. } => guesses_used,
+        other => panic!("not active: {other:?}"),
+    };
+    assert_eq!(used(&node), 1);
+    node.recover_finish(
+        &logged.ticket,
+        &done.credential_finalization,
+        &done.reset_signature,
+    )
+    .await
+    .unwrap();
+    assert_eq!(used(&node), 0);
 }
 
 #[tokio::test]
@@ -222,60 +410,190 @@ async fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
         t_cost: 2,
         ..KsfParams::light()
     };
-    let (recovery, request) = Recovery::start(password("pw")).unwrap();
-    let started = node.recover_start(&request).await;
+    let (login, started, logged) = node.login("pw", &mut Wire::default()).await;
     assert_eq!(
-        recovery
-            .finish(&started.credential_response, &account(), &other_ksf)
+        login
+            .finish(
+                &logged.credential_response,
+                &account(),
+                &other_ksf,
+                TEST_AUDIENCE,
+                started.version(),
+                started.charge(),
+            )
             .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
     // The envelope is bound to the account through the client identifier.
-    let (recovery, request) = Recovery::start(password("pw")).unwrap();
-    let started = node.recover_start(&request).await;
+    let (login, started, logged) = node.login("pw", &mut Wire::default()).await;
     let bob = AccountId::parse("bob").unwrap();
     assert_eq!(
-        recovery
-            .finish(&started.credential_response, &bob, &KsfParams::light())
+        login
+            .finish(
+                &logged.credential_response,
+                &bob,
+                &KsfParams::light(),
+                TEST_AUDIENCE,
+                started.version(),
+                started.charge(),
+            )
             .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
 }
 
 #[tokio::test]
+async fn evaluations_a_vault_altered_are_refused_before_login() {
+    let node = Node::new().await;
+    register(
+        &node,
+        "pw",
+        &BackupKey::generate(),
+        &KsfParams::light(),
+        &mut Wire::default(),
+    )
+    .await;
+    let (recovery, blinded) = Recovery::start(&account(), password("pw")).unwrap();
+    let started = node.recover_start(&blinded).await;
+    let good = started.evaluations();
+    let cases: Vec<(Vec<ShareEvaluation>, u32)> = vec![
+        // One evaluation short of the threshold.
+        (good[..1].to_vec(), 2),
+        // One holder twice.
+        (vec![good[0].clone(), good[0].clone()], 2),
+        // An element that is not the holder's evaluation.
+        (
+            vec![
+                good[0].clone(),
+                ShareEvaluation {
+                    evaluated_element: good[0].evaluated_element.clone(),
+                    ..good[1].clone()
+                },
+            ],
+            2,
+        ),
+        // A commitment of another holder.
+        (
+            vec![
+                good[0].clone(),
+                ShareEvaluation {
+                    commitment: good[0].commitment.clone(),
+                    ..good[1].clone()
+                },
+            ],
+            2,
+        ),
+        // Threshold 0, nothing to combine.
+        (Vec::new(), 0),
+    ];
+    for (evaluations, threshold) in cases {
+        let (recovery, _) = Recovery::start(&account(), password("pw")).unwrap();
+        assert!(
+            matches!(
+                recovery.harden(&blinded, threshold, &evaluations),
+                Err(ClientError::BadEvaluations(_))
+            ),
+            "{evaluations:?}"
+        );
+    }
+    // The real ones combine.
+    assert!(
+        recovery
+            .harden(&blinded, started.response.threshold, &good)
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_share_map_the_pinned_key_did_not_sign_is_refused() {
+    let node = Node::new().await;
+    let key = BackupKey::generate();
+    let (_, request) = Registration::start(&account(), password("pw")).unwrap();
+    let started = node.register_start(&request).await;
+    let other = SigningKey::generate(&mut OsRng).verifying_key().to_bytes();
+    let trusts = [
+        ClusterTrust {
+            cluster_name: TEST_AUDIENCE,
+            identity_key: &other,
+        },
+        ClusterTrust {
+            cluster_name: "another-cluster",
+            identity_key: &node.identity_key,
+        },
+    ];
+    for trust in trusts {
+        let (registration, _) = Registration::start(&account(), password("pw")).unwrap();
+        assert!(matches!(
+            registration.finish(&started, &account(), &key, &KsfParams::light(), 0, trust),
+            Err(ClientError::UntrustedShareMap(_))
+        ));
+    }
+    let mut altered = started.clone();
+    altered.share_map.encoded[5] ^= 1;
+    let (registration, _) = Registration::start(&account(), password("pw")).unwrap();
+    assert!(matches!(
+        registration.finish(
+            &altered,
+            &account(),
+            &key,
+            &KsfParams::light(),
+            0,
+            node.trust()
+        ),
+        Err(ClientError::UntrustedShareMap(_))
+    ));
+}
+
+#[tokio::test]
 async fn malformed_server_messages_are_typed_errors() {
+    let node = Node::new().await;
     let ksf = KsfParams::light();
     let key = BackupKey::generate();
+    let (_, request) = Registration::start(&account(), password("pw")).unwrap();
+    let good = node.register_start(&request).await;
     let cases: [(&[u8], &str); 3] = [
         (&[], "wrong_length"),
         (&[0u8; 65], "wrong_length"),
         (&[0u8; 64], "invalid_encoding"),
     ];
     for (bytes, reason) in cases {
-        let (registration, _) = Registration::start(password("pw")).unwrap();
+        let (registration, _) = Registration::start(&account(), password("pw")).unwrap();
+        let started = RegisterStarted {
+            registration_response: bytes.to_vec(),
+            ..good.clone()
+        };
         assert_eq!(
-            registration.finish(bytes, &account(), &key, &ksf),
+            registration.finish(&started, &account(), &key, &ksf, 0, node.trust()),
             Err(ClientError::Malformed {
                 field: "registration_response",
                 reason
             })
         );
     }
-    let (recovery, _) = Recovery::start(password("pw")).unwrap();
+    register(&node, "pw", &key, &ksf, &mut Wire::default()).await;
+    let (login, started, _) = node.login("pw", &mut Wire::default()).await;
     assert_eq!(
-        recovery.finish(&[1u8; 10], &account(), &ksf).map(|_| ()),
+        login
+            .finish(
+                &[1u8; 10],
+                &account(),
+                &ksf,
+                TEST_AUDIENCE,
+                started.version(),
+                started.charge(),
+            )
+            .map(|_| ()),
         Err(ClientError::Malformed {
             field: "credential_response",
             reason: "wrong_length"
         })
     );
     // A server that reflects the client's blinded element back is caught.
-    let (registration, request) = Registration::start(password("pw")).unwrap();
-    let node = Node::new().await;
+    let (registration, request) = Registration::start(&account(), password("pw")).unwrap();
     let mut reflected = node.register_start(&request).await;
-    reflected[..32].copy_from_slice(&request);
+    reflected.registration_response[..32].copy_from_slice(&request);
     assert_eq!(
-        registration.finish(&reflected, &account(), &key, &ksf),
+        registration.finish(&reflected, &account(), &key, &ksf, 0, node.trust()),
         Err(ClientError::Malformed {
             field: "registration_response",
             reason: "reflected"
@@ -289,17 +607,18 @@ async fn default_ksf_params_work_end_to_end() {
     let ksf = KsfParams::default();
     let key = BackupKey::generate();
     let version = register(&node, "a real password", &key, &ksf, &mut Wire::default()).await;
-    let (recovery, request) = Recovery::start(password("a real password")).unwrap();
-    let started = node.recover_start(&request).await;
-    let (finalization, session) = recovery
-        .finish(&started.credential_response, &account(), &ksf)
-        .unwrap();
+    let (login, started, logged) = node.login("a real password", &mut Wire::default()).await;
+    let done = finish(login, &started, &logged);
     let finished = node
-        .recover_finish(&started.ticket, &finalization)
+        .recover_finish(
+            &logged.ticket,
+            &done.credential_finalization,
+            &done.reset_signature,
+        )
         .await
         .unwrap();
     assert_eq!(
-        session.open(&finished.transported_key, version).ok(),
+        done.session.open(&finished.transported_key, version).ok(),
         Some(key)
     );
 }
@@ -354,21 +673,25 @@ async fn canary_secrets_never_leave_the_client_in_clear() {
 
     // Register and recover, recording everything that travels or is stored.
     let version = register(&node, CANARY_PASSWORD, &key, &ksf, &mut wire).await;
-    let (recovery, request) = Recovery::start(password(CANARY_PASSWORD)).unwrap();
-    wire.push("credential_request", request.clone());
-    let started = node.recover_start(&request).await;
-    wire.push("recover_start_response", started.encode_to_vec());
-    wire.push("recover_start_debug", format!("{started:?}"));
-    let (finalization, session) = recovery
-        .finish(&started.credential_response, &account(), &ksf)
-        .unwrap();
-    wire.push("credential_finalization", finalization.clone());
+    let (login, started, logged) = node.login(CANARY_PASSWORD, &mut wire).await;
+    let done = finish(login, &started, &logged);
+    wire.push(
+        "credential_finalization",
+        done.credential_finalization.clone(),
+    );
+    wire.push("reset_signature", done.reset_signature.to_vec());
     let finished = node
-        .recover_finish(&started.ticket, &finalization)
+        .recover_finish(
+            &logged.ticket,
+            &done.credential_finalization,
+            &done.reset_signature,
+        )
         .await
         .unwrap();
     wire.push("recover_finish_response", finished.encode_to_vec());
-    let forged = node.recover_finish(&started.ticket, &[0; 64]).await;
+    let forged = node
+        .recover_finish(&logged.ticket, &[0; 64], &done.reset_signature)
+        .await;
     wire.push("wrong_password_error", format!("{forged:?}"));
     // The replicated log: every command the node committed, as Raft would carry and store
     // it, and the state a snapshot would hold.
@@ -376,6 +699,7 @@ async fn canary_secrets_never_leave_the_client_in_clear() {
         wire.push("raft_entry", postcard::to_stdvec(&entry).unwrap());
     }
     wire.push("state", node.replica.read(|s| s.encode()));
+    let session = done.session;
     wire.push(
         "debug_of_client_values",
         format!("{session:?} {key:?} {ksf:?}"),
@@ -392,11 +716,13 @@ async fn canary_secrets_never_leave_the_client_in_clear() {
         ("export key", export_key.expose().to_vec()),
         ("session key", session_key.expose().to_vec()),
     ];
-    // 4 registration messages, 4 recovery messages, 2 debug prints, an error, 4 log entries
-    // (stage, activate, charge, reset: the forged finish commits nothing), and the state.
+    // 4 registration messages and 3 share ciphertexts, 7 recovery messages (blinded element,
+    // RecoverStart's answer, credential request, RecoverLogin's answer, finalization, reset
+    // signature, RecoverFinish's answer), 2 debug prints, an error, 5 log entries (share map,
+    // stage, activate, charge, reset: the forged finish commits nothing), and the state.
     assert_eq!(
         wire.0.len(),
-        4 + 4 + 2 + 1 + 4 + 1,
+        4 + 3 + 7 + 2 + 1 + 5 + 1,
         "every value was recorded"
     );
     assert_eq!(leaks(&wire, &secrets), Vec::<String>::new());

@@ -96,10 +96,15 @@ impl Rig {
         self.servers.iter().map(TestServer::url).collect()
     }
 
+    /// A client's configuration for `endpoints`, pinning the cluster's identity key.
+    fn config(&self, endpoints: Vec<String>) -> ClientConfig {
+        let mut c = config(&self.pki, endpoints);
+        c.identity_key = Some(self.cluster.identity_key());
+        c
+    }
+
     async fn client(&self, endpoints: Vec<String>) -> VaultClient {
-        VaultClient::connect(config(&self.pki, endpoints))
-            .await
-            .unwrap()
+        VaultClient::connect(self.config(endpoints)).await.unwrap()
     }
 }
 
@@ -201,7 +206,7 @@ async fn register_key_keeps_the_given_key_and_a_token_for_another_account_is_ref
 
     // A token the cluster does not trust.
     let other = TestPki::new();
-    let mut c = config(&rig.pki, rig.urls());
+    let mut c = rig.config(rig.urls());
     c.token = TokenSource::fixed(token_for(&other, ACCOUNT));
     let stranger = VaultClient::connect(c).await.unwrap();
     assert!(matches!(
@@ -209,7 +214,7 @@ async fn register_key_keeps_the_given_key_and_a_token_for_another_account_is_ref
         Err(VaultError::Unauthenticated(reason)) if reason.contains("signature")
     ));
     // A token source that has nothing.
-    let mut c = config(&rig.pki, rig.urls());
+    let mut c = rig.config(rig.urls());
     c.token = TokenSource::from_fn(|| Err("issuer offline".into()));
     let tokenless = VaultClient::connect(c).await.unwrap();
     assert_eq!(
@@ -313,7 +318,7 @@ async fn leader_routing_follows_the_leader_named_in_answers_and_stay_routing_doe
 
     // Leader: the first answer (from a) names c; the next calls go to c, also those of a
     // copy made with another token (the copies share what they learn).
-    let mut cfg = config(&rig.pki, rig.urls());
+    let mut cfg = rig.config(rig.urls());
     cfg.routing = Routing::Leader;
     let leader = VaultClient::connect(cfg).await.unwrap();
     leader.status().await.unwrap();
@@ -434,7 +439,7 @@ async fn recovery_retries_resend_identical_bytes_and_charge_once() {
     assert!(starts.iter().all(|c| c.request == starts[0].request));
     let first = RecoverStartRequest::decode(starts[0].request.as_slice()).unwrap();
     assert_eq!(first.attempt_id.len(), 16);
-    assert_eq!(first.credential_request.len(), 96);
+    assert_eq!(first.blinded_element.len(), 32);
     let finishes: Vec<_> = a
         .calls_of("RecoverFinish")
         .into_iter()
@@ -534,7 +539,7 @@ async fn the_deadline_bounds_the_total_time() {
             node.inject(None, Fault::unavailable(None));
         }
     }
-    let mut c = config(&rig.pki, rig.urls());
+    let mut c = rig.config(rig.urls());
     c.deadline = Duration::from_millis(700);
     let vault = VaultClient::connect(c).await.unwrap();
     let started = Instant::now();
@@ -556,7 +561,7 @@ async fn the_deadline_bounds_the_total_time() {
             node.inject(None, Fault::Hang(Duration::from_secs(10)));
         }
     }
-    let mut c = config(&rig.pki, rig.urls());
+    let mut c = rig.config(rig.urls());
     c.call_timeout = Duration::from_millis(300);
     c.deadline = Duration::from_millis(1000);
     let vault = VaultClient::connect(c).await.unwrap();
@@ -571,7 +576,7 @@ async fn the_deadline_bounds_the_total_time() {
 
     // All endpoints dead: bounded too, and by the attempt budget when it is small.
     let dead = vec![dead_endpoint().await, dead_endpoint().await];
-    let mut c = config(&rig.pki, dead);
+    let mut c = rig.config(dead);
     c.deadline = Duration::from_secs(20);
     c.retry.max_attempts = 4;
     let vault = VaultClient::connect(c).await.unwrap();
@@ -611,7 +616,7 @@ async fn bad_configurations_are_refused_at_connect() {
 async fn a_node_certificate_of_another_ca_is_never_trusted() {
     let rig = Rig::new(1).await;
     let other = TestPki::new();
-    let mut c = config(&rig.pki, rig.urls());
+    let mut c = rig.config(rig.urls());
     c.ca_cert_pem = other.ca_pem();
     c.deadline = Duration::from_millis(600);
     let vault = VaultClient::connect(c).await.unwrap();
