@@ -15,9 +15,9 @@ use bkv_core::protocol::{
     REGISTRATION_REQUEST_LEN, REGISTRATION_UPLOAD_LEN,
 };
 use bkv_core::record::RecordPlain;
+use bkv_core::share_map::{MAX_HOLDERS, ShareMapError};
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{Claims, MAX_LIFETIME_SECS, MAX_TOKEN_LEN, TrustedIssuers};
-use bkv_core::share_map::{MAX_HOLDERS, ShareMapError};
 use bkv_core::{AccountId, GuessLimit, ShareMap, SignedShareMap, VaultState, fixtures};
 use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest as _, Sha256};
@@ -214,8 +214,14 @@ pub fn share_map(data: &[u8]) -> bool {
                 signature: fixtures::identity().sign(rest).to_bytes(),
             };
             let verified = signed.verify(&identity);
-            assert_eq!(verified, ShareMap::parse(rest), "the signature changed the answer");
-            let other = SigningKey::from_bytes(&[0x5e; 32]).verifying_key().to_bytes();
+            assert_eq!(
+                verified,
+                ShareMap::parse(rest),
+                "the signature changed the answer"
+            );
+            let other = SigningKey::from_bytes(&[0x5e; 32])
+                .verifying_key()
+                .to_bytes();
             assert_eq!(signed.verify(&other), Err(ShareMapError::Signature));
             verified.is_ok()
         }

@@ -10,9 +10,7 @@
 use std::io::Write as _;
 
 use bkv_core::opaque;
-use bkv_core::oprf::{
-    BlindedElement, DleqProof, EvaluatedElement, ShareCiphertext, combine,
-};
+use bkv_core::oprf::{BlindedElement, DleqProof, EvaluatedElement, ShareCiphertext, combine};
 use bkv_core::protocol::MAX_TICKET_LEN;
 use bkv_core::{
     AccountId, AttemptId, ClusterId, GuessLimit, RequestId, SealPurpose, ShareMap, fixtures,
@@ -145,14 +143,18 @@ fn shares_model(shares: &[v1::ShareUpload], map: &ShareMap) -> Result<(), &'stat
         if share.node_id != holder.node_id {
             return Err("shares");
         }
-        let commitment = EvaluatedElement::parse(&share.commitment)
-            .map_err(|_| "shares.commitment")?;
+        let commitment =
+            EvaluatedElement::parse(&share.commitment).map_err(|_| "shares.commitment")?;
         if ShareCiphertext::parse(&share.ciphertext).is_err() {
             return Err("shares.ciphertext");
         }
         points.push((share.node_id, commitment));
     }
-    assert_eq!((map.holders.len(), map.threshold), (3, 2), "the model is of 2 of 3");
+    assert_eq!(
+        (map.holders.len(), map.threshold),
+        (3, 2),
+        "the model is of 2 of 3"
+    );
     let pair = |a: usize, b: usize| combine(&[points[a], points[b]]);
     let at_zero = pair(0, 1);
     if pair(0, 2) == at_zero && pair(1, 2) == at_zero {
@@ -323,17 +325,12 @@ pub fn grpc_request(data: &[u8]) -> bool {
             )
             .is_ok()
         }),
-        19 => parsed::<v1::RecoverLoginRequest>(
-            body,
-            &["attempt_id", "credential_request"],
-            |m| {
-                AttemptId::parse(&m.attempt_id)
-                    .map_err(|e| VaultError::bad_id("attempt_id", e))?;
-                opaque::parse_credential_request(&m.credential_request)
-                    .map_err(VaultError::from_protocol)?;
-                Ok(())
-            },
-        ),
+        19 => parsed::<v1::RecoverLoginRequest>(body, &["attempt_id", "credential_request"], |m| {
+            AttemptId::parse(&m.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
+            opaque::parse_credential_request(&m.credential_request)
+                .map_err(VaultError::from_protocol)?;
+            Ok(())
+        }),
         20 => parsed::<v1::SetShareMapRequest>(
             body,
             &["share_map", "share_map.signature"],

@@ -13,11 +13,11 @@ mod props;
 use argon2::{Algorithm, Argon2, Params, Version};
 use bkv_core::fixtures;
 use bkv_core::opaque::{self, Suite};
+use bkv_core::oprf::SoftwareShareKey;
 use bkv_core::protocol::{MIN_SEALED_KEY_LEN, SEALED_BACKUP_KEY_LEN};
 use bkv_core::record::RecordPlain;
 use bkv_core::ticket::TicketPlain;
 use bkv_core::token::{self, Claims};
-use bkv_core::oprf::SoftwareShareKey;
 use bkv_core::{
     AccountId, AttemptId, ChargeNumber, Command, GuessLimit, RecordVersion, Request, RequestId,
     ShareHolder, ShareMap, StateDecodeError, VaultState,

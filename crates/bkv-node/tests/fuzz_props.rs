@@ -14,8 +14,8 @@ mod checks;
 mod props;
 
 use bkv_core::oprf::{
-    Blind, Commitment, KeyShare, OprfKey, ResetKey, ShareContext, SoftwareShareKey,
-    encrypt_share, evaluate_share, oprf_input, split,
+    Blind, Commitment, KeyShare, OprfKey, ResetKey, ShareContext, SoftwareShareKey, encrypt_share,
+    evaluate_share, oprf_input, split,
 };
 use bkv_core::protocol::{ExportKey, KsfParams};
 use bkv_core::{AccountId, Command, Request, SealPurpose, fixtures};
@@ -216,7 +216,9 @@ fn evaluate_seeds(good: &v1::EvaluateRequest) {
         evaluated_element: z.as_bytes().to_vec(),
         proof: proof.to_bytes().to_vec(),
     };
-    seed("valid-answer", 1, &|| prost::Message::encode_to_vec(&answer));
+    seed("valid-answer", 1, &|| {
+        prost::Message::encode_to_vec(&answer)
+    });
     seed("invalid-answer-proof", 1, &|| {
         let mut proof = answer.proof.clone();
         proof[..32].fill(0);
