@@ -101,10 +101,10 @@ fuzz: fuzz-build
 # Rewrites the committed seed corpora (bkv-core first: the request seeds reuse its messages).
 fuzz-seeds:
 	$(CARGO) test -p bkv-core --test fuzz_props -- --ignored write_seeds
-	$(CARGO) test -p bkv-core --test fuzz_props_oprf -- --ignored write_seeds
 	$(CARGO) test -p bkv-hsm --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-client --test fuzz_props -- --ignored write_seeds
 
 # Dependency hygiene (deny.toml). Licenses, bans and sources need no network. Advisories are
 # checked offline against the copy of the RustSec database kept in deny/advisory-db.tar.gz

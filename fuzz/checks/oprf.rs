@@ -1,7 +1,7 @@
 //! What each fuzz target on bkv-core's OPRF parsers (`bkv_core::oprf`, protocol v2) asserts.
 //! Shared, word for word, by the cargo-fuzz targets (`fuzz/fuzz_targets/oprf_*.rs` and the
 //! others named below) and the bounded property tests
-//! (`crates/bkv-core/tests/fuzz_props_oprf.rs`), which include this file with `#[path]`.
+//! (`crates/bkv-core/tests/fuzz_props.rs`), which include this file with `#[path]`.
 //!
 //! Every function takes hostile bytes, must not panic, and panics (fails the run) when an
 //! accepted input breaks the format's promise: fixed-length canonical encodings re-encode to
