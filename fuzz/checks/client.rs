@@ -61,12 +61,7 @@ pub fn share_evaluations(data: &[u8]) -> bool {
     let evaluations: Vec<ShareEvaluation> = response
         .evaluations
         .iter()
-        .map(|e| ShareEvaluation {
-            node_id: e.node_id,
-            commitment: e.commitment.clone(),
-            evaluated_element: e.evaluated_element.clone(),
-            proof: e.proof.clone(),
-        })
+        .map(ShareEvaluation::from)
         .collect();
     let blinded = BlindedElement::parse(&BLINDED_ELEMENT).expect("a valid element");
     let expected = acceptable(response.threshold, &evaluations, &blinded);

@@ -6,7 +6,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bkv_core::SignedShareMap;
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::opaque::testing::FakeSealer;
 use bkv_core::protocol::BackupKey;
@@ -15,9 +14,8 @@ use bkv_devkit::testing::{TEST_AUDIENCE, TEST_ISSUER, authorized};
 use bkv_devkit::{MemoryReplica, ReplicaOptions, issue_token};
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverFinishResponse,
-    RecoverLoginRequest, RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse,
-    RegisterFinishRequest, RegisterStartRequest, ShareUpload as ShareUploadProto,
+    ActivateRequest, RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest,
+    RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse, RegisterStartRequest,
 };
 use bkv_vault::VaultService;
 use ed25519_dalek::SigningKey;
@@ -60,12 +58,7 @@ impl Started {
         self.response
             .evaluations
             .iter()
-            .map(|e| ShareEvaluation {
-                node_id: e.node_id,
-                commitment: e.commitment.clone(),
-                evaluated_element: e.evaluated_element.clone(),
-                proof: e.proof.clone(),
-            })
+            .map(ShareEvaluation::from)
             .collect()
     }
 
@@ -115,39 +108,12 @@ impl Node {
         let answer = self
             .service
             .register_start(authorized(message, &self.token));
-        let answer = answer.await.unwrap().into_inner();
-        RegisterStarted {
-            registration_response: answer.registration_response,
-            share_map: SignedShareMap::try_from(answer.share_map.unwrap()).unwrap(),
-            default_guess_limit: answer.default_guess_limit,
-            max_guess_limit: answer.max_guess_limit,
-        }
+        RegisterStarted::from_response(answer.await.unwrap().into_inner()).unwrap()
     }
 
     /// Stages and activates the upload; returns the active version.
     async fn register_finish(&self, upload: &RegisterUpload) -> RecordVersion {
-        let message = RegisterFinishRequest {
-            request_id: vec![8; 16],
-            registration_upload: upload.registration_upload.clone(),
-            sealed_key: upload.sealed_key.clone(),
-            guess_limit: upload.guess_limit,
-            ksf: Some(KsfProto {
-                m_cost_kib: upload.ksf.m_cost_kib,
-                t_cost: upload.ksf.t_cost,
-                p_cost: upload.ksf.p_cost,
-            }),
-            share_map_epoch: upload.share_map_epoch,
-            shares: upload
-                .shares
-                .iter()
-                .map(|s| ShareUploadProto {
-                    node_id: s.node_id,
-                    commitment: s.commitment.to_vec(),
-                    ciphertext: s.ciphertext.clone(),
-                })
-                .collect(),
-            reset_public_key: upload.reset_public_key.to_vec(),
-        };
+        let message = upload.clone().into_request(vec![8; 16]);
         let staged = self
             .service
             .register_finish(authorized(message, &self.token));
@@ -264,18 +230,35 @@ async fn register(
     node.register_finish(&upload).await
 }
 
+/// Finishes `login` on `credential_response` as `account` with `ksf`, signing the reset of
+/// the attempt's charge.
+fn try_finish(
+    login: Login,
+    started: &Started,
+    credential_response: &[u8],
+    account: &AccountId,
+    ksf: &KsfParams,
+) -> Result<LoginFinished, ClientError> {
+    login.finish(
+        credential_response,
+        account,
+        ksf,
+        TEST_AUDIENCE,
+        started.version(),
+        started.charge(),
+    )
+}
+
 /// Finishes `login` with the record's parameters, as the account itself.
 fn finish(login: Login, started: &Started, logged: &RecoverLoginResponse) -> LoginFinished {
-    login
-        .finish(
-            &logged.credential_response,
-            &account(),
-            &record_ksf(started),
-            TEST_AUDIENCE,
-            started.version(),
-            started.charge(),
-        )
-        .unwrap()
+    try_finish(
+        login,
+        started,
+        &logged.credential_response,
+        &account(),
+        &record_ksf(started),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -338,16 +321,14 @@ async fn a_wrong_password_fails_on_the_client_and_a_forged_finalization_on_the_s
     let (login, started, logged) = node.login("wrong password", &mut Wire::default()).await;
     // The client learns it itself; there is no finalization to send.
     assert_eq!(
-        login
-            .finish(
-                &logged.credential_response,
-                &account(),
-                &ksf,
-                TEST_AUDIENCE,
-                started.version(),
-                started.charge(),
-            )
-            .map(|_| ()),
+        try_finish(
+            login,
+            &started,
+            &logged.credential_response,
+            &account(),
+            &ksf
+        )
+        .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
     // A client that forges one anyway gets PERMISSION_DENIED with the ticket's counters.
@@ -412,32 +393,28 @@ async fn recovery_with_other_ksf_params_or_account_fails_as_a_wrong_password() {
     };
     let (login, started, logged) = node.login("pw", &mut Wire::default()).await;
     assert_eq!(
-        login
-            .finish(
-                &logged.credential_response,
-                &account(),
-                &other_ksf,
-                TEST_AUDIENCE,
-                started.version(),
-                started.charge(),
-            )
-            .map(|_| ()),
+        try_finish(
+            login,
+            &started,
+            &logged.credential_response,
+            &account(),
+            &other_ksf
+        )
+        .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
     // The envelope is bound to the account through the client identifier.
     let (login, started, logged) = node.login("pw", &mut Wire::default()).await;
     let bob = AccountId::parse("bob").unwrap();
     assert_eq!(
-        login
-            .finish(
-                &logged.credential_response,
-                &bob,
-                &KsfParams::light(),
-                TEST_AUDIENCE,
-                started.version(),
-                started.charge(),
-            )
-            .map(|_| ()),
+        try_finish(
+            login,
+            &started,
+            &logged.credential_response,
+            &bob,
+            &KsfParams::light()
+        )
+        .map(|_| ()),
         Err(ClientError::WrongPassword)
     );
 }
@@ -573,16 +550,7 @@ async fn malformed_server_messages_are_typed_errors() {
     register(&node, "pw", &key, &ksf, &mut Wire::default()).await;
     let (login, started, _) = node.login("pw", &mut Wire::default()).await;
     assert_eq!(
-        login
-            .finish(
-                &[1u8; 10],
-                &account(),
-                &ksf,
-                TEST_AUDIENCE,
-                started.version(),
-                started.charge(),
-            )
-            .map(|_| ()),
+        try_finish(login, &started, &[1u8; 10], &account(), &ksf).map(|_| ()),
         Err(ClientError::Malformed {
             field: "credential_response",
             reason: "wrong_length"
