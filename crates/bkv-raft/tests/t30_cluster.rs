@@ -208,30 +208,21 @@ async fn three_nodes_over_grpc() -> anyhow::Result<()> {
         async move { w.write(stage(n)).await }
     });
     let written = futures::future::try_join_all(burst).await?;
-    let versions: BTreeSet<u64> = written
-        .iter()
-        .map(|w| match w.outcome {
-            Outcome::Staged { version } => version.get(),
-            ref other => panic!("not staged: {other:?}"),
-        })
-        .collect();
-    assert_eq!(versions.len(), 64, "every command has its own version");
+    // Versions count each account's own registrations: every command staged its account's
+    // first.
+    assert_eq!(written.len(), 64);
+    for w in &written {
+        assert!(
+            matches!(w.outcome, Outcome::Staged { version } if version.get() == 1),
+            "{w:?}"
+        );
+    }
     let entries: BTreeSet<u64> = written.iter().map(|w| w.log_index).collect();
     assert!(
         entries.len() < 32,
         "64 concurrent writes took {} entries",
         entries.len()
     );
-    for w in &written {
-        let Outcome::Staged { version } = w.outcome else {
-            unreachable!()
-        };
-        assert_eq!(
-            version.get() / 1000,
-            w.log_index,
-            "version = entry * 1000 + i"
-        );
-    }
     let top = entries.last().copied().unwrap_or(0);
     assert_same(&converge(&nodes.values().collect::<Vec<_>>(), top).await?);
     println!(
