@@ -20,7 +20,7 @@ use bkv_client::proto::vault_client::VaultClient as RawVault;
 use bkv_client::proto::{
     ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginResponse,
     RecoverStartResponse, RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse,
-    ShareUpload, StatusRequest, StatusResponse,
+    StatusRequest, StatusResponse,
 };
 use bkv_client::{BackupKey, KsfParams, Registration, error_detail};
 use bkv_core::SignedShareMap;
@@ -249,30 +249,9 @@ fn random_invalid(valid: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     panic!("1,000 random draws were all valid");
 }
 
-/// A registration upload as RegisterFinish sends it.
+/// A registration upload as RegisterFinish sends it, with a fresh request id.
 fn finish_request(upload: &bkv_client::RegisterUpload) -> RegisterFinishRequest {
-    RegisterFinishRequest {
-        request_id: random(16),
-        registration_upload: upload.registration_upload.clone(),
-        sealed_key: upload.sealed_key.clone(),
-        guess_limit: upload.guess_limit,
-        ksf: Some(KsfProto {
-            m_cost_kib: upload.ksf.m_cost_kib,
-            t_cost: upload.ksf.t_cost,
-            p_cost: upload.ksf.p_cost,
-        }),
-        share_map_epoch: upload.share_map_epoch,
-        shares: upload
-            .shares
-            .iter()
-            .map(|s| ShareUpload {
-                node_id: s.node_id,
-                commitment: s.commitment.to_vec(),
-                ciphertext: s.ciphertext.clone(),
-            })
-            .collect(),
-        reset_public_key: upload.reset_public_key.to_vec(),
-    }
+    raw::register_finish(random(16), upload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
