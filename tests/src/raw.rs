@@ -5,10 +5,11 @@
 use bkv_client::flow::{LoginFinished, ShareEvaluation};
 use bkv_client::proto::vault_client::VaultClient as RawVault;
 use bkv_client::proto::{
-    RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest, RecoverLoginResponse,
-    RecoverStartRequest, RecoverStartResponse, StatusRequest, StatusResponse,
+    KsfParams as KsfProto, RecoverFinishRequest, RecoverFinishResponse, RecoverLoginRequest,
+    RecoverLoginResponse, RecoverStartRequest, RecoverStartResponse, RegisterFinishRequest,
+    ShareUpload as ShareUploadProto, StatusRequest, StatusResponse,
 };
-use bkv_client::{ClientError, KsfParams, Recovery, SecretString};
+use bkv_client::{ClientError, KsfParams, Recovery, RegisterUpload, SecretString};
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use rand::RngCore as _;
 use tonic::transport::Channel;
@@ -29,6 +30,32 @@ pub fn fresh_id() -> Vec<u8> {
     let mut id = vec![0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id);
     id
+}
+
+/// The `RegisterFinish` of a client's registration upload, with `request_id`.
+pub fn register_finish(request_id: Vec<u8>, upload: &RegisterUpload) -> RegisterFinishRequest {
+    RegisterFinishRequest {
+        request_id,
+        registration_upload: upload.registration_upload.clone(),
+        sealed_key: upload.sealed_key.clone(),
+        guess_limit: upload.guess_limit,
+        ksf: Some(KsfProto {
+            m_cost_kib: upload.ksf.m_cost_kib,
+            t_cost: upload.ksf.t_cost,
+            p_cost: upload.ksf.p_cost,
+        }),
+        share_map_epoch: upload.share_map_epoch,
+        shares: upload
+            .shares
+            .iter()
+            .map(|s| ShareUploadProto {
+                node_id: s.node_id,
+                commitment: s.commitment.to_vec(),
+                ciphertext: s.ciphertext.clone(),
+            })
+            .collect(),
+        reset_public_key: upload.reset_public_key.to_vec(),
+    }
 }
 
 /// The client's blinded element for `password` of `account`, and the state that unblinds

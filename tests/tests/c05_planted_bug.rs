@@ -1,10 +1,14 @@
 //! The checkers catch a real bug in a real node: every node runs with the planted bug of the
 //! failpoints build (`planted_charge_reuse`: half of the recovery starts are answered with
 //! the account's last charge instead of a committed one), under a seeded load of owners and
-//! attackers. The run must FAIL: the guess bound finds credential responses that map to no
-//! committed charge, and attackers get more responses than the limit. The seed and the part
-//! of the history that broke the invariant are printed, as for any failing run. Should this
-//! test ever pass a run with the bug on, the checkers have regressed.
+//! attackers. In protocol v2 that alone releases nothing: each share-holder evaluates only a
+//! charge its own applied state holds for this attempt and blinded element. So the nodes
+//! also evaluate their shares unchecked (`lie_evaluate_unchecked`), as nodes whose share
+//! evaluation has the bug too. The run must FAIL: the guess bound finds password tests
+//! (share evaluations) that map to no committed charge, and the share-evaluation checker
+//! finds nodes that evaluated one charge for several attempts. The seed and the part of the
+//! history that broke the invariant are printed, as for any failing run. Should this test
+//! ever pass a run with the bug on, the checkers have regressed.
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ async fn a_node_that_answers_without_a_committed_charge_fails_the_guess_bound() 
     let mut options = chaos_options(3);
     options.node_env.push((
         "BKV_FAILPOINTS".into(),
-        "planted_charge_reuse=50%error".into(),
+        "planted_charge_reuse=50%error;lie_evaluate_unchecked=on".into(),
     ));
     let mut cc = ChaosCluster::start("c05_planted_bug", options).await?;
     let load = Load::start(
@@ -62,6 +66,16 @@ async fn a_node_that_answers_without_a_committed_charge_fails_the_guess_bound() 
         uncharged > 0,
         "seed {SEED}: no release was found without a committed charge: {}",
         gb.summary()
+    );
+    let se = summary
+        .verdict("share_evaluations")
+        .ok_or_else(|| anyhow::anyhow!("no share_evaluations verdict"))?;
+    anyhow::ensure!(
+        se.violations
+            .iter()
+            .any(|v| v.contains("was answered for attempt") || v.contains("twice")),
+        "seed {SEED}: no charge evaluated for two attempts was found: {}",
+        se.summary()
     );
     let shown = excerpt(&cc.history.entries(), &summary.verdicts);
     anyhow::ensure!(

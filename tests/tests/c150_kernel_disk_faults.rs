@@ -90,13 +90,13 @@ fn full_disks_and_failing_fsync_fail_closed_and_lose_nothing_acknowledged() -> a
                 };
                 let from = cc.cluster.node(node)?.log_text().len();
                 let set = Instant::now();
-                if phase.ends_with("failing") {
+                if phase.ends_with("fsync") {
                     cc.nemesis
                         .failpoint(&cc.cluster, node, "log_flush=error", true)
                         .await?;
                 } else {
                     cc.nemesis.fill_disk(&cc.cluster, node)?;
-                    if phase.ends_with("asked") {
+                    if phase.ends_with("snapshot") {
                         let answer = cc.cluster.admin_at(node).await?.snapshot().await;
                         println!("snapshot asked of node {node} on a full disk: {answer:?}");
                     }

@@ -23,9 +23,8 @@ use bkv_hsm::Partition;
 use bkv_hsm::testing::TestToken;
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginRequest,
-    RecoverStartRequest, RegisterFinishRequest, RegisterStartRequest,
-    ShareUpload as ShareUploadProto,
+    ActivateRequest, RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest,
+    RegisterStartRequest,
 };
 use bkv_vault::VaultService;
 use ed25519_dalek::SigningKey;
@@ -127,28 +126,7 @@ impl Vault {
         let staged = self
             .service
             .register_finish(authorized(
-                RegisterFinishRequest {
-                    request_id: random16().to_vec(),
-                    registration_upload: upload.registration_upload,
-                    sealed_key: upload.sealed_key,
-                    guess_limit: upload.guess_limit,
-                    ksf: Some(KsfProto {
-                        m_cost_kib: upload.ksf.m_cost_kib,
-                        t_cost: upload.ksf.t_cost,
-                        p_cost: upload.ksf.p_cost,
-                    }),
-                    share_map_epoch: upload.share_map_epoch,
-                    shares: upload
-                        .shares
-                        .into_iter()
-                        .map(|s| ShareUploadProto {
-                            node_id: s.node_id,
-                            commitment: s.commitment.to_vec(),
-                            ciphertext: s.ciphertext,
-                        })
-                        .collect(),
-                    reset_public_key: upload.reset_public_key.to_vec(),
-                },
+                bkv_tests::raw::register_finish(random16().to_vec(), &upload),
                 &token,
             ))
             .await

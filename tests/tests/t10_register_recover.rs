@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bkv_client::{AccountStatus, RecordState, VaultClient, VaultError, error_detail};
+use bkv_client::{AccountStatus, RecordState, VaultClient, VaultError, error_details};
 use bkv_tests::{Cluster, account, password, raw, wait_for};
 
 const RIGHT: &str = "correct horse battery staple";
@@ -137,7 +137,7 @@ async fn register_recover_guess_limit_and_delete_on_every_node() -> anyhow::Resu
             Some(VaultError::Destroyed),
             "right password via node {node} after destruction"
         );
-        // Below the SDK: FAILED_PRECONDITION, reason `destroyed`, and no credential response.
+        // Below the SDK: FAILED_PRECONDITION, reason `DESTROYED`, and no credential response.
         let token = cluster.token("alice");
         let answer =
             raw::recover_start(cluster.client_channel(*node)?, Some(&token), &alice, RIGHT).await?;
@@ -150,8 +150,8 @@ async fn register_recover_guess_limit_and_delete_on_every_node() -> anyhow::Resu
             "node {node}"
         );
         assert_eq!(
-            error_detail(&status).map(|d| d.reason).as_deref(),
-            Some("destroyed")
+            error_details(&status).map(|d| d.reason).as_deref(),
+            Some("DESTROYED")
         );
     }
 
@@ -194,7 +194,13 @@ async fn register_recover_guess_limit_and_delete_on_every_node() -> anyhow::Resu
         .1
         .register(&alice, password(RIGHT), Some(3))
         .await?;
-    assert!(fresh.version > v, "a new registration gets a new version");
+    // Versions count the account's own registrations; a delete forgets the account, so its
+    // count starts again at 1.
+    assert_eq!(
+        fresh.version.get(),
+        1,
+        "a registration after a delete is version 1 (the deleted one was {v:?})"
+    );
     let back = pinned[2].1.recover(&alice, password(RIGHT)).await?;
     assert_eq!(back.key, fresh.key);
     Ok(())

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bkv_client::proto::MemberRole;
-use bkv_client::{BackupKey, VaultClient};
+use bkv_client::{BackupKey, VaultClient, VaultError};
 use bkv_tests::{Cluster, account, password};
 use tokio::sync::watch;
 
@@ -27,10 +27,20 @@ async fn load(
             break;
         }
         let id = account(&name);
-        let registered = client
-            .register(&id, password(RIGHT), None)
-            .await
-            .map_err(|e| anyhow::anyhow!("background register {name}: {e}"))?;
+        // A registration that raced a share map change is refused (STALE_SHARE_MAP) and
+        // started again, as the protocol says: its shares were split for the old map.
+        let mut tries = 0;
+        let registered = loop {
+            tries += 1;
+            match client.register(&id, password(RIGHT), None).await {
+                Ok(r) => break r,
+                Err(VaultError::Server { code, message })
+                    if tries < 3
+                        && code == tonic::Code::FailedPrecondition
+                        && message.contains("STALE_SHARE_MAP") => {}
+                Err(e) => anyhow::bail!("background register {name} (try {tries}): {e}"),
+            }
+        };
         let recovered = client
             .recover(&id, password(RIGHT))
             .await

@@ -8,7 +8,7 @@
 //! another account, of a superseded version, expired, or replayed after a later charge, reset
 //! signatures missing, short or forged (a forged one resets nothing), and a gRPC message over
 //! `limits.max_client_message_bytes`. Each case gets the documented status and, where there
-//! is one, the `ErrorDetail` field and reason. After the matrix the cluster serves, the
+//! is one, the field and reason word of its `google.rpc.Status` details. After the matrix the cluster serves, the
 //! replicas agree, and the account the bad tokens named is unchanged.
 
 use std::time::{Duration, Instant};
@@ -20,9 +20,9 @@ use bkv_client::proto::vault_client::VaultClient as RawVault;
 use bkv_client::proto::{
     ActivateRequest, KsfParams as KsfProto, RecoverFinishRequest, RecoverLoginResponse,
     RecoverStartResponse, RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse,
-    ShareUpload, StatusRequest, StatusResponse,
+    StatusRequest, StatusResponse,
 };
-use bkv_client::{BackupKey, KsfParams, Registration, error_detail};
+use bkv_client::{BackupKey, KsfParams, Registration, error_details};
 use bkv_core::SignedShareMap;
 use bkv_core::oprf::{BlindedElement, Commitment};
 use bkv_core::protocol::{
@@ -106,18 +106,23 @@ impl Matrix {
             }
             Err(status) => status,
         };
-        let detail = error_detail(&status).unwrap_or_default();
+        let detail = error_details(&status).unwrap_or_default();
+        let got_field = detail
+            .field_violation
+            .as_ref()
+            .map_or("", |f| f.field.as_str());
         let mut wrong = Vec::new();
         if status.code() != want.code {
             wrong.push(format!("code {:?}", status.code()));
         }
         if let Some(field) = want.field
-            && detail.field != field
+            && got_field != field
         {
-            wrong.push(format!("field {:?}", detail.field));
+            wrong.push(format!("field {got_field:?}"));
         }
+        // Reason words are UPPER_SNAKE on the wire; the matrix writes them in lower case.
         if let Some(reason) = want.reason
-            && detail.reason != reason
+            && !detail.reason.eq_ignore_ascii_case(reason)
         {
             wrong.push(format!("reason {:?}", detail.reason));
         }
@@ -249,30 +254,9 @@ fn random_invalid(valid: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     panic!("1,000 random draws were all valid");
 }
 
-/// A registration upload as RegisterFinish sends it.
+/// A registration upload as RegisterFinish sends it, with a fresh request id.
 fn finish_request(upload: &bkv_client::RegisterUpload) -> RegisterFinishRequest {
-    RegisterFinishRequest {
-        request_id: random(16),
-        registration_upload: upload.registration_upload.clone(),
-        sealed_key: upload.sealed_key.clone(),
-        guess_limit: upload.guess_limit,
-        ksf: Some(KsfProto {
-            m_cost_kib: upload.ksf.m_cost_kib,
-            t_cost: upload.ksf.t_cost,
-            p_cost: upload.ksf.p_cost,
-        }),
-        share_map_epoch: upload.share_map_epoch,
-        shares: upload
-            .shares
-            .iter()
-            .map(|s| ShareUpload {
-                node_id: s.node_id,
-                commitment: s.commitment.to_vec(),
-                ciphertext: s.ciphertext.clone(),
-            })
-            .collect(),
-        reset_public_key: upload.reset_public_key.to_vec(),
-    }
+    raw::register_finish(random(16), upload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1346,7 +1330,7 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         ))
         .await;
     if let Err(s) = &answer {
-        let left = error_detail(s).and_then(|d| d.guesses_remaining);
+        let left = error_details(s).and_then(|d| d.guesses_remaining());
         assert_eq!(
             left,
             Some(cross_b.started.guesses_remaining),
@@ -1408,12 +1392,12 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
         Want {
             code: Code::FailedPrecondition,
             field: None,
-            reason: Some("expired"),
+            reason: Some("ticket_expired"),
         },
     );
 
-    // A finish replayed after a later charge: the key may come back again (the password
-    // was proven), but the later charge stays on the counter.
+    // A finish replayed after a later charge: refused (the ticket was used), and the later
+    // charge stays on the counter.
     let first = as_account(next(), "t-replay")?
         .login("t-replay", RIGHT, &cluster_name)
         .await?;
@@ -1427,7 +1411,6 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
     let replay = as_account(next(), "t-replay")?
         .recover_finish(first.finish()?)
         .await;
-    m.cases += 1;
     let used = as_account(next(), "t-replay")?.status().await?.guesses_used;
     if used != 1 {
         m.failures.push(format!(
@@ -1435,7 +1418,16 @@ async fn a_matrix_of_bad_input_gets_the_documented_answers_and_changes_nothing()
              {used} (answer {replay:?})"
         ));
     }
-    println!("replayed finish after a later charge: answer {replay:?}, guesses used {used}");
+    // Tickets are single-use: the replay is refused, and the later charge stays counted.
+    m.check(
+        "RecoverFinish: a used ticket replayed after a later charge",
+        replay,
+        Want {
+            code: Code::FailedPrecondition,
+            field: None,
+            reason: Some("ticket_used"),
+        },
+    );
 
     // Phase 4: gRPC messages over limits.max_client_message_bytes (64 KiB here).
     for (what, size) in [("70 KiB", 70 * 1024), ("4 MiB", 4 * 1024 * 1024)] {

@@ -1,6 +1,6 @@
 //! Rate limits on the recovery path (`limits.recover_per_account_*` and
 //! `limits.recover_per_address_*`): past its burst an account's RecoverStart gets
-//! RESOURCE_EXHAUSTED with `retry_after_ms` in the details, burns no guess, and leaves other
+//! RESOURCE_EXHAUSTED with a `RetryInfo` delay in the details, burns no guess, and leaves other
 //! accounts alone; after the delay it passes again. Past the address burst, every account
 //! from that address is refused, also one that never tried before, again without a charge.
 //! A start refused by one limit costs the other nothing. A node left at its defaults limits
@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bkv_client::VaultError;
-use bkv_client::error_detail;
+use bkv_client::error_details;
 use bkv_tests::{Cluster, ClusterOptions, LimitsOptions, account, password, raw};
 use tonic::Code;
 
@@ -24,12 +24,14 @@ const ADDRESS_BURST: u32 = 12;
 /// The retry delay of a RESOURCE_EXHAUSTED answer, checked to be in `1..=max_ms`.
 fn retry_after(status: &tonic::Status, max_ms: u64) -> u64 {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    let detail = error_detail(status).unwrap_or_default();
-    assert_eq!(detail.reason, "rate_limited", "{status:?}");
-    let ms = detail.retry_after_ms;
+    let detail = error_details(status).unwrap_or_default();
+    assert_eq!(detail.reason, "RATE_LIMITED", "{status:?}");
+    let ms = detail
+        .retry_delay
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     assert!(
         (1..=max_ms).contains(&ms),
-        "retry_after_ms {ms} not in 1..={max_ms}"
+        "retry delay {ms} ms not in 1..={max_ms}"
     );
     ms
 }

@@ -27,7 +27,11 @@ pub fn classify_status(s: &tonic::Status) -> Outcome {
         }
         Code::PermissionDenied => Outcome::WrongPassword,
         Code::NotFound => Outcome::NotFound,
-        Code::FailedPrecondition if s.message().contains("destroyed") => Outcome::Destroyed,
+        Code::FailedPrecondition
+            if bkv_client::error_details(s).is_some_and(|d| d.reason == "DESTROYED") =>
+        {
+            Outcome::Destroyed
+        }
         Code::FailedPrecondition | Code::InvalidArgument => Outcome::Refused,
         _ => Outcome::Error,
     }
