@@ -248,7 +248,7 @@ pub fn sample_state() -> bkv_core::VaultState {
         },
         Command::Activate {
             account: alice.clone(),
-            version: RecordVersion(1),
+            version: RecordVersion(3),
         },
         Command::ChargeGuess {
             account: alice,

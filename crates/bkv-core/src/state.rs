@@ -99,7 +99,7 @@ impl VaultState {
     /// entry, since one entry may carry several commands). It must be above every position
     /// that changed the state before (positive and strictly increasing across calls); a
     /// stale one is refused with [`Rejection::StaleLogIndex`], so that no command applies
-    /// twice. Nothing the state hands out (versions, charges) is derived from it. The
+    /// twice; a record's version is the position of its `Stage`. The
     /// request's clock is not read.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Applied {
         if log_index <= self.last_change {
@@ -281,9 +281,9 @@ impl VaultState {
             return Applied::rejected(Rejection::StaleShareMap { current });
         }
         let entry = self.accounts.get_or_insert_default(account);
-        // The account's own count, not the log position: a version tells nothing about
-        // other accounts' activity.
-        let version = RecordVersion(entry.last_version.get().saturating_add(1));
+        // The log position of the Stage: unique in the cluster and never reused, also after
+        // a Delete (tickets, share ledgers and histories name a record by it).
+        let version = RecordVersion(log_index);
         entry.last_version = version;
         entry.staged = Some(StagedRecord {
             version,

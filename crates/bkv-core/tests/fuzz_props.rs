@@ -506,7 +506,7 @@ fn five_holder_state() -> VaultState {
         },
         Command::Activate {
             account: alice,
-            version: RecordVersion(1),
+            version: RecordVersion(4),
         },
     ];
     for (i, command) in commands.into_iter().enumerate() {
@@ -571,14 +571,14 @@ fn sample_state() -> VaultState {
         },
         Command::Activate {
             account: alice.clone(),
-            version: RecordVersion(1),
+            version: RecordVersion(3),
         },
         Command::ChargeGuess {
             account: alice.clone(),
             attempt_id: AttemptId::new([2; 16]),
             request_hash: [3; 32],
         },
-        fixtures::reset(&alice, RecordVersion(1), ChargeNumber(1)),
+        fixtures::reset(&alice, RecordVersion(3), ChargeNumber(1)),
         Command::Stage {
             account: bob,
             request_id: RequestId::new([4; 16]),

@@ -17,6 +17,11 @@
 //! `destroy ACC v=N charge=N`, `delete ACC`, and the read-only `status ACC`, `count`,
 //! `roundtrip` (checks `decode(encode(state))`).
 //!
+//! Versions are written per account: `v=1` is the account's first version staged since it
+//! was last deleted, `v=2` its second, and so on. The state's own versions are the log
+//! indexes of the `Stage`s; the runner translates both ways, so that a script reads the same
+//! whatever else it did before.
+//!
 //! Besides comparing output, the runner checks on every command that a rejection leaves
 //! the snapshot bytes unchanged.
 
@@ -36,6 +41,10 @@ struct Runner {
     next_index: u64,
     /// Padded id bytes back to the name used in the script.
     names: BTreeMap<Vec<u8>, String>,
+    /// Per account, the state's versions of its stages since it was last deleted, in order.
+    versions: BTreeMap<String, Vec<u64>>,
+    /// The state's version to the script's.
+    aliases: BTreeMap<u64, u64>,
 }
 
 type Args = BTreeMap<String, String>;
@@ -64,7 +73,45 @@ impl Runner {
             state: VaultState::default(),
             next_index: 1,
             names: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            aliases: BTreeMap::new(),
         }
+    }
+
+    /// The state's version of the script's `v=N` for `account` (one no record has when
+    /// the account has no N-th version).
+    fn real_version(&self, account: &AccountId, args: &Args) -> RecordVersion {
+        let n = num(args, "v");
+        let real = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| self.versions.get(account.as_str())?.get(i).copied());
+        RecordVersion(real.unwrap_or(1_000_000 + n))
+    }
+
+    /// `text` with the state's versions (`v=N`, `staged=N`) written as the script's.
+    fn aliased(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let words: Vec<String> = line
+                .split(' ')
+                .map(|w| {
+                    for key in ["v=", "staged="] {
+                        if let Some(n) = w.strip_prefix(key).and_then(|n| n.parse::<u64>().ok())
+                            && let Some(alias) = self.aliases.get(&n)
+                        {
+                            return format!("{key}{alias}");
+                        }
+                    }
+                    w.to_string()
+                })
+                .collect();
+            out.push_str(&words.join(" "));
+        }
+        out
     }
 
     fn name(&self, bytes: &[u8]) -> String {
@@ -94,7 +141,7 @@ impl Runner {
             .collect();
         let acc = || account.clone().expect("an account");
         let command = match *verb {
-            "status" => return self.status(&acc()),
+            "status" => return self.aliased(&self.status(&acc())),
             "count" => return format!("accounts={}", self.state.account_count()),
             "roundtrip" => {
                 let bytes = self.state.encode();
@@ -118,7 +165,7 @@ impl Runner {
             },
             "activate" => Command::Activate {
                 account: acc(),
-                version: RecordVersion(num(&args, "v")),
+                version: self.real_version(&acc(), &args),
             },
             "charge" => Command::ChargeGuess {
                 account: acc(),
@@ -127,7 +174,7 @@ impl Runner {
             },
             "reset" => {
                 let (version, charge) = (
-                    RecordVersion(num(&args, "v")),
+                    self.real_version(&acc(), &args),
                     ChargeNumber(num(&args, "charge")),
                 );
                 let signed_for = if rest.contains(&"forged") {
@@ -144,7 +191,7 @@ impl Runner {
             }
             "destroy" => Command::Destroy {
                 account: acc(),
-                version: RecordVersion(num(&args, "v")),
+                version: self.real_version(&acc(), &args),
                 charge: ChargeNumber(num(&args, "charge")),
             },
             "delete" => Command::Delete { account: acc() },
@@ -165,6 +212,22 @@ impl Runner {
             assert_eq!(before, self.state.encode(), "a rejection changed the state");
             assert!(applied.events.is_empty(), "a rejection emitted events");
         }
+        match (&applied.outcome, &account) {
+            (Outcome::Staged { version }, Some(account))
+                if !self.aliases.contains_key(&version.get()) =>
+            {
+                let staged = self
+                    .versions
+                    .entry(account.as_str().to_string())
+                    .or_default();
+                staged.push(version.get());
+                self.aliases.insert(version.get(), staged.len() as u64);
+            }
+            (Outcome::Deleted { .. }, Some(account)) => {
+                self.versions.remove(account.as_str());
+            }
+            _ => {}
+        }
         let mut out = self.outcome(&applied.outcome);
         for e in &applied.events {
             out.push('\n');
@@ -174,7 +237,7 @@ impl Runner {
             out.push('\n');
             out.push_str(&self.run("set-share-map"));
         }
-        out
+        self.aliased(&out)
     }
 
     fn outcome(&self, outcome: &Outcome) -> String {

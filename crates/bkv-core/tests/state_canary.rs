@@ -76,8 +76,7 @@ proptest! {
         prop_assert_eq!(boot.outcome, Outcome::Bootstrapped);
         let mapped = state.apply(2, &Request { at_unix_ms: 0, command: fixtures::set_share_map(1, 3) });
         prop_assert_eq!(mapped.outcome, Outcome::ShareMapSet { epoch: 1 });
-        // Every blob staged, by account and version (versions count per account, and start
-        // again after a delete), and the blobs of deleted accounts.
+        // Every blob staged, by account and version, and the blobs of deleted accounts.
         let mut blobs: BTreeMap<(u8, RecordVersion), Vec<u8>> = BTreeMap::new();
         let mut deleted: Vec<Vec<u8>> = Vec::new();
         let mut latest: BTreeMap<u8, RecordVersion> = BTreeMap::new();

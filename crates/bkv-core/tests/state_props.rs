@@ -133,9 +133,8 @@ fn number(a: &AccountId) -> u8 {
         .expect("an account of these tests")
 }
 
-/// One record of one account: versions count per account and start again after a
-/// delete, so a record is named by its account, the account's deletes so far, and its
-/// version.
+/// One record of one account, named by its account, the account's deletes so far, and its
+/// version (versions alone are unique; the key does not rely on it).
 type RecordKey = (u8, u32, RecordVersion);
 
 fn bootstrap() -> Command {

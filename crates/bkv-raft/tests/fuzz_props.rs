@@ -173,7 +173,7 @@ fn write_seeds() {
         request_hash: [6; 32],
     });
     // Protocol v2's commands, valid against the sample state (`checks::sample_state`:
-    // alice's version 1 has charge 1; the charge above is charge 2).
+    // alice's version 3 has charge 1; the charge above is charge 2).
     let share_map = request(fixtures::set_share_map(2, 3));
     let stage = request(Command::Stage {
         account: AccountId::parse("bob").expect("valid"),
@@ -182,12 +182,12 @@ fn write_seeds() {
         sealed_record: vec![0xbb; 40],
         oprf: fixtures::oprf_record(1, 3),
     });
-    let reset = request(fixtures::reset(&alice, RecordVersion(1), ChargeNumber(2)));
+    let reset = request(fixtures::reset(&alice, RecordVersion(3), ChargeNumber(2)));
     let forged_reset = request(Command::ResetGuesses {
         account: alice.clone(),
-        version: RecordVersion(1),
+        version: RecordVersion(3),
         charge: ChargeNumber(2),
-        signature: fixtures::reset_signature(&alice, RecordVersion(1), ChargeNumber(1)),
+        signature: fixtures::reset_signature(&alice, RecordVersion(3), ChargeNumber(1)),
     });
     let entries: Vec<LogEntry> = vec![
         LogEntry {

@@ -1,6 +1,6 @@
 //! What the state keeps per account: at most one staged and one active record version, the
 //! tombstone of a record destroyed by guessing, the last few registration ids, and the
-//! account's own version counter.
+//! version of its latest `Stage`.
 
 use std::collections::BTreeMap;
 
@@ -23,9 +23,7 @@ pub(crate) struct Account {
     pub(crate) destroyed: Option<RecordVersion>,
     /// The last registrations, oldest first, at most [`REQUEST_IDS_KEPT`].
     pub(crate) registrations: Vec<Registration>,
-    /// The version the account's latest `Stage` created: versions count the account's own
-    /// registrations (1, 2, ...), so they tell nothing about other accounts. A `Delete`
-    /// forgets the account and its count.
+    /// The version the account's latest `Stage` created (the log index of that `Stage`).
     pub(crate) last_version: RecordVersion,
 }
 

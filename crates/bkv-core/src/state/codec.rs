@@ -19,7 +19,7 @@ use crate::ids::AccountId;
 const MAGIC: [u8; 8] = *b"bkvstate";
 /// The body format written by this code (2: protocol v2, with the share map, the OPRF half of
 /// records and signed resets; 3: per-account record versions and single-use tickets, each
-/// account with its version count and each active record with its last finished charge).
+/// account with its latest staged version and each active record with its last finished charge).
 /// Only this format is read: a node of another format catches up from the log or a snapshot
 /// of its own version.
 const FORMAT_VERSION: u16 = 3;
@@ -167,9 +167,8 @@ impl VaultState {
             if ids.len() != entry.registrations.len() {
                 return Err(Invalid("repeated registration id"));
             }
-            // Versions count the account's own registrations: every version it names is one
-            // that a `Stage` of it made, at most the last, and each `Stage` changed the state
-            // at an index of its own.
+            // Every version the account names is one that a `Stage` of it made (the log index
+            // of that `Stage`), at most the last, which changed the state at most at `last`.
             let newest = entry.last_version;
             if newest.get() == 0 || newest.get() > last {
                 return Err(Invalid("version count out of range"));

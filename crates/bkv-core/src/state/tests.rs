@@ -25,8 +25,8 @@ fn req(at: u64, command: Command) -> (u64, Request) {
     )
 }
 
-/// Bootstrap and a one-holder share map, then alice registers (v1, limit 3), activates, and
-/// makes two guesses; a new registration (v2) is staged.
+/// Bootstrap and a one-holder share map, then alice registers (v3, limit 3), activates, and
+/// makes two guesses; a new registration (v7) is staged.
 fn sample() -> VaultState {
     let a = alice();
     let entries = [
@@ -46,7 +46,7 @@ fn sample() -> VaultState {
             4,
             Command::Activate {
                 account: a.clone(),
-                version: RecordVersion(1),
+                version: RecordVersion(3),
             },
         ),
         req(
@@ -113,19 +113,19 @@ fn the_encoding_is_pinned() {
         "01010101010101010101010101010101010101010101010101010101010140314d54ac952297a5b6ccf2ef0b93c2ead2",
         "ab9ef8d09b855ae56bad23315eb85c0d5234c3aea48100ac3f80496a9fa601b5c40f9919c8f8552fce457fe883240f01",
         "630101010141040101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "01010101010101010101010101010101010101010101010105616c696365010223232323232323232323232323232323",
+        "01010101010101010101010101010101010101010101010105616c696365010723232323232323232323232323232323",
         "0202cccc0101010101010101010101010101010101010101010101010101010101010101010101017d01010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4",
-        "dd7e4567d5ca0801010101222222222222222222222222222222220303bbbbbb02020233333333333333333333333333",
+        "dd7e4567d5ca0801010103222222222222222222222222222222220303bbbbbb02020233333333333333333333333333",
         "333333444444444444444444444444444444444444444444444444444444444444444401343434343434343434343434",
         "343434344545454545454545454545454545454545454545454545454545454545454545020101010101010101010101",
         "010101010101010101010101010101010101010101010101017d01010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000000022222",
-        "222222222222222222222222222201232323232323232323232323232323230202",
+        "222222222222222222222222222203232323232323232323232323232323230707",
     );
     assert_eq!(hex, expected);
 }
@@ -150,7 +150,7 @@ fn headers_are_checked() {
         VaultState::decode(&future),
         Err(StateDecodeError::UnknownFormat(4))
     );
-    // Format 2 (versions from log positions, reusable tickets) is not read.
+    // Format 2 (reusable tickets) is not read.
     let mut old = good.clone();
     old[9] = 2;
     assert_eq!(
@@ -274,7 +274,7 @@ fn broken_invariants_are_refused() {
             "staged older than active",
             Box::new(|s| {
                 if let Some(st) = alice_mut(s).staged.as_mut() {
-                    st.version = RecordVersion(1);
+                    st.version = RecordVersion(2);
                 }
             }),
         ),
@@ -353,7 +353,7 @@ fn broken_invariants_are_refused() {
         ),
         (
             "version count below the staged version",
-            Box::new(|s| alice_mut(s).last_version = RecordVersion(1)),
+            Box::new(|s| alice_mut(s).last_version = RecordVersion(5)),
         ),
         (
             "finished a charge not made",

@@ -195,14 +195,8 @@ impl Model {
                 if let Some(old) = self.staged(account) {
                     old.life = Life::Dropped;
                 }
-                // Versions count the account's registrations since it was last deleted.
-                let version = 1 + self
-                    .records
-                    .iter()
-                    .filter(|r| r.account == *account && r.life != Life::Deleted)
-                    .map(|r| r.version)
-                    .max()
-                    .unwrap_or(0);
+                // A record's version is the log index of its Stage.
+                let version = index;
                 self.records.push(Rec {
                     account: account.clone(),
                     version,
