@@ -34,7 +34,7 @@ pub const RECOVERY_CODE_GROUP: usize = 4;
 pub enum RecoveryCodeError {
     /// A character that is neither a digit nor a separator (space, tab, line break, `-`).
     #[error(
-        "the recovery code has {found:?} at character {position}: only digits 0-9, spaces and dashes are allowed"
+        "the recovery key has {found:?} at character {position}: only digits 0-9, spaces and dashes are allowed"
     )]
     InvalidCharacter {
         /// The character found.
@@ -43,14 +43,14 @@ pub enum RecoveryCodeError {
         position: usize,
     },
     /// Not 64 digits.
-    #[error("a recovery code has 64 digits; this one has {digits}")]
+    #[error("a recovery key has 64 digits; this one has {digits}")]
     WrongLength {
         /// The digits found.
         digits: usize,
     },
     /// The check digits do not match: a digit is mistyped, or two are swapped.
     #[error(
-        "the recovery code's check digits do not match: a digit is mistyped or two digits are swapped"
+        "the recovery key's check digits do not match: a digit is mistyped or two digits are swapped"
     )]
     CheckFailed,
 }
