@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bkv_client::backup::{BackupKey, Decryptor, Encryptor, StreamError};
+use bkv_devkit::testing::GeneratedStream;
 
 /// Resident memory the child may reach, plaintext and ciphertext streams included.
 const LIMIT_KIB: u64 = 100 * 1024;
@@ -23,45 +24,6 @@ const DEFAULT_BYTES: u64 = 1 << 30;
 
 /// The child's longest run; the test fails rather than hang.
 const CHILD_DEADLINE: Duration = Duration::from_secs(600);
-
-/// A reproducible stream of `len` pseudo-random bytes (xorshift64*), cheap enough that the
-/// cipher, not the generator, sets the pace.
-struct Generated {
-    state: u64,
-    left: u64,
-}
-
-impl Generated {
-    fn new(len: u64) -> Self {
-        Self {
-            state: 0x9e37_79b9_7f4a_7c15,
-            left: len,
-        }
-    }
-}
-
-impl Read for Generated {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX))
-            & !7;
-        let n = if n == 0 {
-            buf.len().min(self.left as usize)
-        } else {
-            n
-        };
-        for word in buf[..n].chunks_mut(8) {
-            self.state ^= self.state >> 12;
-            self.state ^= self.state << 25;
-            self.state ^= self.state >> 27;
-            let v = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-            word.copy_from_slice(&v[..word.len()]);
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
 
 fn bytes_to_stream() -> u64 {
     std::env::var("BKV_BACKUP_MEMORY_BYTES")
@@ -95,20 +57,15 @@ fn child_round_trip() {
     let writer_key = BackupKey::from_bytes(*key.expose());
     let encrypting = std::thread::spawn(move || -> Result<u64, StreamError> {
         let mut enc = Encryptor::new(&writer_key, writer)?;
-        let copied = io::copy(&mut Generated::new(len), &mut enc)?;
+        let copied = io::copy(&mut GeneratedStream::new(len), &mut enc)?;
         enc.finish()?;
         Ok(copied)
     });
     let mut dec = Decryptor::new(&key, reader).expect("the header arrives and verifies");
-    let mut expected = Generated::new(len);
-    let mut want = vec![0u8; 64 * 1024];
+    let mut expected = GeneratedStream::new(len);
     let mut restored = 0u64;
     while let Some(chunk) = dec.next_chunk().expect("every chunk authenticates") {
-        let want = &mut want[..chunk.len()];
-        expected
-            .read_exact(want)
-            .expect("the generator has as many bytes");
-        assert!(chunk == want, "chunk at byte {restored} differs");
+        assert!(expected.matches(chunk), "chunk at byte {restored} differs");
         restored += chunk.len() as u64;
     }
     assert_eq!(encrypting.join().expect("encrypting thread"), Ok(len));
