@@ -179,8 +179,8 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
     let pending = drive.begin()?;
 
     let enabled = if a.password_stdin {
-        let password = read_password()?;
         let result = async {
+            let password = read_password()?;
             let (vault, account) = a.vault.client().await?;
             vault
                 .enable_backup_with_password(account, password, a.guess_limit)

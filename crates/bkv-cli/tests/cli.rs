@@ -570,6 +570,45 @@ async fn backup_with_a_recovery_key_round_trips_and_refuses_damage() {
     // Five 64 KiB chunks (the last short), each with its tag, after the 74-byte header.
     assert_eq!(backup.len(), 74 + data.len() + 5 * 16);
 
+    // A create that fails (no password on stdin, or no input) leaves the drive as it was.
+    let before = std::fs::read(drive.join("backup.bkvb")).unwrap();
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            i,
+            "--drive",
+            d,
+            "--password-stdin",
+            "--account",
+            "alice",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let missing = dir.join("missing").display().to_string();
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            &missing,
+            "--drive",
+            d,
+            "--recovery-key",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot open"), "{}", stderr(&o));
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    assert_eq!(std::fs::read(drive.join("backup.bkvb")).unwrap(), before);
+
     // Phase 2: restore on a "new device" with the key as typed, dashes and all.
     let out = dir.join("restored.db");
     let o_arg = out.to_str().unwrap();

@@ -408,6 +408,18 @@ fn error_messages_carry_no_key_or_plaintext() {
         assert!(!text.contains("secret"), "{text}");
     }
     assert!(!format!("{k:?}").contains("abab"));
+    // Nor do the reader and writer show the chunk they hold.
+    let mut enc = Encryptor::new(&k, Vec::new()).expect("header");
+    enc.write_all(&data).expect("buffered");
+    let shown = format!("{enc:?}");
+    assert!(!shown.contains("115, 101, 99"), "{shown}");
+    let mut dec = Decryptor::new(&k, file.as_slice()).expect("header");
+    dec.next_chunk().expect("opens").expect("a chunk");
+    let shown = format!("{dec:?}");
+    assert!(
+        !shown.contains("115, 101, 99") && !shown.contains("abab"),
+        "{shown}"
+    );
 }
 
 // Property tests: the same checks run as fuzz targets (`fuzz/checks/backup.rs`).

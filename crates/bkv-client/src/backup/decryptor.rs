@@ -18,7 +18,6 @@ use super::{StreamError, StreamOpener};
 /// (`read` returns 0): a caller writing the plaintext somewhere keeps it provisional until
 /// then. Errors come as `io::Error`s of kind `InvalidData` that carry a [`StreamError`]
 /// ([`StreamError::from_io`] gets it back); after one, every call fails the same way.
-#[derive(Debug)]
 pub struct Decryptor<R: Read> {
     inner: R,
     opener: StreamOpener,
@@ -135,6 +134,17 @@ impl<R: Read> Read for Decryptor<R> {
         out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// Shows where the reader is, never the chunk it holds (plaintext).
+impl<R: Read> std::fmt::Debug for Decryptor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("chunks_opened", &self.opener.chunks_opened())
+            .field("plaintext_len", &self.plaintext)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
     }
 }
 
