@@ -12,35 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bkv_devkit::testing::GeneratedStream;
+use bkv_devkit::testing::{GeneratedStream, large_stream_len, peak_resident_kib};
 
 /// Peak resident memory a `bkv` process may reach.
 const LIMIT_KIB: u64 = 100 * 1024;
 
-/// Bytes streamed unless `BKV_BACKUP_MEMORY_BYTES` says otherwise.
-const DEFAULT_BYTES: u64 = 1 << 30;
-
 /// Longest run of one `bkv` process; the test fails rather than hang.
 const DEADLINE: Duration = Duration::from_secs(600);
-
-fn bytes_to_stream() -> u64 {
-    std::env::var("BKV_BACKUP_MEMORY_BYTES")
-        .ok()
-        .map(|v| {
-            v.parse()
-                .expect("BKV_BACKUP_MEMORY_BYTES is a number of bytes")
-        })
-        .unwrap_or(DEFAULT_BYTES)
-}
-
-/// `VmHWM` of a running process, in KiB; `None` once it is gone.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-}
 
 /// Waits for `child` (killing it past the deadline), sampling its peak memory; returns the
 /// highest peak seen and whether it succeeded.
@@ -49,7 +27,7 @@ fn watch(mut child: Child, what: &str) -> (u64, bool) {
     let deadline = Instant::now() + DEADLINE;
     let mut peak = 0;
     loop {
-        if let Some(hwm) = vm_hwm_kib(pid) {
+        if let Some(hwm) = peak_resident_kib(Some(pid)) {
             peak = peak.max(hwm);
         }
         if let Some(status) = child.try_wait().expect("wait") {
@@ -75,7 +53,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
 
 #[test]
 fn a_large_backup_goes_through_the_cli_in_constant_memory() {
-    let len = bytes_to_stream();
+    let len = large_stream_len();
     let tmp = tempfile::tempdir().expect("temp dir");
     let drive = tmp.path().join("drive");
     let drive = drive.to_str().expect("utf-8 temp dir");

@@ -14,43 +14,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bkv_client::backup::{BackupKey, Decryptor, Encryptor, StreamError};
-use bkv_devkit::testing::GeneratedStream;
+use bkv_devkit::testing::{GeneratedStream, LARGE_STREAM_VAR, large_stream_len, peak_resident_kib};
 
 /// Resident memory the child may reach, plaintext and ciphertext streams included.
 const LIMIT_KIB: u64 = 100 * 1024;
 
-/// Bytes streamed unless `BKV_BACKUP_MEMORY_BYTES` says otherwise.
-const DEFAULT_BYTES: u64 = 1 << 30;
-
 /// The child's longest run; the test fails rather than hang.
 const CHILD_DEADLINE: Duration = Duration::from_secs(600);
-
-fn bytes_to_stream() -> u64 {
-    std::env::var("BKV_BACKUP_MEMORY_BYTES")
-        .ok()
-        .map(|v| {
-            v.parse()
-                .expect("BKV_BACKUP_MEMORY_BYTES is a number of bytes")
-        })
-        .unwrap_or(DEFAULT_BYTES)
-}
-
-/// A field of /proc/self/status, in KiB.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
-}
 
 /// The child: encrypts the generated stream into a pipe on one thread, decrypts it on this
 /// one, compares, and prints its figures.
 #[test]
 #[ignore = "run by large_backup_round_trips_in_constant_memory in a process of its own"]
 fn child_round_trip() {
-    let len = bytes_to_stream();
+    let len = large_stream_len();
     let key = BackupKey::generate();
     let (reader, writer) = io::pipe().expect("pipe");
     let start = Instant::now();
@@ -74,16 +51,16 @@ fn child_round_trip() {
     println!(
         "BKV_MEMORY bytes={len} secs={secs:.1} mib_per_s={:.0} vm_hwm_kib={}",
         len as f64 / (1 << 20) as f64 / secs,
-        status_kib("VmHWM:")
+        peak_resident_kib(None).expect("VmHWM in /proc/self/status")
     );
 }
 
 #[test]
 fn large_backup_round_trips_in_constant_memory() {
-    let len = bytes_to_stream();
+    let len = large_stream_len();
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
         .args(["child_round_trip", "--exact", "--ignored", "--nocapture"])
-        .env("BKV_BACKUP_MEMORY_BYTES", len.to_string())
+        .env(LARGE_STREAM_VAR, len.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the child");
