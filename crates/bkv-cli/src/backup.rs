@@ -9,9 +9,7 @@ use std::io::{BufReader, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bkv_client::backup::{
-    self, BackupKey, Encryptor, Protection as KeyProtection, RecoveryCode, StreamError,
-};
+use bkv_client::backup::{self, BackupKey, Encryptor, RecoveryCode, StreamError};
 use bkv_client::{KsfParams, VaultClient};
 use bkv_core::ids::AccountId;
 use clap::{Args, Subcommand};
@@ -68,9 +66,9 @@ pub struct CreateArgs {
     /// written there (a previous backup is replaced only once the new one is complete)
     #[arg(long, value_name = "DIR")]
     pub drive: PathBuf,
-    /// Protect the backup key with a password read from stdin (one line): registers a new
-    /// key for --account in the vault, which replaces the account's previous key (backups
-    /// made with it can no longer be restored)
+    /// Protect the backup key with a password read from stdin (one line): once the backup
+    /// is written, registers its new key for --account in the vault, which replaces the
+    /// account's previous key (backups made with it can no longer be restored)
     #[arg(long, requires = "account")]
     pub password_stdin: bool,
     /// Protect the backup key with a new 64-digit recovery key, printed on stdout once the
@@ -175,37 +173,32 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(file), len)
     };
-    let drive = Drive::create(&a.drive)?;
-    let pending = drive.begin()?;
-
-    let enabled = if a.password_stdin {
-        let result = async {
+    // The password first (stdin), then the vault connection, so that a create that
+    // cannot reach the vault fails before it encrypts anything.
+    let vault = match a.password_stdin {
+        true => {
             let password = read_password()?;
-            let (vault, account) = a.vault.client().await?;
-            vault
-                .enable_backup_with_password(account, password, a.guess_limit)
-                .await
-                .map_err(backup_failure)
+            Some((password, a.vault.client().await?))
         }
-        .await;
-        match result {
-            Ok(e) => e,
-            Err(e) => {
-                drive.abandon(pending);
-                return Err(e);
-            }
-        }
-    } else {
-        backup::enable_backup_with_recovery_code()
+        false => None,
     };
-
+    let drive = Drive::create(&a.drive)?;
     let PendingBackup {
         path: partial,
         file,
-    } = pending;
+    } = drive.begin()?;
+
+    // A fresh K: random for the vault, or derived from a new recovery key.
+    let (key, code) = match vault {
+        Some(_) => (BackupKey::generate(), None),
+        None => {
+            let code = RecoveryCode::generate();
+            (code.backup_key(), Some(code))
+        }
+    };
     let bar = progress_bar(input_len, "encrypting");
     let written = (|| {
-        let mut enc = Encryptor::new(&enabled.key, file)?;
+        let mut enc = Encryptor::new(&key, file)?;
         let n = std::io::copy(&mut bar.wrap_read(input), &mut enc)?;
         let file = enc.finish()?;
         Ok::<_, std::io::Error>((n, file))
@@ -218,21 +211,31 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
             return Err(stream_failure("cannot write the backup", e));
         }
     };
-    let protection = match &enabled.protection {
-        KeyProtection::Password { version } => Protection::Password {
-            account: a
-                .vault
-                .account
-                .as_ref()
-                .map(|x| x.as_str().to_string())
-                .unwrap_or_default(),
-            version: version.0,
-        },
-        KeyProtection::RecoveryCode(_) => Protection::RecoveryKey,
+
+    // Only now is K registered: it replaces the account's previous key, and with it the
+    // previous backup, so that happens once the new backup is written. A registration that
+    // fails leaves the previous backup and key as they were.
+    let protection = match vault {
+        Some((password, (vault, account))) => {
+            match vault
+                .register_key(account, password, a.guess_limit, &key)
+                .await
+            {
+                Ok(version) => Protection::Password {
+                    account: account.as_str().to_string(),
+                    version: version.0,
+                },
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => Protection::RecoveryKey,
     };
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
-        protection,
+        protection: protection.clone(),
         bytes,
         created_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -253,10 +256,10 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
         "backup": path.display().to_string(),
         "bytes": bytes,
     });
-    match &enabled.protection {
-        KeyProtection::Password { version } => {
+    match (&protection, code) {
+        (Protection::Password { version, .. }, _) => {
             object["protection"] = json!("password");
-            object["version"] = json!(version.0);
+            object["version"] = json!(version);
             if a.json {
                 println!("{object}");
             } else {
@@ -266,7 +269,7 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
                 );
             }
         }
-        KeyProtection::RecoveryCode(code) => {
+        (Protection::RecoveryKey, Some(code)) => {
             let grouped = code.grouped();
             if a.json {
                 object["protection"] = json!("recovery-key");
@@ -280,6 +283,12 @@ async fn create(a: CreateArgs) -> Result<(), Failure> {
                 );
                 println!("{}", grouped.as_str());
             }
+        }
+        (Protection::RecoveryKey, None) => {
+            // A recovery-key protection is only ever made with its code, above.
+            return Err(Failure::other(
+                "internal error: the recovery key is missing",
+            ));
         }
     }
     Ok(())

@@ -138,13 +138,6 @@ impl Drive {
         Ok(())
     }
 
-    /// Removes a backup that failed before it was complete.
-    pub fn abandon(&self, pending: PendingBackup) {
-        let PendingBackup { path, file } = pending;
-        drop(file);
-        let _ = std::fs::remove_file(path);
-    }
-
     /// The manifest. A drive without one (a backup copied without it) gives `None`.
     pub fn manifest(&self) -> Result<Option<Manifest>, Failure> {
         let path = self.manifest_path();

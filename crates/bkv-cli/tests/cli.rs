@@ -787,6 +787,27 @@ async fn backup_with_a_password_registers_and_recovers_through_the_vault() {
     assert_eq!(manifest["account"], "alice");
     assert_eq!(manifest["version"], version);
 
+    // A create whose registration fails (no vault answers) leaves the drive, and the key
+    // the vault holds, as they were: the backup above stays restorable (phase 3).
+    let before = std::fs::read(drive.join("backup.bkvb")).unwrap();
+    let mut dead = env.clone();
+    dead[0].1 = dead_endpoint().await;
+    let mut args = vec![
+        "backup",
+        "create",
+        "--input",
+        i,
+        "--drive",
+        d,
+        "--deadline",
+        "1",
+    ];
+    args.extend(acct);
+    let o = bkv(&args, &dead, &format!("{pw}\n")).await;
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    assert_eq!(std::fs::read(drive.join("backup.bkvb")).unwrap(), before);
+
     // Phase 2: a wrong password spends a guess, says how many are left, writes nothing.
     let out = dir.join("restored.tar");
     let o_arg = out.to_str().unwrap();

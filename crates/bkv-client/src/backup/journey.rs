@@ -37,6 +37,11 @@ impl VaultClient {
     /// Enables backup with a password: generates K, registers it under `password` in the
     /// vault and activates it (any previous version of the account's record is destroyed).
     /// `guess_limit` `None` takes the cluster's default.
+    ///
+    /// Enabling again replaces K: backups made under the previous K can no longer be
+    /// restored. To keep the previous backup restorable until a new one is stored, encrypt
+    /// with a fresh [`BackupKey::generate`] first and register that key with
+    /// [`VaultClient::register_key`] once the backup is written (as `bkv backup create` does).
     pub async fn enable_backup_with_password(
         &self,
         account: &AccountId,
