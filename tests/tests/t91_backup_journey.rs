@@ -8,33 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs `cluster/down --purge` on drop, so a failed test leaves no node running.
-struct Down {
-    dir: PathBuf,
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("cluster/down"))
-            .arg("--purge")
-            .env("BKV_LOCAL_DIR", &self.dir)
-            .output();
-    }
-}
-
-fn profile() -> &'static str {
-    // The test binary lives in target/<profile>/deps.
-    let exe = std::env::current_exe().unwrap_or_default();
-    if exe.components().any(|c| c.as_os_str() == "release") {
-        "release"
-    } else {
-        "debug"
-    }
-}
+use bkv_tests::cluster_up::{PurgeOnDrop, profile, repo_root};
 
 /// The variables `cluster/up` wrote to bkv.env.
 fn cluster_env(dir: &Path) -> Vec<(String, String)> {
@@ -98,12 +72,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn backup_journey_on_a_real_cluster() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("local");
-    let _down = Down { dir: dir.clone() };
+    let _down = PurgeOnDrop { dir: dir.clone() };
 
     // Phase 1: the cluster.
     let up = Command::new("timeout")
         .arg("600")
-        .arg(repo().join("cluster/up"))
+        .arg(repo_root().join("cluster/up"))
         .env("BKV_LOCAL_DIR", &dir)
         .env("BKV_PROFILE", profile())
         .env("BKV_BASE_PORT", "19800")
