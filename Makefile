@@ -105,6 +105,7 @@ fuzz-seeds:
 	$(CARGO) test -p bkv-raft --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-node --test fuzz_props -- --ignored write_seeds
 	$(CARGO) test -p bkv-client --test fuzz_props -- --ignored write_seeds
+	$(CARGO) test -p bkv-client --test fuzz_props_backup -- --ignored write_seeds
 
 # Dependency hygiene (deny.toml). Licenses, bans and sources need no network. Advisories are
 # checked offline against the copy of the RustSec database kept in deny/advisory-db.tar.gz

@@ -2,6 +2,8 @@
 //! included by each crate's `tests/fuzz_props.rs`, so `make test` runs every check as a
 //! bounded property test on random bytes and mutated seeds.
 
+#[path = "../checks/backup.rs"]
+pub mod backup;
 #[path = "../checks/client.rs"]
 pub mod client;
 #[path = "../checks/core.rs"]

@@ -15,6 +15,7 @@
 
 pub mod chaos;
 mod cluster;
+pub mod cluster_up;
 mod metrics;
 pub mod netns;
 mod node;

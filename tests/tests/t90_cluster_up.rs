@@ -2,32 +2,16 @@
 //! init, two ceremonies, a round trip, status. Uses its own directory and ports so it never
 //! touches a developer's running cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs `cluster/down --purge` on drop, so a failed test leaves no node running.
-struct Down {
-    dir: PathBuf,
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("cluster/down"))
-            .arg("--purge")
-            .env("BKV_LOCAL_DIR", &self.dir)
-            .output();
-    }
-}
+use bkv_tests::cluster_up::{PurgeOnDrop, profile, repo_root};
 
 fn run(script: &str, dir: &Path, profile: &str) -> Output {
     Command::new("timeout")
         .arg("600")
-        .arg(repo().join(script))
+        .arg(repo_root().join(script))
         .env("BKV_LOCAL_DIR", dir)
         .env("BKV_PROFILE", profile)
         .env("BKV_BASE_PORT", "19100")
@@ -36,21 +20,11 @@ fn run(script: &str, dir: &Path, profile: &str) -> Output {
         .expect("run the script")
 }
 
-fn profile() -> &'static str {
-    // The test binary lives in target/<profile>/deps.
-    let exe = std::env::current_exe().unwrap_or_default();
-    if exe.components().any(|c| c.as_os_str() == "release") {
-        "release"
-    } else {
-        "debug"
-    }
-}
-
 #[test]
 fn cluster_up_then_down_purge() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("local");
-    let _down = Down { dir: dir.clone() };
+    let _down = PurgeOnDrop { dir: dir.clone() };
 
     let up = run("cluster/up", &dir, profile());
     let out = String::from_utf8_lossy(&up.stdout);
@@ -117,7 +91,7 @@ fn cluster_up_then_down_purge() {
     // The nodes are gone: their HTTP ports no longer answer.
     std::thread::sleep(Duration::from_millis(200));
     assert!(std::net::TcpStream::connect("127.0.0.1:19401").is_err());
-    let purge = Command::new(repo().join("cluster/down"))
+    let purge = Command::new(repo_root().join("cluster/down"))
         .arg("--purge")
         .env("BKV_LOCAL_DIR", &dir)
         .output()

@@ -3,9 +3,11 @@
 
 mod account;
 mod admin;
+mod backup;
 mod bench;
 mod conn;
 mod dev;
+mod drive;
 mod exit;
 mod output;
 mod parse;
@@ -27,6 +29,10 @@ account token (BKV_TOKEN, or issued on the fly from BKV_ISSUER_KEY in dev set-up
 commands talk to the admin ports under mutual TLS (BKV_ADMIN_ENDPOINTS, BKV_ADMIN_CERT,
 BKV_ADMIN_KEY). Passwords are read from standard input, never from a flag.
 
+`bkv backup create` encrypts a file into a folder that stands for the cloud drive with a new
+backup key, protected by a password in the vault or by a 64-digit recovery key that is
+printed once; `bkv backup restore` gets it back with either (docs/BACKUP_FORMAT.md).
+
 Exit codes:
   0  success
   1  any other error
@@ -44,7 +50,7 @@ Exit codes:
 #[command(
     name = "bkv",
     version,
-    about = "Backup Key Vault: register and recover backup keys, operate a bkv cluster",
+    about = "Backup Key Vault: register and recover backup keys, back up files with them, operate a bkv cluster",
     long_about = LONG_ABOUT,
     propagate_version = true
 )]
@@ -63,6 +69,10 @@ enum Command {
     Status(account::StatusArgs),
     /// Delete an account's record (every version)
     Delete(account::DeleteArgs),
+    /// End-to-end encrypted backups in a folder standing for the cloud drive, with a key
+    /// protected by a password in the vault or by a 64-digit recovery key
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Account tokens
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -85,6 +95,7 @@ impl Command {
             Self::Status(a) => a.json,
             Self::Delete(a) => a.json,
             Self::Bench(a) => a.json,
+            Self::Backup(c) => c.json(),
             _ => false,
         }
     }
@@ -96,6 +107,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Recover(a) => account::recover(a).await,
         Command::Status(a) => account::status(a).await,
         Command::Delete(a) => account::delete(a).await,
+        Command::Backup(c) => backup::run(c).await,
         Command::Token(c) => token::run(c),
         Command::Admin(c) => admin::run(c).await,
         Command::Dev(c) => dev::run(c),

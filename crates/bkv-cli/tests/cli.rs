@@ -520,3 +520,352 @@ async fn health_exits_zero_only_when_serving() {
     assert_eq!(code(&o), 1);
     server.stop().await;
 }
+
+/// The files in a drive folder, sorted.
+fn drive_files(drive: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(drive)
+        .expect("drive dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn backup_with_a_recovery_key_round_trips_and_refuses_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("chats.db");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    let drive = dir.join("drive");
+    let (d, i) = (drive.to_str().unwrap(), input.to_str().unwrap());
+
+    // Phase 1: create; the recovery key is printed on stdout, nowhere else.
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            i,
+            "--drive",
+            d,
+            "--recovery-key",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let key = stdout(&o).trim().to_string();
+    assert_eq!(key.len(), 64 + 15, "{key}");
+    assert_eq!(key.split(' ').count(), 16);
+    assert!(!stderr(&o).contains(&key[..9]));
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    let manifest = std::fs::read_to_string(drive.join("backup.json")).unwrap();
+    assert!(manifest.contains("\"recovery-key\""), "{manifest}");
+    assert!(!manifest.contains(&key[..9]));
+    let backup = std::fs::read(drive.join("backup.bkvb")).unwrap();
+    assert_eq!(&backup[..4], b"BKVB");
+    // Five 64 KiB chunks (the last short), each with its tag, after the 74-byte header.
+    assert_eq!(backup.len(), 74 + data.len() + 5 * 16);
+
+    // A create that fails (no password on stdin, or no input) leaves the drive as it was.
+    let before = std::fs::read(drive.join("backup.bkvb")).unwrap();
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            i,
+            "--drive",
+            d,
+            "--password-stdin",
+            "--account",
+            "alice",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let missing = dir.join("missing").display().to_string();
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            &missing,
+            "--drive",
+            d,
+            "--recovery-key",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot open"), "{}", stderr(&o));
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    assert_eq!(std::fs::read(drive.join("backup.bkvb")).unwrap(), before);
+
+    // Phase 2: restore on a "new device" with the key as typed, dashes and all.
+    let out = dir.join("restored.db");
+    let o_arg = out.to_str().unwrap();
+    let restore = ["backup", "restore", "--drive", d, "--output", o_arg];
+    let mut args = restore.to_vec();
+    args.push("--recovery-key-stdin");
+    let typed = format!("{}\n", key.replace(' ', "-"));
+    let o = bkv(&args, &[], &typed).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(!stderr(&o).contains(&key[..9]));
+    // An existing output is never overwritten.
+    let o = bkv(&args, &[], &typed).await;
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("refusing to overwrite"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(&out).unwrap();
+
+    // Phase 3: a mistyped key is caught by its check digits (exit 2) and shows no digit.
+    let mut digits: Vec<u8> = key.replace(' ', "").into_bytes();
+    digits[10] = if digits[10] == b'9' {
+        b'0'
+    } else {
+        digits[10] + 1
+    };
+    let mistyped = String::from_utf8(digits).unwrap();
+    let o = bkv(&args, &[], &mistyped).await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("check digits"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(&mistyped[..9]));
+    let o = bkv(&args, &[], "1234").await;
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("64 digits; this one has 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+
+    // Another backup's key passes the check digits and is refused by the header.
+    let other = dir.join("other");
+    let o = bkv(
+        &[
+            "backup",
+            "create",
+            "--input",
+            i,
+            "--drive",
+            other.to_str().unwrap(),
+            "--recovery-key",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let other_key = stdout(&o);
+    let o = bkv(&args, &[], &other_key).await;
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("not made with this key"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists() && !dir.join("restored.db.partial").exists());
+
+    // A password is refused before any vault is asked: the manifest says recovery key.
+    let mut pw_args = restore.to_vec();
+    pw_args.extend(["--password-stdin", "--account", "alice"]);
+    let o = bkv(&pw_args, &[], "hunter2\n").await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--recovery-key-stdin"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Phase 4: damage in the drive: an altered chunk, a cut, a swapped chunk. Nothing is
+    // left at the output path.
+    let altered = {
+        let mut b = backup.clone();
+        b[74 + 70_000] ^= 1; // chunk 1
+        b
+    };
+    let cut = backup[..74 + 2 * (65_536 + 16)].to_vec();
+    let swapped = {
+        let c = 65_536 + 16;
+        let mut b = backup[..74].to_vec();
+        b.extend_from_slice(&backup[74 + c..74 + 2 * c]);
+        b.extend_from_slice(&backup[74..74 + c]);
+        b.extend_from_slice(&backup[74 + 2 * c..]);
+        b
+    };
+    for (damaged, expect) in [
+        (altered, "chunk 1 of the backup does not authenticate"),
+        (cut, "truncated: it ends after 2 chunks"),
+        (swapped, "chunk 0 of the backup does not authenticate"),
+    ] {
+        std::fs::write(drive.join("backup.bkvb"), &damaged).unwrap();
+        let o = bkv(&args, &[], &typed).await;
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "{expect}: {}", stderr(&o));
+        assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+        assert!(!out.exists() && !dir.join("restored.db.partial").exists());
+    }
+}
+
+#[tokio::test]
+async fn backup_with_a_password_registers_and_recovers_through_the_vault() {
+    use ed25519_dalek::pkcs8::EncodePublicKey as _;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    cli_pki(dir).await;
+    let issuer = pki::read_issuer_public(&dir.join("issuer.pub.pem")).unwrap();
+    let cluster = FakeCluster::new(issuer).await;
+    let identity = ed25519_dalek::VerifyingKey::from_bytes(&cluster.identity_key())
+        .unwrap()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    std::fs::write(dir.join("identity.pub.pem"), identity).unwrap();
+    let node: FakeVault = cluster.node("a");
+    let svc = node.service();
+    let server: TestServer = serve(node_tls(dir), move |s| s.add_service(svc)).await;
+    let env = vec![
+        ("BKV_ENDPOINTS", server.url()),
+        ("BKV_CA_CERT", dir.join("ca.pem").display().to_string()),
+        (
+            "BKV_IDENTITY_PUB",
+            dir.join("identity.pub.pem").display().to_string(),
+        ),
+        (
+            "BKV_ISSUER_KEY",
+            dir.join("issuer.key").display().to_string(),
+        ),
+        ("BKV_CLUSTER", TEST_AUDIENCE.to_string()),
+    ];
+    let input = dir.join("photos.tar");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    let drive = dir.join("drive");
+    let (d, i) = (drive.to_str().unwrap(), input.to_str().unwrap());
+    let pw = "correct horse battery staple";
+    let acct = [
+        "--account",
+        "alice",
+        "--insecure-light-ksf",
+        "--password-stdin",
+    ];
+
+    // Phase 1: create registers a new key for alice under the password.
+    let mut args = vec![
+        "backup",
+        "create",
+        "--input",
+        i,
+        "--drive",
+        d,
+        "--guess-limit",
+        "3",
+        "--json",
+    ];
+    args.extend(acct);
+    let o = bkv(&args, &env, &format!("{pw}\n")).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["protection"], "password");
+    assert_eq!(j["bytes"], 100_000);
+    let version = j["version"].as_u64().expect("version");
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(drive.join("backup.json")).unwrap()).unwrap();
+    assert_eq!(manifest["account"], "alice");
+    assert_eq!(manifest["version"], version);
+
+    // A create whose registration fails (no vault answers) leaves the drive, and the key
+    // the vault holds, as they were: the backup above stays restorable (phase 3).
+    let before = std::fs::read(drive.join("backup.bkvb")).unwrap();
+    let mut dead = env.clone();
+    dead[0].1 = dead_endpoint().await;
+    let mut args = vec![
+        "backup",
+        "create",
+        "--input",
+        i,
+        "--drive",
+        d,
+        "--deadline",
+        "1",
+    ];
+    args.extend(acct);
+    let o = bkv(&args, &dead, &format!("{pw}\n")).await;
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(drive_files(&drive), ["backup.bkvb", "backup.json"]);
+    assert_eq!(std::fs::read(drive.join("backup.bkvb")).unwrap(), before);
+
+    // Phase 2: a wrong password spends a guess, says how many are left, writes nothing.
+    let out = dir.join("restored.tar");
+    let o_arg = out.to_str().unwrap();
+    let mut restore = vec!["backup", "restore", "--drive", d, "--output", o_arg];
+    restore.extend(acct);
+    let o = bkv(&restore, &env, "Tr0ub4dor&3\n").await;
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 guesses remaining"), "{}", stderr(&o));
+    assert_eq!(cluster.guesses_used("alice"), Some(1));
+    assert!(!out.exists() && !dir.join("restored.tar.partial").exists());
+
+    // A recovery key is refused before anything is read: the manifest says password.
+    let o = bkv(
+        &[
+            "backup",
+            "restore",
+            "--drive",
+            d,
+            "--output",
+            o_arg,
+            "--recovery-key-stdin",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--password-stdin --account alice"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Phase 3: the right password restores the backup (and resets the count).
+    let o = bkv(&restore, &env, &format!("{pw}\n")).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(cluster.guesses_used("alice"), Some(0));
+    std::fs::remove_file(&out).unwrap();
+
+    // Phase 4: once the account's key is replaced, the old backup says so.
+    let mut reg = vec!["register", "--key-out", "-"];
+    reg.extend(acct);
+    let o = bkv(&reg, &env, "another password\n").await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = bkv(&restore, &env, "another password\n").await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was made with version"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+
+    // No secret in any output or in the drive.
+    for file in drive_files(&drive) {
+        let bytes = std::fs::read(drive.join(file)).unwrap();
+        assert!(!bytes.windows(pw.len()).any(|w| w == pw.as_bytes()));
+    }
+    server.stop().await;
+}

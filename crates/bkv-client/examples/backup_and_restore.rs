@@ -10,19 +10,22 @@
 //! It reads the cluster's settings from `BKV_ENDPOINTS`, `BKV_CA_CERT` and `BKV_IDENTITY_PUB`
 //! (the cluster identity key it pins: registrations split their OPRF key only over a share
 //! map that key signed), and an account token from `BKV_TOKEN` (or, in dev set-ups, issues
-//! one with the key in `BKV_ISSUER_KEY` for audience `BKV_CLUSTER`).
+//! one with the key in `BKV_ISSUER_KEY` for audience `BKV_CLUSTER`): see
+//! `common/env_config.rs`.
+//! `examples/backup.rs` does the same journey with the SDK's streaming backup format.
 //!
 //! The app never sends the backup key or the password anywhere: the key is sealed on the
 //! device under a key only the password can re-derive (OPAQUE's export key), and the vault
 //! counts every password attempt.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[path = "common/env_config.rs"]
+mod env_config;
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
-use bkv_client::{ClientConfig, SecretString, TokenSource, VaultClient, VaultError};
+use bkv_client::{SecretString, VaultClient, VaultError};
 use bkv_core::AccountId;
-use bkv_core::token::{Claims, issue};
+use env_config::config;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,46 +76,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.state, status.guesses_used, status.guess_limit
     );
     Ok(())
-}
-
-/// Client settings from the environment; tokens from `BKV_TOKEN` or the dev issuer key.
-fn config(account: &AccountId) -> Result<ClientConfig, Box<dyn std::error::Error>> {
-    let endpoints: Vec<String> = std::env::var("BKV_ENDPOINTS")
-        .map_err(|_| "set BKV_ENDPOINTS (source cluster/local/bkv.env)")?
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let ca = std::fs::read(std::env::var("BKV_CA_CERT").map_err(|_| "set BKV_CA_CERT")?)?;
-    let token = match std::env::var("BKV_TOKEN") {
-        Ok(t) => TokenSource::fixed(t),
-        Err(_) => {
-            let key_path =
-                std::env::var("BKV_ISSUER_KEY").map_err(|_| "set BKV_TOKEN or BKV_ISSUER_KEY")?;
-            let key = bkv_devkit::pki::read_issuer_key(key_path.as_ref())?;
-            let audience = std::env::var("BKV_CLUSTER").unwrap_or_else(|_| "bkv-local".into());
-            let sub = account.to_string();
-            TokenSource::from_fn(move || {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_err(|e| e.to_string())?
-                    .as_secs();
-                let claims = Claims {
-                    iss: "bkv-dev".into(),
-                    sub: sub.clone(),
-                    aud: audience.clone(),
-                    iat: now,
-                    exp: now + 600,
-                    nbf: None,
-                };
-                Ok(SecretString::from(issue(&key, &claims)))
-            })
-        }
-    };
-    let identity = std::env::var("BKV_IDENTITY_PUB").map_err(|_| "set BKV_IDENTITY_PUB")?;
-    let mut config = ClientConfig::new(endpoints, ca, token);
-    config.identity_key = Some(bkv_devkit::pki::read_identity_public(identity.as_ref())?);
-    config.deadline = Duration::from_secs(30);
-    Ok(config)
 }
 
 fn encrypt(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {

@@ -3,6 +3,9 @@
 //! - [`VaultClient`]: the Rust SDK for apps: [`VaultClient::register`],
 //!   [`VaultClient::recover`], [`VaultClient::status`], [`VaultClient::delete`] over TLS
 //!   with failover and safe retries, typed [`VaultError`]s.
+//! - [`backup`]: end-to-end encrypted backups with the backup key: the streaming format
+//!   (docs/BACKUP_FORMAT.md), the 64-digit recovery code, and the journey (enable backup
+//!   with a password or a recovery code, restore the key on a new device).
 //! - [`flow`]: the sans-I/O OPAQUE flows ([`flow::Registration`], [`flow::Recovery`]) that
 //!   the SDK drives, with the client's Argon2id parameters in [`KsfParams`].
 //!
@@ -11,6 +14,7 @@
 //! vault are in `bkv-devkit`.
 
 mod answers;
+pub mod backup;
 mod config;
 pub mod endpoint;
 mod error;
