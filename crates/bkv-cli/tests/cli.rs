@@ -98,7 +98,7 @@ async fn dev_pki_is_idempotent_and_issued_tokens_verify() {
     assert_eq!(code(&first), 0);
     assert_eq!(
         stdout(&first).matches(": created").count(),
-        6,
+        8,
         "{}",
         stdout(&first)
     );
@@ -108,7 +108,7 @@ async fn dev_pki_is_idempotent_and_issued_tokens_verify() {
         .collect();
     let second = bkv(&["dev", "pki", "init", "--dir", d], &[], "").await;
     assert_eq!(code(&second), 0);
-    assert_eq!(stdout(&second).matches(": exists, kept").count(), 6);
+    assert_eq!(stdout(&second).matches(": exists, kept").count(), 8);
     let after: Vec<Vec<u8>> = ["ca.pem", "ca.key", "admin.pem", "admin.key", "issuer.key"]
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
@@ -180,6 +180,16 @@ async fn account_commands_and_their_exit_codes() {
     let node: FakeVault = cluster.node("a");
     let svc = node.service();
     let server: TestServer = serve(node_tls(dir), move |s| s.add_service(svc)).await;
+    // The fake cluster signed its share map with an identity key of its own: pin that one.
+    let identity = dir.join("fake-identity.pub.pem");
+    {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&cluster.identity_key()).unwrap();
+        let pem = key
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap();
+        std::fs::write(&identity, pem).unwrap();
+    }
     let env = vec![
         (
             "BKV_ENDPOINTS",
@@ -191,6 +201,7 @@ async fn account_commands_and_their_exit_codes() {
             dir.join("issuer.key").display().to_string(),
         ),
         ("BKV_CLUSTER", TEST_AUDIENCE.to_string()),
+        ("BKV_IDENTITY_PUB", identity.display().to_string()),
     ];
     let k1 = dir.join("k1.hex");
     let k2 = dir.join("k2.hex");
@@ -371,6 +382,10 @@ async fn admin_commands_against_fake_nodes() {
             dir.join("admin.pem").display().to_string(),
         ),
         ("BKV_ADMIN_KEY", dir.join("admin.key").display().to_string()),
+        (
+            "BKV_IDENTITY_KEY",
+            dir.join("identity.key").display().to_string(),
+        ),
     ];
 
     // status: a table, and JSON.
@@ -381,7 +396,7 @@ async fn admin_commands_against_fake_nodes() {
     assert!(table.contains("NODE  ROLE   LEADER  TERM"), "{table}");
     assert!(
         table.contains(
-            "\n1     voter  2       4     42    42      41       abcdef  yes      0123456789ab"
+            "\n1     voter  2       4     42    42      41       abcdef  yes      -    0       0          0123456789ab"
         ),
         "{table}"
     );
@@ -416,7 +431,7 @@ async fn admin_commands_against_fake_nodes() {
     let mut wrong = base.to_vec();
     wrong.extend(["--fingerprint", "00ff"]);
     let o = bkv(&wrong, &env, "").await;
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("fingerprint mismatch"));
     let o = bkv(&base, &env, "yes\n").await;
     assert_eq!(code(&o), 2, "stdin is not a terminal: {}", stderr(&o));
