@@ -105,8 +105,8 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
             .collect();
         assert_eq!(
             versions,
-            vec![1, 1],
-            "one outcome per command of the entry, each its account's first version"
+            vec![3000, 3001],
+            "one outcome per command of the entry, each at its own position (entry x 1000 + i)"
         );
         let h = sm.handle();
         assert_eq!(h.applied_index(), 3);

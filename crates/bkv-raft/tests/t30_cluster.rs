@@ -208,14 +208,20 @@ async fn three_nodes_over_grpc() -> anyhow::Result<()> {
         async move { w.write(stage(n)).await }
     });
     let written = futures::future::try_join_all(burst).await?;
-    // A record's version is the log index of its Stage.
+    // A record's version is the position of its Stage: entry x 1000 + its place in the
+    // entry, so every command has its own.
     assert_eq!(written.len(), 64);
+    let mut versions = BTreeSet::new();
     for w in &written {
         assert!(
-            matches!(w.outcome, Outcome::Staged { version } if version.get() == w.log_index),
+            matches!(w.outcome, Outcome::Staged { version } if version.get() / 1000 == w.log_index),
             "{w:?}"
         );
+        if let Outcome::Staged { version } = w.outcome {
+            versions.insert(version.get());
+        }
     }
+    assert_eq!(versions.len(), 64, "every command has its own version");
     let entries: BTreeSet<u64> = written.iter().map(|w| w.log_index).collect();
     assert!(
         entries.len() < 32,
