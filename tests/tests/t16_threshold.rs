@@ -130,7 +130,17 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     }
     assert_eq!(served, 10);
     println!("every 3 of 5 nodes recovered the key (10 sets)");
-    assert_eq!(guesses_used(cluster, "five").await?, 0);
+    // The last reset is committed; node 1, which answers the status, may apply it a moment
+    // later.
+    let mut used = guesses_used(cluster, "five").await?;
+    for _ in 0..50 {
+        if used == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        used = guesses_used(cluster, "five").await?;
+    }
+    assert_eq!(used, 0, "guesses left charged after ten recoveries");
 
     // Two of five: no quorum, no charge, no answer.
     for id in [3u64, 4, 5] {

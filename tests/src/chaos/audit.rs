@@ -54,8 +54,12 @@ impl AuditLine {
 /// The audit files of a cluster's nodes.
 #[derive(Debug, Clone, Default)]
 pub struct Audit {
-    /// Lines of each node's file, in file order.
+    /// Lines of each node's file, in file order, without `records_dropped` markers.
     pub nodes: BTreeMap<u64, Vec<AuditLine>>,
+    /// Nodes whose file has a `records_dropped` marker: their audit queue was full and they
+    /// dropped events (the bounded queue's designed behaviour), so their files may lack
+    /// events, never hold different ones.
+    pub dropped: BTreeSet<u64>,
 }
 
 impl Audit {
@@ -63,9 +67,10 @@ impl Audit {
     /// nodes included). Torn last lines are skipped.
     pub fn read(cluster_dir: &Path) -> anyhow::Result<Self> {
         let mut nodes = BTreeMap::new();
+        let mut dropped = BTreeSet::new();
         let data = cluster_dir.join("data");
         let Ok(entries) = std::fs::read_dir(&data) else {
-            return Ok(Self { nodes });
+            return Ok(Self { nodes, dropped });
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -79,13 +84,18 @@ impl Audit {
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
-            let lines = text
+            let mut lines: Vec<AuditLine> = text
                 .lines()
                 .filter_map(|l| serde_json::from_str::<AuditLine>(l).ok())
                 .collect();
+            let before = lines.len();
+            lines.retain(|l| l.kind != "records_dropped");
+            if lines.len() != before {
+                dropped.insert(id);
+            }
             nodes.insert(id, lines);
         }
-        Ok(Self { nodes })
+        Ok(Self { nodes, dropped })
     }
 
     /// Each node's events by log index, leaving out what is local to the node: a

@@ -477,7 +477,7 @@ pub fn share_evaluations(history: &History, audit: &Audit) -> Verdict {
     }
     let mut per_node: BTreeMap<(u64, u64, u64), (Binding, String)> = BTreeMap::new();
     let mut per_charge: BTreeMap<(u64, u64), Binding> = BTreeMap::new();
-    let (mut unchecked, mut answers) = (0u64, 0u64);
+    let (mut unchecked, mut answers, mut dropped) = (0u64, 0u64, 0u64);
     for e in history.entries() {
         if e.phase != Some(Phase::Complete) || e.evaluations.is_empty() {
             continue;
@@ -520,6 +520,11 @@ pub fn share_evaluations(history: &History, audit: &Audit) -> Verdict {
         }
         for x in &e.evaluations {
             v.checked += 1;
+            if audit.dropped.contains(&x.node) {
+                // Its audit queue dropped events: no evidence either way.
+                dropped += 1;
+                continue;
+            }
             match applied.get(&x.node) {
                 None => unchecked += 1,
                 Some(own) => {
@@ -569,6 +574,8 @@ pub fn share_evaluations(history: &History, audit: &Audit) -> Verdict {
         .insert("charges_evaluated", per_charge.len() as u64);
     v.figures.insert("node_evaluations", per_node.len() as u64);
     v.figures.insert("without_audit_file", unchecked);
+    v.figures
+        .insert("on_nodes_that_dropped_audit_events", dropped);
     v
 }
 
@@ -806,13 +813,15 @@ pub fn replicas_agree(history: &History, audit: &Audit) -> Verdict {
         }
     }
     // A node whose disk was made full loses the audit lines it could not append (the node
-    // logs each failed append); it may lack events, never hold different ones.
-    let full: BTreeSet<u64> = history
+    // logs each failed append), and one whose audit queue was full drops events (and says
+    // so in its file); either may lack events, never hold different ones.
+    let mut full: BTreeSet<u64> = history
         .entries()
         .iter()
         .filter(|e| e.op == "disk_full")
         .filter_map(|e| e.node)
         .collect();
+    full.extend(audit.dropped.iter().copied());
     let (gaps, disagreements) = audit.disagreements_allowing_gaps(&full);
     for (_, d) in disagreements.into_iter().take(20) {
         v.fail(d);
