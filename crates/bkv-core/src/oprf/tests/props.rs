@@ -188,14 +188,15 @@ proptest! {
             // With n = t any t points define a polynomial: nothing to check against.
             prop_assert_eq!(result, Ok(()));
         }
-        // A commitment moved to another index is caught the same way (with t >= 2; with
-        // t = 1 all commitments are k * G).
+        // A commitment copied to another index is caught the same way (with t >= 2; with
+        // t = 1 all commitments are k * G). A swap of two commitments is not always caught:
+        // the swapped points lie on another polynomial of degree t - 1 when the Lagrange
+        // basis of the first point is -1 at the last (ids 3, 5, 8, 9 with t = 3 has such
+        // orders).
         if honest.len() > t && t >= 2 {
             let mut moved = honest.clone();
             let last = moved.len() - 1;
-            let a = moved[0].1;
-            moved[0].1 = moved[last].1;
-            moved[last].1 = a;
+            moved[last].1 = moved[0].1;
             prop_assert!(check_commitments(&moved, t).is_err());
         }
     }
