@@ -4,9 +4,16 @@
 //! leader's traffic limited to 256 kbit/s and a follower's to 64 kbit/s (`tbf`), under load.
 //! Writes get slower but keep succeeding; every checker holds; the delayer's and the queueing
 //! discipline's counts show the packets delayed, reordered and held back.
+//!
+//! The cluster runs with the Raft timing an operator sets for links this slow (OPERATIONS.md,
+//! "Raft timing"): openraft 0.9 gives each AppendEntries (heartbeats included) one heartbeat
+//! interval to be answered, so with the defaults (100 ms) a link whose one-way delay reaches
+//! 150 ms replicates almost nothing and the leader loses its quorum (seen: every write of the
+//! delayed phase unanswered for 12 s, then elections).
 
 use std::time::{Duration, Instant};
 
+use bkv_tests::RaftOptions;
 use bkv_tests::chaos::lab::lab_options;
 use bkv_tests::chaos::{ChaosCluster, Fault, Honest, Load, LoadSpec, VerifyOptions};
 use bkv_tests::netns;
@@ -18,7 +25,14 @@ fn kernel_delay_jitter_reordering_and_rate_limits_keep_every_invariant() -> anyh
         3,
         Duration::from_secs(900),
         |lab| async move {
-            let mut cc = ChaosCluster::start("c115_kernel_slow_links", lab_options(3, lab)).await?;
+            let mut options = lab_options(3, lab);
+            options.raft = RaftOptions {
+                heartbeat_ms: 400,
+                election_timeout_min_ms: 1_500,
+                election_timeout_max_ms: 3_000,
+                ..options.raft
+            };
+            let mut cc = ChaosCluster::start("c115_kernel_slow_links", options).await?;
             let load = Load::start(
                 &cc,
                 &LoadSpec {
