@@ -61,7 +61,7 @@ chaos: build
 	for t in $(KERNEL_SCENARIOS); do \
 	  $(CARGO) test -p bkv-tests --test $$t -- --nocapture || exit 1; done
 
-# The soak: the kernel run at the soak pace (a fault every 2 to 3 s, drawn from the whole
+# The soak: the kernel run at the soak pace (a fault every 1.5 s plus its heal, drawn from the whole
 # fault list) for SOAK_SECONDS, then every checker; prints faults injected, operations,
 # releases, charges and every invariant's figures. `make soak SOAK_SECONDS=600 SEED=3`.
 SOAK_SECONDS ?= 3600
