@@ -197,7 +197,7 @@ async fn metrics_move_with_a_session_and_the_log_level_changes_at_run_time() -> 
     };
     // Seals: two records and three tickets (one per RecoverLogin); unseals: three records
     // and one ticket. Each record's share is opened with the token's ECDH and sealed under
-    // its share key once, at its first evaluation.
+    // its share key once: ahead of its first recovery or at it, whichever comes first.
     let (seals, unseals) = (hsm("seal"), hsm("unseal"));
     assert!(
         seals >= 5.0 && unseals >= 4.0,

@@ -604,14 +604,23 @@ impl VaultState {
     }
 
     /// The account's records that may still be recovered or activated: the active and the
-    /// staged one, with their versions and public OPRF halves (for share-holders sweeping
-    /// the shares of records that are gone).
-    pub fn live_records(&self, account: &AccountId) -> Vec<(RecordVersion, &OprfRecord)> {
+    /// staged one, with their versions, guess limits and public OPRF halves (for
+    /// share-holders installing their shares).
+    pub fn live_records(
+        &self,
+        account: &AccountId,
+    ) -> Vec<(RecordVersion, GuessLimit, &OprfRecord)> {
         let Some(entry) = self.accounts.get(account) else {
             return Vec::new();
         };
-        let active = entry.active.as_ref().map(|a| (a.version, &a.oprf));
-        let staged = entry.staged.as_ref().map(|s| (s.version, &s.oprf));
+        let active = entry
+            .active
+            .as_ref()
+            .map(|a| (a.version, a.guess_limit, &a.oprf));
+        let staged = entry
+            .staged
+            .as_ref()
+            .map(|s| (s.version, s.guess_limit, &s.oprf));
         active.into_iter().chain(staged).collect()
     }
 
@@ -634,6 +643,34 @@ impl VaultState {
                 .is_some_and(|r| r.oprf.share_of(node_id).is_some())
         });
         named.count() as u64
+    }
+
+    /// Up to `limit` records of accounts above `after` (account order; an account's active
+    /// record before its staged one) that name `node_id` as an OPRF share-holder and were
+    /// staged after position `newer_than` (their version is above it): what a share-holder
+    /// installs ahead of the first recovery, in batches from a cursor, a pass at a time
+    /// (`newer_than` the [`VaultState::last_change_index`] when the last pass began).
+    pub fn records_with_share_of(
+        &self,
+        node_id: u64,
+        after: Option<&AccountId>,
+        limit: usize,
+        newer_than: u64,
+    ) -> Vec<(AccountId, RecordVersion)> {
+        let mut out = Vec::new();
+        for (account, entry) in self.accounts.iter_after(after) {
+            if out.len() >= limit {
+                break;
+            }
+            let active = entry.active.as_ref().map(|a| (a.version, &a.oprf));
+            let staged = entry.staged.as_ref().map(|s| (s.version, &s.oprf));
+            for (version, oprf) in active.into_iter().chain(staged) {
+                if version.get() > newer_than && oprf.share_of(node_id).is_some() {
+                    out.push((account.clone(), version));
+                }
+            }
+        }
+        out
     }
 
     /// How many accounts the state holds anything for (staged, active or destroyed).

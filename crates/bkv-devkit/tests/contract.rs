@@ -2,8 +2,9 @@
 //! SDK's flow (`bkv-client`) against a node of a [`FakeCluster`] (`bkv-vault`'s service over
 //! the in-memory replica), with real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
 //! recovery ticket is single-use (also after a later charge), a token missing a claim is
-//! refused naming the claim, record versions grow and are never reused, and a
-//! share-holder that never answers does not hold a recovery up.
+//! refused naming the claim, record versions grow and are never reused, a
+//! share-holder that never answers does not hold a recovery up, and shares installed ahead
+//! of the first recovery serve it.
 
 use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
 use bkv_client::{BackupKey, KsfParams, Recovery, Registration, SecretString};
@@ -390,4 +391,47 @@ async fn a_recovery_does_not_wait_for_a_share_holder_that_never_answers() {
         rig.cluster.hang_holder(hung, false);
     }
     assert_eq!(rig.guesses_used(&alice), 0);
+}
+
+#[tokio::test]
+async fn shares_installed_ahead_of_the_first_recovery_serve_it() {
+    let rig = Rig::new().await;
+    let holder = rig.cluster.share_holder(1).expect("holder 1");
+    let (a, b) = (account("install-a"), account("install-b"));
+    let va = rig.register(&a, "pw-a").await;
+    let vb = rig.register(&b, "pw-b").await;
+
+    // Every record naming the holder, once; installing twice installs once.
+    let all = holder.records_to_install(None, 100, 0);
+    assert_eq!(all, vec![(a.clone(), va), (b.clone(), vb)]);
+    for (account, version) in &all {
+        assert!(holder.install(account, *version).await.expect("installs"));
+        assert!(!holder.install(account, *version).await.expect("installed"));
+    }
+    holder.flush().await.expect("flush");
+    // The cursor goes on after the account given.
+    assert_eq!(
+        holder.records_to_install(Some(&a), 100, 0),
+        vec![(b.clone(), vb)]
+    );
+    assert_eq!(holder.records_to_install(None, 1, 0), vec![(a.clone(), va)]);
+
+    // A pass from the state's last change finds only what was staged after it.
+    let mark = holder.state_changed_at();
+    assert!(holder.records_to_install(None, 100, mark).is_empty());
+    let c = account("install-c");
+    let vc = rig.register(&c, "pw-c").await;
+    assert_eq!(holder.records_to_install(None, 100, mark), vec![(c, vc)]);
+    // A version that is not the account's record installs nothing.
+    assert!(
+        !holder
+            .install(&a, RecordVersion(va.get() + 1))
+            .await
+            .expect("no such record")
+    );
+
+    // The installed shares serve the recovery: the key comes back, one guess charged.
+    let finished = rig.login(&a, "pw-a").await.expect("the right password");
+    assert_eq!(rig.finish(&a, &finished).await.expect("finish"), va.get());
+    assert_eq!(rig.guesses_used(&a), 0);
 }

@@ -210,25 +210,16 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         let (mut ledger, mut dirty, installed) = match self.ledgers.load(&id)? {
             Some(ledger) => (ledger, false, None),
             None => {
-                let context = self.context(
-                    &cluster_name,
-                    &request.account,
-                    charged.guess_limit.get(),
-                    &charged.oprf,
-                    &stored.commitment,
-                )?;
-                let share = self.install(&stored.ciphertext, &context).await?;
-                let sealed = self
-                    .keys
-                    .seal_share(&id, share.to_bytes().as_slice())
+                let (ledger, share) = self
+                    .new_ledger(
+                        &cluster_name,
+                        &request.account,
+                        request.version,
+                        charged.guess_limit.get(),
+                        &charged.oprf,
+                        &id,
+                    )
                     .await?;
-                let ledger = ShareLedger::new(
-                    request.account.clone(),
-                    request.version,
-                    charged.guess_limit.get(),
-                    charged.oprf.reset_key,
-                    sealed,
-                );
                 (ledger, true, Some(share))
             }
         };
@@ -252,6 +243,102 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         let (element, proof) = oprf::evaluate_share(&share, &request.blinded, &mut OsRng);
         self.remember(id, share);
         Ok(Evaluated { element, proof })
+    }
+
+    /// Installs this node's share of `account`'s record at `version` (active or staged)
+    /// ahead of its first recovery, so that the recovery does not pay for it: opens it with
+    /// the node's share-receiving key, checks it against its commitment, seals it and writes
+    /// a fresh ledger. Returns whether it installed one (`false`: installed already, or the
+    /// record is gone). The ledger is durable after the next [`ShareHolder::flush`]; one
+    /// lost in a crash is installed again, the same way.
+    pub async fn install(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+    ) -> Result<bool, HolderError> {
+        let found = self.state.read(|s| {
+            let name = s.cluster().map(|c| c.cluster_name.clone());
+            let record = s
+                .live_records(account)
+                .into_iter()
+                .find(|(v, _, _)| *v == version)
+                .map(|(_, limit, oprf)| (limit, oprf.clone()));
+            record.map(|r| (name.unwrap_or_default(), r))
+        });
+        let Some((cluster_name, (guess_limit, oprf))) = found else {
+            return Ok(false);
+        };
+        let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
+        let id: ShareId = Sha256::digest(&stored.ciphertext).into();
+        let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
+            .lock()
+            .await;
+        if self.ledgers.load(&id)?.is_some() {
+            return Ok(false);
+        }
+        let (ledger, _share) = self
+            .new_ledger(
+                &cluster_name,
+                account,
+                version,
+                guess_limit.get(),
+                &oprf,
+                &id,
+            )
+            .await?;
+        self.ledgers.save(&id, &ledger)?;
+        Ok(true)
+    }
+
+    /// Up to `limit` records of accounts above `after` that name this node as a
+    /// share-holder and were staged after position `newer_than`
+    /// (`VaultState::records_with_share_of`): what [`ShareHolder::install`] is given.
+    pub fn records_to_install(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+        newer_than: u64,
+    ) -> Vec<(AccountId, RecordVersion)> {
+        self.state
+            .read(|s| s.records_with_share_of(self.node_id, after, limit, newer_than))
+    }
+
+    /// The position of the last command that changed the applied state.
+    pub fn state_changed_at(&self) -> u64 {
+        self.state.read(|s| s.last_change_index())
+    }
+
+    /// Makes every ledger written so far durable.
+    pub async fn flush(&self) -> Result<(), VaultError> {
+        self.ledgers.flush().await
+    }
+
+    /// A fresh ledger for this node's share of a record: the share opened, checked and
+    /// sealed under the node's own share key (returned as well, to evaluate at once).
+    async fn new_ledger(
+        &self,
+        cluster_name: &str,
+        account: &AccountId,
+        version: RecordVersion,
+        guess_limit: u32,
+        oprf: &bkv_core::OprfRecord,
+        id: &ShareId,
+    ) -> Result<(ShareLedger, KeyShare), HolderError> {
+        let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
+        let context = self.context(cluster_name, account, guess_limit, oprf, &stored.commitment)?;
+        let share = self.open_share(&stored.ciphertext, &context).await?;
+        let sealed = self
+            .keys
+            .seal_share(id, share.to_bytes().as_slice())
+            .await?;
+        let ledger = ShareLedger::new(
+            account.clone(),
+            version,
+            guess_limit,
+            oprf.reset_key,
+            sealed,
+        );
+        Ok((ledger, share))
     }
 
     /// Waits until the applied state shows `request`'s charge (or shows it never will).
@@ -344,13 +431,13 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             &record.oprf,
             &stored.commitment,
         )?;
-        let share = self.install(&stored.ciphertext, &context).await?;
+        let share = self.open_share(&stored.ciphertext, &context).await?;
         let (element, proof) = oprf::evaluate_share(&share, &request.blinded, &mut OsRng);
         Ok(Evaluated { element, proof })
     }
 
     /// Opens this node's share from the record and checks it against its commitment.
-    async fn install(
+    async fn open_share(
         &self,
         ciphertext: &[u8],
         context: &ShareContext,

@@ -134,6 +134,23 @@ impl Accounts {
             .flat_map(|c| c.iter().map(|(k, v)| (k, v.as_ref())))
     }
 
+    /// The accounts above `after` (every account for `None`) and their entries, in key
+    /// order: a cursor for passes over the accounts in batches.
+    pub(crate) fn iter_after<'a>(
+        &'a self,
+        after: Option<&'a AccountId>,
+    ) -> impl Iterator<Item = (&'a AccountId, &'a Account)> + 'a {
+        use std::ops::Bound;
+        let first = after.and_then(|a| self.chunk_of(a)).unwrap_or(0);
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.chunks[first.min(self.chunks.len())..]
+            .iter()
+            .flat_map(move |c| {
+                c.range::<AccountId, _>((lower, Bound::Unbounded))
+                    .map(|(k, v)| (k, v.as_ref()))
+            })
+    }
+
     /// Every entry, in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &Account> + '_ {
         self.iter().map(|(_, v)| v)
@@ -279,6 +296,17 @@ mod tests {
             for k in m.keys() {
                 prop_assert_eq!(a.get(k), m.get(k));
             }
+            // A cursor anywhere (present, absent, below and above every key) goes on from
+            // just above it, as the map's range does.
+            for k in [0u16, 1, 999, 1000, 2500, 3999, 4000] {
+                let k = id(k);
+                let from = m.range::<AccountId, _>((
+                    std::ops::Bound::Excluded(&k),
+                    std::ops::Bound::Unbounded,
+                ));
+                prop_assert!(a.iter_after(Some(&k)).eq(from));
+            }
+            prop_assert!(a.iter_after(None).eq(m.iter()));
             for (clone, then) in &kept {
                 check_shape(clone);
                 prop_assert!(clone.iter().eq(then.iter()));

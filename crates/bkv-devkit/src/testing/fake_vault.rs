@@ -146,6 +146,14 @@ impl FakeCluster {
     pub fn identity_key(&self) -> [u8; 32] {
         self.replica.identity_key()
     }
+
+    /// Share-holder `node_id` (1 to 3), for tests that drive it directly.
+    pub fn share_holder(&self, node_id: u64) -> Option<&crate::soft_holder::SoftHolder> {
+        self.replica
+            .share_holders()
+            .iter()
+            .find(|h| h.node_id() == node_id)
+    }
 }
 
 /// A fault waiting for a call of one method (any method if `None`).

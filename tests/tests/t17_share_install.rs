@@ -1,0 +1,72 @@
+//! Shares installed ahead of the first recovery: on a 3-node cluster, accounts are
+//! registered and never recovered, and every node installs its share of each (opened with
+//! its token's ECDH, checked, sealed) within a few sweep periods, so that a first recovery
+//! pays none of it; a recovery then takes no further share ECDH on any node.
+
+use std::time::Duration;
+
+use bkv_tests::{Cluster, ClusterOptions, account, password, wait_for};
+
+const ACCOUNTS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_node_installs_its_shares_before_any_recovery() -> anyhow::Result<()> {
+    let cluster = Cluster::start_with(ClusterOptions::new(3)).await?;
+    let ids = cluster.ids();
+    let names: Vec<String> = (0..ACCOUNTS).map(|i| format!("ahead-{i}")).collect();
+    for name in &names {
+        cluster
+            .vault(&ids, name)
+            .await?
+            .register(&account(name), password("a password for later"), None)
+            .await?;
+    }
+
+    for id in &ids {
+        let node = cluster.node(*id)?;
+        let held = wait_for(
+            &format!("node {id} to hold a share of every account"),
+            Duration::from_secs(30),
+            Duration::from_millis(250),
+            || async {
+                let m = node.metrics().await?;
+                let held = m.count("bkv_shares_held", &[]);
+                Ok((held == ACCOUNTS as f64).then_some(held))
+            },
+        )
+        .await?;
+        let ecdh = node
+            .metrics()
+            .await?
+            .count("bkv_hsm_op_duration_seconds_count", &[("op", "share_ecdh")]);
+        assert_eq!(
+            ecdh, ACCOUNTS as f64,
+            "node {id}: one share ECDH per account"
+        );
+        assert!(
+            node.log_text()
+                .contains("installed shares ahead of recoveries"),
+            "node {id} logs its install pass"
+        );
+        println!("node {id}: {held} shares held, {ecdh} share ECDH, no recovery yet");
+    }
+
+    let recovered = cluster
+        .vault(&ids, &names[0])
+        .await?
+        .recover(&account(&names[0]), password("a password for later"))
+        .await?;
+    assert_eq!(recovered.key.expose().len(), 32, "the backup key came back");
+    for id in &ids {
+        let ecdh = cluster
+            .node(*id)?
+            .metrics()
+            .await?
+            .count("bkv_hsm_op_duration_seconds_count", &[("op", "share_ecdh")]);
+        assert_eq!(
+            ecdh, ACCOUNTS as f64,
+            "node {id}: the recovery opened no share"
+        );
+    }
+    Ok(())
+}
