@@ -79,6 +79,11 @@ pub struct RecoverArgs {
     /// Write the recovered key (64 hex digits) to this new file, mode 0600; `-` for stdout
     #[arg(long, value_name = "FILE")]
     pub key_out: String,
+    /// Then register the same key under the same password again, with a fresh OPRF key
+    /// split over the cluster's current voters (after a node was replaced, or to make old
+    /// shares useless)
+    #[arg(long)]
+    pub reshare: bool,
     /// Print the result as JSON (no key unless --key-out -)
     #[arg(long)]
     pub json: bool,
@@ -183,10 +188,16 @@ pub async fn recover(a: RecoverArgs) -> Result<(), Failure> {
     let out = KeyOut::open(&a.key_out)?;
     let result = async {
         let vault = client(&a.account, ksf).await?;
-        Ok::<_, Failure>(vault.recover(&a.account.account, password).await?)
+        let account = &a.account.account;
+        Ok::<_, Failure>(if a.reshare {
+            let r = vault.recover_and_reshare(account, password).await?;
+            (r.recovered, Some(r.reshared))
+        } else {
+            (vault.recover(account, password).await?, None)
+        })
     }
     .await;
-    let recovered = match result {
+    let (recovered, reshared) = match result {
         Ok(r) => r,
         Err(e) => {
             out.abandon();
@@ -200,6 +211,20 @@ pub async fn recover(a: RecoverArgs) -> Result<(), Failure> {
         "guesses_remaining_before": recovered.guesses_remaining_before,
         "guess_limit": recovered.guess_limit,
     });
+    let reshare_note = match &reshared {
+        None => String::new(),
+        Some(Ok(version)) => {
+            object["reshared_version"] = json!(version.0);
+            format!("; registered again with fresh shares as version {version}")
+        }
+        Some(Err(e)) => {
+            object["reshare_error"] = json!(e.to_string());
+            format!(
+                "; registering it again failed ({e}): version {} stays active",
+                recovered.version
+            )
+        }
+    };
     let written = deliver(&recovered.key, out, a.json, &mut object)?;
     if let Some(path) = &written {
         object["key_file"] = json!(path);
@@ -208,7 +233,7 @@ pub async fn recover(a: RecoverArgs) -> Result<(), Failure> {
         println!("{object}");
     } else {
         eprintln!(
-            "recovered {account} version {} (this was guess {} of {}; the count is reset){}",
+            "recovered {account} version {} (this was guess {} of {}; the count is reset){}{}",
             recovered.version,
             recovered
                 .guess_limit
@@ -217,10 +242,14 @@ pub async fn recover(a: RecoverArgs) -> Result<(), Failure> {
             recovered.guess_limit,
             written
                 .map(|p| format!("; backup key written to {p}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            reshare_note
         );
     }
-    Ok(())
+    match reshared {
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `bkv status`.

@@ -26,6 +26,18 @@ pub struct Recovered {
     pub guess_limit: u32,
 }
 
+/// A recovered backup key, registered again with fresh shares
+/// (`VaultClient::recover_and_reshare`).
+#[derive(Debug)]
+pub struct Reshared {
+    /// The recovery (its version is the record recovered, now replaced if `reshared` is
+    /// `Ok`).
+    pub recovered: Recovered,
+    /// The new active version, or why registering again failed (the recovered record then
+    /// stays active).
+    pub reshared: Result<RecordVersion, crate::VaultError>,
+}
+
 /// What the vault holds for the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountStatus {

@@ -24,7 +24,7 @@ mod token_source;
 mod vault;
 mod vault_error;
 
-pub use answers::{AccountStatus, RecordState, Recovered, Registered};
+pub use answers::{AccountStatus, RecordState, Recovered, Registered, Reshared};
 pub use bkv_core::protocol::BackupKey;
 pub use bkv_core::protocol::KsfParams;
 pub use config::{ClientConfig, RetryPolicy, Routing};

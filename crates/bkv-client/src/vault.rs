@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use crate::answers::{AccountStatus, RecordState, Recovered, Registered};
+use crate::answers::{AccountStatus, RecordState, Recovered, Registered, Reshared};
 use crate::endpoint;
 use crate::failover::{CallError, Failover};
 use crate::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
@@ -356,6 +356,34 @@ impl VaultClient {
             key,
             guesses_remaining_before: guesses_remaining,
             guess_limit: started.guess_limit,
+        })
+    }
+
+    /// Recovers the backup key with `password`, then registers the same key under the same
+    /// password and guess limit again, with a fresh OPRF key split over the cluster's current
+    /// voters (the share map in force), and activates it: the recovered record and its
+    /// shares are replaced at once (the old shares are erased by each node's share sweep).
+    /// After a node was replaced, an account recovered this way is shared over the current
+    /// members again; and shares taken from nodes before the recovery say nothing about the
+    /// new OPRF key. The recovery's result comes back even if the re-registration fails
+    /// ([`Reshared::reshared`] holds its error); the old record is then still the active one.
+    pub async fn recover_and_reshare(
+        &self,
+        account: &AccountId,
+        password: SecretString,
+    ) -> Result<Reshared, VaultError> {
+        let recovered = self.recover(account, password.clone()).await?;
+        let reshared = self
+            .register_key(
+                account,
+                password,
+                Some(recovered.guess_limit),
+                &recovered.key,
+            )
+            .await;
+        Ok(Reshared {
+            recovered,
+            reshared,
         })
     }
 
