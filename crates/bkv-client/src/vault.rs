@@ -5,6 +5,7 @@
 
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::protocol::{BackupKey, MAX_TICKET_LEN, MAX_TRANSPORTED_KEY_LEN};
+use bkv_proto::contract::reason as contract_reason;
 use bkv_proto::v1::vault_client::VaultClient as RawVaultClient;
 use bkv_proto::v1::{
     ActivateRequest, DeleteRequest, RecordState as RawRecordState, RecoverFinishRequest,
@@ -235,7 +236,28 @@ impl VaultClient {
     /// Recovers the backup key with `password`. Spends one guess; a wrong password gives
     /// [`VaultError::WrongPassword`] with the guesses left, a destroyed record
     /// [`VaultError::Destroyed`].
+    ///
+    /// If RecoverFinish is refused because its ticket was used already, an earlier try of
+    /// the same call was served and its answer lost (the key was released and the counter
+    /// reset): the recovery then starts again once, as a new attempt, which spends one guess
+    /// and is reset again by the right password.
     pub async fn recover(
+        &self,
+        account: &AccountId,
+        password: SecretString,
+    ) -> Result<Recovered, VaultError> {
+        match self.recover_once(account, password.clone()).await {
+            Err(VaultError::TicketRejected { reason })
+                if reason == contract_reason::TICKET_USED =>
+            {
+                self.recover_once(account, password).await
+            }
+            other => other,
+        }
+    }
+
+    /// One recovery attempt: [`VaultClient::recover`] without the restart.
+    async fn recover_once(
         &self,
         account: &AccountId,
         password: SecretString,

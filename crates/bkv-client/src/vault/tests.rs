@@ -631,3 +631,35 @@ async fn a_node_certificate_of_another_ca_is_never_trusted() {
         "no request reached the node"
     );
 }
+
+#[tokio::test]
+async fn a_lost_recover_finish_answer_restarts_the_recovery_once() {
+    let rig = Rig::new(1).await;
+    let a = &rig.nodes[0];
+    let vault = rig.client(rig.urls()).await;
+    let registered = vault.register(&account(), pw("pw"), Some(5)).await.unwrap();
+
+    // The vault releases the key and resets the count, the answer is lost, the retry of the
+    // same ticket is refused as used: the SDK starts a new attempt, which succeeds.
+    a.inject(Some("RecoverFinish"), Fault::LoseAnswer);
+    let recovered = vault.recover(&account(), pw("pw")).await.unwrap();
+    assert!(recovered.key == registered.key);
+    let finishes = a.calls_of("RecoverFinish");
+    assert_eq!(
+        finishes.len(),
+        3,
+        "served and lost, refused as used, the new attempt's"
+    );
+    assert_eq!(finishes[0].request, finishes[1].request);
+    assert_ne!(finishes[1].request, finishes[2].request);
+    assert_eq!(rig.cluster.charges(), 2, "two attempts, each charged once");
+    assert_eq!(rig.cluster.guesses_used(ACCOUNT), Some(0));
+
+    // A wrong password is not restarted: one attempt, one guess.
+    let wrong = vault.recover(&account(), pw("not it")).await;
+    assert!(
+        matches!(wrong, Err(VaultError::WrongPassword { .. })),
+        "{wrong:?}"
+    );
+    assert_eq!(rig.cluster.charges(), 3);
+}

@@ -55,6 +55,9 @@ pub enum Fault {
     },
     /// Answer nothing for this long (then UNAVAILABLE).
     Hang(Duration),
+    /// Serve the call, then answer UNAVAILABLE instead of its answer: an answer lost on
+    /// the way back after the vault acted.
+    LoseAnswer,
 }
 
 impl Fault {
@@ -205,12 +208,13 @@ impl FakeVault {
             .collect()
     }
 
-    /// Logs the call, then applies the first matching fault, if any.
+    /// Logs the call, then applies the first matching fault, if any; `true` if the answer
+    /// is to be lost after the call is served.
     async fn enter<T: Message>(
         &self,
         method: &'static str,
         request: &Request<T>,
-    ) -> Result<(), Status> {
+    ) -> Result<bool, Status> {
         let bearer = request
             .metadata()
             .get(contract::AUTHORIZATION)
@@ -229,7 +233,8 @@ impl FakeVault {
             at.and_then(|i| faults.remove(i)).map(|(_, f)| f)
         };
         match fault {
-            None => Ok(()),
+            None => Ok(false),
+            Some(Fault::LoseAnswer) => Ok(true),
             Some(Fault::Hang(d)) => {
                 tokio::time::sleep(d).await;
                 Err(Status::unavailable(format!("{} hung", self.name)))
@@ -263,8 +268,12 @@ macro_rules! serve_through_the_vault {
         impl Vault for FakeVault {
             $(
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    self.enter($name, &request).await?;
-                    self.service.$method(request).await
+                    let lose = self.enter($name, &request).await?;
+                    let answer = self.service.$method(request).await;
+                    if lose {
+                        return Err(Status::unavailable(format!("{}: answer lost", self.name)));
+                    }
+                    answer
                 }
             )*
         }
