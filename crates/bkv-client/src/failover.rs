@@ -109,6 +109,11 @@ impl Failover {
         self.targets.iter().map(|t| t.url.clone()).collect()
     }
 
+    /// The longest one call may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     /// The URL of the endpoint the next call starts at.
     pub fn preferred_url(&self) -> &str {
         let n = self.targets.len();
@@ -162,20 +167,19 @@ impl Failover {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(value);
                 }
-                Ok(Err(status)) if is_retryable(&status) => status,
-                Ok(Err(status)) => return Err(CallError::Status(status)),
-                // The deadline, not the endpoint, cut this attempt short: an earlier
-                // attempt's answer says more about what is wrong than the cut does.
-                Err(_elapsed) if per_call < self.call_timeout && attempts > 1 => {
+                Ok(Err(status)) if !timed_out(&status) && is_retryable(&status) => status,
+                Ok(Err(status)) if !timed_out(&status) => return Err(CallError::Status(status)),
+                // The call timed out, here or in the channel's timeout (the request's
+                // `grpc-timeout`). The deadline, not the endpoint, cut this attempt short: an
+                // earlier attempt's answer says more about what is wrong than the cut does.
+                _ if per_call < self.call_timeout && attempts > 1 => {
                     last = format!(
                         "{last} (the deadline then cut the next attempt after {} ms)",
                         per_call.as_millis()
                     );
                     break;
                 }
-                Err(_elapsed) => {
-                    Status::unavailable(format!("no answer within {} ms", per_call.as_millis()))
-                }
+                _ => Status::unavailable(format!("no answer within {} ms", per_call.as_millis())),
             };
             last = format!("{}: {}", target.url, describe(&status));
             // Next: the hinted leader if it is one of ours and not this one, else the next
@@ -218,6 +222,12 @@ impl Failover {
 /// status that tonic made from a local transport error (it carries that error as its
 /// source: a reset stream, a broken connection), which is no answer from the vault. Statuses
 /// the vault sent come from trailers and never have a source.
+/// tonic's own answer when a request's timeout (its `grpc-timeout`, or the channel's)
+/// expires before the answer comes: the same as no answer.
+fn timed_out(status: &Status) -> bool {
+    status.code() == Code::Cancelled && status.message().contains("Timeout expired")
+}
+
 fn is_retryable(status: &Status) -> bool {
     status.code() == Code::Unavailable || std::error::Error::source(status).is_some()
 }

@@ -65,14 +65,22 @@ pub struct VaultClient {
 
 /// A token already checked out of the [`TokenSource`] for one SDK call, and the cluster
 /// name it is for (its audience).
-struct Bearer(MetadataValue<tonic::metadata::Ascii>, String);
+struct Bearer(
+    MetadataValue<tonic::metadata::Ascii>,
+    String,
+    std::time::Duration,
+);
 
 impl Bearer {
+    /// `message` with the token, and the call timeout as its `grpc-timeout`: a node that
+    /// cannot finish in time (share-holders that do not answer) says so before the client
+    /// gives up on the call.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()
             .insert("authorization", self.0.clone());
+        request.set_timeout(self.2);
         request
     }
 }
@@ -473,7 +481,7 @@ impl VaultClient {
             .parse()
             .map_err(|_| VaultError::Token("the token is not printable ASCII".into()))?;
         value.set_sensitive(true);
-        Ok(Bearer(value, audience))
+        Ok(Bearer(value, audience, self.failover.call_timeout()))
     }
 
     /// One RPC through the failover, with its status mapped for `rpc`.

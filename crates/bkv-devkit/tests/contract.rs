@@ -435,3 +435,47 @@ async fn shares_installed_ahead_of_the_first_recovery_serve_it() {
     assert_eq!(rig.finish(&a, &finished).await.expect("finish"), va.get());
     assert_eq!(rig.guesses_used(&a), 0);
 }
+
+#[tokio::test]
+async fn a_start_whose_holders_do_not_answer_is_unavailable_before_the_clients_deadline() {
+    let rig = Rig::new().await;
+    let bob = account("bob");
+    rig.register(&bob, "correct horse").await;
+    // Holders 2 and 3 never answer: one evaluation of the two needed can come back. With a
+    // `grpc-timeout` of 1.5 s the node says so, UNAVAILABLE, 100 ms before the client's
+    // deadline.
+    rig.cluster.hang_holder(2, true);
+    rig.cluster.hang_holder(3, true);
+    let (_, blinded_element) =
+        Recovery::start(&bob, SecretString::from("correct horse".to_string())).expect("start");
+    let mut request = rig.request(
+        &bob,
+        RecoverStartRequest {
+            attempt_id: rand_bytes(),
+            blinded_element,
+        },
+    );
+    request.metadata_mut().insert(
+        "grpc-timeout",
+        tonic::metadata::MetadataValue::from_static("1500m"),
+    );
+    let asked = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        rig.service.recover_start(request),
+    )
+    .await
+    .expect("answered, not hung");
+    let took = asked.elapsed();
+    let status = answer.expect_err("one holder of two needed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("deadline"),
+        "names the deadline: {}",
+        status.message()
+    );
+    // Without the deadline it would wait for ever (the hung holders never answer).
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    rig.cluster.hang_holder(2, false);
+    rig.cluster.hang_holder(3, false);
+}

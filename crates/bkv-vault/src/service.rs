@@ -52,6 +52,33 @@ pub struct VaultService<B> {
 struct Caller {
     account: AccountId,
     peer: Option<IpAddr>,
+    /// When the client gives up on the call (its `grpc-timeout`), if it said.
+    deadline: Option<Instant>,
+}
+
+/// How long before the client's deadline a node stops waiting for share-holders and answers
+/// UNAVAILABLE itself, so that the client learns why rather than timing out.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The `grpc-timeout` of a request (gRPC over HTTP/2: at most 8 digits and a unit, `H`, `M`,
+/// `S`, `m`, `u` or `n`), if present and well formed.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    use std::time::Duration;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 impl<B: Backend + Clone> VaultService<B> {
@@ -102,7 +129,13 @@ impl<B: Backend + Clone> VaultService<B> {
         let result = match self.authenticate(request.metadata()) {
             Ok(account) => {
                 let peer = request.remote_addr().map(|a| a.ip());
-                handle(Caller { account, peer }, request.into_inner()).await
+                let deadline = grpc_timeout(request.metadata()).map(|t| started + t);
+                let caller = Caller {
+                    account,
+                    peer,
+                    deadline,
+                };
+                handle(caller, request.into_inner()).await
             }
             Err(e) => Err(e),
         };
@@ -241,7 +274,7 @@ impl<B: Backend + Clone> VaultService<B> {
         caller: Caller,
         msg: RecoverStartRequest,
     ) -> Result<RecoverStartResponse, VaultError> {
-        let account = caller.account;
+        let (account, caller_deadline) = (caller.account, caller.deadline);
         let attempt_id =
             AttemptId::parse(&msg.attempt_id).map_err(|e| VaultError::bad_id("attempt_id", e))?;
         // Parsed before anything is committed: a malformed request never burns a guess.
@@ -296,7 +329,7 @@ impl<B: Backend + Clone> VaultService<B> {
             charge,
             blinded,
         };
-        let evaluations = self.gather(&oprf, &request).await?;
+        let evaluations = self.gather(&oprf, &request, caller_deadline).await?;
         self.backend.observe(VaultEvent::GuessCharged);
         Ok(RecoverStartResponse {
             version: version.get(),
@@ -322,6 +355,7 @@ impl<B: Backend + Clone> VaultService<B> {
         &self,
         oprf: &OprfRecord,
         request: &EvalRequest,
+        deadline: Option<Instant>,
     ) -> Result<Vec<ShareEvaluation>, VaultError> {
         let threshold = usize::from(oprf.threshold);
         let holders: Vec<u64> = oprf.holders().collect();
@@ -337,8 +371,22 @@ impl<B: Backend + Clone> VaultService<B> {
         let mut failures = Vec::new();
         let hedge = tokio::time::sleep(HEDGE_AFTER);
         tokio::pin!(hedge);
+        // Far enough away to never fire when the client gave no deadline.
+        let cut = deadline.map_or_else(
+            || Instant::now() + std::time::Duration::from_secs(86_400),
+            |d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d),
+        );
+        let give_up = tokio::time::sleep_until(cut.into());
+        tokio::pin!(give_up);
         loop {
             tokio::select! {
+                () = &mut give_up => {
+                    failures.push(format!(
+                        "{} still asked when the request's deadline came",
+                        asked.len()
+                    ));
+                    break;
+                }
                 next = asked.next() => match next {
                     None => break,
                     Some((_, Ok(evaluation))) => {
@@ -771,5 +819,42 @@ impl<B: Backend + Clone> Vault for VaultService<B> {
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         self.call("Delete", request, |c, m| self.delete(c, m)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tonic::metadata::{MetadataMap, MetadataValue};
+
+    use super::grpc_timeout;
+
+    fn with(value: &'static str) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        m.insert("grpc-timeout", MetadataValue::from_static(value));
+        m
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit_and_bad_ones_are_ignored() {
+        for (value, want) in [
+            ("1H", Duration::from_secs(3600)),
+            ("2M", Duration::from_secs(120)),
+            ("3S", Duration::from_secs(3)),
+            ("2999m", Duration::from_millis(2999)),
+            ("5u", Duration::from_micros(5)),
+            ("99999999n", Duration::from_nanos(99_999_999)),
+        ] {
+            assert_eq!(grpc_timeout(&with(value)), Some(want), "{value}");
+        }
+        for bad in ["", "S", "123456789S", "12", "1s", "-1S", "1.5S", "10x"] {
+            let mut m = MetadataMap::new();
+            if let Ok(v) = bad.parse() {
+                m.insert("grpc-timeout", v);
+            }
+            assert_eq!(grpc_timeout(&m), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&MetadataMap::new()), None);
     }
 }
