@@ -307,6 +307,26 @@ async fn account_commands_and_their_exit_codes() {
     assert_eq!(j["key_file"], k4.display().to_string());
     assert_eq!(std::fs::read_to_string(&k4).unwrap().trim(), registered_key);
 
+    // --reshare: the same key comes back and is registered again, at a new version, under
+    // which the same password recovers it.
+    let k5 = dir.join("k5.hex");
+    let mut args = vec!["recover", "--reshare", "--json", "--key-out", k5.to_str().unwrap()];
+    args.extend(acct);
+    let o = bkv(&args, &env, "pw\n").await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let (old, new) = (j["version"].as_u64(), j["reshared_version"].as_u64());
+    assert!(new.is_some() && new != old, "{j}");
+    assert_eq!(std::fs::read_to_string(&k5).unwrap().trim(), registered_key);
+    let k6 = dir.join("k6.hex");
+    let mut args = vec!["recover", "--json", "--key-out", k6.to_str().unwrap()];
+    args.extend(acct);
+    let o = bkv(&args, &env, "pw\n").await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["version"].as_u64(), new);
+    assert_eq!(std::fs::read_to_string(&k6).unwrap().trim(), registered_key);
+
     // Usage errors: no password, a token for another account, no token at all.
     let o = bkv(&["status", "--account", "alice"], &env[..2], "").await;
     assert_eq!(code(&o), 2, "{}", stderr(&o));
