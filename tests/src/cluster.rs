@@ -827,6 +827,18 @@ level = "{level}"
             );
         }
     }
+
+    /// The end of a test that stops nodes with SIGSTOP: prints the nodes' last 40 log lines
+    /// if `result` failed, resumes every node whatever happened, and returns `result`.
+    pub fn settle(&mut self, result: anyhow::Result<()>) -> anyhow::Result<()> {
+        if result.is_err() {
+            self.print_logs(40);
+        }
+        for id in self.ids() {
+            let _ = self.sigcont(id);
+        }
+        result
+    }
 }
 
 impl Drop for Cluster {

@@ -76,13 +76,7 @@ async fn any_threshold_of_holders_serves_and_fewer_fail_closed() -> anyhow::Resu
     })
     .await?;
     let result = run(&mut cluster).await;
-    if result.is_err() {
-        cluster.print_logs(40);
-    }
-    // Nothing stays stopped, whatever happened (the harness kills the processes on drop).
-    for id in cluster.ids() {
-        let _ = cluster.sigcont(id);
-    }
+    let result = cluster.settle(result);
     println!("t16 took {:.1} s", started.elapsed().as_secs_f64());
     result
 }

@@ -22,12 +22,7 @@ async fn a_recovery_reshares_the_key_over_the_current_voters() -> anyhow::Result
     })
     .await?;
     let result = run(&mut cluster).await;
-    if result.is_err() {
-        cluster.print_logs(40);
-    }
-    for id in cluster.ids() {
-        let _ = cluster.sigcont(id);
-    }
+    let result = cluster.settle(result);
     println!("t18 took {:.1} s", started.elapsed().as_secs_f64());
     result
 }

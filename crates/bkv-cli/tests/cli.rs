@@ -310,7 +310,13 @@ async fn account_commands_and_their_exit_codes() {
     // --reshare: the same key comes back and is registered again, at a new version, under
     // which the same password recovers it.
     let k5 = dir.join("k5.hex");
-    let mut args = vec!["recover", "--reshare", "--json", "--key-out", k5.to_str().unwrap()];
+    let mut args = vec![
+        "recover",
+        "--reshare",
+        "--json",
+        "--key-out",
+        k5.to_str().unwrap(),
+    ];
     args.extend(acct);
     let o = bkv(&args, &env, "pw\n").await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
