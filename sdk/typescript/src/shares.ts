@@ -1,7 +1,7 @@
 // The signed share map (docs/PROTOCOL.md §3.2) and the encryption of an OPRF key share to
 // its holder's P-256 share-receiving key (§3.3).
 import { ed25519 } from "@noble/curves/ed25519";
-import { p256 } from "@noble/curves/nist";
+import { createECDH, createPublicKey } from "node:crypto";
 
 import { hkdf, openWithNonce, sealWithNonce } from "./aead.js";
 import { concat, i2osp, os2ip, utf8 } from "./bytes.js";
@@ -28,15 +28,24 @@ export interface ShareMap {
 
 const MAP_TAG = utf8("bkv/v2/share-map");
 
-/** Whether `key` is a valid uncompressed P-256 point. */
+/** Whether `key` is a valid uncompressed P-256 point (on the curve; OpenSSL checks). */
 export function isP256Point(key: Uint8Array): boolean {
   if (key.length !== 65 || key[0] !== 0x04) return false;
   try {
-    p256.Point.fromHex(key).assertValidity();
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
+    createPublicKey({ key: { kty: "EC", crv: "P-256", x: b64(key.subarray(1, 33)), y: b64(key.subarray(33, 65)) }, format: "jwk" });
     return true;
   } catch {
     return false;
   }
+}
+
+/** ECDH on P-256 with node's OpenSSL: our public key (65 bytes) and the x-coordinate Z. */
+function p256Agree(secret: Uint8Array | undefined, peer: Uint8Array): { publicKey: Uint8Array; z: Uint8Array } {
+  const ecdh = createECDH("prime256v1");
+  if (secret) ecdh.setPrivateKey(secret);
+  else ecdh.generateKeys();
+  return { publicKey: new Uint8Array(ecdh.getPublicKey()), z: new Uint8Array(ecdh.computeSecret(peer)) };
 }
 
 /**
@@ -116,9 +125,7 @@ function shareKey(ephemeralPublic: Uint8Array, recipient: Uint8Array, z: Uint8Ar
  * test vectors.
  */
 export function encryptShare(recipient: Uint8Array, share: Uint8Array, context: Uint8Array, ephemeralSecret?: Uint8Array, nonce?: Uint8Array): Uint8Array {
-  const e = ephemeralSecret ?? p256.utils.randomSecretKey();
-  const E = p256.getPublicKey(e, false);
-  const z = p256.getSharedSecret(e, recipient, true).subarray(1);
+  const { publicKey: E, z } = p256Agree(ephemeralSecret, recipient);
   const key = shareKey(E, recipient, z, context);
   return concat(E, sealWithNonce(key, share, context, nonce));
 }
@@ -126,7 +133,6 @@ export function encryptShare(recipient: Uint8Array, share: Uint8Array, context: 
 /** Opens a share ciphertext with the recipient's secret key (the node's side, for tests). */
 export function decryptShare(recipientSecret: Uint8Array, ciphertext: Uint8Array, context: Uint8Array): Uint8Array {
   const E = ciphertext.subarray(0, 65);
-  const recipient = p256.getPublicKey(recipientSecret, false);
-  const z = p256.getSharedSecret(recipientSecret, E, true).subarray(1);
+  const { publicKey: recipient, z } = p256Agree(recipientSecret, E);
   return openWithNonce(shareKey(E, recipient, z, context), ciphertext.subarray(65), context);
 }
