@@ -142,13 +142,16 @@ impl Env {
     }
 }
 
-/// Runs a node script (at most `limit`), killed if the test gives up first; its stdout.
+/// Runs a node script (at most `limit`, `stdin` as its input), killed if the test gives up
+/// first; its stdout.
 async fn node_script(
     script: &str,
     args: &[&str],
     env: &[(String, String)],
+    stdin: &str,
     limit: Duration,
 ) -> anyhow::Result<String> {
+    use tokio::io::AsyncWriteExt as _;
     let mut command = tokio::process::Command::new("node");
     // --no-deprecation: @grpc/grpc-js sets the TLS server name to the endpoint's IP
     // address, which node warns about (DEP0123) and ignores.
@@ -157,10 +160,17 @@ async fn node_script(
         .arg(sdk_dir().join("dist").join(script))
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = command.spawn()?;
+    let mut child = command.spawn()?;
+    let mut input = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    input.write_all(stdin.as_bytes()).await?;
+    drop(input);
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
         .map_err(|_| anyhow::anyhow!("node {script} {args:?} took longer than {limit:?}"))??;
@@ -182,6 +192,7 @@ async fn ts(env: &Env, args: &[&str]) -> anyhow::Result<serde_json::Value> {
         "test-live/live.js",
         args,
         &env.vars,
+        "",
         Duration::from_secs(120),
     )
     .await?;
@@ -302,8 +313,7 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
 
     // Phase 5: the backup journey in TypeScript with 1 GiB: K behind the password, the file
     // encrypted into a drive folder, K recovered on a "new device", the backup restored
-    // byte for byte; peak resident memory of the node process under 100 MiB. Then K as a
-    // 64-digit recovery key (1 MiB), and another recovery key refused at the header.
+    // byte for byte; peak resident memory of the node process under 100 MiB.
     let tmp = tempfile::tempdir()?;
     let carol = Env::new(&cluster, &ids, "ts-carol", RIGHT);
     let gib = (1u64 << 30).to_string();
@@ -312,6 +322,7 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
         "test-live/live.js",
         &["backup", &dir, &gib],
         &carol.vars,
+        "",
         Duration::from_secs(900),
     )
     .await?;
@@ -326,9 +337,6 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
         74 + (1u64 << 30) + 16 * chunks,
         "{backup}"
     );
-    assert_eq!(backup["codeRoundTrip"], true, "{backup}");
-    assert_eq!(backup["wrongCode"], "WrongKey", "{backup}");
-    assert_eq!(backup["neverWritten"], true, "{backup}");
     let peak_kib = backup["peakRssKib"].as_u64().expect("peakRssKib");
     eprintln!(
         "1 GiB backup: encrypt {} ms, restore {} ms, peak RSS {:.1} MiB",
@@ -345,6 +353,13 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
         0,
         "the backup left files behind"
     );
+    // The recovery-key half (1 MiB): restored with the key as typed; another key refused at
+    // the header, nothing written.
+    let code = ts(&carol, &["backup-code", &dir]).await?;
+    assert_eq!(code["codeRoundTrip"], true, "{code}");
+    assert_eq!(code["wrongCode"], "WrongKey", "{code}");
+    assert_eq!(code["neverWritten"], true, "{code}");
+    assert_eq!(std::fs::read_dir(tmp.path())?.count(), 0, "left files");
     // The vault holds carol's K: the Rust SDK recovers the version the backup was made under.
     let rust_carol = cluster.vault(&ids, "ts-carol").await?;
     let got = rust_carol
@@ -352,7 +367,55 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
         .await?;
     assert_eq!(got.version.0.to_string(), field(&backup, "version"));
 
-    // Phase 6: failover. The leader is killed; with it first in the list, TypeScript still
+    // Phase 6: the example app, configured the way cluster/local/bkv.env configures it,
+    // password on stdin.
+    let pki = cluster.pki_dir();
+    let endpoints = ids
+        .iter()
+        .map(|id| cluster.node(*id).map(NodeProcess::client_url))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(",");
+    let example_env: Vec<(String, String)> = [
+        ("BKV_ENDPOINTS", endpoints),
+        ("BKV_CA_CERT", pki.join("ca.pem").display().to_string()),
+        (
+            "BKV_IDENTITY_PUB",
+            pki.join("identity.pub.pem").display().to_string(),
+        ),
+        (
+            "BKV_ISSUER_KEY",
+            pki.join("issuer.key").display().to_string(),
+        ),
+        ("BKV_ISSUER", ISSUER_NAME.to_string()),
+        ("BKV_CLUSTER", cluster.options().cluster_name.clone()),
+        ("TMPDIR", dir.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let out = node_script(
+        "examples/backup.js",
+        &["ts-erin"],
+        &example_env,
+        &format!("{RIGHT}\n"),
+        Duration::from_secs(300),
+    )
+    .await?;
+    eprintln!("examples/backup.js:\n{out}");
+    assert!(out.contains("wrong password: "), "{out}");
+    assert!(
+        out.contains("the password's K does not open it: WrongKey"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("done"), "{out}");
+    assert!(!out.contains(RIGHT), "the example printed the password");
+    assert_eq!(
+        std::fs::read_dir(tmp.path())?.count(),
+        0,
+        "the example left files"
+    );
+
+    // Phase 7: failover. The leader is killed; with it first in the list, TypeScript still
     // recovers through the others (and a new leader), and registers.
     cluster.kill9(leader)?;
     let mut order = vec![leader];

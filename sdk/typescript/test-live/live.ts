@@ -11,7 +11,8 @@
 //   BKV_ACCOUNT     the account id; BKV_PASSWORD the password
 //
 // Commands: register [guess_limit] [key_hex] | recover | status | delete |
-//           backup <dir> <bytes>: the backup journey with a file of that size (below)
+//           backup <dir> <bytes>: the backup journey with a file of that size (below) |
+//           backup-code <dir>: the recovery-key half (below)
 import { createHash, randomFillSync } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
@@ -87,6 +88,8 @@ async function main(): Promise<Record<string, unknown>> {
         return { ok: true, existed: await c.delete() };
       case "backup":
         return await backupJourney(c, args[0] ?? ".", Number(args[1] ?? 1 << 30));
+      case "backup-code":
+        return await backupWithCode(args[0] ?? ".");
       default:
         throw new Error(`unknown command ${command}`);
     }
@@ -147,7 +150,8 @@ function peakRssKib(): number {
 /**
  * The backup journey with one device for the backup and a "new device" (a second client)
  * for the restore: K behind the password, a file of `bytes` encrypted into a drive folder
- * and restored; then K as a recovery key with a 1 MiB file. Files are deleted afterwards.
+ * and restored. Files are deleted afterwards. `peakRssKib` is this process's peak resident
+ * memory over all of it.
  */
 async function backupJourney(c: VaultClient, dir: string, bytes: number): Promise<Record<string, unknown>> {
   const input = join(dir, "input.bin");
@@ -157,6 +161,7 @@ async function backupJourney(c: VaultClient, dir: string, bytes: number): Promis
     const t0 = Date.now();
     const peaks: Record<string, number> = { start: peakRssKib() };
     const enabled = await enableBackupWithPassword(c, env("BKV_PASSWORD"));
+    c.close();
     peaks.registered = peakRssKib();
     const inputHash = await writeInput(input, bytes);
     peaks.written = peakRssKib();
@@ -183,6 +188,34 @@ async function backupJourney(c: VaultClient, dir: string, bytes: number): Promis
     await rm(restored);
     await rm(drive);
 
+    return {
+      ok: true,
+      bytes,
+      backupBytes,
+      restoredBytes,
+      same: inputHash === restoredHash && bytes === restoredBytes,
+      keysEqual: Buffer.from(enabled.key).equals(Buffer.from(restoredKey)),
+      version: enabled.version?.toString(),
+      encryptMs: t2 - t1,
+      restoreMs: t4 - t3,
+      totalMs: Date.now() - t0,
+      peakRssKib: peakRssKib(),
+      peaks,
+    };
+  } finally {
+    await Promise.all([input, drive, restored].map((p) => rm(p, { force: true })));
+  }
+}
+
+/**
+ * The recovery-key half with a 1 MiB file: K from a fresh 64-digit key, the backup restored
+ * with the key as typed, and another recovery key refused at the header.
+ */
+async function backupWithCode(dir: string): Promise<Record<string, unknown>> {
+  const input = join(dir, "input.bin");
+  const drive = join(dir, "backup.bkvb");
+  const restored = join(dir, "restored.bin");
+  try {
     // The recovery-key half, with a small file.
     const code = enableBackupWithRecoveryCode();
     const smallHash = await writeInput(input, 1 << 20);
@@ -196,23 +229,7 @@ async function backupJourney(c: VaultClient, dir: string, bytes: number): Promis
     } catch (e) {
       wrongCode = (e as { kind?: string }).kind ?? String(e);
     }
-    return {
-      ok: true,
-      bytes,
-      backupBytes,
-      restoredBytes,
-      same: inputHash === restoredHash && bytes === restoredBytes,
-      keysEqual: Buffer.from(enabled.key).equals(Buffer.from(restoredKey)),
-      version: enabled.version?.toString(),
-      codeRoundTrip,
-      wrongCode,
-      neverWritten: !existsSync(join(dir, "never.bin")),
-      encryptMs: t2 - t1,
-      restoreMs: t4 - t3,
-      totalMs: Date.now() - t0,
-      peakRssKib: peakRssKib(),
-      peaks,
-    };
+    return { ok: true, codeRoundTrip, wrongCode, neverWritten: !existsSync(join(dir, "never.bin")) };
   } finally {
     await Promise.all([input, drive, restored].map((p) => rm(p, { force: true })));
   }

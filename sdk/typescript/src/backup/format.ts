@@ -67,24 +67,38 @@ export function header(headerKey: Uint8Array, chunkSize: number, salt: Uint8Arra
   return Buffer.concat([prefix, mac]);
 }
 
-function sealChunk(payloadKey: Uint8Array, nonce: Buffer, plaintext: Uint8Array): Buffer {
+/** A sealed chunk as its two parts, ciphertext and tag (written back to back). */
+function sealChunk(payloadKey: Uint8Array, nonce: Buffer, plaintext: Uint8Array): [Buffer, Buffer] {
   const c = createCipheriv("aes-256-gcm", payloadKey, nonce, { authTagLength: TAG_LEN });
   const body = c.update(plaintext);
   c.final();
-  return Buffer.concat([body, c.getAuthTag()]);
+  return [body, c.getAuthTag()];
 }
 
-function openChunk(payloadKey: Uint8Array, nonce: Buffer, sealed: Buffer): Buffer | undefined {
+/**
+ * Opens a sealed chunk given as consecutive views (ciphertext then the 16-byte tag, split
+ * anywhere): its plaintext pieces once the tag verified, else undefined.
+ */
+function openChunk(payloadKey: Uint8Array, nonce: Buffer, sealed: Buffer[], sealedLength: number): Buffer[] | undefined {
   const d = createDecipheriv("aes-256-gcm", payloadKey, nonce, { authTagLength: TAG_LEN });
-  d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
-  const body = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
+  const bodyLength = sealedLength - TAG_LEN;
+  const tag = Buffer.alloc(TAG_LEN);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const part of sealed) {
+    const inBody = Math.max(0, Math.min(part.length, bodyLength - at));
+    if (inBody > 0) out.push(d.update(part.subarray(0, inBody)));
+    if (inBody < part.length) part.copy(tag, at + inBody - bodyLength, inBody);
+    at += part.length;
+  }
+  d.setAuthTag(tag);
   try {
     d.final();
   } catch {
-    body.fill(0);
+    for (const b of out) b.fill(0);
     return undefined;
   }
-  return body;
+  return out;
 }
 
 /** A FIFO of byte buffers that hands out exact lengths without copying the whole. */
@@ -98,8 +112,18 @@ class ByteQueue {
     this.length += b.length;
   }
 
-  /** Takes exactly `n` bytes (n <= length). */
+  /**
+   * Takes exactly `n` bytes (n <= length): a view of the first buffer pushed when it holds
+   * them all (no copy), else a copy.
+   */
   take(n: number): Buffer {
+    const first = this.parts[0];
+    if (first && first.length >= n) {
+      if (first.length === n) this.parts.shift();
+      else this.parts[0] = first.subarray(n);
+      this.length -= n;
+      return first.subarray(0, n);
+    }
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {
@@ -109,6 +133,22 @@ class ByteQueue {
       at += k;
       if (k === head.length) this.parts.shift();
       else this.parts[0] = head.subarray(k);
+    }
+    this.length -= n;
+    return out;
+  }
+
+  /** Takes exactly `n` bytes (n <= length) as views of the buffers pushed, without copying. */
+  takeViews(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const head = this.parts[0] as Buffer;
+      const k = Math.min(head.length, left);
+      out.push(head.subarray(0, k));
+      if (k === head.length) this.parts.shift();
+      else this.parts[0] = head.subarray(k);
+      left -= k;
     }
     this.length -= n;
     return out;
@@ -159,16 +199,18 @@ export async function* encryptStream(key: Uint8Array, source: AsyncIterable<Uint
       // A full chunk is sealed as not-last only once a byte after it is known.
       while (queue.length > chunkSize) {
         if (index >= MAX_CHUNKS - 1) throw new StreamError("TooLong", "a backup holds at most 2^32 chunks");
+        // The plaintext is the caller's (or a view of it): not ours to wipe.
         const plain = queue.take(chunkSize);
-        yield sealChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, false), plain);
-        plain.fill(0);
+        const [body, tag] = sealChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, false), plain);
+        yield body;
+        yield tag;
         memory.add(chunkSize);
         index++;
       }
     }
-    const rest = queue.take(queue.length);
-    yield sealChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, true), rest);
-    rest.fill(0);
+    const [body, tag] = sealChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, true), queue.take(queue.length));
+    yield body;
+    yield tag;
   } finally {
     wipe(keys.okm, keys.headerKey, keys.payloadKey);
   }
@@ -232,21 +274,22 @@ export async function* decryptStream(
         throw new StreamError("Truncated", `the backup is cut short after ${index} chunks`, index);
       }
       if (index >= MAX_CHUNKS) throw new StreamError("TooLong", "more than 2^32 chunks");
-      const sealed = queue.take(last ? queue.length : sealedLen);
-      const plain = openChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, last), sealed);
+      const length = last ? queue.length : sealedLen;
+      const sealed = queue.takeViews(length);
+      const plain = openChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, last), sealed, length);
       if (plain) {
-        if (last && plain.length === 0 && index > 0) {
+        if (last && length === TAG_LEN && index > 0) {
           throw new StreamError("Corrupted", `chunk ${index} is an empty last chunk after others`, index);
         }
-        yield plain;
+        for (const piece of plain) yield piece;
         if (last) return;
         memory.add(sealedLen);
         continue;
       }
       // A cut or an extension opens with the other flag; its plaintext is discarded.
-      const other = openChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, !last), sealed);
+      const other = openChunk(keys.payloadKey, chunkNonce(keys.noncePrefix, index, !last), sealed, length);
       if (other) {
-        other.fill(0);
+        for (const b of other) b.fill(0);
         if (last) throw new StreamError("Truncated", `the backup is cut short after ${index + 1} chunks`, index + 1);
         throw new StreamError("TrailingData", `bytes follow the last chunk (${index})`, index);
       }
