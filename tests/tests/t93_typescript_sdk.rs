@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use bkv_client::{BackupKey, VaultError};
+use bkv_client::{BackupKey, KsfParams, VaultClient, VaultError};
 use bkv_tests::cluster_up::repo_root;
 use bkv_tests::{Cluster, ISSUER_NAME, NodeProcess, account, password};
 
@@ -139,6 +139,12 @@ impl Env {
         Self {
             vars: vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }
+    }
+
+    /// The same with one more variable.
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_string(), value.to_string()));
+        self
     }
 }
 
@@ -291,6 +297,33 @@ async fn typescript_sdk_on_a_real_cluster() -> anyhow::Result<()> {
     assert_eq!(rec["ok"], true, "{rec}");
     assert_eq!(field(&rec, "key"), hex::encode(key.expose()));
     assert_eq!(field(&rec, "version"), version.0.to_string());
+
+    // Phase 2b: the Argon2id parameters travel with the record, both ways: TypeScript
+    // registers with the SDKs' default (19456 KiB, 2 passes, 1 lane) and Rust recovers;
+    // Rust registers with 4096 KiB, 3 passes, 2 lanes and TypeScript recovers.
+    let frank = Env::new(&cluster, &ids, "ts-frank", RIGHT).with("BKV_KSF", "19456,2,1");
+    let reg_frank = ts(&frank, &["register"]).await?;
+    assert_eq!(reg_frank["ok"], true, "{reg_frank}");
+    let got = cluster
+        .vault(&ids, "ts-frank")
+        .await?
+        .recover(&account("ts-frank"), password(RIGHT))
+        .await?;
+    assert_eq!(hex::encode(got.key.expose()), field(&reg_frank, "key"));
+    let mut config = cluster.client_config(&ids, cluster.token_source("rust-gina"))?;
+    config.ksf = KsfParams {
+        m_cost_kib: 4096,
+        t_cost: 3,
+        p_cost: 2,
+    };
+    let gina_key = VaultClient::connect(config)
+        .await?
+        .register(&account("rust-gina"), password(RIGHT), None)
+        .await?
+        .key;
+    let rec = ts(&Env::new(&cluster, &ids, "rust-gina", RIGHT), &["recover"]).await?;
+    assert_eq!(rec["ok"], true, "{rec}");
+    assert_eq!(field(&rec, "key"), hex::encode(gina_key.expose()));
 
     // Phase 3: a wrong password in TypeScript: the typed error with the guesses left, and
     // Rust sees the same count; the right password in TypeScript resets it.

@@ -9,6 +9,7 @@
 //   BKV_ISSUER_KEY  path of the dev issuer key (PKCS#8 PEM); BKV_ISSUER its name
 //   BKV_CLUSTER     the cluster name (the tokens' aud)
 //   BKV_ACCOUNT     the account id; BKV_PASSWORD the password
+//   BKV_KSF         optional "m,t,p": Argon2id parameters of registrations (light by default)
 //
 // Commands: register [guess_limit] [key_hex] | recover | status | delete |
 //           enable-backup (K behind the password) | restore-key (K back with it)
@@ -19,13 +20,21 @@ import { enableBackupWithPassword, restoreKeyWithPassword } from "../src/backup/
 import { fromHex, toHex } from "../src/bytes.js";
 import { VaultClient } from "../src/client.js";
 import { BkvError, UnavailableError, WrongPasswordError } from "../src/errors.js";
-import { LIGHT_KSF } from "../src/opaque.js";
+import { type KsfParams, LIGHT_KSF } from "../src/opaque.js";
 import { devTokenSource, readIssuerKey } from "../src/token.js";
 
 function env(name: string): string {
   const v = process.env[name];
   if (v === undefined || v === "") throw new Error(`${name} is not set`);
   return v;
+}
+
+/** BKV_KSF="m,t,p" (KiB, passes, lanes) for registrations; light parameters by default. */
+function ksfFromEnv(): KsfParams {
+  const v = process.env.BKV_KSF;
+  if (!v) return LIGHT_KSF;
+  const [m, t, p] = v.split(",").map(Number);
+  return { mCostKib: m ?? 0, tCost: t ?? 0, pCost: p ?? 0 };
 }
 
 function client(): VaultClient {
@@ -35,7 +44,7 @@ function client(): VaultClient {
     caPem: readFileSync(env("BKV_CA")),
     identityKey: existsSync(identity) ? readFileSync(identity, "utf8") : fromHex(identity),
     token: devTokenSource(readIssuerKey(readFileSync(env("BKV_ISSUER_KEY"))), env("BKV_ISSUER"), env("BKV_CLUSTER"), env("BKV_ACCOUNT")),
-    ksf: LIGHT_KSF,
+    ksf: ksfFromEnv(),
     retry: { callTimeoutMs: 5_000, deadlineMs: 60_000 },
   });
 }
