@@ -1,7 +1,6 @@
 // The vault client: register, recover, status and delete for the account a token names,
 // following docs/PROTOCOL.md §3 and §4 step by step, over the failover of failover.ts.
-import { createPublicKey } from "node:crypto";
-import { randomBytes } from "node:crypto";
+import { createPublicKey, randomBytes } from "node:crypto";
 
 import { AeadError } from "./aead.js";
 import { utf8, wipe } from "./bytes.js";
