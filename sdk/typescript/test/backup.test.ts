@@ -1,7 +1,13 @@
-// The backup format and the recovery key against testdata/vectors/backup-v1.json, and every
-// refusal of docs/BACKUP_FORMAT.md §5.
+// The backup format and the recovery key against testdata/vectors/backup-v1.json, every
+// refusal of docs/BACKUP_FORMAT.md §5, and backup files on disk.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+
+import { decryptToFile, encryptToFile } from "../src/backup/files.js";
 
 import { decryptStream, encryptStream, fileKeys, StreamError } from "../src/backup/format.js";
 import { checkDigits, formatRecoveryCode, generateRecoveryCode, keyFromRecoveryCode, parseRecoveryCode, RecoveryCodeError } from "../src/backup/recoveryCode.js";
@@ -151,5 +157,28 @@ test("round trips at chunk-size multiples and random sizes", async () => {
     const cs = n > 1000 ? 65536 : 16;
     assert.equal(file.length, 74 + n + 16 * Math.max(1, Math.ceil(n / cs)));
     assert.ok((await restore(key, file, 4096)).equals(plain));
+  }
+});
+
+test("files: round trip, and an output that is not a regular file is refused untouched", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bkv-files-test-"));
+  try {
+    const key = new Uint8Array(32).fill(9);
+    const plain = Buffer.alloc(200_000, 5);
+    writeFileSync(join(dir, "in.bin"), plain);
+    await encryptToFile(key, join(dir, "in.bin"), join(dir, "b.bkvb"));
+    await decryptToFile(key, join(dir, "b.bkvb"), join(dir, "out.bin"));
+    assert.ok(readFileSync(join(dir, "out.bin")).equals(plain));
+    // A restore under another key leaves nothing behind.
+    await assert.rejects(decryptToFile(new Uint8Array(32), join(dir, "b.bkvb"), join(dir, "bad.bin")), StreamError);
+    assert.deepEqual(readdirSync(dir).sort(), ["b.bkvb", "in.bin", "out.bin"]);
+    // A pipe (as a device like /dev/null would be) is refused, not replaced.
+    execFileSync("mkfifo", [join(dir, "pipe")]);
+    await assert.rejects(decryptToFile(key, join(dir, "b.bkvb"), join(dir, "pipe")), /not a regular file/);
+    await assert.rejects(encryptToFile(key, join(dir, "in.bin"), join(dir, "pipe")), /not a regular file/);
+    assert.ok(statSync(join(dir, "pipe")).isFIFO());
+    await assert.rejects(decryptToFile(key, join(dir, "b.bkvb"), dir), /not a regular file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
