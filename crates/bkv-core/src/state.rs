@@ -645,22 +645,27 @@ impl VaultState {
         named.count() as u64
     }
 
-    /// Up to `limit` records of accounts above `after` (account order; an account's active
-    /// record before its staged one) that name `node_id` as an OPRF share-holder and were
-    /// staged after position `newer_than` (their version is above it): what a share-holder
-    /// installs ahead of the first recovery, in batches from a cursor, a pass at a time
-    /// (`newer_than` the [`VaultState::last_change_index`] when the last pass began).
+    /// The records, among the next `scan` accounts above `after` (every account for `None`),
+    /// that name `node_id` as an OPRF share-holder and were staged after position
+    /// `newer_than` (their version is above it), in account order (an account's active
+    /// record before its staged one), and the last account looked at if more may follow
+    /// (`None` at the end): what a share-holder installs ahead of the first recovery, in
+    /// batches from a cursor, a pass at a time (`newer_than` the
+    /// [`VaultState::last_change_index`] when the last pass began). At most `scan` accounts
+    /// are looked at per call, so a caller holding the state's lock holds it briefly however
+    /// few records are new.
     pub fn records_with_share_of(
         &self,
         node_id: u64,
         after: Option<&AccountId>,
-        limit: usize,
+        scan: usize,
         newer_than: u64,
-    ) -> Vec<(AccountId, RecordVersion)> {
+    ) -> (Vec<(AccountId, RecordVersion)>, Option<AccountId>) {
         let mut out = Vec::new();
-        for (account, entry) in self.accounts.iter_after(after) {
-            if out.len() >= limit {
-                break;
+        let mut last = None;
+        for (seen, (account, entry)) in self.accounts.iter_after(after).enumerate() {
+            if seen == scan {
+                return (out, last);
             }
             let active = entry.active.as_ref().map(|a| (a.version, &a.oprf));
             let staged = entry.staged.as_ref().map(|s| (s.version, &s.oprf));
@@ -669,8 +674,9 @@ impl VaultState {
                     out.push((account.clone(), version));
                 }
             }
+            last = Some(account.clone());
         }
-        out
+        (out, None)
     }
 
     /// How many accounts the state holds anything for (staged, active or destroyed).

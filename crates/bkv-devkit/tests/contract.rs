@@ -402,26 +402,43 @@ async fn shares_installed_ahead_of_the_first_recovery_serve_it() {
     let vb = rig.register(&b, "pw-b").await;
 
     // Every record naming the holder, once; installing twice installs once.
-    let all = holder.records_to_install(None, 100, 0);
+    let (all, next) = holder.records_to_install(None, 100, 0);
     assert_eq!(all, vec![(a.clone(), va), (b.clone(), vb)]);
+    assert_eq!(next, None, "every account looked at");
     for (account, version) in &all {
         assert!(holder.install(account, *version).await.expect("installs"));
         assert!(!holder.install(account, *version).await.expect("installed"));
     }
     holder.flush().await.expect("flush");
-    // The cursor goes on after the account given.
+    // The cursor goes on after the account given; a call looks at `scan` accounts at most
+    // and says where to go on from.
     assert_eq!(
         holder.records_to_install(Some(&a), 100, 0),
-        vec![(b.clone(), vb)]
+        (vec![(b.clone(), vb)], None)
     );
-    assert_eq!(holder.records_to_install(None, 1, 0), vec![(a.clone(), va)]);
+    assert_eq!(
+        holder.records_to_install(None, 1, 0),
+        (vec![(a.clone(), va)], Some(a.clone()))
+    );
 
-    // A pass from the state's last change finds only what was staged after it.
+    // A pass from the state's last change finds only what was staged after it, and looks
+    // at the other accounts without returning them.
     let mark = holder.state_changed_at();
-    assert!(holder.records_to_install(None, 100, mark).is_empty());
+    assert_eq!(holder.records_to_install(None, 100, mark), (vec![], None));
     let c = account("install-c");
     let vc = rig.register(&c, "pw-c").await;
-    assert_eq!(holder.records_to_install(None, 100, mark), vec![(c, vc)]);
+    assert_eq!(
+        holder.records_to_install(None, 100, mark),
+        (vec![(c.clone(), vc)], None)
+    );
+    assert_eq!(
+        holder.records_to_install(None, 2, mark),
+        (vec![], Some(b.clone()))
+    );
+    assert_eq!(
+        holder.records_to_install(Some(&b), 2, mark),
+        (vec![(c, vc)], None)
+    );
     // A version that is not the account's record installs nothing.
     assert!(
         !holder

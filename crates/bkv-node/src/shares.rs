@@ -140,7 +140,8 @@ pub async fn sweep_loop(
 /// staged since the last complete pass began (`done_at`, the applied state's last change
 /// then; `None`: every record), so that a record's first recovery does not pay for opening
 /// its share (an ECDH in the token, a check, a seal: about 0.4 ms of a node's CPU). In
-/// batches of [`SWEEP_BATCH`] accounts, paced: after each batch it rests as long as the
+/// batches of [`SWEEP_BATCH`] accounts looked at (the state's lock is held for one batch's
+/// look only), paced: after each batch it rests as long as the
 /// batch took, so it takes at most about half of one core from the recoveries. A share that
 /// does not open or check is left for a recovery to refuse (counted in the pass's log line);
 /// the HSM or the disk failing ends the pass, to be run again whole. Returns what to pass to
@@ -162,8 +163,7 @@ async fn install_pass(
             return done_at;
         }
         let started = tokio::time::Instant::now();
-        let batch = shares.records_to_install(after.as_ref(), SWEEP_BATCH, newer_than);
-        let more = batch.len() >= SWEEP_BATCH;
+        let (batch, next) = shares.records_to_install(after.as_ref(), SWEEP_BATCH, newer_than);
         let mut wrote = 0u64;
         for (account, version) in &batch {
             match shares.install(account, *version).await {
@@ -183,10 +183,8 @@ async fn install_pass(
             return done_at;
         }
         installed += wrote;
-        after = batch.last().map(|(a, _)| a.clone());
-        if !more {
-            break;
-        }
+        let Some(next) = next else { break };
+        after = Some(next);
         tokio::time::sleep(started.elapsed()).await;
     }
     if installed > 0 || refused > 0 {

@@ -290,17 +290,18 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         Ok(true)
     }
 
-    /// Up to `limit` records of accounts above `after` that name this node as a
-    /// share-holder and were staged after position `newer_than`
-    /// (`VaultState::records_with_share_of`): what [`ShareHolder::install`] is given.
+    /// The records among the next `scan` accounts above `after` that name this node as a
+    /// share-holder and were staged after position `newer_than`, and where to go on from
+    /// (`None`: the end) (`VaultState::records_with_share_of`): what [`ShareHolder::install`]
+    /// is given.
     pub fn records_to_install(
         &self,
         after: Option<&AccountId>,
-        limit: usize,
+        scan: usize,
         newer_than: u64,
-    ) -> Vec<(AccountId, RecordVersion)> {
+    ) -> (Vec<(AccountId, RecordVersion)>, Option<AccountId>) {
         self.state
-            .read(|s| s.records_with_share_of(self.node_id, after, limit, newer_than))
+            .read(|s| s.records_with_share_of(self.node_id, after, scan, newer_than))
     }
 
     /// The position of the last command that changed the applied state.
