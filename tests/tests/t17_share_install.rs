@@ -1,7 +1,8 @@
 //! Shares installed ahead of the first recovery: on a 3-node cluster, accounts are
 //! registered and never recovered, and every node installs its share of each (opened with
 //! its token's ECDH, checked, sealed) within a few sweep periods, so that a first recovery
-//! pays none of it; a recovery then takes no further share ECDH on any node.
+//! pays none of it; a recovery then takes no further share ECDH on any node. The leader's
+//! `/metrics` has each follower's replication lag, the others none.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ const ACCOUNTS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_installs_its_shares_before_any_recovery() -> anyhow::Result<()> {
-    let cluster = Cluster::start_with(ClusterOptions::new(3)).await?;
+    let mut cluster = Cluster::start_with(ClusterOptions::new(3)).await?;
     let ids = cluster.ids();
     let names: Vec<String> = (0..ACCOUNTS).map(|i| format!("ahead-{i}")).collect();
     for name in &names {
@@ -67,6 +68,35 @@ async fn every_node_installs_its_shares_before_any_recovery() -> anyhow::Result<
             ecdh, ACCOUNTS as f64,
             "node {id}: the recovery opened no share"
         );
+    }
+    // Only the leader has followers; each is named with the entries it has not acknowledged.
+    let leader = cluster.leader(Duration::from_secs(20)).await?;
+    for id in &ids {
+        let m = cluster.node(*id)?.metrics().await?;
+        let lags: Vec<(String, f64)> = m
+            .samples()
+            .iter()
+            .filter(|s| s.name == "bkv_raft_follower_lag")
+            .map(|s| {
+                (
+                    s.labels.get("follower").cloned().unwrap_or_default(),
+                    s.value,
+                )
+            })
+            .collect();
+        if *id == leader {
+            let mut followers: Vec<String> = lags.iter().map(|(f, _)| f.clone()).collect();
+            followers.sort();
+            let want: Vec<String> = ids
+                .iter()
+                .filter(|i| **i != leader)
+                .map(u64::to_string)
+                .collect();
+            assert_eq!(followers, want, "the leader names its followers: {lags:?}");
+            println!("leader {leader}: follower lags {lags:?}");
+        } else {
+            assert!(lags.is_empty(), "follower {id} reports lags: {lags:?}");
+        }
     }
     Ok(())
 }

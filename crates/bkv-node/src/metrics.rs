@@ -33,6 +33,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowerLabels {
+    follower: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HsmLabels {
     op: &'static str,
 }
@@ -57,6 +62,7 @@ struct Inner {
     raft_last_log_index: Gauge,
     raft_applied_index: Gauge,
     raft_apply_lag: Gauge,
+    raft_follower_lag: Family<FollowerLabels, Gauge>,
     raft_snapshot_index: Gauge,
     snapshot_bytes: Gauge<u64, AtomicU64>,
     hsm_latency: Family<HsmLabels, Histogram>,
@@ -161,6 +167,14 @@ impl Metrics {
             "Log entries not yet applied (last log index - applied index)",
             raft_apply_lag.clone(),
         );
+        let raft_follower_lag = Family::<FollowerLabels, Gauge>::default();
+        registry.register(
+            "raft_follower_lag",
+            "On the leader, per follower: log entries the follower has not acknowledged (last log \
+             index - the follower's matched index; the whole log if it matched nothing). A lag \
+             that keeps growing names a follower whose appends fail or time out",
+            raft_follower_lag.clone(),
+        );
         let raft_snapshot_index = Gauge::default();
         registry.register(
             "raft_snapshot_index",
@@ -247,6 +261,7 @@ impl Metrics {
             raft_last_log_index,
             raft_applied_index,
             raft_apply_lag,
+            raft_follower_lag,
             raft_snapshot_index,
             snapshot_bytes,
             hsm_latency,
@@ -434,6 +449,22 @@ impl Metrics {
         self.0.raft_last_log_index.set(g(last));
         self.0.raft_applied_index.set(g(applied));
         self.0.raft_apply_lag.set(g(last.saturating_sub(applied)));
+        // Only a leader has followers: elsewhere the family is empty.
+        self.0.raft_follower_lag.clear();
+        if let Some(replication) = &m.replication {
+            for (follower, matched) in replication {
+                if *follower == m.id {
+                    continue;
+                }
+                let matched = matched.as_ref().map_or(0, |l| l.index);
+                self.0
+                    .raft_follower_lag
+                    .get_or_create(&FollowerLabels {
+                        follower: *follower,
+                    })
+                    .set(g(last.saturating_sub(matched)));
+            }
+        }
         self.0
             .raft_snapshot_index
             .set(g(m.snapshot.map(|l| l.index).unwrap_or(0)));
