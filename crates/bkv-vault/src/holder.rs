@@ -204,9 +204,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             .share_of(self.node_id)
             .ok_or(EvalRefusal::NoShare)?;
         let id: ShareId = Sha256::digest(&stored.ciphertext).into();
-        let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
-            .lock()
-            .await;
+        let _guard = self.lock_share(&id).await;
         let (mut ledger, mut dirty, installed) = match self.ledgers.load(&id)? {
             Some(ledger) => (ledger, false, None),
             None => {
@@ -270,9 +268,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         };
         let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
         let id: ShareId = Sha256::digest(&stored.ciphertext).into();
-        let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
-            .lock()
-            .await;
+        let _guard = self.lock_share(&id).await;
         if self.ledgers.load(&id)?.is_some() {
             return Ok(false);
         }
@@ -384,6 +380,13 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             }
             let _ = tokio::time::timeout(left, self.state.changed()).await;
         }
+    }
+
+    /// Serializes the ledger updates of share `id` (one lock per stripe of ids).
+    async fn lock_share(&self, id: &ShareId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.stripes[usize::from(id[0]) % self.stripes.len()]
+            .lock()
+            .await
     }
 
     /// What this node's share ciphertext of a record is bound to.
@@ -501,9 +504,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                 sweep.held += 1;
                 continue;
             }
-            let _guard = self.stripes[usize::from(id[0]) % self.stripes.len()]
-                .lock()
-                .await;
+            let _guard = self.lock_share(&id).await;
             ledger.erase();
             self.ledgers.save(&id, &ledger)?;
             lock(&self.cache).remove(&id);
