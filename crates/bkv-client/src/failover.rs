@@ -223,9 +223,20 @@ impl Failover {
 /// source: a reset stream, a broken connection), which is no answer from the vault. Statuses
 /// the vault sent come from trailers and never have a source.
 /// tonic's own answer when a request's timeout (its `grpc-timeout`, or the channel's)
-/// expires before the answer comes: the same as no answer.
+/// expires before the answer comes: the same as no answer. Locally it carries
+/// [`tonic::TimeoutExpired`] as its source; from a server's timeout only its message.
 fn timed_out(status: &Status) -> bool {
-    status.code() == Code::Cancelled && status.message().contains("Timeout expired")
+    if status.code() != Code::Cancelled {
+        return false;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        if s.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = s.source();
+    }
+    status.message() == tonic::TimeoutExpired(()).to_string()
 }
 
 fn is_retryable(status: &Status) -> bool {

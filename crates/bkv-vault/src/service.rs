@@ -371,16 +371,15 @@ impl<B: Backend + Clone> VaultService<B> {
         let mut failures = Vec::new();
         let hedge = tokio::time::sleep(HEDGE_AFTER);
         tokio::pin!(hedge);
-        // Far enough away to never fire when the client gave no deadline.
-        let cut = deadline.map_or_else(
-            || Instant::now() + std::time::Duration::from_secs(86_400),
-            |d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d),
-        );
+        // Armed only when the client gave a deadline.
+        let cut = deadline.map_or_else(Instant::now, |d| {
+            d.checked_sub(DEADLINE_MARGIN).unwrap_or(d)
+        });
         let give_up = tokio::time::sleep_until(cut.into());
         tokio::pin!(give_up);
         loop {
             tokio::select! {
-                () = &mut give_up => {
+                () = &mut give_up, if deadline.is_some() => {
                     failures.push(format!(
                         "{} still asked when the request's deadline came",
                         asked.len()
