@@ -109,9 +109,27 @@ pub enum Command {
         /// The failed charge; applies only if it is still the latest one.
         charge: ChargeNumber,
     },
-    /// Removes everything of an account.
+    /// Removes everything of an account. The form written before `DeleteThrough` existed:
+    /// it applies as a `DeleteThrough` up to its own log position, so a late copy of it
+    /// would also remove a registration made after it was asked for. Nodes no longer
+    /// propose it; it stays so that logs holding it still apply.
     Delete {
         /// The account.
         account: AccountId,
+    },
+    /// Commits nothing: its outcome is its own log position, which orders it after every
+    /// write acknowledged before it was proposed and before every write proposed after it
+    /// was answered (what `DeleteThrough` bounds itself by).
+    Barrier,
+    /// Removes an account's record versions at or below `through` (staged, active and the
+    /// destroyed marker), keeping any newer one. `through` is the log position of a
+    /// `Barrier` committed when the deletion was asked for, so that a copy of this command
+    /// committed late (a retry or a forward that arrives after the client gave up) never
+    /// removes a registration that began after the deletion was answered.
+    DeleteThrough {
+        /// The account.
+        account: AccountId,
+        /// The highest version removed.
+        through: RecordVersion,
     },
 }

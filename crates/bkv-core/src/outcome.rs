@@ -65,6 +65,11 @@ pub enum Outcome {
         /// Whether there was anything to delete.
         existed: bool,
     },
+    /// A `Barrier` was committed at this log position.
+    Barrier {
+        /// Its log position.
+        log_index: u64,
+    },
     /// The command was refused; the state is unchanged.
     Rejected(Rejection),
 }

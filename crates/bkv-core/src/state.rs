@@ -178,7 +178,13 @@ impl VaultState {
                 version,
                 charge,
             } => self.destroy(log_index, account, *version, *charge),
-            Command::Delete { account } => self.delete(log_index, account),
+            Command::Delete { account } => {
+                self.delete_through(log_index, account, RecordVersion(log_index))
+            }
+            Command::Barrier => Applied::quiet(Outcome::Barrier { log_index }),
+            Command::DeleteThrough { account, through } => {
+                self.delete_through(log_index, account, *through)
+            }
         }
     }
 
@@ -508,20 +514,41 @@ impl VaultState {
         }
     }
 
-    fn delete(&mut self, log_index: u64, account: &AccountId) -> Applied {
-        let removed = self.accounts.remove(account);
-        if removed.is_some() {
+    /// Removes the account's versions at or below `through`; the account goes when
+    /// nothing newer is left. The event names the active version removed, if any.
+    fn delete_through(
+        &mut self,
+        log_index: u64,
+        account: &AccountId,
+        through: RecordVersion,
+    ) -> Applied {
+        let mut removed_active = None;
+        let mut existed = false;
+        let mut now_empty = false;
+        if let Some(entry) = self.accounts.get_mut(account) {
+            let staged = entry.staged.take_if(|s| s.version <= through);
+            let active = entry.active.take_if(|a| a.version <= through);
+            let destroyed = entry.destroyed.take_if(|v| *v <= through);
+            removed_active = active.as_ref().map(|a| a.version);
+            existed = staged.is_some() || active.is_some() || destroyed.is_some();
+            now_empty =
+                entry.staged.is_none() && entry.active.is_none() && entry.destroyed.is_none();
+        }
+        if now_empty {
+            self.accounts.remove(account);
+        }
+        if existed || now_empty {
             self.last_change = log_index;
         }
-        let version = removed
-            .as_ref()
-            .and_then(|e| e.active.as_ref())
-            .map(|a| a.version);
         Applied {
-            outcome: Outcome::Deleted {
-                existed: removed.is_some(),
-            },
-            events: vec![event(AuditKind::Deleted, account, version, None, None)],
+            outcome: Outcome::Deleted { existed },
+            events: vec![event(
+                AuditKind::Deleted,
+                account,
+                removed_active,
+                None,
+                None,
+            )],
         }
     }
 

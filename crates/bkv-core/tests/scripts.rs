@@ -14,7 +14,8 @@
 //!
 //! Commands: `bootstrap [max=N] [default=N]`, `stage ACC req=R [limit=N] [record=S]`,
 //! `activate ACC v=N`, `charge ACC attempt=A hash=H`, `reset ACC v=N charge=N`,
-//! `destroy ACC v=N charge=N`, `delete ACC`, and the read-only `status ACC`, `count`,
+//! `destroy ACC v=N charge=N`, `delete ACC [through=N]` (`N` a log index, as `barrier`
+//! answers it), `barrier`, and the read-only `status ACC`, `count`,
 //! `roundtrip` (checks `decode(encode(state))`).
 //!
 //! Versions are written per account: `v=1` is the account's first version staged since it
@@ -194,7 +195,14 @@ impl Runner {
                 version: self.real_version(&acc(), &args),
                 charge: ChargeNumber(num(&args, "charge")),
             },
-            "delete" => Command::Delete { account: acc() },
+            "delete" => match args.get("through") {
+                Some(_) => Command::DeleteThrough {
+                    account: acc(),
+                    through: RecordVersion(num(&args, "through")),
+                },
+                None => Command::Delete { account: acc() },
+            },
+            "barrier" => Command::Barrier,
             "set-share-map" => fixtures::set_share_map(1, 3),
             other => panic!("unknown command {other:?}"),
         };
@@ -223,7 +231,11 @@ impl Runner {
                 staged.push(version.get());
                 self.aliases.insert(version.get(), staged.len() as u64);
             }
-            (Outcome::Deleted { .. }, Some(account)) => {
+            // Aliases go with the account; versions a deletion left stay as they were.
+            (Outcome::Deleted { .. }, Some(account))
+                if self.state.account_status(account).record == RecordStatus::Absent
+                    && self.state.account_status(account).staged.is_none() =>
+            {
                 self.versions.remove(account.as_str());
             }
             _ => {}
@@ -263,6 +275,7 @@ impl Runner {
             Outcome::Reset { version, reset } => format!("reset v={version} reset={reset}"),
             Outcome::Destroyed { version } => format!("destroyed v={version}"),
             Outcome::Deleted { existed } => format!("deleted existed={existed}"),
+            Outcome::Barrier { log_index } => format!("barrier index={log_index}"),
             Outcome::Rejected(r) => format!("rejected {}", render_rejection(r)),
         }
     }

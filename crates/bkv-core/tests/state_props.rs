@@ -82,6 +82,14 @@ enum Op {
     Delete {
         acct: u8,
     },
+    /// A barrier: its log position bounds later `DeleteThrough`s.
+    Barrier,
+    /// A deletion through a barrier seen (an old one: a copy committed late), or through
+    /// the last index.
+    DeleteThrough {
+        acct: u8,
+        pick: u8,
+    },
     /// Re-applies at the last change's index: must be refused.
     Stale,
 }
@@ -103,7 +111,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Reset { acct, pick }),
         1 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::ForgedReset { acct, pick }),
         2 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Destroy { acct, pick }),
-        1 => acct.prop_map(|acct| Op::Delete { acct }),
+        1 => acct.clone().prop_map(|acct| Op::Delete { acct }),
+        1 => Just(Op::Barrier),
+        1 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::DeleteThrough { acct, pick }),
         1 => Just(Op::Stale),
     ]
 }
@@ -159,6 +169,7 @@ fn kind(applied: &Applied, command: &Command) -> String {
         (Outcome::Staged { .. }, _) if new => "staged".into(),
         (Outcome::Staged { .. }, _) => "staged-retry".into(),
         (Outcome::Deleted { existed }, _) => format!("deleted-{existed}"),
+        (Outcome::Barrier { .. }, _) => "barrier".into(),
         (Outcome::Bootstrapped, _) => "bootstrapped".into(),
         (Outcome::ShareMapSet { .. }, _) if new => "share-map-set".into(),
         (Outcome::ShareMapSet { .. }, _) => "share-map-retry".into(),
@@ -202,6 +213,8 @@ struct Harness {
     log: Vec<(u64, Request)>,
     /// The share map in force: epoch and holders (0, 0: none).
     map: (u64, u64),
+    /// Log positions of the barriers committed.
+    barriers: Vec<u64>,
 }
 
 impl Harness {
@@ -274,9 +287,17 @@ impl Harness {
                 self.dead.insert(key);
             }
         }
-        if let (Outcome::Deleted { .. }, Command::Delete { account }) = (&applied.outcome, command)
+        if let (
+            Outcome::Deleted { .. },
+            Command::Delete { account } | Command::DeleteThrough { account, .. },
+        ) = (&applied.outcome, command)
         {
-            *self.deletes.entry(number(account)).or_default() += 1;
+            // A record key changes only when the whole account went (a deletion through an
+            // older barrier may leave newer versions alive, under their old keys).
+            let status = self.real.account_status(account);
+            if status.record == RecordStatus::Absent && status.staged.is_none() {
+                *self.deletes.entry(number(account)).or_default() += 1;
+            }
         }
         match (&applied.outcome, command) {
             (
@@ -579,6 +600,24 @@ impl Harness {
                     Some(acct),
                     Command::Delete {
                         account: account(acct),
+                    },
+                );
+            }
+            Op::Barrier => {
+                if let Outcome::Barrier { log_index } = self.step(None, Command::Barrier) {
+                    self.barriers.push(log_index);
+                }
+            }
+            Op::DeleteThrough { acct, pick } => {
+                let through = match (pick % 4, self.barriers.is_empty()) {
+                    (0, _) | (_, true) => self.next_index - 1,
+                    _ => self.barriers[usize::from(pick / 4) % self.barriers.len()],
+                };
+                self.step(
+                    Some(acct),
+                    Command::DeleteThrough {
+                        account: account(acct),
+                        through: RecordVersion(through),
                     },
                 );
             }

@@ -3,13 +3,15 @@
 //! the in-memory replica), with real OPAQUE, threshold OPRF, share-holders and token checks. What is checked: a finished
 //! recovery ticket is single-use (also after a later charge), a token missing a claim is
 //! refused naming the claim, record versions grow and are never reused, a
-//! share-holder that never answers does not hold a recovery up, and shares installed ahead
-//! of the first recovery serve it.
+//! share-holder that never answers does not hold a recovery up, shares installed ahead
+//! of the first recovery serve it, and a deletion committed again late leaves a
+//! registration made after it.
 
 use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
 use bkv_client::{BackupKey, KsfParams, Recovery, Registration, SecretString};
 use bkv_core::ids::{AccountId, ChargeNumber, RecordVersion};
 use bkv_core::token::Claims;
+use bkv_core::{Command, Outcome};
 use bkv_devkit::testing::{
     FakeCluster, FakeVault, TEST_AUDIENCE as CLUSTER, TEST_ISSUER as ISSUER,
 };
@@ -17,7 +19,7 @@ use bkv_proto::contract::{meta, reason};
 use bkv_proto::status::ErrorDetails;
 use bkv_proto::v1::vault_server::Vault as _;
 use bkv_proto::v1::{
-    ActivateRequest, RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest,
+    ActivateRequest, DeleteRequest, RecoverFinishRequest, RecoverLoginRequest, RecoverStartRequest,
     RegisterStartRequest,
 };
 use ed25519_dalek::SigningKey;
@@ -354,6 +356,32 @@ async fn record_versions_grow_and_are_never_reused() {
     // Each registration gets a version of its own, later ones higher: a ticket or a share
     // ledger of one record never names another.
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_deletion_committed_again_late_leaves_a_later_registration() {
+    let rig = Rig::new().await;
+    let alice = account("alice");
+    let first = rig.register(&alice, "a").await;
+    let deleted = rig
+        .service
+        .delete(rig.request(&alice, DeleteRequest {}))
+        .await
+        .expect("Delete")
+        .into_inner();
+    assert!(deleted.existed);
+    assert_eq!(rig.cluster.guesses_used("alice"), None, "deleted");
+    // The client registers again after its deletion was answered; then a copy of the
+    // deletion is committed (a forward that arrived late, or a retry on another node).
+    let second = rig.register(&alice, "a").await;
+    assert!(second > first);
+    let again = rig
+        .cluster
+        .commit_again(|c| matches!(c, Command::DeleteThrough { .. }))
+        .expect("the deletion was committed through a barrier");
+    assert_eq!(again, Outcome::Deleted { existed: false });
+    let login = rig.login(&alice, "a").await.expect("the new record stands");
+    rig.finish(&alice, &login).await.expect("and recovers");
 }
 
 /// A compact JWT over raw header and claims JSON, signed by `key`.

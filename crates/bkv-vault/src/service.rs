@@ -625,10 +625,20 @@ impl<B: Backend + Clone> VaultService<B> {
         })
     }
 
+    /// Two commits: a `Barrier`, whose log position bounds what this call removes, then
+    /// `DeleteThrough` that position. A copy of the second that Raft commits late (a
+    /// forward delivered after the client gave up, a retry on another node) then removes
+    /// only what was registered before the call, never a registration the client made
+    /// after it.
     async fn delete(&self, caller: Caller, _: DeleteRequest) -> Result<DeleteResponse, VaultError> {
         self.backend.serving()?;
-        let command = Command::Delete {
+        let through = match self.backend.commit(Command::Barrier).await? {
+            Outcome::Barrier { log_index } => RecordVersion(log_index),
+            other => return Err(unexpected(other)),
+        };
+        let command = Command::DeleteThrough {
             account: caller.account,
+            through,
         };
         match self.backend.commit(command).await? {
             Outcome::Deleted { existed } => Ok(DeleteResponse { existed }),
@@ -752,6 +762,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Reset { .. } => "reset",
         Outcome::Destroyed { .. } => "destroyed",
         Outcome::Deleted { .. } => "deleted",
+        Outcome::Barrier { .. } => "barrier",
         Outcome::Rejected(_) => "rejected",
     }
 }

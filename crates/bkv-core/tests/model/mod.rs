@@ -344,15 +344,31 @@ impl Model {
                     _ => reject(Rejection::VersionNotActive),
                 }
             }
-            Command::Delete { account } => {
-                let existed = self.current(account).is_some() || self.staged(account).is_some();
-                for rec in self.records.iter_mut().filter(|r| r.account == *account) {
-                    rec.life = Life::Deleted;
-                }
-                self.registrations.retain(|(a, _, _)| a != account);
-                Outcome::Deleted { existed }
+            Command::Delete { account } => self.delete_through(account, index),
+            Command::Barrier => Outcome::Barrier { log_index: index },
+            Command::DeleteThrough { account, through } => {
+                self.delete_through(account, through.get())
             }
         }
+    }
+
+    /// Deletes the account's records of versions up to `through`; the account's
+    /// registration ids go only when nothing of it is left.
+    fn delete_through(&mut self, account: &AccountId, through: u64) -> Outcome {
+        let current = self.current(account).map(|c| self.records[c].version);
+        let staged = self.staged(account).map(|r| r.version);
+        let existed = [current, staged].iter().flatten().any(|v| *v <= through);
+        for rec in self.records.iter_mut().filter(|r| {
+            r.account == *account
+                && r.version <= through
+                && matches!(r.life, Life::Staged | Life::Active | Life::Destroyed)
+        }) {
+            rec.life = Life::Deleted;
+        }
+        if self.current(account).is_none() && self.staged(account).is_none() {
+            self.registrations.retain(|(a, _, _)| a != account);
+        }
+        Outcome::Deleted { existed }
     }
 
     /// What the model holds for an account, in the state's terms.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bkv_core::opaque::testing::FakeSealer;
 use bkv_core::token::TrustedIssuers;
-use bkv_core::{AccountId, RecordStatus};
+use bkv_core::{AccountId, Command, Outcome, RecordStatus};
 use bkv_proto::contract;
 use bkv_proto::status::ErrorDetails;
 use bkv_proto::v1::vault_server::{Vault, VaultServer};
@@ -100,6 +100,7 @@ impl FakeCluster {
         issuers.insert(TEST_ISSUER, issuer);
         let options = ReplicaOptions {
             cluster_name: TEST_AUDIENCE.into(),
+            keep_log: true,
             ..ReplicaOptions::default()
         };
         let replica = MemoryReplica::bootstrap(FakeSealer::new(), issuers, options)
@@ -107,6 +108,20 @@ impl FakeCluster {
             // The software sealer cannot fail to seal.
             .expect("bootstrapping an in-memory replica");
         Self { replica }
+    }
+
+    /// Commits again the latest command that `pick` selects, as Raft commits a copy of a
+    /// write that arrives late (a forward delivered after its client gave up, a retry on
+    /// another node); its outcome, or `None` if no such command was committed.
+    pub fn commit_again(&self, pick: impl Fn(&Command) -> bool) -> Option<Outcome> {
+        let command = self
+            .replica
+            .log()
+            .into_iter()
+            .rev()
+            .find(|r| pick(&r.command))?
+            .command;
+        Some(self.replica.apply(command))
     }
 
     /// Makes every node name `leader` (a client address) in its successful answers from

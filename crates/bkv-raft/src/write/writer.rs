@@ -11,8 +11,12 @@
 //! - `Stage` is keyed by the client's request id (a retried id returns the staged version);
 //! - `ChargeGuess` by the attempt id and the hash of the credential request (the same pair
 //!   returns the same charge; it never charges twice);
-//! - `Activate`, `ResetGuesses`, `Destroy` and `Delete` are keyed by their arguments
-//!   (account, version, charge) and state the end result, not a step;
+//! - `Activate`, `ResetGuesses`, `Destroy` and `DeleteThrough` are keyed by their arguments
+//!   (account, version, charge, the barrier's position) and state the end result, not a
+//!   step. A deletion is bounded by a `Barrier` committed first: an unbounded one, committed
+//!   again after the client had registered anew, would remove that new registration (the
+//!   chaos suite's c120 caught this once);
+//! - `Barrier` changes nothing;
 //! - `Bootstrap` refuses a second bootstrap.
 
 use std::fmt;
