@@ -602,6 +602,37 @@ fn no_lost_writes_passes_a_correct_run_and_catches_planted_bugs() {
         v.summary()
     );
 
+    // Planted bug 4 (what c120 once caught): a deletion that timed out lands after the
+    // registration the client made next; the violation cites both.
+    let mut s = Script::default();
+    register_ok(&mut s, 0, 5, "k5");
+    s.op(
+        100,
+        200,
+        Entry::new(Role::Honest, "honest-0", "delete").account("alice"),
+        Outcome::Unavailable,
+        |_| {},
+    );
+    register_ok(&mut s, 300, 9, "k9");
+    final_status(&mut s, 1000, 1, "absent", 0);
+    let v = check::no_lost_writes(&s.history());
+    let lost = v
+        .violations
+        .iter()
+        .find(|m| m.contains("node 1 holds nothing"))
+        .unwrap_or_else(|| panic!("{}", v.summary()));
+    let delete = s
+        .history()
+        .entries()
+        .into_iter()
+        .find(|e| e.op == "delete")
+        .map(|e| e.seq)
+        .expect("the deletion's invoke");
+    assert!(
+        lost.contains(&format!("seq {delete}")),
+        "the deletion is cited: {lost}"
+    );
+
     // Not a bug: a registration whose answer was lost (UNAVAILABLE) may have taken effect.
     let mut s = good();
     s.op(

@@ -629,14 +629,17 @@ pub fn no_lost_writes(history: &History) -> Verdict {
     let mut v = Verdict::new("no_lost_writes");
     let entries = history.entries();
     let inv = invokes(&entries);
-    /// An acknowledged write: invoke ms, complete ms, op, version, key fingerprint.
-    type Acked = (u64, u64, String, Option<u64>, Option<String>);
+    /// An acknowledged write: invoke ms, complete ms, op, version, key fingerprint, the
+    /// history seq of its completion.
+    type Acked = (u64, u64, String, Option<u64>, Option<String>, u64);
     #[derive(Debug, Default)]
     struct Acct {
         acked: Vec<Acked>,
         /// Writes not acknowledged: (invoke ms, op).
         unacked: Vec<(u64, String)>,
         keys: BTreeMap<u64, String>,
+        /// (invoke ms, history seq) of deletions, so that a violation cites them.
+        deletes: Vec<(u64, u64)>,
     }
     let mut accts: BTreeMap<String, Acct> = BTreeMap::new();
     let mut completed = BTreeSet::new();
@@ -651,7 +654,7 @@ pub fn no_lost_writes(history: &History) -> Verdict {
             let a = accts.entry(account.clone()).or_default();
             if e.outcome == Some(Outcome::Ok) {
                 a.acked
-                    .push((t0, e.t_ms, e.op.clone(), e.version, e.key_fp.clone()));
+                    .push((t0, e.t_ms, e.op.clone(), e.version, e.key_fp.clone(), e.seq));
                 if let (Some(ver), Some(fp)) = (e.version, &e.key_fp) {
                     a.keys.insert(ver, fp.clone());
                 }
@@ -671,6 +674,18 @@ pub fn no_lost_writes(history: &History) -> Verdict {
                 .or_default()
                 .unacked
                 .push((e.t_ms, e.op.clone()));
+        }
+    }
+    for e in inv.values() {
+        if e.role == Some(Role::Honest)
+            && e.op == "delete"
+            && let Some(account) = &e.account
+        {
+            accts
+                .entry(account.clone())
+                .or_default()
+                .deletes
+                .push((e.t_ms, e.seq));
         }
     }
     let attacked: BTreeSet<&str> = entries
@@ -714,7 +729,23 @@ pub fn no_lost_writes(history: &History) -> Verdict {
         let Some(last) = a.acked.iter().max_by_key(|x| x.1) else {
             continue;
         };
-        let (_, last_done, op, version, _) = last;
+        let (_, last_done, op, version, _, last_seq) = last;
+        let cite = |what: &str| {
+            // The last three deletions invoked before the write was acknowledged.
+            let before: Vec<_> = a.deletes.iter().filter(|(t, _)| t <= last_done).collect();
+            let deletes: Vec<String> = before[before.len().saturating_sub(3)..]
+                .iter()
+                .map(|(_, s)| format!("seq {s}"))
+                .collect();
+            format!(
+                "{what} (history seq {last_seq}; the last deletions invoked before: {})",
+                if deletes.is_empty() {
+                    "none".to_string()
+                } else {
+                    deletes.join(", ")
+                }
+            )
+        };
         // Writes begun after the last acknowledged one finished may have taken effect.
         let later_register = a
             .unacked
@@ -756,9 +787,8 @@ pub fn no_lost_writes(history: &History) -> Verdict {
                 }
                 ("register", _) if !later_delete => {
                     v.fail(format!(
-                        "{account}: node {node} holds nothing ({state}) but version {:?} was \
-                         acknowledged",
-                        version
+                        "{account}: node {node} holds nothing ({state}) but {}",
+                        cite(&format!("version {version:?} was acknowledged"))
                     ));
                 }
                 ("delete", "absent") => {}
