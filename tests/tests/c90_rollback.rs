@@ -109,7 +109,8 @@ async fn a_rolled_back_or_wiped_node_is_refused_and_counters_hold() -> anyhow::R
         .output()?;
     anyhow::ensure!(
         reset.status.success(),
-        "reset failed: {}",
+        "reset failed ({}): {}",
+        reset.status,
         String::from_utf8_lossy(&reset.stderr)
     );
     let back = cc.cluster.add_node().await?;

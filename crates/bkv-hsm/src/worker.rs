@@ -22,11 +22,28 @@ use crate::{ClusterKeyInfo, HsmError, Pin};
 /// A unit of work for a worker.
 type Job = Box<dyn FnOnce(&mut Worker) + Send + 'static>;
 
-/// The sending side of the pool; dropping it stops the workers, which close their sessions.
+/// The sending side of the pool; dropping it stops the workers, which close their sessions,
+/// and waits for them to have done so: a worker still closing its session while the
+/// process exits races the module's own teardown (SoftHSM then crashes the exiting
+/// process, as `bkv-node --reset-watermark` once did under load).
 #[derive(Debug)]
 pub(crate) struct Pool {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
     workers: usize,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        let me = std::thread::current().id();
+        for t in self.threads.drain(..) {
+            // A pool dropped by one of its own jobs cannot wait for itself.
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -43,10 +60,11 @@ impl Pool {
         let (jobs, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), HsmError>>();
+        let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let (ctx, token, pin) = (ctx.clone(), token.clone(), user_pin.clone());
             let (rx, ready) = (rx.clone(), ready_tx.clone());
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("bkv-hsm-{i}"))
                 .spawn(move || {
                     let session = {
@@ -66,13 +84,21 @@ impl Pool {
                     }
                 })
                 .map_err(|_| HsmError::WorkerGone)?;
+            threads.push(thread);
         }
         drop(ready_tx);
+        // From here on, dropping the pool (also on an error below) stops and joins the
+        // workers started.
+        let pool = Self {
+            jobs: Some(jobs),
+            workers,
+            threads,
+        };
         for _ in 0..workers {
             // A worker that died without reporting closes the channel: WorkerGone.
             ready_rx.recv().map_err(|_| HsmError::WorkerGone)??;
         }
-        Ok(Self { jobs, workers })
+        Ok(pool)
     }
 
     /// Number of worker threads.
@@ -90,7 +116,11 @@ impl Pool {
         let job: Job = Box::new(move |w| {
             let _ = tx.send(f(w));
         });
-        self.jobs.send(job).map_err(|_| HsmError::WorkerGone)?;
+        self.jobs
+            .as_ref()
+            .ok_or(HsmError::WorkerGone)?
+            .send(job)
+            .map_err(|_| HsmError::WorkerGone)?;
         rx.await.map_err(|_| HsmError::WorkerGone)
     }
 }
