@@ -248,7 +248,7 @@ pub fn sample_state() -> bkv_core::VaultState {
         },
         Command::Activate {
             account: alice.clone(),
-            version: RecordVersion(3),
+            version: RecordVersion(3_000),
         },
         Command::ChargeGuess {
             account: alice,
@@ -257,10 +257,11 @@ pub fn sample_state() -> bkv_core::VaultState {
         },
     ];
     for (i, command) in commands.into_iter().enumerate() {
+        // Proposed at `i + 1` ms: the Stage at index 3 makes version 3,000.
         let applied = state.apply(
             i as u64 + 1,
             &Request {
-                at_unix_ms: 0,
+                at_unix_ms: i as u64 + 1,
                 command,
             },
         );

@@ -13,9 +13,9 @@ use crate::share_map::SignedShareMap;
 
 /// One entry of the Raft log as proposed by a node: a command and the proposer's clock.
 ///
-/// `at_unix_ms` comes from the node that proposed the entry, so that every replica sees the
-/// same time when it applies the entry (audit timestamps); the state machine never reads a
-/// clock of its own.
+/// `at_unix_ms` is the leader's clock when it proposed the entry, so that every replica
+/// sees the same time when it applies the entry (audit timestamps, the versions of records
+/// staged); the state machine never reads a clock of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Proposer's wall clock, Unix milliseconds.
@@ -110,20 +110,21 @@ pub enum Command {
         charge: ChargeNumber,
     },
     /// Removes everything of an account. The form written before `DeleteThrough` existed:
-    /// it applies as a `DeleteThrough` up to its own log position, so a late copy of it
+    /// it applies as a `DeleteThrough` of every version issued so far, so a late copy of it
     /// would also remove a registration made after it was asked for. Nodes no longer
     /// propose it; it stays so that logs holding it still apply.
     Delete {
         /// The account.
         account: AccountId,
     },
-    /// Commits nothing: its outcome is its own log position, which orders it after every
-    /// write acknowledged before it was proposed and before every write proposed after it
-    /// was answered (what `DeleteThrough` bounds itself by).
+    /// Commits nothing: its outcome is the highest record version issued when it applied,
+    /// above every version of a registration acknowledged before it was proposed and below
+    /// every version of one begun after it was answered (what `DeleteThrough` bounds itself
+    /// by).
     Barrier,
     /// Removes an account's record versions at or below `through` (staged, active and the
-    /// destroyed marker), keeping any newer one. `through` is the log position of a
-    /// `Barrier` committed when the deletion was asked for, so that a copy of this command
+    /// destroyed marker), keeping any newer one. `through` is what a `Barrier` committed
+    /// when the deletion was asked for answered, so that a copy of this command
     /// committed late (a retry or a forward that arrives after the client gave up) never
     /// removes a registration that began after the deletion was answered.
     DeleteThrough {

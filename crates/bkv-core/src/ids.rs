@@ -211,9 +211,10 @@ macro_rules! number_id {
 }
 
 number_id!(
-    /// A record version: the log position of the `Stage` command that created it (its Raft
-    /// entry's index × 1000 + its place in the entry). Unique in the cluster and
-    /// increasing, never reused, even after a delete.
+    /// A record version: the clock of the `Stage` command that created it in microseconds
+    /// (the leader's when it proposed the entry), or one above the highest version issued
+    /// before when that is not higher. Unique in the cluster and increasing, never reused,
+    /// even after a delete; it does not count registrations.
     RecordVersion,
     u64
 );

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bytes;
+pub mod clock;
 pub mod command;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;

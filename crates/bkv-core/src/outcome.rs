@@ -65,10 +65,11 @@ pub enum Outcome {
         /// Whether there was anything to delete.
         existed: bool,
     },
-    /// A `Barrier` was committed at this log position.
+    /// A `Barrier` was committed when `through` was the highest record version issued.
     Barrier {
-        /// Its log position.
-        log_index: u64,
+        /// Every version issued before the barrier is at most this; every later one is
+        /// higher.
+        through: RecordVersion,
     },
     /// The command was refused; the state is unchanged.
     Rejected(Rejection),

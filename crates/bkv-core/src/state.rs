@@ -42,6 +42,11 @@ use crate::share_map::SignedShareMap;
 pub struct VaultState {
     /// The log index of the last entry that changed the state (0: none).
     last_change: u64,
+    /// The highest record version issued (0: none). A `Stage` takes the next version from
+    /// the entry's clock, in microseconds, or one above this when that is not higher, so
+    /// versions are unique in the cluster, never reused (also after a `Delete`), and grow
+    /// with time rather than with the number of registrations.
+    version_clock: u64,
     /// Set by `Bootstrap`.
     cluster: Option<ClusterConfig>,
     /// Every account the state holds anything for. Cloning the state is cheap (shared
@@ -99,8 +104,8 @@ impl VaultState {
     /// entry, since one entry may carry several commands). It must be above every position
     /// that changed the state before (positive and strictly increasing across calls); a
     /// stale one is refused with [`Rejection::StaleLogIndex`], so that no command applies
-    /// twice; a record's version is the position of its `Stage`. The
-    /// request's clock is not read.
+    /// twice. A `Stage` reads the request's clock for its record's version (see
+    /// `version_clock`); nothing else reads it.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Applied {
         if log_index <= self.last_change {
             return Applied::rejected(Rejection::StaleLogIndex {
@@ -155,6 +160,7 @@ impl VaultState {
                 oprf,
             } => self.stage(
                 log_index,
+                request.at_unix_ms,
                 account,
                 request_id,
                 *guess_limit,
@@ -179,9 +185,11 @@ impl VaultState {
                 charge,
             } => self.destroy(log_index, account, *version, *charge),
             Command::Delete { account } => {
-                self.delete_through(log_index, account, RecordVersion(log_index))
+                self.delete_through(log_index, account, RecordVersion(self.version_clock))
             }
-            Command::Barrier => Applied::quiet(Outcome::Barrier { log_index }),
+            Command::Barrier => Applied::quiet(Outcome::Barrier {
+                through: RecordVersion(self.version_clock),
+            }),
             Command::DeleteThrough { account, through } => {
                 self.delete_through(log_index, account, *through)
             }
@@ -249,9 +257,11 @@ impl VaultState {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn stage(
         &mut self,
         log_index: u64,
+        at_unix_ms: u64,
         account: &AccountId,
         request_id: &RequestId,
         guess_limit: GuessLimit,
@@ -286,10 +296,17 @@ impl VaultState {
         if !follows_map {
             return Applied::rejected(Rejection::StaleShareMap { current });
         }
+        // The entry's clock in microseconds, or one above the last version issued: unique in
+        // the cluster and never reused, also after a Delete (tickets, share ledgers and
+        // histories name a record by it), and it tells a client nothing of how many others
+        // registered in between.
+        let version = RecordVersion(
+            at_unix_ms
+                .saturating_mul(1000)
+                .max(self.version_clock.saturating_add(1)),
+        );
+        self.version_clock = version.get();
         let entry = self.accounts.get_or_insert_default(account);
-        // The log position of the Stage: unique in the cluster and never reused, also after
-        // a Delete (tickets, share ledgers and histories name a record by it).
-        let version = RecordVersion(log_index);
         entry.last_version = version;
         entry.staged = Some(StagedRecord {
             version,
@@ -673,12 +690,11 @@ impl VaultState {
     }
 
     /// The records, among the next `scan` accounts above `after` (every account for `None`),
-    /// that name `node_id` as an OPRF share-holder and were staged after position
-    /// `newer_than` (their version is above it), in account order (an account's active
-    /// record before its staged one), and the last account looked at if more may follow
-    /// (`None` at the end): what a share-holder installs ahead of the first recovery, in
-    /// batches from a cursor, a pass at a time (`newer_than` the
-    /// [`VaultState::last_change_index`] when the last pass began). At most `scan` accounts
+    /// that name `node_id` as an OPRF share-holder and have a version above `newer_than`,
+    /// in account order (an account's active record before its staged one), and the last
+    /// account looked at if more may follow (`None` at the end): what a share-holder
+    /// installs ahead of the first recovery, in batches from a cursor, a pass at a time
+    /// (`newer_than` the [`VaultState::version_clock`] when the last pass began). At most `scan` accounts
     /// are looked at per call, so a caller holding the state's lock holds it briefly however
     /// few records are new.
     pub fn records_with_share_of(
@@ -714,6 +730,12 @@ impl VaultState {
     /// The log index of the last entry that changed the state (0 for the empty state).
     pub fn last_change_index(&self) -> u64 {
         self.last_change
+    }
+
+    /// The highest record version issued so far (0 for none): every record staged from now
+    /// on gets a higher one.
+    pub fn version_clock(&self) -> u64 {
+        self.version_clock
     }
 }
 

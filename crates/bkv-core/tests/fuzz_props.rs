@@ -506,14 +506,15 @@ fn five_holder_state() -> VaultState {
         },
         Command::Activate {
             account: alice,
-            version: RecordVersion(4),
+            version: RecordVersion(4_000),
         },
     ];
     for (i, command) in commands.into_iter().enumerate() {
         let applied = s.apply(
             i as u64 + 1,
+            // Proposed at `i + 1` ms: a Stage at index n makes version n * 1000.
             &Request {
-                at_unix_ms: 0,
+                at_unix_ms: i as u64 + 1,
                 command,
             },
         );
@@ -571,14 +572,14 @@ fn sample_state() -> VaultState {
         },
         Command::Activate {
             account: alice.clone(),
-            version: RecordVersion(3),
+            version: RecordVersion(3_000),
         },
         Command::ChargeGuess {
             account: alice.clone(),
             attempt_id: AttemptId::new([2; 16]),
             request_hash: [3; 32],
         },
-        fixtures::reset(&alice, RecordVersion(3), ChargeNumber(1)),
+        fixtures::reset(&alice, RecordVersion(3_000), ChargeNumber(1)),
         Command::Stage {
             account: bob,
             request_id: RequestId::new([4; 16]),
@@ -590,8 +591,9 @@ fn sample_state() -> VaultState {
     for (i, command) in commands.into_iter().enumerate() {
         s.apply(
             i as u64 + 1,
+            // Proposed at `i + 1` ms: a Stage at index n makes version n * 1000.
             &Request {
-                at_unix_ms: 0,
+                at_unix_ms: i as u64 + 1,
                 command,
             },
         );

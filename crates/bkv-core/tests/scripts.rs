@@ -14,8 +14,9 @@
 //!
 //! Commands: `bootstrap [max=N] [default=N]`, `stage ACC req=R [limit=N] [record=S]`,
 //! `activate ACC v=N`, `charge ACC attempt=A hash=H`, `reset ACC v=N charge=N`,
-//! `destroy ACC v=N charge=N`, `delete ACC [through=N]` (`N` a log index, as `barrier`
-//! answers it), `barrier`, and the read-only `status ACC`, `count`,
+//! `destroy ACC v=N charge=N`, `delete ACC [through=B]`, `barrier B` (`B` names what the
+//! barrier answered, for a later `delete ... through=B`), and the read-only `status ACC`,
+//! `count`,
 //! `roundtrip` (checks `decode(encode(state))`).
 //!
 //! Versions are written per account: `v=1` is the account's first version staged since it
@@ -46,6 +47,8 @@ struct Runner {
     versions: BTreeMap<String, Vec<u64>>,
     /// The state's version to the script's.
     aliases: BTreeMap<u64, u64>,
+    /// What each named barrier answered.
+    barriers: BTreeMap<String, u64>,
 }
 
 type Args = BTreeMap<String, String>;
@@ -76,6 +79,7 @@ impl Runner {
             names: BTreeMap::new(),
             versions: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            barriers: BTreeMap::new(),
         }
     }
 
@@ -196,9 +200,14 @@ impl Runner {
                 charge: ChargeNumber(num(&args, "charge")),
             },
             "delete" => match args.get("through") {
-                Some(_) => Command::DeleteThrough {
+                Some(name) => Command::DeleteThrough {
                     account: acc(),
-                    through: RecordVersion(num(&args, "through")),
+                    through: RecordVersion(
+                        *self
+                            .barriers
+                            .get(name)
+                            .unwrap_or_else(|| panic!("no barrier {name}")),
+                    ),
                 },
                 None => Command::Delete { account: acc() },
             },
@@ -219,6 +228,10 @@ impl Runner {
         if matches!(applied.outcome, Outcome::Rejected(_)) {
             assert_eq!(before, self.state.encode(), "a rejection changed the state");
             assert!(applied.events.is_empty(), "a rejection emitted events");
+        }
+        if let (Outcome::Barrier { through }, Some(name)) = (&applied.outcome, &account) {
+            self.barriers
+                .insert(name.as_str().to_string(), through.get());
         }
         match (&applied.outcome, &account) {
             (Outcome::Staged { version }, Some(account))
@@ -275,7 +288,7 @@ impl Runner {
             Outcome::Reset { version, reset } => format!("reset v={version} reset={reset}"),
             Outcome::Destroyed { version } => format!("destroyed v={version}"),
             Outcome::Deleted { existed } => format!("deleted existed={existed}"),
-            Outcome::Barrier { log_index } => format!("barrier index={log_index}"),
+            Outcome::Barrier { .. } => "barrier".to_string(),
             Outcome::Rejected(r) => format!("rejected {}", render_rejection(r)),
         }
     }

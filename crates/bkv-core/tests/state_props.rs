@@ -82,8 +82,13 @@ enum Op {
     Delete {
         acct: u8,
     },
-    /// A barrier: its log position bounds later `DeleteThrough`s.
+    /// A barrier: its answer bounds later `DeleteThrough`s.
     Barrier,
+    /// The proposer's clock jumps (back: a new leader whose clock is behind).
+    Clock {
+        back: bool,
+        ms: u16,
+    },
     /// A deletion through a barrier seen (an old one: a copy committed late), or through
     /// the last index.
     DeleteThrough {
@@ -113,6 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::Destroy { acct, pick }),
         1 => acct.clone().prop_map(|acct| Op::Delete { acct }),
         1 => Just(Op::Barrier),
+        1 => (any::<bool>(), any::<u16>()).prop_map(|(back, ms)| Op::Clock { back, ms }),
         1 => (acct.clone(), any::<u8>()).prop_map(|(acct, pick)| Op::DeleteThrough { acct, pick }),
         1 => Just(Op::Stale),
     ]
@@ -213,14 +219,17 @@ struct Harness {
     log: Vec<(u64, Request)>,
     /// The share map in force: epoch and holders (0, 0: none).
     map: (u64, u64),
-    /// Log positions of the barriers committed.
+    /// What the barriers committed answered.
     barriers: Vec<u64>,
+    /// The proposer's clock, Unix ms (moves on by 1 ms a step, and jumps).
+    clock_ms: u64,
 }
 
 impl Harness {
     fn new() -> Self {
         Self {
             next_index: 1,
+            clock_ms: 1_700_000_000_000,
             ..Self::default()
         }
     }
@@ -235,8 +244,9 @@ impl Harness {
         }
         let index = self.next_index;
         self.next_index += 1;
+        self.clock_ms += 1;
         let request = Request {
-            at_unix_ms: index * 1000,
+            at_unix_ms: self.clock_ms,
             command: command.clone(),
         };
         let before = self.real.encode();
@@ -252,7 +262,7 @@ impl Harness {
         assert_eq!(self.real.digest(), self.twin.digest(), "digests differ");
 
         // (5) the model agrees on the outcome and on every account.
-        let expected = self.model.apply(index, &command);
+        let expected = self.model.apply(index, request.at_unix_ms, &command);
         assert_eq!(applied.outcome, expected, "model disagrees on {command:?}");
         for n in 0..ACCOUNTS {
             let a = account(n);
@@ -604,13 +614,20 @@ impl Harness {
                 );
             }
             Op::Barrier => {
-                if let Outcome::Barrier { log_index } = self.step(None, Command::Barrier) {
-                    self.barriers.push(log_index);
+                if let Outcome::Barrier { through } = self.step(None, Command::Barrier) {
+                    self.barriers.push(through.get());
                 }
+            }
+            Op::Clock { back, ms } => {
+                self.clock_ms = if back {
+                    self.clock_ms - u64::from(ms)
+                } else {
+                    self.clock_ms + u64::from(ms)
+                };
             }
             Op::DeleteThrough { acct, pick } => {
                 let through = match (pick % 4, self.barriers.is_empty()) {
-                    (0, _) | (_, true) => self.next_index - 1,
+                    (0, _) | (_, true) => self.real.version_clock(),
                     _ => self.barriers[usize::from(pick / 4) % self.barriers.len()],
                 };
                 self.step(

@@ -11,11 +11,11 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::soft_holder::{MemoryLedgers, ReplicaState, SoftHolder, SoftKeys};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bkv_core::clock::now_unix_ms;
 use bkv_core::opaque::ServerSecrets;
 use bkv_core::share_map::threshold_for;
 use bkv_core::token::TrustedIssuers;
@@ -419,12 +419,4 @@ fn unverified_account(token: &str) -> Result<AccountId, VaultError> {
         .ok_or_else(refused)?;
     AccountId::parse(sub)
         .map_err(|e| VaultError::from_token(&bkv_core::token::TokenError::BadSubject(e)))
-}
-
-/// The current time, Unix milliseconds.
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -43,6 +43,10 @@ fn now() -> u64 {
         .as_secs()
 }
 
+fn now_ms() -> u64 {
+    bkv_core::clock::now_unix_ms()
+}
+
 fn account(name: &str) -> AccountId {
     AccountId::parse(name).expect("valid account")
 }
@@ -346,6 +350,7 @@ async fn a_token_missing_a_claim_is_refused_naming_it() {
 async fn record_versions_grow_and_are_never_reused() {
     let rig = Rig::new().await;
     let (alice, bob) = (account("alice"), account("bob"));
+    let before_us = now_ms() * 1000;
     let mut seen = vec![rig.register(&alice, "a").await];
     for _ in 0..3 {
         seen.push(rig.register(&bob, "b").await);
@@ -356,6 +361,15 @@ async fn record_versions_grow_and_are_never_reused() {
     // Each registration gets a version of its own, later ones higher: a ticket or a share
     // ledger of one record never names another.
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    // Versions are the registration's time in microseconds (the entry's clock), not a count
+    // of what the vault did meanwhile: alice's two are apart by the time between them.
+    let after_us = (now_ms() + 1) * 1000;
+    for v in &seen {
+        assert!(
+            (before_us..after_us).contains(&v.get()),
+            "{v:?} outside [{before_us}, {after_us})"
+        );
+    }
 }
 
 #[tokio::test]
@@ -449,9 +463,9 @@ async fn shares_installed_ahead_of_the_first_recovery_serve_it() {
         (vec![(a.clone(), va)], Some(a.clone()))
     );
 
-    // A pass from the state's last change finds only what was staged after it, and looks
-    // at the other accounts without returning them.
-    let mark = holder.state_changed_at();
+    // A pass from the highest version issued finds only what was staged after it, and
+    // looks at the other accounts without returning them.
+    let mark = holder.version_clock();
     assert_eq!(holder.records_to_install(None, 100, mark), (vec![], None));
     let c = account("install-c");
     let vc = rig.register(&c, "pw-c").await;

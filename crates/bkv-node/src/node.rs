@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bkv_core::opaque::ServerSecrets;
 use bkv_core::token::TrustedIssuers;
@@ -81,13 +81,7 @@ impl fmt::Debug for Node {
     }
 }
 
-/// The current time, Unix milliseconds.
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use bkv_core::clock::now_unix_ms;
 
 impl Node {
     /// Assembles a node from its opened parts.

@@ -90,8 +90,8 @@ impl AppliedState for NodeState {
 }
 
 /// Every `period` until `stop` says so: erases the shares of records that are gone and
-/// reports how many shares the node holds; then, if the applied state changed since the
-/// last complete pass, installs the shares of active records that have none yet (see
+/// reports how many shares the node holds; then, if a record was staged since the last
+/// complete pass, installs the shares of active records that have none yet (see
 /// [`install_pass`]).
 pub async fn sweep_loop(
     shares: std::sync::Arc<NodeShares>,
@@ -137,8 +137,8 @@ pub async fn sweep_loop(
 }
 
 /// Installs this node's share of every record (active or staged) that names it and was
-/// staged since the last complete pass began (`done_at`, the applied state's last change
-/// then; `None`: every record), so that a record's first recovery does not pay for opening
+/// staged since the last complete pass began (`done_at`, the highest version issued then;
+/// `None`: every record), so that a record's first recovery does not pay for opening
 /// its share (an ECDH in the token, a check, a seal: about 0.4 ms of a node's CPU). In
 /// batches of [`SWEEP_BATCH`] accounts looked at (the state's lock is held for one batch's
 /// look only), paced: after each batch it rests as long as the
@@ -151,7 +151,7 @@ async fn install_pass(
     done_at: Option<u64>,
     stop: &watch::Receiver<bool>,
 ) -> Option<u64> {
-    let began_at = shares.state_changed_at();
+    let began_at = shares.version_clock();
     if done_at == Some(began_at) {
         return done_at;
     }

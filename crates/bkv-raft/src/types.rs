@@ -112,12 +112,11 @@ pub const POSITIONS_PER_ENTRY: u64 = 1000;
 /// The position at which command `i` of the entry at `log_index` is applied to the vault
 /// state: `log_index * 1000 + i`, so entry 4711's third command is at 4711002.
 ///
-/// Positions increase strictly along the log, as `VaultState::apply` requires, and a record
-/// version is the position of its `Stage` command: unique and never reused, also with
+/// Positions increase strictly along the log, as `VaultState::apply` requires, also with
 /// several commands per entry. The leader never puts more than 1000 commands in an entry;
 /// should an entry carry more, every command from the 1000th on is applied at the entry's
 /// last position, where the state machine refuses a second change (`StaleLogIndex`): such
-/// commands can fail, never reuse a version.
+/// commands can fail, never apply twice.
 pub fn command_position(log_index: u64, i: usize) -> u64 {
     let i = (i as u64).min(POSITIONS_PER_ENTRY - 1);
     log_index

@@ -182,12 +182,16 @@ fn write_seeds() {
         sealed_record: vec![0xbb; 40],
         oprf: fixtures::oprf_record(1, 3),
     });
-    let reset = request(fixtures::reset(&alice, RecordVersion(3), ChargeNumber(2)));
+    let reset = request(fixtures::reset(
+        &alice,
+        RecordVersion(3_000),
+        ChargeNumber(2),
+    ));
     let forged_reset = request(Command::ResetGuesses {
         account: alice.clone(),
-        version: RecordVersion(3),
+        version: RecordVersion(3_000),
         charge: ChargeNumber(2),
-        signature: fixtures::reset_signature(&alice, RecordVersion(3), ChargeNumber(1)),
+        signature: fixtures::reset_signature(&alice, RecordVersion(3_000), ChargeNumber(1)),
     });
     let entries: Vec<LogEntry> = vec![
         LogEntry {

@@ -65,7 +65,8 @@ fn entries() -> Vec<LogEntry> {
         },
         LogEntry {
             log_id: log_id(1, 3),
-            // Group commit: two commands in one entry, applied at positions 3000 and 3001.
+            // Group commit: two commands in one entry, applied at positions 3000 and 3001
+            // (their versions come from their own clocks).
             payload: EntryPayload::Normal(Proposal {
                 requests: vec![stage(2), stage(3)],
             }),
@@ -105,8 +106,8 @@ async fn stores_survive_reopen() -> anyhow::Result<()> {
             .collect();
         assert_eq!(
             versions,
-            vec![3000, 3001],
-            "one outcome per command of the entry, each at its own position (entry x 1000 + i)"
+            vec![1_700_000_000_002_000, 1_700_000_000_003_000],
+            "one outcome per command of the entry, each with the version of its own clock (µs)"
         );
         let h = sm.handle();
         assert_eq!(h.applied_index(), 3);
@@ -465,7 +466,7 @@ async fn an_entry_with_more_commands_than_positions_never_reuses_a_version() -> 
     for (i, o) in outcomes.iter().enumerate() {
         match (i, o) {
             (..=999, Outcome::Staged { version }) => {
-                // A version is the log index of its Stage: one of its own per command.
+                // Every Stage has a version of its own, also within one entry.
                 assert!(version.get() > 0);
                 versions.insert(version.get());
             }

@@ -300,9 +300,10 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             .read(|s| s.records_with_share_of(self.node_id, after, scan, newer_than))
     }
 
-    /// The position of the last command that changed the applied state.
-    pub fn state_changed_at(&self) -> u64 {
-        self.state.read(|s| s.last_change_index())
+    /// The highest record version the applied state has issued: a pass that installs the
+    /// records `newer_than` it later finds exactly those staged since.
+    pub fn version_clock(&self) -> u64 {
+        self.state.read(|s| s.version_clock())
     }
 
     /// Makes every ledger written so far durable.

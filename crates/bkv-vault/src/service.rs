@@ -625,15 +625,15 @@ impl<B: Backend + Clone> VaultService<B> {
         })
     }
 
-    /// Two commits: a `Barrier`, whose log position bounds what this call removes, then
-    /// `DeleteThrough` that position. A copy of the second that Raft commits late (a
+    /// Two commits: a `Barrier`, whose answer (the highest version issued) bounds what this
+    /// call removes, then `DeleteThrough` that version. A copy of the second that Raft commits late (a
     /// forward delivered after the client gave up, a retry on another node) then removes
     /// only what was registered before the call, never a registration the client made
     /// after it.
     async fn delete(&self, caller: Caller, _: DeleteRequest) -> Result<DeleteResponse, VaultError> {
         self.backend.serving()?;
         let through = match self.backend.commit(Command::Barrier).await? {
-            Outcome::Barrier { log_index } => RecordVersion(log_index),
+            Outcome::Barrier { through } => through,
             other => return Err(unexpected(other)),
         };
         let command = Command::DeleteThrough {

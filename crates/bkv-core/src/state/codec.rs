@@ -19,10 +19,11 @@ use crate::ids::AccountId;
 const MAGIC: [u8; 8] = *b"bkvstate";
 /// The body format written by this code (2: protocol v2, with the share map, the OPRF half of
 /// records and signed resets; 3: per-account record versions and single-use tickets, each
-/// account with its latest staged version and each active record with its last finished charge).
+/// account with its latest staged version and each active record with its last finished charge;
+/// 4: record versions from the clock of the entries, with the highest issued kept).
 /// Only this format is read: a node of another format catches up from the log or a snapshot
 /// of its own version.
-const FORMAT_VERSION: u16 = 3;
+const FORMAT_VERSION: u16 = 4;
 /// Header length: magic and big-endian format version.
 const HEADER_LEN: usize = MAGIC.len() + 2;
 
@@ -54,6 +55,7 @@ pub enum StateDecodeError {
 #[derive(Serialize)]
 struct BodyRef<'a> {
     last_change: u64,
+    version_clock: u64,
     cluster: &'a Option<ClusterConfig>,
     accounts: &'a Accounts,
 }
@@ -62,6 +64,7 @@ struct BodyRef<'a> {
 #[derive(Deserialize)]
 struct Body {
     last_change: u64,
+    version_clock: u64,
     cluster: Option<ClusterConfig>,
     accounts: BTreeMap<AccountId, Account>,
 }
@@ -71,6 +74,7 @@ impl VaultState {
     pub fn encode(&self) -> Vec<u8> {
         let body = BodyRef {
             last_change: self.last_change,
+            version_clock: self.version_clock,
             cluster: &self.cluster,
             accounts: &self.accounts,
         };
@@ -108,6 +112,7 @@ impl VaultState {
         }
         let state = VaultState {
             last_change: body.last_change,
+            version_clock: body.version_clock,
             cluster: body.cluster,
             accounts: Accounts::from(body.accounts),
         };
@@ -122,7 +127,7 @@ impl VaultState {
     fn check(&self) -> Result<(), StateDecodeError> {
         use StateDecodeError::Invalid;
         let Some(cluster) = &self.cluster else {
-            if self.last_change != 0 || !self.accounts.is_empty() {
+            if self.last_change != 0 || self.version_clock != 0 || !self.accounts.is_empty() {
                 return Err(Invalid("state without a cluster"));
             }
             return Ok(());
@@ -152,7 +157,7 @@ impl VaultState {
                 && usize::from(o.threshold) == crate::share_map::threshold_for(ids.len())
         };
         let max = cluster.max_guess_limit;
-        let last = self.last_change;
+        let last = self.version_clock;
         for entry in self.accounts.values() {
             if entry.staged.is_none() && entry.active.is_none() && entry.destroyed.is_none() {
                 return Err(Invalid("empty account"));
@@ -167,8 +172,8 @@ impl VaultState {
             if ids.len() != entry.registrations.len() {
                 return Err(Invalid("repeated registration id"));
             }
-            // Every version the account names is one that a `Stage` of it made (the log index
-            // of that `Stage`), at most the last, which changed the state at most at `last`.
+            // Every version the account names is one that a `Stage` of it made, at most the
+            // last, which is at most the highest version issued (`last`).
             let newest = entry.last_version;
             if newest.get() == 0 || newest.get() > last {
                 return Err(Invalid("version count out of range"));
@@ -219,7 +224,7 @@ impl VaultState {
                     return Err(Invalid("guess counter out of range"));
                 }
                 // Each charge changed the state at its own index.
-                if last_charge > last {
+                if last_charge > self.last_change {
                     return Err(Invalid("more charges than entries"));
                 }
                 // The attempts since the reset are exactly the charges

@@ -15,18 +15,20 @@ fn alice() -> AccountId {
     AccountId::parse("alice").expect("valid")
 }
 
+/// The entry at log index `at`, proposed at `at` ms (so a `Stage` there makes version
+/// `at * 1000`).
 fn req(at: u64, command: Command) -> (u64, Request) {
     (
         at,
         Request {
-            at_unix_ms: 0,
+            at_unix_ms: at,
             command,
         },
     )
 }
 
-/// Bootstrap and a one-holder share map, then alice registers (v3, limit 3), activates, and
-/// makes two guesses; a new registration (v7) is staged.
+/// Bootstrap and a one-holder share map, then alice registers (v3000, limit 3), activates,
+/// and makes two guesses; a new registration (v7000) is staged.
 fn sample() -> VaultState {
     let a = alice();
     let entries = [
@@ -46,7 +48,7 @@ fn sample() -> VaultState {
             4,
             Command::Activate {
                 account: a.clone(),
-                version: RecordVersion(3),
+                version: RecordVersion(3000),
             },
         ),
         req(
@@ -106,26 +108,27 @@ fn the_sample_round_trips() {
 fn the_encoding_is_pinned() {
     let hex = hex::encode(sample().encode());
     let expected = concat!(
-        "626b76737461746500030701", // magic, format 3, last change 7, cluster present
-        "11111111111111111111111111111111016304aaaaaaaa01020304040404040404040305e8da63a40ca687c87cfce05c",
-        "b24a786c7e75cc49c70db5573f026f1c6a86ceaa0168626b762f76322f73686172652d6d617000016300000000000000",
-        "010001000100000000000000010401010101010101010101010101010101010101010101010101010101010101010101",
-        "01010101010101010101010101010101010101010101010101010101010140314d54ac952297a5b6ccf2ef0b93c2ead2",
-        "ab9ef8d09b855ae56bad23315eb85c0d5234c3aea48100ac3f80496a9fa601b5c40f9919c8f8552fce457fe883240f01",
-        "630101010141040101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "01010101010101010101010101010101010101010101010105616c696365010723232323232323232323232323232323",
-        "0202cccc0101010101010101010101010101010101010101010101010101010101010101010101017d01010101010101",
+        "626b767374617465000407", // magic, format 4, last change 7
+        "d836",                   // version clock 7000
+        "0111111111111111111111111111111111016304aaaaaaaa01020304040404040404040305e8da63a40ca687c87cfce0",
+        "5cb24a786c7e75cc49c70db5573f026f1c6a86ceaa0168626b762f76322f73686172652d6d6170000163000000000000",
+        "000100010001000000000000000104010101010101010101010101010101010101010101010101010101010101010101",
+        "0101010101010101010101010101010101010101010101010101010101010140314d54ac952297a5b6ccf2ef0b93c2ea",
+        "d2ab9ef8d09b855ae56bad23315eb85c0d5234c3aea48100ac3f80496a9fa601b5c40f9919c8f8552fce457fe883240f",
+        "016301010101410401010101010101010101010101010101010101010101010101010101010101010101010101010101",
+        "0101010101010101010101010101010101010101010101010105616c69636501d8362323232323232323232323232323",
+        "23230202cccc0101010101010101010101010101010101010101010101010101010101010101010101017d0101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "010101010101010101010101010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4",
-        "dd7e4567d5ca0801010103222222222222222222222222222222220303bbbbbb02020233333333333333333333333333",
-        "333333444444444444444444444444444444444444444444444444444444444444444401343434343434343434343434",
-        "343434344545454545454545454545454545454545454545454545454545454545454545020101010101010101010101",
-        "010101010101010101010101010101010101010101010101017d01010101010101010101010101010101010101010101",
+        "0101010101010101010101010101010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358d",
+        "e1f4dd7e4567d5ca08010101b817222222222222222222222222222222220303bbbbbb02020233333333333333333333",
+        "333333333333444444444444444444444444444444444444444444444444444444444444444401343434343434343434",
+        "343434343434344545454545454545454545454545454545454545454545454545454545454545020101010101010101",
+        "010101010101010101010101010101010101010101010101010101017d01010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
-        "010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000000022222",
-        "222222222222222222222222222203232323232323232323232323232323230707",
+        "010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000000",
+        "0222222222222222222222222222222222b81723232323232323232323232323232323d836d836",
     );
     assert_eq!(hex, expected);
 }
@@ -145,18 +148,20 @@ fn headers_are_checked() {
         Err(StateDecodeError::NotASnapshot)
     );
     let mut future = good.clone();
-    future[9] = 4;
+    future[9] = 5;
     assert_eq!(
         VaultState::decode(&future),
-        Err(StateDecodeError::UnknownFormat(4))
+        Err(StateDecodeError::UnknownFormat(5))
     );
-    // Format 2 (reusable tickets) is not read.
-    let mut old = good.clone();
-    old[9] = 2;
-    assert_eq!(
-        VaultState::decode(&old),
-        Err(StateDecodeError::UnknownFormat(2))
-    );
+    // Formats 2 (reusable tickets) and 3 (versions from log positions) are not read.
+    for format in [2, 3] {
+        let mut old = good.clone();
+        old[9] = format;
+        assert_eq!(
+            VaultState::decode(&old),
+            Err(StateDecodeError::UnknownFormat(u16::from(format)))
+        );
+    }
     let mut long = good.clone();
     long.extend_from_slice(&[0, 0, 0]);
     assert_eq!(
@@ -182,12 +187,14 @@ fn non_canonical_bytes_are_refused() {
     #[derive(Serialize)]
     struct Unordered<'a> {
         last_change: u64,
+        version_clock: u64,
         cluster: &'a Option<ClusterConfig>,
         accounts: Vec<(&'a AccountId, &'a Account)>,
     }
     let mut bytes = good[..10].to_vec();
     let body = Unordered {
         last_change: state.last_change,
+        version_clock: state.version_clock,
         cluster: &state.cluster,
         accounts: state.accounts.iter().rev().collect(),
     };
@@ -268,7 +275,7 @@ fn broken_invariants_are_refused() {
         ),
         (
             "future registration",
-            Box::new(|s| alice_mut(s).registrations[0].version = RecordVersion(99)),
+            Box::new(|s| alice_mut(s).registrations[0].version = RecordVersion(9_999)),
         ),
         (
             "staged older than active",
@@ -282,7 +289,7 @@ fn broken_invariants_are_refused() {
             "staged in the future",
             Box::new(|s| {
                 if let Some(st) = alice_mut(s).staged.as_mut() {
-                    st.version = RecordVersion(8);
+                    st.version = RecordVersion(8_000);
                 }
             }),
         ),
@@ -350,6 +357,17 @@ fn broken_invariants_are_refused() {
         (
             "no version count",
             Box::new(|s| alice_mut(s).last_version = RecordVersion(0)),
+        ),
+        (
+            "version clock behind a version",
+            Box::new(|s| s.version_clock = 6_999),
+        ),
+        (
+            "version clock without a cluster",
+            Box::new(|s| {
+                *s = VaultState::default();
+                s.version_clock = 1;
+            }),
         ),
         (
             "version count below the staged version",
@@ -489,4 +507,75 @@ fn accounts_with_a_share_count_active_records_naming_the_node() {
     assert_eq!(state.accounts_with_share_of(1), 2);
     assert_eq!(state.accounts_with_share_of(3), 1);
     assert_eq!(state.accounts_with_share_of(4), 0);
+}
+
+/// Versions follow the entries' clock, not the number of registrations: a client that
+/// registers twice learns the time between, not how many others registered.
+#[test]
+fn versions_follow_the_clock_and_never_repeat() {
+    let mut state = sample();
+    let stage = |account: &str, id: u8| Command::Stage {
+        account: AccountId::parse(account).expect("valid"),
+        request_id: RequestId::new([id; 16]),
+        guess_limit: limit(3),
+        sealed_record: vec![id; 2],
+        oprf: fixtures::oprf_record(1, 1),
+    };
+    let staged = |applied: Applied| match applied.outcome {
+        Outcome::Staged { version } => version.get(),
+        other => panic!("{other:?}"),
+    };
+    let mut index = 7;
+    let mut at = |state: &mut VaultState, ms: u64, command: Command| {
+        index += 1;
+        state.apply(
+            index,
+            &Request {
+                at_unix_ms: ms,
+                command,
+            },
+        )
+    };
+    assert_eq!(state.version_clock(), 7_000);
+    let first = staged(at(&mut state, 5, stage("carol", 1)));
+    // One above the highest issued: the clock (5 ms, 5,000 µs) is behind it.
+    assert_eq!(first, 7_001);
+    // A hundred registrations of others in the same millisecond step by one each...
+    for n in 0..100u8 {
+        staged(at(&mut state, 5, stage(&format!("other-{n}"), n)));
+    }
+    // ...and once the clock is ahead, the next version is the clock, whatever came between.
+    assert_eq!(staged(at(&mut state, 6, stage("carol", 2))), 7_102);
+    assert_eq!(
+        staged(at(&mut state, 50_000, stage("carol", 3))),
+        50_000_000
+    );
+    for n in 0..100u8 {
+        staged(at(
+            &mut state,
+            50_001,
+            stage(&format!("other-{n}"), n.wrapping_add(100)),
+        ));
+    }
+    assert_eq!(
+        staged(at(&mut state, 60_000, stage("carol", 4))),
+        60_000_000,
+        "the hundred registrations between do not show"
+    );
+    // A barrier answers the highest version issued; the clock survives a snapshot and a
+    // delete, so no version is issued twice.
+    assert_eq!(
+        at(&mut state, 60_000, Command::Barrier).outcome,
+        Outcome::Barrier {
+            through: RecordVersion(60_000_000)
+        }
+    );
+    let carol = AccountId::parse("carol").expect("valid");
+    at(&mut state, 60_000, Command::Delete { account: carol });
+    let mut state = VaultState::decode(&state.encode()).expect("decodes");
+    assert_eq!(state.version_clock(), 60_000_000);
+    assert_eq!(
+        staged(at(&mut state, 60_000, stage("carol", 5))),
+        60_000_001
+    );
 }

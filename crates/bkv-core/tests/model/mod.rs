@@ -103,8 +103,13 @@ impl Model {
             .map(|(i, _)| i)
     }
 
-    /// Applies a command at a log index.
-    pub fn apply(&mut self, index: u64, command: &Command) -> Outcome {
+    /// The highest version ever issued (records are never taken out of the list).
+    fn highest_version(&self) -> u64 {
+        self.records.iter().map(|r| r.version).max().unwrap_or(0)
+    }
+
+    /// Applies a command at a log index, proposed at `at_unix_ms`.
+    pub fn apply(&mut self, index: u64, at_unix_ms: u64, command: &Command) -> Outcome {
         let Some(max) = self.max_limit else {
             return match command {
                 Command::Bootstrap {
@@ -195,8 +200,9 @@ impl Model {
                 if let Some(old) = self.staged(account) {
                     old.life = Life::Dropped;
                 }
-                // A record's version is the log index of its Stage.
-                let version = index;
+                // A record's version is its entry's clock in microseconds, or one above the
+                // highest issued.
+                let version = (at_unix_ms * 1000).max(self.highest_version() + 1);
                 self.records.push(Rec {
                     account: account.clone(),
                     version,
@@ -344,8 +350,10 @@ impl Model {
                     _ => reject(Rejection::VersionNotActive),
                 }
             }
-            Command::Delete { account } => self.delete_through(account, index),
-            Command::Barrier => Outcome::Barrier { log_index: index },
+            Command::Delete { account } => self.delete_through(account, self.highest_version()),
+            Command::Barrier => Outcome::Barrier {
+                through: RecordVersion(self.highest_version()),
+            },
             Command::DeleteThrough { account, through } => {
                 self.delete_through(account, through.get())
             }

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bkv_core::clock::now_unix_ms;
 use bkv_core::{Outcome, Request};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -188,8 +189,17 @@ async fn run(raft: BkvRaft, mut queue: mpsc::UnboundedReceiver<Pending>, options
 }
 
 async fn propose(raft: &BkvRaft, batch: Vec<Pending>) {
-    let (requests, replies): (Vec<_>, Vec<_>) =
-        batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+    // The leader's clock stamps the entry (audit times, the versions of records staged), so
+    // that within a term they follow one clock and not each proposing node's.
+    let now = now_unix_ms();
+    let (requests, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|p| {
+            let mut request = p.request;
+            request.at_unix_ms = now;
+            (request, p.reply)
+        })
+        .unzip();
     let sent = requests.len();
     match raft.client_write(Proposal { requests }).await {
         Ok(resp) => {
