@@ -12,10 +12,10 @@ use bkv_core::{ShareHolder, ShareMap};
 use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
-    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, NodeInfoRequest,
-    NodeInfoResponse, NodeStatusRequest, NodeView, RemoveNodeRequest, RemoveNodeResponse,
-    SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotRequest, SnapshotResponse,
-    TransferLeaderRequest, TransferLeaderResponse,
+    ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
+    MemberRole, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView, RemoveNodeRequest,
+    RemoveNodeResponse, SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotRequest,
+    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
 };
 use ed25519_dalek::{Signer as _, SigningKey};
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
@@ -235,6 +235,14 @@ impl AdminClient {
     async fn node_view(&self, with_digest: bool) -> Result<NodeView, AdminError> {
         let (url, mut c) = self.first();
         self.unary(url, c.node_status(NodeStatusRequest { with_digest }))
+            .await
+    }
+
+    /// Erases the first endpoint's node's shares (it must be node `node_id`, removed from
+    /// the cluster): see `Admin.EraseShares`.
+    pub async fn erase_shares(&self, node_id: u64) -> Result<EraseSharesResponse, AdminError> {
+        let (url, mut c) = self.first();
+        self.unary(url, c.erase_shares(EraseSharesRequest { node_id }))
             .await
     }
 

@@ -43,8 +43,12 @@ pub enum AdminCommand {
         the new share map (every voter with the share-receiving key its token holds) with \
         the cluster identity key and puts it in force.")]
     AddNode(AddNodeArgs),
-    /// Remove a node from the membership, then sign and publish the new share map
+    /// Remove a node from the membership, sign and publish the new share map, then ask the
+    /// removed node to erase its shares (its share keys destroyed in its token)
     RemoveNode(RemoveNodeArgs),
+    /// Ask a node that was removed from the cluster to erase its shares (done by
+    /// remove-node; run it by hand if the node was down then)
+    EraseShares(EraseSharesArgs),
     /// Sign and publish the share map of the current voters (done by init, add-node and
     /// remove-node; run it by hand if one of them stopped before)
     ShareMap(ShareMapArgs),
@@ -132,6 +136,23 @@ pub struct RemoveNodeArgs {
     /// The node to remove
     #[arg(long, value_name = "N")]
     pub node_id: u64,
+    /// Leave the removed node's shares in its token (by default the node is asked to erase
+    /// them once it is out of the cluster)
+    #[arg(long)]
+    pub keep_shares: bool,
+    #[command(flatten)]
+    pub conn: AdminConn,
+}
+
+/// `bkv admin erase-shares`
+#[derive(Debug, Args)]
+pub struct EraseSharesArgs {
+    /// The node whose shares to erase (it must have been removed from the cluster)
+    #[arg(long, value_name = "N")]
+    pub node_id: u64,
+    /// That node's admin address (host:port)
+    #[arg(long, value_name = "ADDR")]
+    pub node_admin: String,
     #[command(flatten)]
     pub conn: AdminConn,
 }
@@ -223,12 +244,39 @@ pub async fn run(command: AdminCommand) -> Result<(), Failure> {
         AdminCommand::RemoveNode(a) => {
             let identity = a.conn.identity()?;
             let admin = a.conn.client(None).await?;
+            // Where the node is, read before it leaves the membership.
+            let node_admin = admin.status().await.ok().and_then(|s| {
+                s.members
+                    .into_iter()
+                    .find(|m| m.node_id == a.node_id)
+                    .map(|m| m.admin_addr)
+            });
             let r = admin.remove_node(a.node_id).await?;
             println!(
                 "removed node {}; voters {:?}, learners {:?}",
                 a.node_id, r.voters, r.learners
             );
-            publish_share_map(&admin, &identity).await
+            publish_share_map(&admin, &identity).await?;
+            if a.keep_shares {
+                return Ok(());
+            }
+            match node_admin {
+                Some(addr) if !addr.is_empty() => {
+                    erase_removed_node_shares(&admin, a.node_id, &addr).await
+                }
+                _ => {
+                    eprintln!(
+                        "node {}'s admin address is unknown: erase its shares with `bkv admin \
+                         erase-shares --node-id {} --node-admin ADDR`, or destroy its token",
+                        a.node_id, a.node_id
+                    );
+                    Ok(())
+                }
+            }
+        }
+        AdminCommand::EraseShares(a) => {
+            let admin = a.conn.client(Some(vec![a.node_admin.clone()])).await?;
+            Ok(erase_shares(&admin, a.node_id, &a.node_admin).await?)
         }
         AdminCommand::ShareMap(a) => {
             let identity = a.conn.identity()?;
@@ -254,6 +302,37 @@ pub async fn run(command: AdminCommand) -> Result<(), Failure> {
         AdminCommand::Audit(a) => audit(a).await,
         AdminCommand::Health(a) => health(a).await,
     }
+}
+
+/// Asks the removed node at `addr` to erase its shares, and says what it did.
+async fn erase_shares(
+    admin: &AdminClient,
+    node_id: u64,
+    addr: &str,
+) -> Result<(), bkv_admin::AdminError> {
+    let r = admin.at(addr)?.erase_shares(node_id).await?;
+    println!(
+        "node {node_id} erased its shares: {} key objects destroyed in its token, {} share \
+         ledgers removed",
+        r.keys_destroyed, r.ledgers_erased
+    );
+    Ok(())
+}
+
+/// [`erase_shares`] after a removal: a node that cannot be reached (it may be down for
+/// good) or refuses does not fail the removal, which is done; says what to do instead.
+async fn erase_removed_node_shares(
+    admin: &AdminClient,
+    node_id: u64,
+    addr: &str,
+) -> Result<(), Failure> {
+    if let Err(e) = erase_shares(admin, node_id, addr).await {
+        eprintln!(
+            "node {node_id} did not erase its shares ({e}): when it is up again run `bkv admin \
+             erase-shares --node-id {node_id} --node-admin {addr}`, or destroy its token"
+        );
+    }
+    Ok(())
 }
 
 async fn init(a: InitArgs) -> Result<(), Failure> {

@@ -499,6 +499,29 @@ async fn admin_commands_against_fake_nodes() {
     let o = bkv(&["admin", "remove-node", "--node-id", "3"], &env, "").await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(nodes[0].calls().contains(&"RemoveNode".into()));
+    // Then the removed node itself is asked to erase its shares.
+    assert!(nodes[2].calls().contains(&"EraseShares".into()));
+    assert!(
+        stdout(&o).contains("node 3 erased its shares: 3 key objects destroyed"),
+        "{}",
+        stdout(&o)
+    );
+    // By hand: a node that is not the one named refuses, and the command fails saying why.
+    let o = bkv(
+        &[
+            "admin",
+            "erase-shares",
+            "--node-id",
+            "2",
+            "--node-admin",
+            &servers[2].host_port(),
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("node_id"), "{}", stderr(&o));
     let o = bkv(&["admin", "snapshot"], &env, "").await;
     assert_eq!(stdout(&o).trim(), "snapshot at log index 41 (4096 bytes)");
     let o = bkv(&["admin", "audit", "--from-seq", "2"], &env, "").await;

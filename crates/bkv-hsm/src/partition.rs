@@ -197,6 +197,16 @@ impl Partition {
         Ok(key)
     }
 
+    /// Destroys this token's share keys (the share-receiving pair and the share-sealing
+    /// key): every share this node held becomes unreadable, in the records' ciphertexts and
+    /// in its ledgers alike. For a node leaving the cluster; a later call for the
+    /// share-receiving key makes a new pair. Returns how many key objects were destroyed.
+    pub async fn destroy_share_keys(&self) -> Result<usize, HsmError> {
+        let destroyed = self.run(Worker::destroy_share_keys).await??;
+        tracing::warn!(token = %self.inner.label, destroyed, "share keys destroyed");
+        Ok(destroyed)
+    }
+
     /// This token's share-receiving key if it has been made; never makes one.
     pub async fn find_share_receive_key(&self) -> Result<Option<ShareReceiveKey>, HsmError> {
         self.run(Worker::find_share_receive_key).await?

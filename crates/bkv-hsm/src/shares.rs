@@ -14,7 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::blob::Header;
 use crate::ops::{both_halves, check_plaintext};
-use crate::template::{self, SHARE_ECDH_SECRET_LEN, SHARE_SEAL_KEY_LABEL};
+use crate::template::{self, SHARE_ECDH_SECRET_LEN, SHARE_RECEIVE_KEY_LABEL, SHARE_SEAL_KEY_LABEL};
 use crate::worker::{SealingKey, Worker};
 use crate::{HsmError, P256Point, ShareReceiveKey};
 
@@ -113,6 +113,30 @@ impl Worker {
         let z = z?;
         destroyed?;
         Ok(z)
+    }
+
+    /// Destroys every share key object in the token (both halves of the share-receiving
+    /// pair and the share-sealing key, by label, whatever their number): the node's shares,
+    /// sealed under the one and encrypted to the other, can then never be opened again.
+    /// Every worker drops its cached handles. Returns how many objects were destroyed.
+    pub(crate) fn destroy_share_keys(&mut self) -> Result<usize, HsmError> {
+        let token = self.token.clone();
+        let _keys = token.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut destroyed = 0;
+        for label in [SHARE_RECEIVE_KEY_LABEL, SHARE_SEAL_KEY_LABEL] {
+            let found = self
+                .session
+                .find_objects(&[Attribute::Label(label.into())])
+                .map_err(HsmError::at("C_FindObjects"))?;
+            for handle in found {
+                self.session
+                    .destroy_object(handle)
+                    .map_err(HsmError::at("C_DestroyObject"))?;
+                destroyed += 1;
+            }
+        }
+        self.keys_changed();
+        Ok(destroyed)
     }
 
     /// The share-sealing key, if the token holds it; looked up once and cached.

@@ -17,11 +17,11 @@ use bkv_hsm::WrappedClusterKey;
 use bkv_proto::v1::admin_server::Admin;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
-    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, MemberStatus, NodeInfoRequest,
-    NodeInfoResponse, NodeStatusRequest, NodeView, ProvisionClusterKeyRequest,
-    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
-    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse,
+    ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
+    MemberRole, MemberStatus, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView,
+    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse,
+    SetShareMapRequest, SetShareMapResponse, SnapshotRequest, SnapshotResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
 };
 use futures::{Stream, StreamExt as _};
 use openraft::ChangeMembers;
@@ -423,6 +423,49 @@ impl AdminService {
         })
     }
 
+    async fn erase_shares_inner(
+        &self,
+        msg: EraseSharesRequest,
+    ) -> Result<EraseSharesResponse, VaultError> {
+        let me = self.node.id();
+        if msg.node_id != me {
+            return Err(VaultError::invalid(
+                "node_id",
+                format!("this is node {me}, not node {}", msg.node_id),
+            ));
+        }
+        if self.node.require_leader("").is_ok() {
+            return Err(VaultError::invalid(
+                "node_id",
+                format!("node {me} leads the cluster: remove it first"),
+            ));
+        }
+        let shares = self
+            .node
+            .shares()
+            .ok_or_else(|| VaultError::unavailable("this node has no share-holder yet"))?;
+        // Nothing is evaluated or installed from here on, and the shares opened in memory
+        // are forgotten, before the keys go.
+        shares.erased();
+        let keys = self
+            .node
+            .hsm()
+            .destroy_share_keys()
+            .await
+            .map_err(hsm_error)?;
+        let ledgers = shares.ledgers().erase_all().await?;
+        self.node.metrics().set_shares_held(0);
+        tracing::warn!(
+            keys_destroyed = keys,
+            ledgers_erased = ledgers,
+            "this node's shares were erased"
+        );
+        Ok(EraseSharesResponse {
+            keys_destroyed: u32::try_from(keys).unwrap_or(u32::MAX),
+            ledgers_erased: ledgers,
+        })
+    }
+
     fn require_leader(&self) -> Result<(), VaultError> {
         self.node.require_leader("this node is not the leader")
     }
@@ -682,6 +725,16 @@ impl Admin for AdminService {
     ) -> Result<Response<RemoveNodeResponse>, Status> {
         self.call("Admin.RemoveNode", request, admin_only, |_, m| {
             self.remove_node_inner(m)
+        })
+        .await
+    }
+
+    async fn erase_shares(
+        &self,
+        request: Request<EraseSharesRequest>,
+    ) -> Result<Response<EraseSharesResponse>, Status> {
+        self.call("Admin.EraseShares", request, admin_only, |_, m| {
+            self.erase_shares_inner(m)
         })
         .await
     }

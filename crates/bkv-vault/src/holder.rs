@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ pub enum EvalRefusal {
     /// The node's own ledger refuses.
     #[error(transparent)]
     Ledger(#[from] LedgerRefusal),
+    /// This node's shares were erased (it left the cluster).
+    #[error("this node's shares were erased: it is no longer a share-holder")]
+    Erased,
 }
 
 /// The token side of a share-holder: its share-receiving key and its share-sealing key.
@@ -138,6 +142,8 @@ pub struct ShareHolder<K, L, S> {
     /// One lock per stripe of share ids: ledger updates of one share are serialized.
     stripes: Vec<tokio::sync::Mutex<()>>,
     cache: Mutex<HashMap<ShareId, KeyShare>>,
+    /// Set for good by [`ShareHolder::erased`]: nothing is evaluated or installed after.
+    erased: AtomicBool,
 }
 
 impl<K, L, S> std::fmt::Debug for ShareHolder<K, L, S> {
@@ -172,7 +178,28 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             state,
             stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             cache: Mutex::new(HashMap::new()),
+            erased: AtomicBool::new(false),
         }
+    }
+
+    /// This holder's ledger store.
+    pub fn ledgers(&self) -> &L {
+        &self.ledgers
+    }
+
+    /// Marks this holder's shares as erased, for good (the node left the cluster and its
+    /// keys were destroyed): forgets every share opened in memory, and refuses every
+    /// evaluation and installation from now on with [`EvalRefusal::Erased`].
+    pub fn erased(&self) {
+        self.erased.store(true, Ordering::SeqCst);
+        lock(&self.cache).clear();
+    }
+
+    fn check_not_erased(&self) -> Result<(), EvalRefusal> {
+        if self.erased.load(Ordering::SeqCst) {
+            return Err(EvalRefusal::Erased);
+        }
+        Ok(())
     }
 
     /// This node's id (its share index).
@@ -188,6 +215,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         request: &EvalRequest,
         wait: Duration,
     ) -> Result<Evaluated, HolderError> {
+        self.check_not_erased()?;
         let charged = self.charged(request, wait).await?;
         let (cluster_name, last_reset) = self.state.read(|s| {
             let name = s
@@ -254,6 +282,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         account: &AccountId,
         version: RecordVersion,
     ) -> Result<bool, HolderError> {
+        self.check_not_erased()?;
         let found = self.state.read(|s| {
             let name = s.cluster().map(|c| c.cluster_name.clone());
             let record = s

@@ -10,11 +10,11 @@ use bkv_core::identity::Role;
 use bkv_proto::v1::admin_server::{Admin, AdminServer};
 use bkv_proto::v1::{
     AddNodePhase, AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
-    ClusterStatusResponse, InitRequest, InitResponse, MemberRole, MemberStatus, NodeInfoRequest,
-    NodeInfoResponse, NodeStatusRequest, NodeView, ProvisionClusterKeyRequest,
-    ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
-    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse,
+    ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
+    MemberRole, MemberStatus, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView,
+    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse,
+    SetShareMapRequest, SetShareMapResponse, SnapshotRequest, SnapshotResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
 };
 use futures::Stream;
 use sha2::{Digest, Sha256};
@@ -314,6 +314,23 @@ impl Admin for FakeAdmin {
         m.share_map = request.into_inner().share_map;
         Ok(Response::new(SetShareMapResponse {
             epoch: m.share_map_epoch,
+        }))
+    }
+
+    async fn erase_shares(
+        &self,
+        request: Request<EraseSharesRequest>,
+    ) -> Result<Response<EraseSharesResponse>, Status> {
+        self.enter("EraseShares", &request)?;
+        if request.get_ref().node_id != self.id {
+            return Err(Status::invalid_argument(format!(
+                "node_id: this is node {}",
+                self.id
+            )));
+        }
+        Ok(Response::new(EraseSharesResponse {
+            keys_destroyed: 3,
+            ledgers_erased: 0,
         }))
     }
 

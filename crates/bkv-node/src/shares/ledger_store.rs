@@ -54,6 +54,18 @@ impl SledLedgers {
     }
 }
 
+impl SledLedgers {
+    /// Removes every ledger and makes that durable; returns how many there were. What sled
+    /// leaves of them in its files until it compacts is sealed under the share-sealing key,
+    /// which an erasure destroys first.
+    pub async fn erase_all(&self) -> Result<u64, VaultError> {
+        let count = self.0.tree.len() as u64;
+        self.0.tree.clear().map_err(storage)?;
+        self.0.db.flush_async().await.map_err(storage)?;
+        Ok(count)
+    }
+}
+
 impl LedgerStore for SledLedgers {
     fn load(&self, id: &ShareId) -> Result<Option<ShareLedger>, VaultError> {
         let Some(bytes) = self.0.tree.get(id).map_err(storage)? else {
