@@ -29,7 +29,7 @@ use tonic::{Code, Status};
 pub const MAX_GUESS_LIMIT: u32 = 100;
 
 /// How many message types [`grpc_request`] knows; the first input byte picks one.
-pub const MESSAGE_KINDS: u8 = 22;
+pub const MESSAGE_KINDS: u8 = 23;
 
 /// The share map in force for every check: the fixtures' map (`bkv_core::fixtures`) of
 /// epoch 1 with holders 1, 2 and 3, threshold 2.
@@ -336,6 +336,7 @@ pub fn grpc_request(data: &[u8]) -> bool {
             &["share_map", "share_map.signature"],
             set_share_map,
         ),
+        21 => decode::<v1::EraseSharesRequest>(body).is_some(),
         _ => share_evaluate(&[&[0][..], body].concat()),
     }
 }

@@ -411,7 +411,12 @@ fn write_seeds() {
         &request(20, &short),
     );
     let evaluate = evaluate_request(&blinded);
-    write_seed(REQUESTS, "valid-evaluate", &request(21, &evaluate));
+    write_seed(REQUESTS, "valid-evaluate", &request(22, &evaluate));
+    write_seed(
+        REQUESTS,
+        "valid-erase-shares",
+        &request(21, &v1::EraseSharesRequest { node_id: 3 }),
+    );
     evaluate_seeds(&evaluate);
     let forward = v1::ForwardRequest {
         request: bkv_raft::codec::encode(&Request {
@@ -423,6 +428,21 @@ fn write_seeds() {
         .expect("encodes"),
     };
     write_seed(REQUESTS, "valid-forward", &request(18, &forward));
+    let delete_through = v1::ForwardRequest {
+        request: bkv_raft::codec::encode(&Request {
+            at_unix_ms: 1,
+            command: Command::DeleteThrough {
+                account: AccountId::parse("alice").expect("valid"),
+                through: bkv_core::RecordVersion(3000),
+            },
+        })
+        .expect("encodes"),
+    };
+    write_seed(
+        REQUESTS,
+        "valid-forward-delete-through",
+        &request(18, &delete_through),
+    );
     write_seed(REQUESTS, "invalid-not-protobuf", &[0, 0xff, 0xff, 0xff]);
 
     let example = std::fs::read(
