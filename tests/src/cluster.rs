@@ -591,6 +591,27 @@ level = "{level}"
         Ok(admin.status().await?)
     }
 
+    /// Waits up to `timeout` until node `id` reports `n` shares held (`bkv_shares_held`:
+    /// installed ahead of recoveries, t17).
+    pub async fn wait_shares_held(
+        &self,
+        id: u64,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let node = self.node(id)?;
+        wait_for(
+            &format!("node {id} to hold {n} shares"),
+            timeout,
+            Duration::from_millis(250),
+            || async {
+                let held = node.metrics().await?.count("bkv_shares_held", &[]);
+                Ok((held == n as f64).then_some(()))
+            },
+        )
+        .await
+    }
+
     /// The leader, as the nodes that are up see it: the highest-term node that says it
     /// leads, once a majority of the nodes that are up name it. Waits up to `timeout`.
     pub async fn leader(&mut self, timeout: Duration) -> anyhow::Result<u64> {

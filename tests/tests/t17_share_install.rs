@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bkv_tests::{Cluster, ClusterOptions, account, password, wait_for};
+use bkv_tests::{Cluster, ClusterOptions, account, password};
 
 const ACCOUNTS: usize = 4;
 
@@ -24,18 +24,10 @@ async fn every_node_installs_its_shares_before_any_recovery() -> anyhow::Result<
     }
 
     for id in &ids {
+        cluster
+            .wait_shares_held(*id, ACCOUNTS, Duration::from_secs(30))
+            .await?;
         let node = cluster.node(*id)?;
-        let held = wait_for(
-            &format!("node {id} to hold a share of every account"),
-            Duration::from_secs(30),
-            Duration::from_millis(250),
-            || async {
-                let m = node.metrics().await?;
-                let held = m.count("bkv_shares_held", &[]);
-                Ok((held == ACCOUNTS as f64).then_some(held))
-            },
-        )
-        .await?;
         let ecdh = node
             .metrics()
             .await?
@@ -49,7 +41,7 @@ async fn every_node_installs_its_shares_before_any_recovery() -> anyhow::Result<
                 .contains("installed shares ahead of recoveries"),
             "node {id} logs its install pass"
         );
-        println!("node {id}: {held} shares held, {ecdh} share ECDH, no recovery yet");
+        println!("node {id}: {ACCOUNTS} shares held, {ecdh} share ECDH, no recovery yet");
     }
 
     let recovered = cluster

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bkv_admin::AdminError;
-use bkv_tests::{Cluster, ClusterOptions, account, password, wait_for};
+use bkv_tests::{Cluster, ClusterOptions, account, password};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,17 +24,9 @@ async fn a_removed_node_erases_its_shares_and_the_rest_serve_on() -> anyhow::Res
         .await?;
     // Every node installs its share (t17); then one recovery, so that ledgers are in use.
     for id in &ids {
-        let node = cluster.node(*id)?;
-        wait_for(
-            &format!("node {id} to hold its share"),
-            Duration::from_secs(30),
-            Duration::from_millis(250),
-            || async {
-                let held = node.metrics().await?.count("bkv_shares_held", &[]);
-                Ok((held == 1.0).then_some(()))
-            },
-        )
-        .await?;
+        cluster
+            .wait_shares_held(*id, 1, Duration::from_secs(30))
+            .await?;
     }
     cluster
         .vault(&ids, name)
