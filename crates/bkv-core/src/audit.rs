@@ -24,6 +24,8 @@ pub enum AuditKind {
     Deleted,
     /// A record was destroyed (no guess left, or superseded by an activation).
     Destroyed,
+    /// A voter got its share of a record by share repair.
+    ShareRepaired,
 }
 
 impl AuditKind {
@@ -38,6 +40,7 @@ impl AuditKind {
             Self::Recovered => "recovered",
             Self::Deleted => "deleted",
             Self::Destroyed => "destroyed",
+            Self::ShareRepaired => "share_repaired",
         }
     }
 }

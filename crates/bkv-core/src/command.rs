@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{
     AccountId, AttemptId, ChargeNumber, ClusterId, GuessLimit, RecordVersion, RequestId,
 };
-use crate::oprf_record::OprfRecord;
+use crate::oprf_record::{OprfRecord, StoredShare};
 use crate::share_map::SignedShareMap;
 
 /// One entry of the Raft log as proposed by a node: a command and the proposer's clock.
@@ -132,5 +132,23 @@ pub enum Command {
         account: AccountId,
         /// The highest version removed.
         through: RecordVersion,
+    },
+    /// Gives a voter that holds no share of an account's active record its share, made by
+    /// share repair (`oprf::repair`): `helpers`, `threshold` of the record's share-holders,
+    /// dealt it to the voter, which checked it and encrypted it to its own share-receiving
+    /// key. Applies only if the voter is in the share map in force and holds no share of
+    /// the record, the helpers are distinct holders of it, and the share's commitment is
+    /// the one theirs give at the voter's index (every replica computes it), so a share
+    /// off the record's polynomial is never added. Idempotent: the same share again
+    /// changes nothing.
+    AddShare {
+        /// The account.
+        account: AccountId,
+        /// The active record's version.
+        version: RecordVersion,
+        /// The helpers, increasing.
+        helpers: Vec<u64>,
+        /// The voter's share: its node id, commitment and ciphertext.
+        share: StoredShare,
     },
 }

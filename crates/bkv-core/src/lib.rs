@@ -40,5 +40,5 @@ pub use seal::{SealError, SealPurpose, Sealer};
 pub use share_map::{ShareHolder, ShareMap, SignedShareMap};
 pub use state::{
     AccountStatus, Applied, AttemptView, ChargedAttemptView, ClusterConfig, CurrentShareMap,
-    RecordStatus, RecordView, ResetProof, StateDecodeError, VaultState,
+    RecordStatus, RecordView, ResetProof, ShareCoverage, StateDecodeError, VaultState,
 };

@@ -49,6 +49,7 @@ mod hardened;
 mod input;
 mod key;
 mod p256_key;
+mod repair;
 mod reset;
 mod shamir;
 mod share;
@@ -67,6 +68,10 @@ pub use key::{OprfKey, evaluate_directly};
 pub use p256_key::P256PublicKey;
 #[cfg(any(test, feature = "test-support"))]
 pub use p256_key::SoftwareShareKey;
+pub use repair::{
+    REPAIR_PIECE_LABEL, REPAIR_SUM_LABEL, RepairContext, combine_pieces, deal, repaired_commitment,
+    take_repaired,
+};
 pub use reset::{ResetKey, ResetPublicKey, verify_reset};
 pub use shamir::{check_commitments, combine, split};
 pub use share::KeyShare;

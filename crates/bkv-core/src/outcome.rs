@@ -71,6 +71,13 @@ pub enum Outcome {
         /// higher.
         through: RecordVersion,
     },
+    /// A voter holds a share of the record (now, or already held this one).
+    ShareAdded {
+        /// The record version.
+        version: RecordVersion,
+        /// The voter.
+        node_id: u64,
+    },
     /// The command was refused; the state is unchanged.
     Rejected(Rejection),
 }
@@ -144,6 +151,10 @@ pub enum Rejection {
         /// The charge the ticket names.
         charge: ChargeNumber,
     },
+    /// A share repair that does not fit the record or the share map in force (the reason
+    /// says which check).
+    #[error("share repair refused: {0}")]
+    BadRepair(String),
     /// The command's log position is not above the last position that changed the state:
     /// an entry applied twice or out of order (a bug of the log layer), or a command beyond
     /// the most an entry may carry. Refused so that no command applies twice.

@@ -14,6 +14,7 @@ mod account;
 mod accounts;
 mod cluster;
 mod codec;
+mod repair;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ mod tests;
 pub use account::ResetProof;
 pub use cluster::{ClusterConfig, CurrentShareMap};
 pub use codec::StateDecodeError;
+pub use repair::ShareCoverage;
 pub use status::{AccountStatus, RecordStatus};
 
 use account::{Account, ActiveRecord, ChargedAttempt, Registration, StagedRecord};
@@ -193,6 +195,12 @@ impl VaultState {
             Command::DeleteThrough { account, through } => {
                 self.delete_through(log_index, account, *through)
             }
+            Command::AddShare {
+                account,
+                version,
+                helpers,
+                share,
+            } => self.add_share(log_index, account, *version, helpers, share),
         }
     }
 

@@ -289,6 +289,9 @@ impl Runner {
             Outcome::Destroyed { version } => format!("destroyed v={version}"),
             Outcome::Deleted { existed } => format!("deleted existed={existed}"),
             Outcome::Barrier { .. } => "barrier".to_string(),
+            Outcome::ShareAdded { version, node_id } => {
+                format!("share-added v={version} node={node_id}")
+            }
             Outcome::Rejected(r) => format!("rejected {}", render_rejection(r)),
         }
     }
@@ -337,6 +340,7 @@ fn render_rejection(r: &Rejection) -> String {
         Rejection::StaleShareMap { current } => format!("stale-share-map current={current}"),
         Rejection::BadResetSignature => "bad-reset-signature".into(),
         Rejection::TicketUsed { charge } => format!("ticket-used charge={charge}"),
+        Rejection::BadRepair(why) => format!("bad-repair {why}"),
         Rejection::StaleLogIndex { index, last } => {
             format!("stale-log-index index={index} last={last}")
         }

@@ -176,6 +176,7 @@ fn kind(applied: &Applied, command: &Command) -> String {
         (Outcome::Staged { .. }, _) => "staged-retry".into(),
         (Outcome::Deleted { existed }, _) => format!("deleted-{existed}"),
         (Outcome::Barrier { .. }, _) => "barrier".into(),
+        (Outcome::ShareAdded { .. }, _) => "share-added".into(),
         (Outcome::Bootstrapped, _) => "bootstrapped".into(),
         (Outcome::ShareMapSet { .. }, _) if new => "share-map-set".into(),
         (Outcome::ShareMapSet { .. }, _) => "share-map-retry".into(),

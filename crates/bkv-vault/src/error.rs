@@ -207,6 +207,7 @@ impl VaultError {
                 message: format!("share map epoch {epoch} is not above the current {current}"),
             },
             Rejection::NoShareMap => Self::unavailable("no share map is in force yet"),
+            Rejection::BadRepair(why) => Self::Internal(format!("share repair refused: {why}")),
             Rejection::StaleShareMap { current } => Self::FailedPrecondition {
                 reason: reason::STALE_SHARE_MAP,
                 message: format!(

@@ -763,6 +763,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Destroyed { .. } => "destroyed",
         Outcome::Deleted { .. } => "deleted",
         Outcome::Barrier { .. } => "barrier",
+        Outcome::ShareAdded { .. } => "share_added",
         Outcome::Rejected(_) => "rejected",
     }
 }

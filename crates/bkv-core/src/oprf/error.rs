@@ -108,6 +108,25 @@ pub enum OprfError {
     /// A share ciphertext that does not open with this shared secret, key and context.
     #[error("share ciphertext does not open under this key and context")]
     ShareRejected,
+    /// Share repair helpers not in increasing order.
+    #[error("helpers: must be in increasing order")]
+    HelpersUnordered,
+    /// Not one value per helper.
+    #[error("{what}: must be {expected}, one per helper, got {actual}")]
+    WrongCount {
+        /// The field.
+        what: &'static str,
+        /// How many the helpers need.
+        expected: usize,
+        /// How many came.
+        actual: usize,
+    },
+    /// A node asked to take part in a repair it is not a helper of.
+    #[error("node {index} is not one of the repair's helpers")]
+    NotAHelper {
+        /// The node.
+        index: u64,
+    },
     /// An opened share whose `k_i * G` is not its commitment.
     #[error("share does not match its commitment")]
     ShareMismatch,

@@ -128,7 +128,7 @@ pub(crate) fn lagrange_at_zero(indices: &[u64]) -> Result<Vec<Scalar>, OprfError
 }
 
 /// `L_i(at)` for every `i`, over distinct `xs`.
-fn lagrange(xs: &[Scalar], at: &Scalar) -> Vec<Scalar> {
+pub(crate) fn lagrange(xs: &[Scalar], at: &Scalar) -> Vec<Scalar> {
     let mut numerators = Vec::with_capacity(xs.len());
     let mut denominators = Vec::with_capacity(xs.len());
     for (i, xi) in xs.iter().enumerate() {
@@ -161,7 +161,7 @@ fn check_threshold(threshold: usize, n: usize) -> Result<(), OprfError> {
 
 /// Indices nonzero and pairwise distinct (distinct u64 are distinct scalars: 2^64 is far
 /// below the group order).
-fn check_indices(indices: impl Iterator<Item = u64>) -> Result<(), OprfError> {
+pub(crate) fn check_indices(indices: impl Iterator<Item = u64>) -> Result<(), OprfError> {
     let mut sorted: Vec<u64> = indices.collect();
     sorted.sort_unstable();
     if sorted.first() == Some(&0) {

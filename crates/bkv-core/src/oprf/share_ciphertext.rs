@@ -114,6 +114,31 @@ pub(crate) fn encrypt_share_with(
     ephemeral: &p256::SecretKey,
     nonce: &[u8; SHARE_NONCE_LEN],
 ) -> ShareCiphertext {
+    seal_scalar_with(recipient, &share.to_bytes(), context, ephemeral, nonce)
+}
+
+/// Encrypts a 32-byte scalar encoding to `recipient` under `context`, with a fresh ephemeral
+/// key and nonce: the layout of a share ciphertext, for any scalar a node sends another
+/// (the pieces of a share repair).
+pub(crate) fn seal_scalar<R: RngCore + CryptoRng>(
+    recipient: &P256PublicKey,
+    plaintext: &[u8; SCALAR_LEN],
+    context: &[u8],
+    rng: &mut R,
+) -> ShareCiphertext {
+    let ephemeral = p256::SecretKey::random(rng);
+    let mut nonce = [0u8; SHARE_NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    seal_scalar_with(recipient, plaintext, context, &ephemeral, &nonce)
+}
+
+fn seal_scalar_with(
+    recipient: &P256PublicKey,
+    plaintext: &[u8; SCALAR_LEN],
+    context: &[u8],
+    ephemeral: &p256::SecretKey,
+    nonce: &[u8; SHARE_NONCE_LEN],
+) -> ShareCiphertext {
     let mut out = [0u8; SHARE_CIPHERTEXT_LEN];
     let e_public = ephemeral.public_key().to_encoded_point(false);
     // The uncompressed encoding of a point that is not the identity is 65 bytes.
@@ -127,7 +152,7 @@ pub(crate) fn encrypt_share_with(
         .expect("the first 65 bytes are the point");
     let cipher = cipher(&z, &ephemeral_bytes, recipient.as_bytes(), context);
     out[NONCE_AT..BODY_AT].copy_from_slice(nonce);
-    out[BODY_AT..TAG_AT].copy_from_slice(share.to_bytes().as_ref());
+    out[BODY_AT..TAG_AT].copy_from_slice(plaintext);
     // AES-GCM fails only for a plaintext or AAD beyond 2^36 bytes.
     let tag = cipher
         .encrypt_inout_detached(
@@ -171,6 +196,18 @@ pub(crate) fn open_share_with(
     context: &[u8],
     node_id: u64,
 ) -> Result<KeyShare, OprfError> {
+    let plain = open_scalar(z, ciphertext, recipient, context)?;
+    KeyShare::from_bytes(node_id, plain.as_ref())
+}
+
+/// Opens a ciphertext made by [`seal_scalar`] (or [`encrypt_share`]) under `context`: the
+/// 32 plaintext bytes, only if it authenticates.
+pub(crate) fn open_scalar(
+    z: &[u8; 32],
+    ciphertext: &ShareCiphertext,
+    recipient: &P256PublicKey,
+    context: &[u8],
+) -> Result<Zeroizing<[u8; SCALAR_LEN]>, OprfError> {
     let bytes = ciphertext.as_bytes();
     let cipher = cipher(
         z,
@@ -190,7 +227,7 @@ pub(crate) fn open_share_with(
             &tag,
         )
         .map_err(|_| OprfError::ShareRejected)?;
-    KeyShare::from_bytes(node_id, plain.as_ref())
+    Ok(plain)
 }
 
 /// Whether `k_i * G` is `commitment` (constant-time comparison).

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::*;
 use crate::fixtures;
 use crate::ids::AttemptId;
+use crate::oprf_record::StoredShare;
 
 fn limit(n: u32) -> GuessLimit {
     GuessLimit::parse_max(n).expect("in range")
@@ -577,5 +578,166 @@ fn versions_follow_the_clock_and_never_repeat() {
     assert_eq!(
         staged(at(&mut state, 60_000, stage("carol", 5))),
         60_000_001
+    );
+}
+
+/// A record of three holders with real commitments (shares of a random key), and a share
+/// for node 4 as repair would make it: the commitment the holders' give at 4, and a
+/// ciphertext of the share to a software key.
+fn repairable_record() -> (OprfRecord, Vec<crate::oprf::KeyShare>, StoredShare) {
+    use crate::oprf::{self, OprfKey, ShareContext, SoftwareShareKey};
+    let mut rng = rand::rngs::OsRng;
+    let key = OprfKey::generate(&mut rng);
+    let split = oprf::split(&key, &[1, 2, 3, 4], 2, &mut rng).expect("split");
+    let receive = SoftwareShareKey::generate(&mut rng).public();
+    let mut stored = |(share, commitment): &(oprf::KeyShare, oprf::Commitment)| {
+        let context = ShareContext {
+            cluster_name: "test".into(),
+            account: alice(),
+            node_id: share.index(),
+            guess_limit: 3,
+            reset_key: [0; 32],
+            commitment: *commitment,
+        };
+        StoredShare {
+            node_id: share.index(),
+            commitment: *commitment.as_bytes(),
+            ciphertext: oprf::encrypt_share(&receive, share, &context, &mut rng)
+                .as_bytes()
+                .to_vec(),
+        }
+    };
+    let mut record = fixtures::oprf_record(1, 3);
+    record.shares = split[..3].iter().map(&mut stored).collect();
+    let fourth = stored(&split[3]);
+    let shares = split.into_iter().map(|(s, _)| s).collect();
+    (record, shares, fourth)
+}
+
+#[test]
+fn a_repaired_share_joins_the_record_only_on_its_polynomial_and_for_a_voter_of_the_map() {
+    let a = alice();
+    let (record, _, fourth) = repairable_record();
+    let mut state = VaultState::default();
+    let setup = [
+        req(1, fixtures::bootstrap(limit(3), limit(5))),
+        req(2, fixtures::set_share_map(1, 3)),
+        req(
+            3,
+            Command::Stage {
+                account: a.clone(),
+                request_id: RequestId::new([0x22; 16]),
+                guess_limit: limit(3),
+                sealed_record: vec![0xbb; 3],
+                oprf: record,
+            },
+        ),
+        req(
+            4,
+            Command::Activate {
+                account: a.clone(),
+                version: RecordVersion(3000),
+            },
+        ),
+    ];
+    for (at, r) in &setup {
+        let applied = state.apply(*at, r);
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    let add = |helpers: &[u64], share: &StoredShare| Command::AddShare {
+        account: a.clone(),
+        version: RecordVersion(3000),
+        helpers: helpers.to_vec(),
+        share: share.clone(),
+    };
+    // Node 4 is not in the map in force yet.
+    let refused = state.apply(5, &req(5, add(&[1, 2], &fourth)).1);
+    assert!(
+        matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRepair(why)) if why.contains("share map")),
+        "{refused:?}"
+    );
+    assert_eq!(state.share_coverage(4).missing, 1);
+    let applied = state.apply(6, &req(6, fixtures::set_share_map(2, 4)).1);
+    assert!(!matches!(applied.outcome, Outcome::Rejected(_)));
+    let before = state.clone();
+    let mut bad_commitment = fourth.clone();
+    bad_commitment.commitment = before.active_record(&a).expect("active").oprf.shares[2].commitment;
+    let refusals: [(&[u64], &StoredShare, &str); 5] = [
+        (&[1], &fourth, "threshold"),
+        (&[2, 1], &fourth, "increasing"),
+        (&[1, 5], &fourth, "helper 5"),
+        (&[1, 2], &bad_commitment, "polynomial"),
+        (
+            &[1, 3],
+            &StoredShare {
+                ciphertext: vec![4; 125],
+                ..fourth.clone()
+            },
+            "ciphertext",
+        ),
+    ];
+    for (at, (helpers, share, why)) in (7..).zip(refusals) {
+        let refused = state.apply(at, &req(at, add(helpers, share)).1);
+        assert!(
+            matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRepair(w)) if w.contains(why)),
+            "{why}: {refused:?}"
+        );
+        assert_eq!(state, before, "a refused repair changes nothing");
+    }
+    // Any two holders give the same commitment at 4.
+    let added = state.apply(20, &req(20, add(&[1, 3], &fourth)).1);
+    assert_eq!(
+        added.outcome,
+        Outcome::ShareAdded {
+            version: RecordVersion(3000),
+            node_id: 4
+        }
+    );
+    assert_eq!(added.events[0].kind, AuditKind::ShareRepaired);
+    let holders: Vec<u64> = state
+        .active_record(&a)
+        .expect("active")
+        .oprf
+        .holders()
+        .collect();
+    assert_eq!(holders, [1, 2, 3, 4]);
+    assert_eq!(
+        state.share_coverage(4),
+        ShareCoverage {
+            held: 1,
+            missing: 0
+        }
+    );
+    assert_eq!(state.records_missing_share_of(4, None, 10).0, []);
+    // The same share again (a retried proposal) changes nothing; another share for the
+    // same node is refused.
+    let after = state.clone();
+    let again = state.apply(21, &req(21, add(&[2, 3], &fourth)).1);
+    assert!(matches!(again.outcome, Outcome::ShareAdded { .. }) && again.events.is_empty());
+    let other = StoredShare {
+        ciphertext: before.active_record(&a).unwrap().oprf.shares[0]
+            .ciphertext
+            .clone(),
+        ..fourth.clone()
+    };
+    let refused = state.apply(22, &req(22, add(&[1, 2], &other)).1);
+    assert!(matches!(
+        refused.outcome,
+        Outcome::Rejected(Rejection::BadRepair(_))
+    ));
+    assert_eq!(state, after);
+    // A version that is not the active one.
+    let stale = Command::AddShare {
+        account: a.clone(),
+        version: RecordVersion(2999),
+        helpers: vec![1, 2],
+        share: fourth,
+    };
+    assert_eq!(
+        state.apply(23, &req(23, stale).1).outcome,
+        Outcome::Rejected(Rejection::VersionNotActive)
     );
 }

@@ -357,7 +357,71 @@ impl Model {
             Command::DeleteThrough { account, through } => {
                 self.delete_through(account, through.get())
             }
+            Command::AddShare {
+                account,
+                version,
+                helpers,
+                share,
+            } => self.add_share(account, *version, helpers, share),
         }
+    }
+
+    /// A repaired share joins the active record if its voter is in the map, holds none,
+    /// and its commitment is the helpers' at its index.
+    fn add_share(
+        &mut self,
+        account: &AccountId,
+        version: RecordVersion,
+        helpers: &[u64],
+        share: &bkv_core::oprf_record::StoredShare,
+    ) -> Outcome {
+        let bad = |why: &str| reject(Rejection::BadRepair(why.into()));
+        let in_map = self
+            .map
+            .as_ref()
+            .is_some_and(|(_, m)| m.holders.iter().any(|h| h.node_id == share.node_id));
+        if !in_map {
+            return bad("not in the map");
+        }
+        let Some(rec) = self
+            .current(account)
+            .map(|i| &mut self.records[i])
+            .filter(|r| r.life == Life::Active && r.version == version.get())
+        else {
+            return reject(Rejection::VersionNotActive);
+        };
+        let added = Outcome::ShareAdded {
+            version,
+            node_id: share.node_id,
+        };
+        if let Some(held) = rec.oprf.share_of(share.node_id) {
+            return if held == share {
+                added
+            } else {
+                bad("holds one")
+            };
+        }
+        let sorted = helpers.windows(2).all(|w| w[0] < w[1]);
+        let points: Option<Vec<_>> = helpers
+            .iter()
+            .map(|h| {
+                let stored = rec.oprf.share_of(*h)?;
+                Some((
+                    *h,
+                    bkv_core::oprf::Commitment::parse(&stored.commitment).ok()?,
+                ))
+            })
+            .collect();
+        let expected = points
+            .filter(|p| sorted && p.len() == usize::from(rec.oprf.threshold))
+            .and_then(|p| bkv_core::oprf::repaired_commitment(&p, share.node_id).ok());
+        let parses = bkv_core::oprf::ShareCiphertext::parse(&share.ciphertext).is_ok();
+        if !parses || expected.is_none_or(|e| e.as_bytes() != &share.commitment) {
+            return bad("off the polynomial");
+        }
+        rec.oprf.shares.push(share.clone());
+        rec.oprf.shares.sort_by_key(|s| s.node_id);
+        added
     }
 
     /// Deletes the account's records of versions up to `through`; the account's
