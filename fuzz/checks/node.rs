@@ -2,7 +2,8 @@
 //! prost and then parsed field by field the way the services do (the client API
 //! `bkv.v1.Vault` as `bkv_vault::VaultService` parses it, `bkv.v1.Admin`, the peer services
 //! `bkv.v1.Raft` and `bkv.v1.Shares`), in depth the fields protocol v2 added to
-//! `RegisterFinish`, both directions of the `Shares.Evaluate` peer call, and the config file.
+//! `RegisterFinish`, both directions of the `Shares.Evaluate` and share repair peer calls, and
+//! the config file.
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/grpc_requests.rs`,
 //! `register_finish.rs`, `share_evaluate.rs`, `node_config.rs`) and the bounded property
 //! tests (`crates/bkv-node/tests/fuzz_props.rs`), which include this file with `#[path]`.
@@ -19,7 +20,8 @@ use bkv_hsm::blob::Header;
 use bkv_node::admin::parse_signed_map;
 use bkv_node::config::{FlagOverrides, NodeConfig};
 use bkv_node::error::VaultError;
-use bkv_node::shares::service::{parse_answer, parse_request, request_message};
+use bkv_node::shares::repair::parse_answers;
+use bkv_node::shares::service::{parse_answer, parse_repair, parse_request, request_message};
 use bkv_proto::v1;
 use bkv_vault::service::{parse_ksf, parse_reset_key, parse_shares};
 use prost::Message;
@@ -341,9 +343,8 @@ pub fn grpc_request(data: &[u8]) -> bool {
     }
 }
 
-/// How many directions [`share_evaluate`] knows: the first byte picks the request (0) or the
-/// answer (1).
-pub const EVALUATE_KINDS: u8 = 2;
+/// How many messages [`share_evaluate`] knows: the first byte picks one.
+pub const EVALUATE_KINDS: u8 = 6;
 
 /// The `bkv.v1.Shares.Evaluate` peer call, both ways, decoded by prost and read with the
 /// node's own functions; the first byte picks:
@@ -353,12 +354,47 @@ pub const EVALUATE_KINDS: u8 = 2;
 /// - 1: `EvaluateResponse`, as the serving node reads a holder's answer (`parse_answer`):
 ///   accepted exactly when the element and the proof parse, and kept as sent; a refusal is
 ///   INTERNAL (a faulty holder, not the client's doing).
+/// - 2 and 3: `RepairDealRequest` and `RepairCombineRequest`, as a helper reads them
+///   (`parse_repair`): accepted requests give one task per record with the scope's target
+///   and helpers, and the pieces as sent; a refusal is INVALID_ARGUMENT naming the scope or
+///   a record's account or pieces.
+/// - 4 and 5: `RepairDealResponse` (two pieces per record) and `RepairCombineResponse` (one
+///   sum), as the node repaired reads a helper's answers (`parse_answers`): accepted only
+///   if every answer is a refusal or exactly that many well-formed ciphertexts, kept as
+///   sent.
 ///
 /// Answers whether the message was accepted.
 pub fn share_evaluate(data: &[u8]) -> bool {
     let Some((&which, body)) = data.split_first() else {
         return false;
     };
+    match which % EVALUATE_KINDS {
+        2 => {
+            let Some(m) = decode::<v1::RepairDealRequest>(body) else {
+                return false;
+            };
+            return repair_request(m.scope.as_ref(), &m.records);
+        }
+        3 => {
+            let Some(m) = decode::<v1::RepairCombineRequest>(body) else {
+                return false;
+            };
+            return repair_request(m.scope.as_ref(), &m.records);
+        }
+        4 => {
+            let Some(m) = decode::<v1::RepairDealResponse>(body) else {
+                return false;
+            };
+            return repair_answers(m.answers, 2);
+        }
+        5 => {
+            let Some(m) = decode::<v1::RepairCombineResponse>(body) else {
+                return false;
+            };
+            return repair_answers(m.answers, 1);
+        }
+        _ => {}
+    }
     if which % EVALUATE_KINDS == 0 {
         let Some(m) = decode::<v1::EvaluateRequest>(body) else {
             return false;
@@ -394,6 +430,70 @@ pub fn share_evaluate(data: &[u8]) -> bool {
                 assert_eq!(Status::from(e).code(), Code::Internal);
                 false
             }
+        }
+    }
+}
+
+/// A share repair request as a helper reads it (see [`share_evaluate`]).
+fn repair_request(scope: Option<&v1::RepairScope>, records: &[v1::RepairRecord]) -> bool {
+    match parse_repair(scope, records) {
+        Ok(tasks) => {
+            let scope = scope.expect("accepted with a scope");
+            assert_eq!(tasks.len(), records.len());
+            for ((task, pieces), record) in tasks.iter().zip(records) {
+                assert_eq!(task.account.as_str(), record.account);
+                assert_eq!(task.version.get(), record.version);
+                assert_eq!((task.target, &task.helpers), (scope.target, &scope.helpers));
+                let sent: Vec<&[u8]> = pieces.iter().map(|p| p.as_bytes().as_slice()).collect();
+                let wire: Vec<&[u8]> = record.pieces.iter().map(Vec::as_slice).collect();
+                assert_eq!(sent, wire, "pieces not kept as sent");
+            }
+            true
+        }
+        Err(e) => {
+            refused_as(
+                Err(e),
+                &[
+                    "scope",
+                    "scope.helpers",
+                    "records",
+                    "records.account",
+                    "records.pieces",
+                ],
+            );
+            false
+        }
+    }
+}
+
+/// A helper's repair answers as the node repaired reads them (see [`share_evaluate`]).
+fn repair_answers(answers: Vec<v1::RepairAnswer>, per: usize) -> bool {
+    let n = answers.len();
+    let expected = answers.iter().all(|a| {
+        !a.refused.is_empty()
+            || (a.ciphertexts.len() == per
+                && a.ciphertexts
+                    .iter()
+                    .all(|c| ShareCiphertext::parse(c).is_ok()))
+    });
+    match parse_answers(7, answers.clone(), n, per) {
+        Ok(parsed) => {
+            assert!(expected, "accepted a bad answer");
+            for (got, sent) in parsed.iter().zip(&answers) {
+                match got {
+                    None => assert!(!sent.refused.is_empty()),
+                    Some(cts) => {
+                        let got: Vec<&[u8]> = cts.iter().map(|c| c.as_bytes().as_slice()).collect();
+                        let wire: Vec<&[u8]> = sent.ciphertexts.iter().map(Vec::as_slice).collect();
+                        assert_eq!(got, wire);
+                    }
+                }
+            }
+            true
+        }
+        Err(_) => {
+            assert!(!expected, "refused good answers");
+            false
         }
     }
 }

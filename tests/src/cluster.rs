@@ -407,6 +407,7 @@ rpc_timeout_ms = {rpc}
 [recovery]
 write_timeout_ms = {write}
 ticket_ttl_secs = {ticket_ttl}
+share_repair_period_ms = {repair}
 
 [limits]
 max_client_message_bytes = {max_message}
@@ -440,6 +441,7 @@ level = "{level}"
             rpc = r.rpc_timeout_ms,
             write = self.options.write_timeout_ms,
             ticket_ttl = self.options.ticket_ttl_secs,
+            repair = self.options.share_repair_period_ms,
             max_message = l.max_client_message_bytes,
             max_streams = l.max_concurrent_streams,
             max_connections = l.max_client_connections,

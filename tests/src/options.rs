@@ -21,6 +21,8 @@ pub struct ClusterOptions {
     pub write_timeout_ms: u64,
     /// `recovery.ticket_ttl_secs`.
     pub ticket_ttl_secs: u64,
+    /// `recovery.share_repair_period_ms` (0: share repair off).
+    pub share_repair_period_ms: u64,
     /// `[limits]` of every node's configuration.
     pub limits: LimitsOptions,
     /// `log.level` of every node.
@@ -156,6 +158,7 @@ impl ClusterOptions {
             raft: RaftOptions::default(),
             write_timeout_ms: 5_000,
             ticket_ttl_secs: 300,
+            share_repair_period_ms: 500,
             limits: LimitsOptions::default(),
             log_level: "info".into(),
             start_timeout: Duration::from_secs(60),

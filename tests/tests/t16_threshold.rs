@@ -12,6 +12,7 @@
 //! cluster still has a quorum (1, 4, 5), so a recovery start is charged, but only one
 //! holder can evaluate: UNAVAILABLE, no evaluation. With 2 and 3 back, the same attempt is
 //! charged once (same charge number, one guess used) and is answered by two holders.
+//! Share repair is off here, so that "three" keeps its three holders (t21 tests repair).
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,7 @@ async fn any_threshold_of_holders_serves_and_fewer_fail_closed() -> anyhow::Resu
     // time out (3 s each, the second asked 0.4 s after the first): the raw calls wait longer.
     let mut cluster = Cluster::start_with(ClusterOptions {
         client_call_timeout: Duration::from_secs(15),
+        share_repair_period_ms: 0,
         ..ClusterOptions::new(3)
     })
     .await?;

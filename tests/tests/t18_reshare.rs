@@ -4,6 +4,8 @@
 //! recovery is UNAVAILABLE. `recover_and_reshare` through the three members recovers the key
 //! and registers it again over the current voters (1, 2, 4): with node 1 stopped again, the
 //! same password recovers the same key, now at the new version, through nodes 2 and 4.
+//! Share repair is off here (it would give node 4 its share of the old record by itself:
+//! t21 tests that).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ async fn a_recovery_reshares_the_key_over_the_current_voters() -> anyhow::Result
     let started = Instant::now();
     let mut cluster = Cluster::start_with(ClusterOptions {
         client_call_timeout: Duration::from_secs(15),
+        share_repair_period_ms: 0,
         ..ClusterOptions::new(3)
     })
     .await?;

@@ -639,6 +639,7 @@ fn status_json(s: &ClusterStatusResponse) -> serde_json::Value {
                     "not_serving_reason": v.not_serving_reason,
                     "snapshot_index": v.snapshot_index,
                     "accounts_with_shares": v.accounts_with_shares,
+                    "shares_missing": v.shares_missing,
                     "shares_held": v.shares_held,
                     "share_map_epoch": v.share_map_epoch,
                     "in_share_map": v.in_share_map,
@@ -679,6 +680,7 @@ fn status_table(s: &ClusterStatusResponse) -> String {
         "SERVING",
         "MAP",
         "SHARES",
+        "MISSING",
         "INSTALLED",
         "DIGEST",
     ];
@@ -711,6 +713,11 @@ fn status_table(s: &ClusterStatusResponse) -> String {
                     (epoch, false) => format!("{epoch}(out)"),
                 },
                 v.accounts_with_shares.to_string(),
+                if v.in_share_map {
+                    v.shares_missing.to_string()
+                } else {
+                    "-".into()
+                },
                 v.shares_held.to_string(),
                 if v.state_digest.is_empty() {
                     "-".into()
@@ -907,6 +914,7 @@ mod tests {
                         share_map_epoch: 2,
                         in_share_map: true,
                         accounts_with_shares: 40,
+                        shares_missing: 3,
                         shares_held: 12,
                         ..Default::default()
                     }),
@@ -923,14 +931,15 @@ mod tests {
         let table = status_table(&s);
         let want = "\
 cluster bkv-local (aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa), leader 1, term 3
-NODE  ROLE     LEADER  TERM  LAST  COMMIT  APPLIED  KCV     SERVING  MAP  SHARES  INSTALLED  DIGEST
-1*    voter    1       3     120   120     119      010203  yes      2    40      12         001122334455
-2     learner  -       -     -     -       -        -       -        -    -       -          -
+NODE  ROLE     LEADER  TERM  LAST  COMMIT  APPLIED  KCV     SERVING  MAP  SHARES  MISSING  INSTALLED  DIGEST
+1*    voter    1       3     120   120     119      010203  yes      2    40      3        12         001122334455
+2     learner  -       -     -     -       -        -       -        -    -       -        -          -
 node 2 did not answer: connection refused
 ";
         assert_eq!(table, want);
         let j = status_json(&s);
         assert_eq!(j["members"][0]["status"]["key_check_value"], "010203");
+        assert_eq!(j["members"][0]["status"]["shares_missing"], 3);
         assert_eq!(j["members"][1]["error"], "connection refused");
         assert_eq!(j["members"][0]["status"]["accounts_with_shares"], 40);
         assert_eq!(j["members"][0]["status"]["shares_held"], 12);
@@ -947,7 +956,7 @@ node 2 did not answer: connection refused
         }
         let table = status_table(&plain);
         assert!(
-            table.contains("010203  yes      2    40      12         -\n"),
+            table.contains("010203  yes      2    40      3        12         -\n"),
             "no digest column value: {table}"
         );
         let j = status_json(&plain);

@@ -512,17 +512,18 @@ impl AdminService {
         let map = cluster.as_ref().and_then(|c| c.share_map.as_ref());
         let id = self.node.id();
         let named = self.node.state().clone();
-        let accounts_with_shares =
-            tokio::task::spawn_blocking(move || named.read(|s| s.accounts_with_share_of(id)))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "counting the accounts with shares failed");
-                    0
-                });
+        let coverage = tokio::task::spawn_blocking(move || named.read(|s| s.share_coverage(id)))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "counting the accounts with shares failed");
+                bkv_core::ShareCoverage::default()
+            });
+        let in_share_map = map.is_some_and(|m| m.map.holder(self.node.id()).is_some());
         NodeView {
-            accounts_with_shares,
+            accounts_with_shares: coverage.held,
+            shares_missing: if in_share_map { coverage.missing } else { 0 },
             shares_held: self.node.metrics().shares_held(),
-            in_share_map: map.is_some_and(|m| m.map.holder(self.node.id()).is_some()),
+            in_share_map,
             share_map_epoch: map.map_or(0, |m| m.map.epoch),
             share_map: map.map(|m| (&m.signed).into()),
             node_id: self.node.id(),

@@ -273,6 +273,9 @@ pub struct Recovery {
     pub ticket_ttl_secs: u64,
     /// How long a client write may wait for the cluster (commit, leader change), ms.
     pub write_timeout_ms: u64,
+    /// How often the node looks for active records it holds no share of and repairs them
+    /// (share repair), ms; 0 turns share repair off on this node.
+    pub share_repair_period_ms: u64,
 }
 
 impl Default for Recovery {
@@ -280,6 +283,7 @@ impl Default for Recovery {
         Self {
             ticket_ttl_secs: 300,
             write_timeout_ms: 5_000,
+            share_repair_period_ms: 2_000,
         }
     }
 }

@@ -70,6 +70,9 @@ struct Inner {
     share_evaluations: Family<ResultLabels, Counter>,
     share_holder_failures: Counter,
     shares_held: Gauge<u64, AtomicU64>,
+    share_repair_steps: Family<RepairLabels, Counter>,
+    shares_repaired: Counter,
+    shares_missing: Gauge<u64, AtomicU64>,
     client_connections: Gauge,
     client_connections_refused: Family<ReasonLabels, Counter>,
     client_requests_shed: Counter,
@@ -78,6 +81,12 @@ struct Inner {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepairLabels {
+    step: &'static str,
     result: &'static str,
 }
 
@@ -219,6 +228,26 @@ impl Metrics {
             "Record versions this node holds an OPRF key share for (as of the last sweep)",
             shares_held.clone(),
         );
+        let share_repair_steps = Family::<RepairLabels, Counter>::default();
+        registry.register(
+            "share_repair_steps",
+            "Records of share repairs this node took part in, by step (deal and combine as a \
+             helper, take as the node repaired) and result (ok or refused)",
+            share_repair_steps.clone(),
+        );
+        let shares_repaired = Counter::default();
+        registry.register(
+            "shares_repaired",
+            "Shares this node got by share repair (AddShare applied)",
+            shares_repaired.clone(),
+        );
+        let shares_missing = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "shares_missing",
+            "Active records this node, a voter of the share map, holds no share of (as of the \
+             last repair pass; 0 when repaired)",
+            shares_missing.clone(),
+        );
         let client_connections = Gauge::default();
         registry.register(
             "client_connections",
@@ -248,6 +277,9 @@ impl Metrics {
             share_evaluations,
             share_holder_failures,
             shares_held,
+            share_repair_steps,
+            shares_repaired,
+            shares_missing,
             registry,
             requests,
             latency,
@@ -344,6 +376,39 @@ impl Metrics {
     /// How many record versions this node holds shares for.
     pub fn set_shares_held(&self, n: u64) {
         self.0.shares_held.set(n);
+    }
+
+    /// Records of one repair step this node answered: how many ok, how many refused.
+    pub fn repair_helped(&self, step: &'static str, answers: &[bkv_proto::v1::RepairAnswer]) {
+        let refused = answers.iter().filter(|a| !a.refused.is_empty()).count() as u64;
+        self.repair_step(step, answers.len() as u64 - refused, refused);
+    }
+
+    /// Records of one repair step: `ok` done, `refused` not.
+    pub fn repair_step(&self, step: &'static str, ok: u64, refused: u64) {
+        for (result, n) in [("ok", ok), ("refused", refused)] {
+            if n > 0 {
+                self.0
+                    .share_repair_steps
+                    .get_or_create(&RepairLabels { step, result })
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Shares this node got by repair.
+    pub fn shares_repaired(&self, n: u64) {
+        self.0.shares_repaired.inc_by(n);
+    }
+
+    /// Active records this node holds no share of, as of the last repair pass.
+    pub fn set_shares_missing(&self, n: u64) {
+        self.0.shares_missing.set(n);
+    }
+
+    /// Active records this node held no share of at the last repair pass.
+    pub fn shares_missing(&self) -> u64 {
+        self.0.shares_missing.get()
     }
 
     /// How many record versions this node held shares for at the last sweep.

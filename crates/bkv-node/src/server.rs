@@ -542,6 +542,7 @@ struct Background {
     readiness: tokio::task::JoinHandle<()>,
     watermark: tokio::task::JoinHandle<()>,
     sweep: tokio::task::JoinHandle<()>,
+    repair: tokio::task::JoinHandle<()>,
     stop_sweep: watch::Sender<bool>,
 }
 
@@ -588,19 +589,32 @@ impl Background {
         };
         // The shares of records that are gone are erased (and counted for the metrics).
         let (stop_sweep, stop_rx) = watch::channel(false);
-        let sweep = match node.shares().cloned() {
+        let (sweep, repair) = match node.shares().cloned() {
             Some(shares) => {
                 let metrics = node.metrics().clone();
-                tokio::spawn(shares::sweep_loop(
+                let period = node.config().recovery.share_repair_period_ms;
+                let repair = if period == 0 {
+                    tokio::spawn(async {})
+                } else {
+                    tokio::spawn(shares::repair::repair_loop(
+                        node.clone(),
+                        shares.clone(),
+                        Duration::from_millis(period),
+                        stop_rx.clone(),
+                    ))
+                };
+                let sweep = tokio::spawn(shares::sweep_loop(
                     shares,
                     SHARE_SWEEP_PERIOD,
                     move |held| metrics.set_shares_held(held),
                     stop_rx,
-                ))
+                ));
+                (sweep, repair)
             }
-            None => tokio::spawn(async {}),
+            None => (tokio::spawn(async {}), tokio::spawn(async {})),
         };
         Self {
+            repair,
             health,
             readiness,
             watermark,
@@ -623,6 +637,7 @@ async fn shut_down(node: &Node, background: Background, at_least: Option<Durable
     }
     let _ = background.stop_sweep.send(true);
     background.sweep.abort();
+    background.repair.abort();
     background.readiness.abort();
     background.health.abort();
     tracing::info!("stopped");

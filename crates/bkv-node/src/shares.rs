@@ -5,6 +5,7 @@
 
 mod keys;
 mod ledger_store;
+pub mod repair;
 pub mod service;
 
 use std::time::Duration;

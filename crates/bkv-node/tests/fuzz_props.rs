@@ -233,6 +233,98 @@ fn evaluate_seeds(good: &v1::EvaluateRequest) {
             ..answer.clone()
         })
     });
+    repair_seeds(&seed, &shares[0].0);
+}
+
+/// Writes one seed: its name, the message kind byte, the encoded message.
+type SeedWriter<'a> = dyn Fn(&str, u8, &dyn Fn() -> Vec<u8>) + 'a;
+
+/// Seeds of the share repair messages in `share_evaluate` (kinds 2 to 5): requests of both
+/// steps and answers of both, and refusals of each.
+fn repair_seeds(seed: &SeedWriter<'_>, share: &KeyShare) {
+    let receiver = SoftwareShareKey::generate(&mut OsRng).public();
+    let context = ShareContext {
+        cluster_name: "bkv-fuzz".into(),
+        account: AccountId::parse("alice").expect("valid"),
+        node_id: share.index(),
+        guess_limit: 5,
+        reset_key: [7; 32],
+        commitment: share.commitment(),
+    };
+    let ciphertext = || {
+        encrypt_share(&receiver, share, &context, &mut OsRng)
+            .as_bytes()
+            .to_vec()
+    };
+    let scope = Some(v1::RepairScope {
+        target: 4,
+        helpers: vec![1, 2],
+    });
+    let record = |pieces: Vec<Vec<u8>>| v1::RepairRecord {
+        account: "alice".into(),
+        version: 3000,
+        pieces,
+    };
+    let deal = v1::RepairDealRequest {
+        scope: scope.clone(),
+        records: vec![record(Vec::new()), record(Vec::new())],
+    };
+    seed("valid-repair-deal", 2, &|| {
+        prost::Message::encode_to_vec(&deal)
+    });
+    seed("invalid-repair-deal-scope", 2, &|| {
+        prost::Message::encode_to_vec(&v1::RepairDealRequest {
+            scope: None,
+            ..deal.clone()
+        })
+    });
+    seed("invalid-repair-deal-account", 2, &|| {
+        let mut bad = deal.clone();
+        bad.records[1].account = "a b".into();
+        prost::Message::encode_to_vec(&bad)
+    });
+    let combine = v1::RepairCombineRequest {
+        scope,
+        records: vec![record(vec![ciphertext(), ciphertext()])],
+    };
+    seed("valid-repair-combine", 3, &|| {
+        prost::Message::encode_to_vec(&combine)
+    });
+    seed("invalid-repair-combine-piece", 3, &|| {
+        let mut bad = combine.clone();
+        bad.records[0].pieces[1].truncate(124);
+        prost::Message::encode_to_vec(&bad)
+    });
+    let answer = |ciphertexts: Vec<Vec<u8>>| v1::RepairAnswer {
+        ciphertexts,
+        refused: String::new(),
+    };
+    let refused = v1::RepairAnswer {
+        ciphertexts: Vec::new(),
+        refused: "share repair refused: the target holds a share of the record already".into(),
+    };
+    let dealt = v1::RepairDealResponse {
+        answers: vec![answer(vec![ciphertext(), ciphertext()]), refused.clone()],
+    };
+    seed("valid-repair-dealt", 4, &|| {
+        prost::Message::encode_to_vec(&dealt)
+    });
+    seed("invalid-repair-dealt-count", 4, &|| {
+        prost::Message::encode_to_vec(&v1::RepairDealResponse {
+            answers: vec![answer(vec![ciphertext()])],
+        })
+    });
+    let summed = v1::RepairCombineResponse {
+        answers: vec![answer(vec![ciphertext()]), refused],
+    };
+    seed("valid-repair-sum", 5, &|| {
+        prost::Message::encode_to_vec(&summed)
+    });
+    seed("invalid-repair-sum-point", 5, &|| {
+        let mut bad = summed.clone();
+        bad.answers[0].ciphertexts[0][1] ^= 0x01;
+        prost::Message::encode_to_vec(&bad)
+    });
 }
 
 /// A registration's v2 fields as a client makes them for the checks' share map (holders 1,

@@ -24,6 +24,10 @@ use zeroize::Zeroizing;
 
 use crate::error::VaultError;
 
+mod repair;
+
+pub use repair::RepairTask;
+
 /// A share's id in a node's ledger: SHA-256 of its ciphertext, so that the same share
 /// delivered again (a replayed registration) finds the same ledger.
 pub type ShareId = [u8; 32];
@@ -78,6 +82,9 @@ pub enum EvalRefusal {
     /// This node's shares were erased (it left the cluster).
     #[error("this node's shares were erased: it is no longer a share-holder")]
     Erased,
+    /// A share repair that does not fit this node's applied state or its own share.
+    #[error("share repair refused: {0}")]
+    Repair(String),
 }
 
 /// The token side of a share-holder: its share-receiving key and its share-sealing key.

@@ -128,6 +128,7 @@ impl FakeAdmin {
             snapshot_index: 0,
             shares_held: 0,
             accounts_with_shares: 0,
+            shares_missing: 0,
             in_share_map: true,
             share_map_epoch: m.share_map_epoch,
             share_map: m.share_map.clone(),

@@ -6,11 +6,15 @@
 use std::sync::Arc;
 
 use bkv_core::oprf::BlindedElement;
+use bkv_core::oprf::ShareCiphertext;
 use bkv_core::{AccountId, AttemptId, ChargeNumber, RecordVersion};
 use bkv_proto::v1::shares_server::{Shares, SharesServer};
-use bkv_proto::v1::{EvaluateRequest, EvaluateResponse};
+use bkv_proto::v1::{
+    EvaluateRequest, EvaluateResponse, RepairAnswer, RepairCombineRequest, RepairCombineResponse,
+    RepairDealRequest, RepairDealResponse, RepairRecord, RepairScope,
+};
 use bkv_vault::VaultError;
-use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError};
+use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError, RepairTask};
 use tonic::{Request, Response, Status};
 
 use super::NodeShares;
@@ -83,8 +87,105 @@ pub fn refusal_status(e: HolderError) -> Status {
     }
 }
 
+/// Most records in one repair request.
+pub const REPAIR_BATCH_MAX: usize = 256;
+
+/// Reads a repair request's scope and records (each record's pieces beside its task).
+pub fn parse_repair(
+    scope: Option<&RepairScope>,
+    records: &[RepairRecord],
+) -> Result<Vec<(RepairTask, Vec<ShareCiphertext>)>, VaultError> {
+    let scope = scope.ok_or_else(|| VaultError::invalid("scope", "missing"))?;
+    if records.len() > REPAIR_BATCH_MAX {
+        return Err(VaultError::invalid(
+            "records",
+            format!(
+                "too_many: {} records, at most {REPAIR_BATCH_MAX}",
+                records.len()
+            ),
+        ));
+    }
+    if scope.helpers.len() > u16::MAX as usize {
+        return Err(VaultError::invalid("scope.helpers", "too_many"));
+    }
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let account = AccountId::parse(&r.account)
+                .map_err(|e| VaultError::bad_id("records.account", e))?;
+            let pieces = r
+                .pieces
+                .iter()
+                .map(|p| {
+                    ShareCiphertext::parse(p).map_err(|e| {
+                        VaultError::invalid("records.pieces", format!("invalid in record {i}: {e}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let task = RepairTask {
+                account,
+                version: RecordVersion(r.version),
+                target: scope.target,
+                helpers: scope.helpers.clone(),
+            };
+            Ok((task, pieces))
+        })
+        .collect()
+}
+
+/// One record's answer on the wire.
+fn repair_answer(result: Result<Vec<ShareCiphertext>, HolderError>) -> RepairAnswer {
+    match result {
+        Ok(ciphertexts) => RepairAnswer {
+            ciphertexts: ciphertexts.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            refused: String::new(),
+        },
+        Err(e) => RepairAnswer {
+            ciphertexts: Vec::new(),
+            refused: e.to_string(),
+        },
+    }
+}
+
 #[tonic::async_trait]
 impl Shares for SharesService {
+    async fn repair_deal(
+        &self,
+        request: Request<RepairDealRequest>,
+    ) -> Result<Response<RepairDealResponse>, Status> {
+        let msg = request.get_ref();
+        let tasks = parse_repair(msg.scope.as_ref(), &msg.records)?;
+        let mut answers = Vec::with_capacity(tasks.len());
+        for (task, pieces) in &tasks {
+            let result = if pieces.is_empty() {
+                self.shares.repair_deal(task).await
+            } else {
+                Err(HolderError::Refused(EvalRefusal::Repair(
+                    "step 1 carries no pieces".into(),
+                )))
+            };
+            answers.push(repair_answer(result));
+        }
+        self.metrics.repair_helped("deal", &answers);
+        Ok(Response::new(RepairDealResponse { answers }))
+    }
+
+    async fn repair_combine(
+        &self,
+        request: Request<RepairCombineRequest>,
+    ) -> Result<Response<RepairCombineResponse>, Status> {
+        let msg = request.get_ref();
+        let tasks = parse_repair(msg.scope.as_ref(), &msg.records)?;
+        let mut answers = Vec::with_capacity(tasks.len());
+        for (task, pieces) in &tasks {
+            let result = self.shares.repair_combine(task, pieces).await;
+            answers.push(repair_answer(result.map(|sum| vec![sum])));
+        }
+        self.metrics.repair_helped("combine", &answers);
+        Ok(Response::new(RepairCombineResponse { answers }))
+    }
+
     async fn evaluate(
         &self,
         request: Request<EvaluateRequest>,

@@ -1,0 +1,348 @@
+//! The repair job: a voter of the share map in force that holds no share of some active
+//! records (it was added, or took a removed node's place) gets them from `threshold` of
+//! each record's holders, in batches, and puts each in the record with `AddShare`.
+//!
+//! Nothing is kept between passes but what the replicated state says: a pass works
+//! through the records that do not name this node, so it goes on after a crash, a restart
+//! or a leader change wherever it stopped. It is paced like the install pass (after each
+//! batch it rests as long as the batch took), so it takes at most about half of this
+//! node's time and a small part of each helper's from the recoveries. A record with fewer
+//! than `threshold` holders reachable now is left for a later pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bkv_core::oprf::ShareCiphertext;
+use bkv_core::{AccountId, Command, Outcome, RecordVersion};
+use bkv_proto::v1::shares_client::SharesClient;
+use bkv_proto::v1::{
+    RepairAnswer, RepairCombineRequest, RepairDealRequest, RepairRecord, RepairScope,
+};
+use bkv_vault::holder::RepairTask;
+use futures::future::join_all;
+use tokio::sync::watch;
+
+use super::NodeShares;
+use crate::node::Node;
+
+/// Accounts looked at per read of the state.
+const SCAN: usize = 512;
+
+/// Records per repair request (and per batch of `AddShare` proposals).
+const BATCH: usize = 64;
+
+/// How long a helper may take with one request.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairPass {
+    /// Shares this node got.
+    pub repaired: u64,
+    /// Active records it still holds no share of.
+    pub missing: u64,
+}
+
+/// Every `period` until `stop` says so: one repair pass while this node is a voter of the
+/// share map in force (see the module comment).
+pub async fn repair_loop(
+    node: Node,
+    shares: Arc<NodeShares>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut turn = 0u64;
+    loop {
+        let in_map = node
+            .state()
+            .cluster()
+            .and_then(|c| c.share_map)
+            .is_some_and(|m| m.map.holder(node.id()).is_some());
+        if in_map {
+            let pass = repair_pass(&node, &shares, turn, &stop).await;
+            node.metrics().set_shares_missing(pass.missing);
+            if pass.repaired > 0 {
+                tracing::info!(
+                    repaired = pass.repaired,
+                    missing = pass.missing,
+                    "repaired this node's shares"
+                );
+            }
+            turn += 1;
+        } else {
+            node.metrics().set_shares_missing(0);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// One pass over the records this node holds no share of; `turn` rotates the helpers
+/// chosen, so that a pass after one whose helpers failed asks others where it can.
+pub async fn repair_pass(
+    node: &Node,
+    shares: &NodeShares,
+    turn: u64,
+    stop: &watch::Receiver<bool>,
+) -> RepairPass {
+    let me = node.id();
+    let mut pass = RepairPass::default();
+    let mut after: Option<AccountId> = None;
+    loop {
+        if *stop.borrow() {
+            return pass;
+        }
+        let map = node.state().cluster().and_then(|c| c.share_map);
+        let (batch, next) = node
+            .state()
+            .read(|s| s.records_missing_share_of(me, after.as_ref(), SCAN));
+        let mut groups: BTreeMap<Vec<u64>, Vec<(AccountId, RecordVersion)>> = BTreeMap::new();
+        for (account, version, oprf) in batch {
+            let mut candidates: Vec<u64> = oprf
+                .holders()
+                .filter(|h| *h != me && node.peer_addr(*h).is_some())
+                .filter(|h| map.as_ref().is_some_and(|m| m.map.holder(*h).is_some()))
+                .collect();
+            let threshold = usize::from(oprf.threshold);
+            if candidates.len() < threshold || threshold == 0 {
+                pass.missing += 1;
+                continue;
+            }
+            let len = candidates.len();
+            candidates.rotate_left((turn % len as u64) as usize);
+            let mut helpers = candidates[..threshold].to_vec();
+            helpers.sort_unstable();
+            groups.entry(helpers).or_default().push((account, version));
+        }
+        for (helpers, records) in groups {
+            for chunk in records.chunks(BATCH) {
+                let started = tokio::time::Instant::now();
+                let done = repair_batch(node, shares, &helpers, chunk).await;
+                pass.repaired += done;
+                pass.missing += chunk.len() as u64 - done;
+                tokio::time::sleep(started.elapsed()).await;
+            }
+        }
+        match next {
+            Some(next) => after = Some(next),
+            None => return pass,
+        }
+    }
+}
+
+/// Repairs this node's shares of `records` with `helpers`: deal, combine, take, commit,
+/// install. Returns how many it got; a record a helper refused, or whose sums do not
+/// check, is left for a later pass (and counted, with the reason logged once per batch).
+async fn repair_batch(
+    node: &Node,
+    shares: &NodeShares,
+    helpers: &[u64],
+    records: &[(AccountId, RecordVersion)],
+) -> u64 {
+    let scope = RepairScope {
+        target: node.id(),
+        helpers: helpers.to_vec(),
+    };
+    let wire: Vec<RepairRecord> = records
+        .iter()
+        .map(|(account, version)| RepairRecord {
+            account: account.as_str().to_string(),
+            version: version.get(),
+            pieces: Vec::new(),
+        })
+        .collect();
+    // Step 1 at every helper.
+    let dealt = join_all(helpers.iter().map(|h| {
+        let request = RepairDealRequest {
+            scope: Some(scope.clone()),
+            records: wire.clone(),
+        };
+        async move {
+            let mut client = SharesClient::new(channel(node, *h)?);
+            let answer = tokio::time::timeout(STEP_TIMEOUT, client.repair_deal(request))
+                .await
+                .map_err(|_| format!("node {h}: no answer in time"))?
+                .map_err(|s| format!("node {h}: {:?}: {}", s.code(), s.message()))?;
+            parse_answers(
+                *h,
+                answer.into_inner().answers,
+                records.len(),
+                helpers.len(),
+            )
+        }
+    }))
+    .await;
+    let dealt = match dealt.into_iter().collect::<Result<Vec<_>, String>>() {
+        Ok(dealt) => dealt,
+        Err(e) => return failed(node, "deal", records.len(), &e),
+    };
+    // Step 2: to helper `b`, the pieces every helper dealt it, for the records all dealt.
+    let all_dealt: Vec<usize> = (0..records.len())
+        .filter(|r| dealt.iter().all(|d| d[*r].is_some()))
+        .collect();
+    if all_dealt.is_empty() {
+        return failed(node, "deal", records.len(), "every record was refused");
+    }
+    let combined = all_dealt.len();
+    let sums = join_all(helpers.iter().enumerate().map(|(b, h)| {
+        let request = RepairCombineRequest {
+            scope: Some(scope.clone()),
+            records: all_dealt
+                .iter()
+                .map(|r| RepairRecord {
+                    pieces: dealt
+                        .iter()
+                        .map(|d| {
+                            d[*r]
+                                .as_ref()
+                                .map(|c| c[b].as_bytes().to_vec())
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                    ..wire[*r].clone()
+                })
+                .collect(),
+        };
+        async move {
+            let mut client = SharesClient::new(channel(node, *h)?);
+            let answer = tokio::time::timeout(STEP_TIMEOUT, client.repair_combine(request))
+                .await
+                .map_err(|_| format!("node {h}: no answer in time"))?
+                .map_err(|s| format!("node {h}: {:?}: {}", s.code(), s.message()))?;
+            parse_answers(*h, answer.into_inner().answers, combined, 1)
+        }
+    }))
+    .await;
+    let sums = match sums.into_iter().collect::<Result<Vec<_>, String>>() {
+        Ok(sums) => sums,
+        Err(e) => return failed(node, "combine", records.len(), &e),
+    };
+    // Step 3 here, then the proposals, all at once (the leader batches them).
+    let mut proposals = Vec::new();
+    let mut proposed = Vec::new();
+    let mut refused = Vec::new();
+    for (at, r) in all_dealt.iter().enumerate() {
+        let Some(mine) = sums
+            .iter()
+            .map(|s| s[at].as_ref().map(|c| c[0].clone()))
+            .collect::<Option<Vec<ShareCiphertext>>>()
+        else {
+            continue;
+        };
+        let (account, version) = &records[*r];
+        let task = RepairTask {
+            account: account.clone(),
+            version: *version,
+            target: node.id(),
+            helpers: helpers.to_vec(),
+        };
+        match shares.repair_take(&task, &mine).await {
+            Ok(share) => {
+                proposals.push(Command::AddShare {
+                    account: account.clone(),
+                    version: *version,
+                    helpers: helpers.to_vec(),
+                    share,
+                });
+                proposed.push((account, *version));
+            }
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    node.metrics()
+        .repair_step("take", proposals.len() as u64, refused.len() as u64);
+    if let Some(why) = refused.first() {
+        tracing::warn!(
+            refused = refused.len(),
+            first = %why,
+            "shares from a repair did not check"
+        );
+    }
+    let committed = join_all(proposals.into_iter().map(|c| node.write(c))).await;
+    let mut done = 0u64;
+    for (outcome, (account, version)) in committed.iter().zip(proposed) {
+        if let Ok(Outcome::ShareAdded { .. }) = outcome {
+            done += 1;
+            // Installed now: an old record is not in the install pass's next look.
+            if let Err(e) = shares.install(account, version).await {
+                tracing::warn!(error = %e, "installing a repaired share failed");
+            }
+        }
+    }
+    if let Some(Err(e)) = committed.iter().find(|c| c.is_err()) {
+        tracing::warn!(error = %e, "proposing repaired shares failed");
+    }
+    if let Err(e) = shares.flush().await {
+        tracing::warn!(error = %e, "flushing repaired shares failed");
+    }
+    node.metrics().shares_repaired(done);
+    done
+}
+
+/// A channel to peer `node_id`.
+fn channel(node: &Node, node_id: u64) -> Result<tonic::transport::Channel, String> {
+    let addr = node
+        .peer_addr(node_id)
+        .ok_or_else(|| format!("node {node_id} is not a member"))?;
+    node.raft()
+        .peers()
+        .channel(&addr)
+        .map_err(|e| format!("node {node_id}: {e}"))
+}
+
+/// A helper's answers, one per record: its ciphertexts (`per` of them), or `None` where it
+/// refused. An answer of the wrong shape fails the whole batch.
+pub fn parse_answers(
+    helper: u64,
+    answers: Vec<RepairAnswer>,
+    records: usize,
+    per: usize,
+) -> Result<Vec<Option<Vec<ShareCiphertext>>>, String> {
+    if answers.len() != records {
+        return Err(format!(
+            "node {helper} answered {} records of {records}",
+            answers.len()
+        ));
+    }
+    let mut refusals = 0;
+    let parsed = answers
+        .into_iter()
+        .map(|a| {
+            if !a.refused.is_empty() {
+                refusals += 1;
+                return Ok(None);
+            }
+            if a.ciphertexts.len() != per {
+                return Err(format!(
+                    "node {helper} answered a record of the wrong shape"
+                ));
+            }
+            a.ciphertexts
+                .iter()
+                .map(|c| ShareCiphertext::parse(c).map_err(|e| format!("node {helper}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if refusals > 0 {
+        tracing::info!(
+            helper,
+            refusals,
+            "a helper refused records of a share repair"
+        );
+    }
+    Ok(parsed)
+}
+
+/// A batch that failed as a whole: logged and counted; nothing was repaired.
+fn failed(node: &Node, step: &'static str, records: usize, why: &str) -> u64 {
+    tracing::warn!(step, records, error = %why, "a share repair batch failed");
+    node.metrics().repair_step(step, 0, records as u64);
+    0
+}
