@@ -9,6 +9,7 @@
 //! - [`raw`]: vault calls below the SDK, to check exact answers.
 //! - [`Metrics`]: a node's `/metrics` page, parsed.
 //! - [`process`]: child guards, workspace binaries, free ports.
+//! - [`loot`]: the offline attacker: nodes' material at rest, opened with bkv's own code.
 //! - [`chaos`]: the chaos suite's proxy, workloads, histories, checkers and runner.
 //! - [`netns`]: network namespaces for kernel-level faults (packet filters, rate limits,
 //!   full disks).
@@ -16,6 +17,7 @@
 pub mod chaos;
 mod cluster;
 pub mod cluster_up;
+pub mod loot;
 mod metrics;
 pub mod netns;
 mod node;

@@ -41,12 +41,19 @@ pub fn bootstrap(default: GuessLimit, max: GuessLimit) -> Command {
 
 /// The share map of epoch `epoch` with holders `1..=holders`, signed by [`identity`].
 pub fn share_map(epoch: u64, holders: u64) -> SignedShareMap {
+    share_map_of(epoch, &(1..=holders).collect::<Vec<_>>())
+}
+
+/// The share map of epoch `epoch` with the holders `ids` (increasing), signed by
+/// [`identity`].
+pub fn share_map_of(epoch: u64, ids: &[u64]) -> SignedShareMap {
     let map = ShareMap {
         cluster_name: CLUSTER_NAME.into(),
         epoch,
-        threshold: u16::try_from(threshold_for(holders as usize)).unwrap_or(u16::MAX),
-        holders: (1..=holders)
-            .map(|node_id| ShareHolder {
+        threshold: u16::try_from(threshold_for(ids.len())).unwrap_or(u16::MAX),
+        holders: ids
+            .iter()
+            .map(|&node_id| ShareHolder {
                 node_id,
                 receive_key: {
                     let mut k = [node_id as u8; 65];

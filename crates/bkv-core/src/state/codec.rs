@@ -148,13 +148,22 @@ impl VaultState {
             }
             None => 0,
         };
-        let oprf_ok = |o: &crate::oprf_record::OprfRecord| {
+        // A staged record has exactly the holders of the map it was registered under; an
+        // active one may have gained repaired holders and lost departed ones since (AddShare),
+        // so only `1 <= threshold <= holders` holds for it.
+        let oprf_ok = |o: &crate::oprf_record::OprfRecord, repaired: bool| {
             let ids: Vec<u64> = o.holders().collect();
+            let threshold = usize::from(o.threshold);
+            let threshold_ok = if repaired {
+                threshold >= 1 && threshold <= ids.len()
+            } else {
+                threshold == crate::share_map::threshold_for(ids.len())
+            };
             o.map_epoch >= 1
                 && o.map_epoch <= epoch
                 && !ids.is_empty()
                 && ids.windows(2).all(|w| w[0] < w[1])
-                && usize::from(o.threshold) == crate::share_map::threshold_for(ids.len())
+                && threshold_ok
         };
         let max = cluster.max_guess_limit;
         let last = self.version_clock;
@@ -191,7 +200,7 @@ impl VaultState {
                 if staged.guess_limit > max {
                     return Err(Invalid("guess limit above the maximum"));
                 }
-                if !oprf_ok(&staged.oprf) {
+                if !oprf_ok(&staged.oprf, false) {
                     return Err(Invalid("OPRF record out of step with the share map"));
                 }
                 if staged.version > newest || older.is_some_and(|v| v >= staged.version) {
@@ -205,7 +214,7 @@ impl VaultState {
                 if active.guess_limit > max {
                     return Err(Invalid("guess limit above the maximum"));
                 }
-                if !oprf_ok(&active.oprf) {
+                if !oprf_ok(&active.oprf, true) {
                     return Err(Invalid("OPRF record out of step with the share map"));
                 }
                 if active.last_finished > active.last_charge {

@@ -61,7 +61,13 @@ impl VaultState {
                 ))
             };
         }
-        if let Err(why) = check_repaired(oprf, helpers, share) {
+        let voters: Vec<u64> = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.share_map.as_ref())
+            .map(|m| m.map.holders.iter().map(|h| h.node_id).collect())
+            .unwrap_or_default();
+        if let Err(why) = check_repaired(oprf, helpers, share, &voters) {
             return refuse(why);
         }
         let Some(active) = self
@@ -71,6 +77,10 @@ impl VaultState {
         else {
             return Applied::rejected(Rejection::VersionNotActive);
         };
+        // Holders that left the map are dropped as the new one joins: they are no longer
+        // asked, and the record's holder list stays at most as long as the map (the
+        // helpers, `threshold` voters, stay).
+        active.oprf.shares.retain(|s| voters.contains(&s.node_id));
         let at = active
             .oprf
             .shares
@@ -137,9 +147,15 @@ impl VaultState {
 }
 
 /// The checks every replica makes of a repaired share: helpers increasing, exactly the
-/// record's threshold of them, each a holder; the ciphertext well formed; the commitment
-/// the helpers' commitments give at the voter's index.
-fn check_repaired(oprf: &OprfRecord, helpers: &[u64], share: &StoredShare) -> Result<(), String> {
+/// record's threshold of them, each a holder and a voter of the map in force; the
+/// ciphertext well formed; the commitment the helpers' commitments give at the voter's
+/// index.
+fn check_repaired(
+    oprf: &OprfRecord,
+    helpers: &[u64],
+    share: &StoredShare,
+    voters: &[u64],
+) -> Result<(), String> {
     if helpers.len() != usize::from(oprf.threshold) {
         return Err(format!(
             "{} helpers, the record's threshold is {}",
@@ -152,6 +168,9 @@ fn check_repaired(oprf: &OprfRecord, helpers: &[u64], share: &StoredShare) -> Re
     }
     let mut points = Vec::with_capacity(helpers.len());
     for helper in helpers {
+        if !voters.contains(helper) {
+            return Err(format!("helper {helper} is not in the share map in force"));
+        }
         let stored = oprf
             .share_of(*helper)
             .ok_or_else(|| format!("helper {helper} holds no share of the record"))?;

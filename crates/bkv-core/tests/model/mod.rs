@@ -401,7 +401,13 @@ impl Model {
                 bad("holds one")
             };
         }
-        let sorted = helpers.windows(2).all(|w| w[0] < w[1]);
+        let voters: Vec<u64> = self
+            .map
+            .as_ref()
+            .map(|(_, m)| m.holders.iter().map(|h| h.node_id).collect())
+            .unwrap_or_default();
+        let sorted =
+            helpers.windows(2).all(|w| w[0] < w[1]) && helpers.iter().all(|h| voters.contains(h));
         let points: Option<Vec<_>> = helpers
             .iter()
             .map(|h| {
@@ -419,6 +425,7 @@ impl Model {
         if !parses || expected.is_none_or(|e| e.as_bytes() != &share.commitment) {
             return bad("off the polynomial");
         }
+        rec.oprf.shares.retain(|s| voters.contains(&s.node_id));
         rec.oprf.shares.push(share.clone());
         rec.oprf.shares.sort_by_key(|s| s.node_id);
         added
