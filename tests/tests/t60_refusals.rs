@@ -290,7 +290,7 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
         cluster.node(3)?.token_dir().to_path_buf(),
     );
     std::fs::remove_dir_all(to.join("tokens"))?;
-    copy_dir(&from.join("tokens"), &to.join("tokens"))?;
+    bkv_tests::loot::copy_dir(&from.join("tokens"), &to.join("tokens"))?;
     for pin in ["user.pin", "so.pin"] {
         std::fs::copy(from.join(pin), to.join(pin))?;
     }
@@ -319,19 +319,5 @@ async fn tokens_certificates_roles_and_foreign_cluster_keys_are_refused() -> any
     // The cluster is unharmed: nodes 1 and 2 are a quorum.
     let again = cluster.vault(&[1, 2, 3], "alice").await?;
     again.recover(&account("alice"), password(RIGHT)).await?;
-    Ok(())
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
     Ok(())
 }

@@ -118,6 +118,15 @@ fn open_as(voters: &Voters, id: u64, ct: &ShareCiphertext, context: &[u8]) -> Sc
     Option::from(Scalar::from_canonical_bytes(*plain)).expect("canonical")
 }
 
+/// The shares of `key` for `ids`, threshold `t`, without their commitments.
+fn shares_of(key: &OprfKey, ids: &[u64], t: usize, r: &mut rand::rngs::StdRng) -> Vec<KeyShare> {
+    split(key, ids, t, r)
+        .expect("split")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
 fn secret(share: &KeyShare) -> Scalar {
     *share.secret()
 }
@@ -134,11 +143,7 @@ proptest! {
         let key = OprfKey::generate(&mut r);
         let original = [1u64, 2, 3, 4, 5];
         let voters = Voters::new(&[1, 2, 3, 4, 5, 6, 7, 8], &mut r);
-        let mut shares: Vec<KeyShare> = split(&key, &original, 3, &mut r)
-            .expect("split")
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
+        let mut shares: Vec<KeyShare> = shares_of(&key, &original, 3, &mut r);
         for (target, helpers) in [(6u64, [1u64, 2, 3]), (7, [3, 4, 6]), (8, [2, 6, 7])] {
             let (repaired, _) = repair(&voters, &shares, &context(target, &helpers), &mut r);
             shares.push(repaired);
@@ -182,11 +187,7 @@ proptest! {
         let mut r = rng(seed);
         let key = OprfKey::generate(&mut r);
         let voters = Voters::new(&[1, 2, 3, 4, 5, 6], &mut r);
-        let shares: Vec<KeyShare> = split(&key, &[1, 2, 3, 4, 5], 3, &mut r)
-            .expect("split")
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
+        let shares: Vec<KeyShare> = shares_of(&key, &[1, 2, 3, 4, 5], 3, &mut r);
         let ctx = context(6, &[1, 2, 3]);
         let (k6, run) = repair(&voters, &shares, &ctx, &mut r);
         let (k1, k2, k3) = (secret(&shares[0]), secret(&shares[1]), secret(&shares[2]));
@@ -245,11 +246,7 @@ fn a_helper_opens_only_pieces_of_this_repair_addressed_to_it_one_per_dealer() {
     let mut r = rng(5);
     let key = OprfKey::generate(&mut r);
     let voters = Voters::new(&[1, 2, 3, 4], &mut r);
-    let shares: Vec<KeyShare> = split(&key, &[1, 2, 3], 2, &mut r)
-        .expect("split")
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let shares: Vec<KeyShare> = shares_of(&key, &[1, 2, 3], 2, &mut r);
     let ctx = context(4, &[1, 2]);
     let keys = [voters.public(1), voters.public(2)];
     let from_1 = deal(&shares[0], &ctx, &keys, &mut r).expect("deal");
@@ -347,11 +344,7 @@ fn the_target_keeps_a_share_only_if_it_matches_the_commitment() {
     let mut r = rng(6);
     let key = OprfKey::generate(&mut r);
     let voters = Voters::new(&[1, 2, 3, 4], &mut r);
-    let shares: Vec<KeyShare> = split(&key, &[1, 2, 3], 2, &mut r)
-        .expect("split")
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let shares: Vec<KeyShare> = shares_of(&key, &[1, 2, 3], 2, &mut r);
     let ctx = context(4, &[1, 2]);
     let (_, run) = repair(&voters, &shares, &ctx, &mut r);
     let target = voters.public(4);
