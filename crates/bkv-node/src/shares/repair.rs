@@ -7,7 +7,9 @@
 //! or a leader change wherever it stopped. It is paced like the install pass (after each
 //! batch it rests as long as the batch took), so it takes at most about half of this
 //! node's time and a small part of each helper's from the recoveries. A record with fewer
-//! than `threshold` holders reachable now is left for a later pass.
+//! than `threshold` holders reachable now is left for a later pass. Once a pass finds
+//! nothing missing, the next runs only when the map or the version clock changes, or a
+//! minute later: a pass reads every account, which is not free at millions of them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,10 @@ const SCAN: usize = 512;
 /// Records per repair request (and per batch of `AddShare` proposals).
 const BATCH: usize = 64;
 
+/// How often a node with nothing missing looks again while the map and the version clock
+/// stay the same (for records staged before it joined and activated since).
+const CLEAN_RECHECK: Duration = Duration::from_secs(60);
+
 /// How long a helper may take with one request.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,14 +59,24 @@ pub async fn repair_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut turn = 0u64;
+    // The map epoch and version clock of the last pass that found nothing missing, and
+    // when it ran: records lose this node's share only through a new map or a new
+    // registration, so while neither changes a pass is needed only to catch a record staged
+    // before this node joined and activated since, which `CLEAN_RECHECK` bounds.
+    let mut clean: Option<((u64, u64), tokio::time::Instant)> = None;
     loop {
-        let in_map = node
+        let map_epoch = node
             .state()
             .cluster()
             .and_then(|c| c.share_map)
-            .is_some_and(|m| m.map.holder(node.id()).is_some());
-        if in_map {
+            .filter(|m| m.map.holder(node.id()).is_some())
+            .map(|m| m.map.epoch);
+        let seen = map_epoch.map(|e| (e, node.state().read(|s| s.version_clock())));
+        let skip =
+            clean.is_some_and(|(at, when)| Some(at) == seen && when.elapsed() < CLEAN_RECHECK);
+        if let (Some(seen), false) = (seen, skip) {
             let pass = repair_pass(&node, &shares, turn, &stop).await;
+            clean = (pass.missing == 0).then(|| (seen, tokio::time::Instant::now()));
             node.metrics().set_shares_missing(pass.missing);
             if pass.repaired > 0 {
                 tracing::info!(
@@ -70,7 +86,7 @@ pub async fn repair_loop(
                 );
             }
             turn += 1;
-        } else {
+        } else if seen.is_none() {
             node.metrics().set_shares_missing(0);
         }
         tokio::select! {
