@@ -243,14 +243,11 @@ async fn repair_batch(
     let mut proposals = Vec::new();
     let mut proposed = Vec::new();
     let mut refused = Vec::new();
-    for (at, r) in all_dealt.iter().enumerate() {
-        let Some(mine) = sums
+    let taken = join_all(all_dealt.iter().enumerate().map(|(at, r)| {
+        let mine = sums
             .iter()
             .map(|s| s[at].as_ref().map(|c| c[0].clone()))
-            .collect::<Option<Vec<ShareCiphertext>>>()
-        else {
-            continue;
-        };
+            .collect::<Option<Vec<ShareCiphertext>>>();
         let (account, version) = &records[*r];
         let task = RepairTask {
             account: account.clone(),
@@ -258,15 +255,22 @@ async fn repair_batch(
             target: node.id(),
             helpers: helpers.to_vec(),
         };
-        match shares.repair_take(&task, &mine).await {
+        async move {
+            let mine = mine?;
+            Some((shares.repair_take(&task, &mine).await, task))
+        }
+    }))
+    .await;
+    for (result, task) in taken.into_iter().flatten() {
+        match result {
             Ok(share) => {
+                proposed.push((task.account.clone(), task.version));
                 proposals.push(Command::AddShare {
-                    account: account.clone(),
-                    version: *version,
-                    helpers: helpers.to_vec(),
+                    account: task.account,
+                    version: task.version,
+                    helpers: task.helpers,
                     share,
                 });
-                proposed.push((account, *version));
             }
             Err(e) => refused.push(e.to_string()),
         }
@@ -281,15 +285,22 @@ async fn repair_batch(
         );
     }
     let committed = join_all(proposals.into_iter().map(|c| node.write(c))).await;
-    let mut done = 0u64;
-    for (outcome, (account, version)) in committed.iter().zip(proposed) {
-        if let Ok(Outcome::ShareAdded { .. }) = outcome {
-            done += 1;
-            // Installed now: an old record is not in the install pass's next look.
-            if let Err(e) = shares.install(account, version).await {
-                tracing::warn!(error = %e, "installing a repaired share failed");
-            }
-        }
+    let added: Vec<(AccountId, RecordVersion)> = committed
+        .iter()
+        .zip(proposed)
+        .filter(|(outcome, _)| matches!(outcome, Ok(Outcome::ShareAdded { .. })))
+        .map(|(_, record)| record)
+        .collect();
+    let done = added.len() as u64;
+    // Installed now: an old record is not in the install pass's next look.
+    let installed = join_all(
+        added
+            .iter()
+            .map(|(account, version)| shares.install(account, *version)),
+    )
+    .await;
+    if let Some(Err(e)) = installed.iter().find(|i| i.is_err()) {
+        tracing::warn!(error = %e, "installing a repaired share failed");
     }
     if let Some(Err(e)) = committed.iter().find(|c| c.is_err()) {
         tracing::warn!(error = %e, "proposing repaired shares failed");

@@ -15,6 +15,7 @@ use bkv_proto::v1::{
 };
 use bkv_vault::VaultError;
 use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError, RepairTask};
+use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
 use super::NodeShares;
@@ -156,8 +157,8 @@ impl Shares for SharesService {
     ) -> Result<Response<RepairDealResponse>, Status> {
         let msg = request.get_ref();
         let tasks = parse_repair(msg.scope.as_ref(), &msg.records)?;
-        let mut answers = Vec::with_capacity(tasks.len());
-        for (task, pieces) in &tasks {
+        // Every record at once: the token work goes to the HSM pool's workers in parallel.
+        let answers: Vec<RepairAnswer> = join_all(tasks.iter().map(|(task, pieces)| async move {
             let result = if pieces.is_empty() {
                 self.shares.repair_deal(task).await
             } else {
@@ -165,8 +166,9 @@ impl Shares for SharesService {
                     "step 1 carries no pieces".into(),
                 )))
             };
-            answers.push(repair_answer(result));
-        }
+            repair_answer(result)
+        }))
+        .await;
         self.metrics.repair_helped("deal", &answers);
         Ok(Response::new(RepairDealResponse { answers }))
     }
@@ -177,11 +179,11 @@ impl Shares for SharesService {
     ) -> Result<Response<RepairCombineResponse>, Status> {
         let msg = request.get_ref();
         let tasks = parse_repair(msg.scope.as_ref(), &msg.records)?;
-        let mut answers = Vec::with_capacity(tasks.len());
-        for (task, pieces) in &tasks {
+        let answers: Vec<RepairAnswer> = join_all(tasks.iter().map(|(task, pieces)| async move {
             let result = self.shares.repair_combine(task, pieces).await;
-            answers.push(repair_answer(result.map(|sum| vec![sum])));
-        }
+            repair_answer(result.map(|sum| vec![sum]))
+        }))
+        .await;
         self.metrics.repair_helped("combine", &answers);
         Ok(Response::new(RepairCombineResponse { answers }))
     }
