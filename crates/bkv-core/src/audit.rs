@@ -26,6 +26,8 @@ pub enum AuditKind {
     Destroyed,
     /// A voter got its share of a record by share repair.
     ShareRepaired,
+    /// The shares of a record were refreshed (re-randomised, the key unchanged).
+    SharesRefreshed,
 }
 
 impl AuditKind {
@@ -41,6 +43,7 @@ impl AuditKind {
             Self::Deleted => "deleted",
             Self::Destroyed => "destroyed",
             Self::ShareRepaired => "share_repaired",
+            Self::SharesRefreshed => "shares_refreshed",
         }
     }
 }

@@ -151,4 +151,20 @@ pub enum Command {
         /// The voter's share: its node id, commitment and ciphertext.
         share: StoredShare,
     },
+    /// Replaces the shares of an account's active record with refreshed ones, made by share
+    /// refresh (`oprf::refresh`): each participant added a sharing of zero to its share and
+    /// encrypted the result to its own share-receiving key. Applies only if the new shares'
+    /// node ids are increasing, at least the record's threshold, each a holder of the
+    /// record and a voter of the share map in force, and their commitments lie on one
+    /// polynomial of the record's degree that shares the record's key (every replica
+    /// checks it from the commitments alone). Holders of the record that are not among
+    /// `shares` hold none after it. Idempotent: the same shares again change nothing.
+    RefreshShares {
+        /// The account.
+        account: AccountId,
+        /// The active record's version.
+        version: RecordVersion,
+        /// The refreshed shares, by increasing node id.
+        shares: Vec<StoredShare>,
+    },
 }

@@ -49,6 +49,7 @@ mod hardened;
 mod input;
 mod key;
 mod p256_key;
+mod refresh;
 mod repair;
 mod reset;
 mod shamir;
@@ -68,6 +69,9 @@ pub use key::{OprfKey, evaluate_directly};
 pub use p256_key::P256PublicKey;
 #[cfg(any(test, feature = "test-support"))]
 pub use p256_key::SoftwareShareKey;
+pub use refresh::{
+    REFRESH_PIECE_LABEL, RefreshContext, apply_refresh, check_refresh, deal_refresh,
+};
 pub use repair::{
     REPAIR_PIECE_LABEL, REPAIR_SUM_LABEL, RepairContext, combine_pieces, deal, repaired_commitment,
     take_repaired,

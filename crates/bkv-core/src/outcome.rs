@@ -78,6 +78,11 @@ pub enum Outcome {
         /// The voter.
         node_id: u64,
     },
+    /// The record's shares are the refreshed ones (now, or were already).
+    SharesRefreshed {
+        /// The record version.
+        version: RecordVersion,
+    },
     /// The command was refused; the state is unchanged.
     Rejected(Rejection),
 }
@@ -155,6 +160,10 @@ pub enum Rejection {
     /// says which check).
     #[error("share repair refused: {0}")]
     BadRepair(String),
+    /// A share refresh that does not fit the record or the share map in force (the reason
+    /// says which check).
+    #[error("share refresh refused: {0}")]
+    BadRefresh(String),
     /// The command's log position is not above the last position that changed the state:
     /// an entry applied twice or out of order (a bug of the log layer), or a command beyond
     /// the most an entry may carry. Refused so that no command applies twice.

@@ -14,6 +14,7 @@ mod account;
 mod accounts;
 mod cluster;
 mod codec;
+mod refresh;
 mod repair;
 mod status;
 #[cfg(test)]
@@ -201,6 +202,11 @@ impl VaultState {
                 helpers,
                 share,
             } => self.add_share(log_index, account, *version, helpers, share),
+            Command::RefreshShares {
+                account,
+                version,
+                shares,
+            } => self.refresh_shares(log_index, account, *version, shares),
         }
     }
 

@@ -292,6 +292,7 @@ impl Runner {
             Outcome::ShareAdded { version, node_id } => {
                 format!("share-added v={version} node={node_id}")
             }
+            Outcome::SharesRefreshed { version } => format!("shares-refreshed v={version}"),
             Outcome::Rejected(r) => format!("rejected {}", render_rejection(r)),
         }
     }
@@ -341,6 +342,7 @@ fn render_rejection(r: &Rejection) -> String {
         Rejection::BadResetSignature => "bad-reset-signature".into(),
         Rejection::TicketUsed { charge } => format!("ticket-used charge={charge}"),
         Rejection::BadRepair(why) => format!("bad-repair {why}"),
+        Rejection::BadRefresh(why) => format!("bad-refresh {why}"),
         Rejection::StaleLogIndex { index, last } => {
             format!("stale-log-index index={index} last={last}")
         }

@@ -177,6 +177,7 @@ fn kind(applied: &Applied, command: &Command) -> String {
         (Outcome::Deleted { existed }, _) => format!("deleted-{existed}"),
         (Outcome::Barrier { .. }, _) => "barrier".into(),
         (Outcome::ShareAdded { .. }, _) => "share-added".into(),
+        (Outcome::SharesRefreshed { .. }, _) => "shares-refreshed".into(),
         (Outcome::Bootstrapped, _) => "bootstrapped".into(),
         (Outcome::ShareMapSet { .. }, _) if new => "share-map-set".into(),
         (Outcome::ShareMapSet { .. }, _) => "share-map-retry".into(),

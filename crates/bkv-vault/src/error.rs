@@ -208,6 +208,7 @@ impl VaultError {
             },
             Rejection::NoShareMap => Self::unavailable("no share map is in force yet"),
             Rejection::BadRepair(why) => Self::Internal(format!("share repair refused: {why}")),
+            Rejection::BadRefresh(why) => Self::Internal(format!("share refresh refused: {why}")),
             Rejection::StaleShareMap { current } => Self::FailedPrecondition {
                 reason: reason::STALE_SHARE_MAP,
                 message: format!(

@@ -764,6 +764,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Deleted { .. } => "deleted",
         Outcome::Barrier { .. } => "barrier",
         Outcome::ShareAdded { .. } => "share_added",
+        Outcome::SharesRefreshed { .. } => "shares_refreshed",
         Outcome::Rejected(_) => "rejected",
     }
 }

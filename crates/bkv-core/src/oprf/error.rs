@@ -130,4 +130,17 @@ pub enum OprfError {
     /// An opened share whose `k_i * G` is not its commitment.
     #[error("share does not match its commitment")]
     ShareMismatch,
+    /// Share refresh participants not in increasing order.
+    #[error("participants: must be in increasing order")]
+    ParticipantsUnordered,
+    /// A node asked to take part in a refresh it is not a participant of.
+    #[error("node {index} is not one of the refresh's participants")]
+    NotAParticipant {
+        /// The node.
+        index: u64,
+    },
+    /// Refreshed commitments that interpolate at 0 to another point than the record's:
+    /// they would share another key.
+    #[error("the refreshed commitments do not share the record's key")]
+    RefreshChangesKey,
 }

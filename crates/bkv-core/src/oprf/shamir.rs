@@ -119,6 +119,15 @@ pub fn combine(evaluations: &[(u64, EvaluatedElement)]) -> Result<EvaluatedEleme
     Ok(EvaluatedElement::from_point(combined))
 }
 
+/// `Σ λ_i K_i`: the point that commitments `(x_i, K_i)` (distinct indices, checked by the
+/// caller) interpolate to at 0, `k·G` for `t` commitments of shares of `k` (public: any `t`
+/// commitments of a record give it).
+pub(crate) fn commitment_at_zero(points: &[(u64, Commitment)]) -> RistrettoPoint {
+    let xs: Vec<Scalar> = points.iter().map(|(x, _)| Scalar::from(*x)).collect();
+    let weights = lagrange(&xs, &Scalar::ZERO);
+    RistrettoPoint::vartime_multiscalar_mul(&weights, points.iter().map(|(_, k)| k.point()))
+}
+
 /// The Lagrange coefficients at 0 of the indices `xs` (public; test vectors show them).
 #[cfg(test)]
 pub(crate) fn lagrange_at_zero(indices: &[u64]) -> Result<Vec<Scalar>, OprfError> {

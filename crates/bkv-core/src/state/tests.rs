@@ -748,3 +748,191 @@ fn a_repaired_share_joins_the_record_only_on_its_polynomial_and_for_a_voter_of_t
         Outcome::Rejected(Rejection::VersionNotActive)
     );
 }
+
+/// `shares` refreshed with a sharing of zero over `participants` (real commitments), each
+/// encrypted to a software key as its node would: the stored shares and the new key shares.
+fn refreshed_shares(
+    shares: &[crate::oprf::KeyShare],
+    participants: &[u64],
+    threshold: u16,
+) -> (Vec<StoredShare>, Vec<crate::oprf::KeyShare>) {
+    use crate::oprf::{self, RefreshContext, ShareContext, SoftwareShareKey};
+    let mut rng = rand::rngs::OsRng;
+    let keys: Vec<SoftwareShareKey> = participants
+        .iter()
+        .map(|_| SoftwareShareKey::generate(&mut rng))
+        .collect();
+    let publics: Vec<oprf::P256PublicKey> = keys.iter().map(|k| k.public()).collect();
+    let mine: Vec<&oprf::KeyShare> = participants
+        .iter()
+        .map(|x| shares.iter().find(|s| s.index() == *x).expect("a share"))
+        .collect();
+    let context = RefreshContext {
+        cluster_name: "test".into(),
+        account: alice(),
+        version: 3000,
+        guess_limit: 3,
+        reset_key: [0; 32],
+        threshold,
+        participants: mine.iter().map(|s| (s.index(), s.commitment())).collect(),
+    };
+    let dealt: Vec<Vec<oprf::ShareCiphertext>> = participants
+        .iter()
+        .map(|x| oprf::deal_refresh(*x, &context, &publics, &mut rng).expect("deal"))
+        .collect();
+    mine.iter()
+        .enumerate()
+        .map(|(b, share)| {
+            let pieces: Vec<oprf::ShareCiphertext> = dealt.iter().map(|d| d[b].clone()).collect();
+            let zs: Vec<_> = pieces
+                .iter()
+                .map(|p| keys[b].diffie_hellman(p.ephemeral_public()).expect("ecdh"))
+                .collect();
+            let new =
+                oprf::apply_refresh(share, &publics[b], &context, &pieces, &zs).expect("apply");
+            let own = ShareContext {
+                cluster_name: "test".into(),
+                account: alice(),
+                node_id: new.index(),
+                guess_limit: 3,
+                reset_key: [0; 32],
+                commitment: new.commitment(),
+            };
+            let stored = StoredShare {
+                node_id: new.index(),
+                commitment: *new.commitment().as_bytes(),
+                ciphertext: oprf::encrypt_share(&publics[b], &new, &own, &mut rng)
+                    .as_bytes()
+                    .to_vec(),
+            };
+            (stored, new)
+        })
+        .unzip()
+}
+
+#[test]
+fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_of_the_map() {
+    let a = alice();
+    let (record, shares, _) = repairable_record();
+    let mut state = VaultState::default();
+    let setup = [
+        req(1, fixtures::bootstrap(limit(3), limit(5))),
+        req(2, fixtures::set_share_map(1, 3)),
+        req(
+            3,
+            Command::Stage {
+                account: a.clone(),
+                request_id: RequestId::new([0x22; 16]),
+                guess_limit: limit(3),
+                sealed_record: vec![0xbb; 3],
+                oprf: record.clone(),
+            },
+        ),
+        req(
+            4,
+            Command::Activate {
+                account: a.clone(),
+                version: RecordVersion(3000),
+            },
+        ),
+    ];
+    for (at, r) in &setup {
+        let applied = state.apply(*at, r);
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    let refresh = |shares: &[StoredShare]| Command::RefreshShares {
+        account: a.clone(),
+        version: RecordVersion(3000),
+        shares: shares.to_vec(),
+    };
+    let (good, new_keys) = refreshed_shares(&shares, &[1, 2, 3], 2);
+    let before = state.clone();
+    // Another key's sharing (consistent among themselves).
+    let (other_key, _, _) = repairable_record();
+    // One share left as it was: off the new polynomial.
+    let mut one_stale = good.clone();
+    one_stale[2] = record.shares[2].clone();
+    // Exactly the threshold, one of them old: on some polynomial, of another key.
+    let old_and_new = vec![record.shares[0].clone(), good[1].clone()];
+    // A share for node 4, which holds none of the record (on the refreshed polynomial).
+    let with_4 = {
+        let (all, _) = refreshed_shares(&shares, &[1, 2, 3, 4], 2);
+        vec![all[0].clone(), all[3].clone()]
+    };
+    let mut bad_ciphertext = good.clone();
+    bad_ciphertext[1].ciphertext = vec![4; 125];
+    let refusals: [(Vec<StoredShare>, &str); 7] = [
+        (good[..1].to_vec(), "threshold"),
+        (vec![good[1].clone(), good[0].clone()], "increasing"),
+        (other_key.shares.clone(), "key"),
+        (one_stale, "polynomial"),
+        (old_and_new, "key"),
+        (with_4, "node 4 holds no share"),
+        (bad_ciphertext, "ciphertext"),
+    ];
+    for (at, (shares, why)) in (5..).zip(refusals) {
+        let refused = state.apply(at, &req(at, refresh(&shares)).1);
+        assert!(
+            matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRefresh(w)) if w.contains(why)),
+            "{why}: {refused:?}"
+        );
+        assert_eq!(state, before, "a refused refresh changes nothing");
+    }
+    // A version that is not the active one.
+    let stale = Command::RefreshShares {
+        account: a.clone(),
+        version: RecordVersion(2999),
+        shares: good.clone(),
+    };
+    assert_eq!(
+        state.apply(15, &req(15, stale).1).outcome,
+        Outcome::Rejected(Rejection::VersionNotActive)
+    );
+    assert_eq!(state, before);
+    // The honest refresh over all three holders applies.
+    let applied = state.apply(20, &req(20, refresh(&good)).1);
+    assert_eq!(
+        applied.outcome,
+        Outcome::SharesRefreshed {
+            version: RecordVersion(3000)
+        }
+    );
+    assert_eq!(applied.events[0].kind, AuditKind::SharesRefreshed);
+    assert_eq!(state.active_record(&a).expect("active").oprf.shares, good);
+    // The same again (a retried proposal) changes nothing.
+    let after = state.clone();
+    let again = state.apply(21, &req(21, refresh(&good)).1);
+    assert!(matches!(again.outcome, Outcome::SharesRefreshed { .. }) && again.events.is_empty());
+    assert_eq!(state, after);
+    // Node 3 leaves the map: a refresh naming it is refused; one over nodes 1 and 2 (the
+    // threshold) applies and drops node 3's share.
+    let applied = state.apply(22, &req(22, fixtures::set_share_map(2, 2)).1);
+    assert!(
+        !matches!(applied.outcome, Outcome::Rejected(_)),
+        "{applied:?}"
+    );
+    let in_map = state.clone();
+    let (with_3, _) = refreshed_shares(&new_keys, &[1, 2, 3], 2);
+    let refused = state.apply(23, &req(23, refresh(&with_3)).1);
+    assert!(
+        matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRefresh(w)) if w.contains("share map")),
+        "{refused:?}"
+    );
+    assert_eq!(state, in_map);
+    let (two, _) = refreshed_shares(&new_keys, &[1, 2], 2);
+    let applied = state.apply(24, &req(24, refresh(&two)).1);
+    assert!(
+        matches!(applied.outcome, Outcome::SharesRefreshed { .. }),
+        "{applied:?}"
+    );
+    let holders: Vec<u64> = state
+        .active_record(&a)
+        .expect("active")
+        .oprf
+        .holders()
+        .collect();
+    assert_eq!(holders, [1, 2]);
+}

@@ -363,7 +363,66 @@ impl Model {
                 helpers,
                 share,
             } => self.add_share(account, *version, helpers, share),
+            Command::RefreshShares {
+                account,
+                version,
+                shares,
+            } => self.refresh_shares(account, *version, shares),
         }
+    }
+
+    /// Refreshed shares replace the active record's if they are at least its threshold,
+    /// increasing, each a holder and in the map, and their commitments share its key.
+    fn refresh_shares(
+        &mut self,
+        account: &AccountId,
+        version: RecordVersion,
+        shares: &[bkv_core::oprf_record::StoredShare],
+    ) -> Outcome {
+        let bad = |why: &str| reject(Rejection::BadRefresh(why.into()));
+        let map = self.map.as_ref().map(|(_, m)| m.clone());
+        let Some(rec) = self
+            .current(account)
+            .map(|i| &mut self.records[i])
+            .filter(|r| r.life == Life::Active && r.version == version.get())
+        else {
+            return reject(Rejection::VersionNotActive);
+        };
+        let refreshed = Outcome::SharesRefreshed { version };
+        if rec.oprf.shares == shares {
+            return refreshed;
+        }
+        let threshold = usize::from(rec.oprf.threshold);
+        let shaped = shares.len() >= threshold
+            && shares.windows(2).all(|w| w[0].node_id < w[1].node_id)
+            && shares.iter().all(|s| {
+                rec.oprf.share_of(s.node_id).is_some()
+                    && map
+                        .as_ref()
+                        .is_some_and(|m| m.holders.iter().any(|h| h.node_id == s.node_id))
+                    && bkv_core::oprf::ShareCiphertext::parse(&s.ciphertext).is_ok()
+            });
+        if !shaped {
+            return bad("shape");
+        }
+        let points = |list: &[bkv_core::oprf_record::StoredShare]| -> Option<Vec<_>> {
+            list.iter()
+                .map(|s| {
+                    Some((
+                        s.node_id,
+                        bkv_core::oprf::Commitment::parse(&s.commitment).ok()?,
+                    ))
+                })
+                .collect()
+        };
+        let checked = points(&rec.oprf.shares)
+            .zip(points(shares))
+            .is_some_and(|(old, new)| bkv_core::oprf::check_refresh(&old, &new, threshold).is_ok());
+        if !checked {
+            return bad("commitments");
+        }
+        rec.oprf.shares = shares.to_vec();
+        refreshed
     }
 
     /// A repaired share joins the active record if its voter is in the map, holds none,
