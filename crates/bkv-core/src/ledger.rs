@@ -12,8 +12,11 @@
 //! - the last signed reset it has seen; a reset clears the charges at or below it, and
 //!   charges at or below it are never evaluated again.
 //!
-//! A share once erased (record destroyed, deleted or superseded) is never installed again:
-//! its ledger entry stays as a tombstone. Everything here is deterministic and does no I/O;
+//! A share once erased (record destroyed, deleted or superseded, or the share replaced by a
+//! refresh) is never installed again: its ledger entry stays as a tombstone, counters
+//! included. A share that replaces another of the same record (a refresh) starts from the
+//! counters of the one it replaces ([`ShareLedger::take_counters_of`]), so that a refresh
+//! never gives a node a fresh budget. Everything here is deterministic and does no I/O;
 //! the node persists the ledger and flushes it before it answers.
 
 use serde::{Deserialize, Serialize};
@@ -161,10 +164,25 @@ impl ShareLedger {
         Ok(true)
     }
 
-    /// Erases the share (its record is gone); the ledger stays as a tombstone.
+    /// Erases the share (its record is gone, or a refresh replaced it); the ledger stays as
+    /// a tombstone, with its counters: a share that replaces it takes them over.
     pub fn erase(&mut self) {
         self.sealed_share.clear();
-        self.evaluated.clear();
+    }
+
+    /// Takes over the counters of the ledger of the share this one replaces (the same
+    /// record's, before a refresh): its evaluations since the last signed reset and that
+    /// reset. Evaluations already here are kept; the limit applies to them all.
+    pub fn take_counters_of(&mut self, old: &ShareLedger) {
+        self.last_reset_charge = self.last_reset_charge.max(old.last_reset_charge);
+        for evaluation in &old.evaluated {
+            if !self.evaluated.iter().any(|e| e.charge == evaluation.charge) {
+                self.evaluated.push(*evaluation);
+            }
+        }
+        let last = self.last_reset_charge;
+        self.evaluated.retain(|e| e.charge > last);
+        self.evaluated.sort_by_key(|e| e.charge);
     }
 }
 
@@ -246,5 +264,39 @@ mod tests {
             l.admit(ChargeNumber(7), attempt(7), [7; 32]),
             Err(LedgerRefusal::Erased)
         );
+        // The tombstone keeps its counters.
+        assert_eq!(l.evaluated.len(), 1);
+        assert_eq!(l.last_reset_charge, 5);
+    }
+
+    #[test]
+    fn a_share_that_replaces_another_starts_from_its_counters() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mut old = ledger(3, &key);
+        for c in 1..=2u8 {
+            assert_eq!(
+                old.admit(ChargeNumber(c.into()), attempt(c), [c; 32]),
+                Ok(true)
+            );
+        }
+        old.erase();
+        let mut new = ledger(3, &key);
+        new.take_counters_of(&old);
+        // A retry of charge 2 is the same evaluation; one more is the limit.
+        assert_eq!(new.admit(ChargeNumber(2), attempt(2), [2; 32]), Ok(false));
+        assert_eq!(new.admit(ChargeNumber(3), attempt(3), [3; 32]), Ok(true));
+        assert_eq!(
+            new.admit(ChargeNumber(4), attempt(4), [4; 32]),
+            Err(LedgerRefusal::Exhausted(3))
+        );
+        // A signed reset seen by the old share stays seen.
+        let mut reset_old = ledger(3, &key);
+        assert!(reset_old.catch_up_reset("bkv", &reset(&key, 3)));
+        let mut fresh = ledger(3, &key);
+        fresh.take_counters_of(&reset_old);
+        assert!(matches!(
+            fresh.admit(ChargeNumber(3), attempt(3), [3; 32]),
+            Err(LedgerRefusal::Stale { .. })
+        ));
     }
 }

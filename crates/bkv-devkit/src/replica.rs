@@ -24,7 +24,7 @@ use bkv_core::{
     GuessLimit, OprfRecord, Outcome, RecordStatus, Request, Sealer, ShareHolder as MapHolder,
     ShareMap, SignedShareMap, VaultState,
 };
-use bkv_vault::holder::{EvalRequest, Evaluated};
+use bkv_vault::holder::{EvalRequest, Evaluated, RefreshTask};
 use bkv_vault::{Backend, CallReport, Serving, VaultError, VaultEvent, VaultService};
 use ed25519_dalek::{Signer as _, SigningKey};
 use rand::rngs::OsRng;
@@ -267,6 +267,63 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
             }
         }
         Ok(erased)
+    }
+
+    /// Refreshes the shares of `account`'s active record as a node's refresh pass does:
+    /// every holder of it in the share map deals a sharing of zero, each adds the pieces
+    /// dealt to it, and `RefreshShares` puts the new shares in the record. Each holder
+    /// installs its new share (taking over the old one's counters and erasing it) when it
+    /// is next asked to evaluate or swept. Returns the command's outcome.
+    pub async fn refresh_shares(&self, account: &AccountId) -> Result<Outcome, VaultError> {
+        let found = self.read(|s| {
+            let map = s.cluster()?.share_map.as_ref()?.map.clone();
+            let record = s.active_record(account)?;
+            Some((map, record))
+        });
+        let Some((map, record)) = found else {
+            return Err(VaultError::no_record());
+        };
+        let participants: Vec<u64> = record
+            .oprf
+            .holders()
+            .filter(|h| map.holder(*h).is_some())
+            .collect();
+        let task = RefreshTask {
+            account: account.clone(),
+            version: record.version,
+            participants: participants.clone(),
+        };
+        let holder = |id: u64| {
+            self.0
+                .holders
+                .iter()
+                .find(|h| h.node_id() == id)
+                .ok_or_else(|| VaultError::Internal(format!("no holder {id}")))
+        };
+        let mut dealt = Vec::with_capacity(participants.len());
+        for id in &participants {
+            dealt.push(
+                holder(*id)?
+                    .refresh_deal(&task)
+                    .await
+                    .map_err(|e| VaultError::Internal(e.to_string()))?,
+            );
+        }
+        let mut shares = Vec::with_capacity(participants.len());
+        for (b, id) in participants.iter().enumerate() {
+            let mine: Vec<_> = dealt.iter().map(|d: &Vec<_>| d[b].clone()).collect();
+            shares.push(
+                holder(*id)?
+                    .refresh_apply(&task, &mine)
+                    .await
+                    .map_err(|e| VaultError::Internal(e.to_string()))?,
+            );
+        }
+        Ok(self.apply(Command::RefreshShares {
+            account: account.clone(),
+            version: record.version,
+            shares,
+        }))
     }
 
     /// How many new guesses were charged in all (retries of a charged attempt not counted).

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use bkv_core::VaultState;
 use bkv_core::ledger::ShareLedger;
 use bkv_core::oprf::P256PublicKey;
+use bkv_core::{AccountId, RecordVersion, VaultState};
 use bkv_vault::VaultError;
 use bkv_vault::holder::{AppliedState, LedgerStore, ShareHolder, ShareId, ShareKeys};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
@@ -111,24 +111,45 @@ impl ShareKeys for SoftKeys {
     }
 }
 
-/// Ledgers in a map: nothing is durable, so flushing does nothing.
+/// Ledgers in a map, with each record's latest: nothing is durable, so flushing does
+/// nothing.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryLedgers(Arc<Mutex<BTreeMap<ShareId, ShareLedger>>>);
+pub struct MemoryLedgers(Arc<Mutex<Ledgers>>);
+
+#[derive(Debug, Default)]
+struct Ledgers {
+    by_id: BTreeMap<ShareId, ShareLedger>,
+    latest: BTreeMap<(AccountId, RecordVersion), ShareId>,
+}
 
 impl MemoryLedgers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ShareId, ShareLedger>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledgers> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl LedgerStore for MemoryLedgers {
     fn load(&self, id: &ShareId) -> Result<Option<ShareLedger>, VaultError> {
-        Ok(self.lock().get(id).cloned())
+        Ok(self.lock().by_id.get(id).cloned())
     }
 
     fn save(&self, id: &ShareId, ledger: &ShareLedger) -> Result<(), VaultError> {
-        self.lock().insert(*id, ledger.clone());
+        let mut ledgers = self.lock();
+        ledgers.by_id.insert(*id, ledger.clone());
+        if !ledger.is_erased() {
+            ledgers
+                .latest
+                .insert((ledger.account.clone(), ledger.version), *id);
+        }
         Ok(())
+    }
+
+    fn latest(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+    ) -> Result<Option<ShareId>, VaultError> {
+        Ok(self.lock().latest.get(&(account.clone(), version)).copied())
     }
 
     async fn flush(&self) -> Result<(), VaultError> {
@@ -140,7 +161,8 @@ impl LedgerStore for MemoryLedgers {
         after: Option<ShareId>,
         limit: usize,
     ) -> Result<Vec<(ShareId, ShareLedger)>, VaultError> {
-        let map = self.lock();
+        let ledgers = self.lock();
+        let map = &ledgers.by_id;
         let range = match after {
             Some(a) => map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
             None => map.range::<ShareId, _>(..),

@@ -4,7 +4,8 @@
 //! recovery ticket is single-use (also after a later charge), a token missing a claim is
 //! refused naming the claim, record versions grow and are never reused, a
 //! share-holder that never answers does not hold a recovery up, shares installed ahead
-//! of the first recovery serve it, and a deletion committed again late leaves a
+//! of the first recovery serve it, a share refresh keeps the key and every holder's
+//! counters and erases the old shares, and a deletion committed again late leaves a
 //! registration made after it.
 
 use bkv_client::flow::{ClusterTrust, RegisterStarted, ShareEvaluation};
@@ -537,4 +538,185 @@ async fn a_start_whose_holders_do_not_answer_is_unavailable_before_the_clients_d
     assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
     rig.cluster.hang_holder(2, false);
     rig.cluster.hang_holder(3, false);
+}
+
+/// Each holder's latest ledger of `account`'s record `version`: its id and how many
+/// evaluations it counts.
+fn ledgers_of(rig: &Rig, account: &AccountId, version: RecordVersion) -> Vec<([u8; 32], usize)> {
+    use bkv_vault::holder::LedgerStore as _;
+    (1..=3)
+        .map(|node| {
+            let holder = rig.cluster.share_holder(node).expect("a holder");
+            let id = holder
+                .ledgers()
+                .latest(account, version)
+                .expect("reads")
+                .expect("installed");
+            let ledger = holder.ledgers().load(&id).expect("reads").expect("saved");
+            assert!(!ledger.is_erased(), "node {node}'s latest share is live");
+            (id, ledger.evaluated.len())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refresh_keeps_the_key_and_every_holders_counters_and_erases_the_old_shares() {
+    use bkv_vault::holder::LedgerStore as _;
+    let rig = Rig::new().await;
+    let alice = account("refresh");
+    let version = rig.register(&alice, "correct horse").await;
+    // Two wrong guesses: the holders asked count them.
+    for _ in 0..2 {
+        assert!(rig.login(&alice, "wrong").await.is_none());
+    }
+    assert_eq!(rig.guesses_used(&alice), 2);
+    for holder in 1..=3 {
+        rig.cluster
+            .share_holder(holder)
+            .expect("a holder")
+            .install(&alice, version)
+            .await
+            .expect("installs");
+    }
+    let before = ledgers_of(&rig, &alice, version);
+    assert_eq!(
+        before.iter().map(|(_, n)| n).sum::<usize>(),
+        4,
+        "two evaluations per guess"
+    );
+
+    // Refresh 1, taken up by the sweep: each holder's new share takes over the old one's
+    // counters, and the old one is erased.
+    assert_eq!(
+        rig.cluster.refresh_shares(&alice).await.expect("refresh"),
+        Outcome::SharesRefreshed { version }
+    );
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 3);
+    let after = ledgers_of(&rig, &alice, version);
+    for (node, ((old_id, old_count), (new_id, new_count))) in
+        (1u64..).zip(before.iter().zip(&after))
+    {
+        assert_ne!(old_id, new_id, "node {node} holds a new share");
+        assert_eq!(old_count, new_count, "node {node} kept its counters");
+        let holder = rig.cluster.share_holder(node).expect("a holder");
+        let old = holder
+            .ledgers()
+            .load(old_id)
+            .expect("reads")
+            .expect("a tombstone");
+        assert!(old.is_erased(), "node {node}'s old share is erased");
+        // The new ledger admits exactly what the old one had left.
+        let mut ledger = holder
+            .ledgers()
+            .load(new_id)
+            .expect("reads")
+            .expect("saved");
+        let mut admitted = 0;
+        for charge in 100..200u64 {
+            match ledger.admit(
+                ChargeNumber(charge),
+                bkv_core::ids::AttemptId::new([7; 16]),
+                [1; 32],
+            ) {
+                Ok(_) => admitted += 1,
+                Err(_) => break,
+            }
+        }
+        assert_eq!(
+            admitted + old_count,
+            ledger.guess_limit as usize,
+            "node {node}'s budget after the refresh"
+        );
+    }
+    // Nothing more to sweep.
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 0);
+
+    // Refresh 2, taken up by the recovery that follows: the right password, at the last
+    // guess the limit of 3 leaves, still opens the record (the key is the same).
+    rig.cluster.refresh_shares(&alice).await.expect("refresh");
+    assert_eq!(rig.guesses_used(&alice), 2);
+    let finished = rig
+        .login(&alice, "correct horse")
+        .await
+        .expect("the right password after two refreshes");
+    assert_eq!(
+        rig.finish(&alice, &finished).await.expect("finish"),
+        version.get()
+    );
+    // The sweep installs and erases what the recoveries did not ask.
+    rig.cluster.sweep_shares().await.expect("sweep");
+    let last = ledgers_of(&rig, &alice, version);
+    for (node, ((id, _), (new_id, _))) in (1u64..).zip(after.iter().zip(&last)) {
+        assert_ne!(id, new_id);
+        let holder = rig.cluster.share_holder(node).expect("a holder");
+        let old = holder
+            .ledgers()
+            .load(id)
+            .expect("reads")
+            .expect("a tombstone");
+        assert!(
+            old.is_erased(),
+            "node {node}'s share of refresh 1 is erased"
+        );
+    }
+    assert_eq!(rig.guesses_used(&alice), 0, "the recovery reset the count");
+}
+
+#[tokio::test]
+async fn a_holder_refuses_a_refresh_its_applied_state_does_not_show() {
+    use bkv_vault::holder::RefreshTask;
+    let rig = Rig::new().await;
+    let (alice, bob) = (account("refresh-a"), account("refresh-b"));
+    let va = rig.register(&alice, "pw-a").await;
+    let vb = rig.register(&bob, "pw-b").await;
+    let holder = rig.cluster.share_holder(1).expect("holder 1");
+    let task = |account: &AccountId, version: RecordVersion, participants: &[u64]| RefreshTask {
+        account: account.clone(),
+        version,
+        participants: participants.to_vec(),
+    };
+    fn refused<T>(r: Result<T, bkv_vault::holder::HolderError>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+    for (bad, why) in [
+        (
+            task(&alice, RecordVersion(va.get() + 1), &[1, 2, 3]),
+            "another version",
+        ),
+        (task(&alice, va, &[2, 3]), "not a participant"),
+        (task(&alice, va, &[1]), "threshold"),
+        (task(&alice, va, &[2, 1, 3]), "increasing"),
+        (task(&alice, va, &[1, 2, 4]), "node 4 holds no share"),
+    ] {
+        let e = refused(holder.refresh_deal(&bad).await);
+        assert!(e.contains(why), "{why}: {e}");
+    }
+    // Pieces of bob's refresh do not apply to alice's share; a piece missing is refused.
+    let all = [1u64, 2, 3];
+    let mut to_1 = Vec::new();
+    for node in all {
+        let dealer = rig.cluster.share_holder(node).expect("a holder");
+        let pieces = dealer
+            .refresh_deal(&task(&bob, vb, &all))
+            .await
+            .expect("deals");
+        to_1.push(pieces[0].clone());
+    }
+    let e = refused(holder.refresh_apply(&task(&alice, va, &all), &to_1).await);
+    assert!(e.contains("the pieces"), "{e}");
+    let e = refused(
+        holder
+            .refresh_apply(&task(&bob, vb, &all), &to_1[..2])
+            .await,
+    );
+    assert!(e.contains("one per participant"), "{e}");
+    // The honest pieces give node 1's new share, encrypted to its own key.
+    let share = holder
+        .refresh_apply(&task(&bob, vb, &all), &to_1)
+        .await
+        .expect("applies");
+    assert_eq!((share.node_id, share.ciphertext.len()), (1, 125));
 }

@@ -24,8 +24,10 @@ use zeroize::Zeroizing;
 
 use crate::error::VaultError;
 
+mod refresh;
 mod repair;
 
+pub use refresh::RefreshTask;
 pub use repair::RepairTask;
 
 /// A share's id in a node's ledger: SHA-256 of its ciphertext, so that the same share
@@ -85,6 +87,9 @@ pub enum EvalRefusal {
     /// A share repair that does not fit this node's applied state or its own share.
     #[error("share repair refused: {0}")]
     Repair(String),
+    /// A share refresh that does not fit this node's applied state or its own share.
+    #[error("share refresh refused: {0}")]
+    Refresh(String),
 }
 
 /// The token side of a share-holder: its share-receiving key and its share-sealing key.
@@ -116,8 +121,19 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// The ledger of a share, if installed.
     fn load(&self, id: &ShareId) -> Result<Option<ShareLedger>, VaultError>;
 
-    /// Writes a ledger (durable once [`LedgerStore::flush`] returns).
+    /// Writes a ledger (durable once [`LedgerStore::flush`] returns). A ledger that is not
+    /// erased becomes its record's latest ([`LedgerStore::latest`]); erasing one leaves the
+    /// record's latest as it was.
     fn save(&self, id: &ShareId, ledger: &ShareLedger) -> Result<(), VaultError>;
+
+    /// The id of the ledger installed last for `account`'s record `version` (erased since,
+    /// or not), if any: where a share that replaces another (a refresh) takes its
+    /// counters from.
+    fn latest(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+    ) -> Result<Option<ShareId>, VaultError>;
 
     /// Makes every save so far durable.
     fn flush(&self) -> impl Future<Output = Result<(), VaultError>> + Send;
@@ -239,7 +255,9 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             .share_of(self.node_id)
             .ok_or(EvalRefusal::NoShare)?;
         let id: ShareId = Sha256::digest(&stored.ciphertext).into();
-        let _guard = self.lock_share(&id).await;
+        let (_guards, replaced) = self
+            .lock_record_share(&request.account, request.version, &id)
+            .await?;
         let (mut ledger, mut dirty, installed) = match self.ledgers.load(&id)? {
             Some(ledger) => (ledger, false, None),
             None => {
@@ -250,7 +268,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                         request.version,
                         charged.guess_limit.get(),
                         &charged.oprf,
-                        &id,
+                        (&id, replaced),
                     )
                     .await?;
                 (ledger, true, Some(share))
@@ -304,7 +322,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         };
         let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
         let id: ShareId = Sha256::digest(&stored.ciphertext).into();
-        let _guard = self.lock_share(&id).await;
+        let (_guards, replaced) = self.lock_record_share(account, version, &id).await?;
         if self.ledgers.load(&id)?.is_some() {
             return Ok(false);
         }
@@ -315,7 +333,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                 version,
                 guess_limit.get(),
                 &oprf,
-                &id,
+                (&id, replaced),
             )
             .await?;
         self.ledgers.save(&id, &ledger)?;
@@ -347,8 +365,13 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         self.ledgers.flush().await
     }
 
-    /// A fresh ledger for this node's share of a record: the share opened, checked and
-    /// sealed under the node's own share key (returned as well, to evaluate at once).
+    /// A new ledger for this node's share of a record: the share opened, checked and sealed
+    /// under the node's own share key (returned as well, to evaluate at once). If another
+    /// share of the same record was installed here before (`replaced`: a refresh replaced
+    /// it), the new ledger takes over its counters (evaluations since the last signed
+    /// reset, and that reset), is saved, and the old one is erased: a refresh never gives a
+    /// node a fresh budget, and never leaves the old share usable. The caller holds the
+    /// locks of both ([`Self::lock_record_share`]).
     async fn new_ledger(
         &self,
         cluster_name: &str,
@@ -356,7 +379,7 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         version: RecordVersion,
         guess_limit: u32,
         oprf: &bkv_core::OprfRecord,
-        id: &ShareId,
+        (id, replaced): (&ShareId, Option<ShareId>),
     ) -> Result<(ShareLedger, KeyShare), HolderError> {
         let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
         let context = self.context(cluster_name, account, guess_limit, oprf, &stored.commitment)?;
@@ -365,13 +388,30 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             .keys
             .seal_share(id, share.to_bytes().as_slice())
             .await?;
-        let ledger = ShareLedger::new(
+        let mut ledger = ShareLedger::new(
             account.clone(),
             version,
             guess_limit,
             oprf.reset_key,
             sealed,
         );
+        if let Some(old_id) = replaced
+            && let Some(mut old) = self.ledgers.load(&old_id)?
+        {
+            if old.guess_limit != ledger.guess_limit || old.reset_key != ledger.reset_key {
+                return Err(EvalRefusal::BadShare(
+                    "bound to another guess limit or reset key than the share it replaces",
+                )
+                .into());
+            }
+            ledger.take_counters_of(&old);
+            self.ledgers.save(id, &ledger)?;
+            if !old.is_erased() {
+                old.erase();
+                self.ledgers.save(&old_id, &old)?;
+            }
+            lock(&self.cache).remove(&old_id);
+        }
         Ok((ledger, share))
     }
 
@@ -421,9 +461,41 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
 
     /// Serializes the ledger updates of share `id` (one lock per stripe of ids).
     async fn lock_share(&self, id: &ShareId) -> tokio::sync::MutexGuard<'_, ()> {
-        self.stripes[usize::from(id[0]) % self.stripes.len()]
-            .lock()
-            .await
+        self.stripes[self.stripe(id)].lock().await
+    }
+
+    fn stripe(&self, id: &ShareId) -> usize {
+        usize::from(id[0]) % self.stripes.len()
+    }
+
+    /// Locks share `id` of `account`'s record `version` and, if another share of that
+    /// record was installed here last (one a refresh replaced), that one too, in stripe
+    /// order (so that two callers never wait for each other); returns the guards and the
+    /// other share's id. Looks the other share up again once locked, and starts over if it
+    /// changed meanwhile.
+    async fn lock_record_share(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+        id: &ShareId,
+    ) -> Result<(ShareGuards<'_>, Option<ShareId>), VaultError> {
+        for _ in 0..4 {
+            let replaced = self.ledgers.latest(account, version)?.filter(|p| p != id);
+            let (first, second) = match replaced.map(|p| self.stripe(&p)) {
+                Some(other) if other != self.stripe(id) => {
+                    let (a, b) = (self.stripe(id).min(other), self.stripe(id).max(other));
+                    let first = self.stripes[a].lock().await;
+                    (first, Some(self.stripes[b].lock().await))
+                }
+                _ => (self.lock_share(id).await, None),
+            };
+            if self.ledgers.latest(account, version)?.filter(|p| p != id) == replaced {
+                return Ok((ShareGuards(first, second), replaced));
+            }
+        }
+        Err(VaultError::unavailable(
+            "another share of the record kept being installed: retry",
+        ))
     }
 
     /// What this node's share ciphertext of a record is bound to.
@@ -525,25 +597,50 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
             .then(|| batch.last().map(|(id, _)| *id))
             .flatten();
         let mut sweep = Sweep::default();
-        for (id, mut ledger) in batch {
+        for (id, ledger) in batch {
             if ledger.is_erased() {
                 continue;
             }
-            let live = self.state.read(|s| {
-                let status = s.account_status(&ledger.account);
-                let active = matches!(
-                    status.record,
-                    bkv_core::RecordStatus::Active { version, .. } if version == ledger.version
-                );
-                active || status.staged == Some(ledger.version)
+            // This node's share of the ledger's record, if the record is live: `None` if
+            // it is gone, `Some(None)` if it names no share of this node any more.
+            let current: Option<Option<ShareId>> = self.state.read(|s| {
+                s.live_records(&ledger.account)
+                    .into_iter()
+                    .find(|(version, _, _)| *version == ledger.version)
+                    .map(|(_, _, oprf)| {
+                        oprf.share_of(self.node_id)
+                            .map(|stored| Sha256::digest(&stored.ciphertext).into())
+                    })
             });
-            if live {
-                sweep.held += 1;
-                continue;
+            match current {
+                Some(Some(current)) if current == id => {
+                    sweep.held += 1;
+                    continue;
+                }
+                Some(Some(_)) => {
+                    // A refresh replaced the share: installing the new one takes this
+                    // one's counters and erases it. A share that does not install stays
+                    // for the next sweep.
+                    match self.install(&ledger.account, ledger.version).await {
+                        Ok(_) => {}
+                        Err(HolderError::Vault(e)) => return Err(e),
+                        Err(HolderError::Refused(_)) => {
+                            sweep.held += 1;
+                            continue;
+                        }
+                    }
+                }
+                // The record is gone, or it names no share of this node any more.
+                _ => {}
             }
             let _guard = self.lock_share(&id).await;
-            ledger.erase();
-            self.ledgers.save(&id, &ledger)?;
+            let Some(mut ledger) = self.ledgers.load(&id)? else {
+                continue;
+            };
+            if !ledger.is_erased() {
+                ledger.erase();
+                self.ledgers.save(&id, &ledger)?;
+            }
             lock(&self.cache).remove(&id);
             sweep.erased += 1;
         }
@@ -553,6 +650,12 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         Ok((sweep, next))
     }
 }
+
+/// The locks of one share, and of the share of the same record it replaces.
+struct ShareGuards<'a>(
+    #[allow(dead_code, reason = "held, not read")] tokio::sync::MutexGuard<'a, ()>,
+    #[allow(dead_code, reason = "held, not read")] Option<tokio::sync::MutexGuard<'a, ()>>,
+);
 
 /// A holder's failure: a refusal (the caller's or the cluster's state), or the node's own
 /// trouble (HSM, disk).

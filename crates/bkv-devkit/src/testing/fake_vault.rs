@@ -19,7 +19,7 @@ use bkv_proto::v1::{
     RecoverStartResponse, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
     RegisterStartResponse, StatusRequest, StatusResponse,
 };
-use bkv_vault::{Backend as _, VaultService};
+use bkv_vault::{Backend as _, VaultError, VaultService};
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
@@ -163,6 +163,18 @@ impl FakeCluster {
     /// The cluster identity key that signed the share map: what clients pin.
     pub fn identity_key(&self) -> [u8; 32] {
         self.replica.identity_key()
+    }
+
+    /// Refreshes the shares of `account`'s active record over the cluster's holders (see
+    /// `MemoryReplica::refresh_shares`).
+    pub async fn refresh_shares(&self, account: &AccountId) -> Result<Outcome, VaultError> {
+        self.replica.refresh_shares(account).await
+    }
+
+    /// Erases the shares of records that are gone or replaced, on every holder, as a
+    /// node's sweep does; returns how many were erased.
+    pub async fn sweep_shares(&self) -> Result<u64, VaultError> {
+        self.replica.sweep_shares().await
     }
 
     /// Share-holder `node_id` (1 to 3), for tests that drive it directly.

@@ -6,6 +6,7 @@
 //! helpers `threshold` of its holders) and binds it to the guess limit and reset key this
 //! node's share was made under, as its ledger holds them.
 
+use bkv_core::ledger::ShareLedger;
 use bkv_core::oprf::{
     self, Commitment, KeyShare, P256PublicKey, RepairContext, ShareCiphertext, ShareContext,
 };
@@ -200,27 +201,9 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         task: &RepairTask,
         view: &RepairView,
     ) -> Result<(RepairContext, KeyShare), HolderError> {
-        let stored = view
-            .oprf
-            .share_of(self.node_id)
-            .ok_or(EvalRefusal::NoShare)?;
-        let id: ShareId = Sha256::digest(&stored.ciphertext).into();
-        let ledger = match self.ledgers.load(&id)? {
-            Some(ledger) => ledger,
-            None => {
-                self.install(&task.account, task.version).await?;
-                self.ledgers
-                    .load(&id)?
-                    .ok_or_else(|| refuse("the share could not be installed"))?
-            }
-        };
-        if ledger.is_erased() {
-            return Err(EvalRefusal::Ledger(bkv_core::ledger::LedgerRefusal::Erased).into());
-        }
-        if ledger.account != task.account || ledger.version != task.version {
-            return Err(EvalRefusal::BadShare("installed for another record").into());
-        }
-        let share = self.unsealed(&id, &ledger).await?;
+        let (ledger, share) = self
+            .installed_share(&task.account, task.version, &view.oprf)
+            .await?;
         let context = RepairContext {
             cluster_name: view.cluster_name.clone(),
             account: task.account.clone(),
@@ -233,8 +216,38 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
         Ok((context, share))
     }
 
+    /// This node's ledger and share of `account`'s record `version` (whose public half is
+    /// `oprf`), installed first if it was not yet; refused if erased or installed for
+    /// another record.
+    pub(super) async fn installed_share(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+        oprf: &OprfRecord,
+    ) -> Result<(ShareLedger, KeyShare), HolderError> {
+        let stored = oprf.share_of(self.node_id).ok_or(EvalRefusal::NoShare)?;
+        let id: ShareId = Sha256::digest(&stored.ciphertext).into();
+        let ledger = match self.ledgers.load(&id)? {
+            Some(ledger) => ledger,
+            None => {
+                self.install(account, version).await?;
+                self.ledgers
+                    .load(&id)?
+                    .ok_or(EvalRefusal::BadShare("the share could not be installed"))?
+            }
+        };
+        if ledger.is_erased() {
+            return Err(EvalRefusal::Ledger(bkv_core::ledger::LedgerRefusal::Erased).into());
+        }
+        if &ledger.account != account || ledger.version != version {
+            return Err(EvalRefusal::BadShare("installed for another record").into());
+        }
+        let share = self.unsealed(&id, &ledger).await?;
+        Ok((ledger, share))
+    }
+
     /// ECDH in the token with each ciphertext's ephemeral key.
-    async fn ecdh_all(
+    pub(super) async fn ecdh_all(
         &self,
         ciphertexts: &[ShareCiphertext],
     ) -> Result<Vec<Zeroizing<[u8; 32]>>, HolderError> {
