@@ -2,8 +2,8 @@
 //! prost and then parsed field by field the way the services do (the client API
 //! `bkv.v1.Vault` as `bkv_vault::VaultService` parses it, `bkv.v1.Admin`, the peer services
 //! `bkv.v1.Raft` and `bkv.v1.Shares`), in depth the fields protocol v2 added to
-//! `RegisterFinish`, both directions of the `Shares.Evaluate` and share repair peer calls, and
-//! the config file.
+//! `RegisterFinish`, both directions of the `Shares.Evaluate`, share repair and share refresh
+//! peer calls, and the config file.
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/grpc_requests.rs`,
 //! `register_finish.rs`, `share_evaluate.rs`, `node_config.rs`) and the bounded property
 //! tests (`crates/bkv-node/tests/fuzz_props.rs`), which include this file with `#[path]`.
@@ -20,8 +20,11 @@ use bkv_hsm::blob::Header;
 use bkv_node::admin::parse_signed_map;
 use bkv_node::config::{FlagOverrides, NodeConfig};
 use bkv_node::error::VaultError;
+use bkv_node::shares::refresh::parse_refreshed;
 use bkv_node::shares::repair::parse_answers;
-use bkv_node::shares::service::{parse_answer, parse_repair, parse_request, request_message};
+use bkv_node::shares::service::{
+    parse_answer, parse_refresh, parse_repair, parse_request, request_message,
+};
 use bkv_proto::v1;
 use bkv_vault::service::{parse_ksf, parse_reset_key, parse_shares};
 use prost::Message;
@@ -344,7 +347,7 @@ pub fn grpc_request(data: &[u8]) -> bool {
 }
 
 /// How many messages [`share_evaluate`] knows: the first byte picks one.
-pub const EVALUATE_KINDS: u8 = 6;
+pub const EVALUATE_KINDS: u8 = 9;
 
 /// The `bkv.v1.Shares.Evaluate` peer call, both ways, decoded by prost and read with the
 /// node's own functions; the first byte picks:
@@ -362,6 +365,12 @@ pub const EVALUATE_KINDS: u8 = 6;
 ///   sum), as the node repaired reads a helper's answers (`parse_answers`): accepted only
 ///   if every answer is a refusal or exactly that many well-formed ciphertexts, kept as
 ///   sent.
+/// - 6 and 7: `RefreshDealRequest` and `RefreshApplyRequest`, as a participant reads them
+///   (`parse_refresh`): accepted requests give one task per record with the scope's
+///   participants, and the pieces as sent; a refusal names the scope or a record's field.
+/// - 8: `RefreshApplyResponse`, as the node running the pass reads a participant's new
+///   shares (`parse_refreshed`): accepted only if every answer is a refusal or exactly one
+///   well-formed ciphertext with a 32-byte commitment, kept as sent.
 ///
 /// Answers whether the message was accepted.
 pub fn share_evaluate(data: &[u8]) -> bool {
@@ -392,6 +401,24 @@ pub fn share_evaluate(data: &[u8]) -> bool {
                 return false;
             };
             return repair_answers(m.answers, 1);
+        }
+        6 => {
+            let Some(m) = decode::<v1::RefreshDealRequest>(body) else {
+                return false;
+            };
+            return refresh_request(m.scope.as_ref(), &m.records);
+        }
+        7 => {
+            let Some(m) = decode::<v1::RefreshApplyRequest>(body) else {
+                return false;
+            };
+            return refresh_request(m.scope.as_ref(), &m.records);
+        }
+        8 => {
+            let Some(m) = decode::<v1::RefreshApplyResponse>(body) else {
+                return false;
+            };
+            return refreshed_answers(m.answers);
         }
         _ => {}
     }
@@ -486,6 +513,69 @@ fn repair_answers(answers: Vec<v1::RepairAnswer>, per: usize) -> bool {
                         let got: Vec<&[u8]> = cts.iter().map(|c| c.as_bytes().as_slice()).collect();
                         let wire: Vec<&[u8]> = sent.ciphertexts.iter().map(Vec::as_slice).collect();
                         assert_eq!(got, wire);
+                    }
+                }
+            }
+            true
+        }
+        Err(_) => {
+            assert!(!expected, "refused good answers");
+            false
+        }
+    }
+}
+
+/// A share refresh request as a participant reads it (see [`share_evaluate`]).
+fn refresh_request(scope: Option<&v1::RefreshScope>, records: &[v1::RepairRecord]) -> bool {
+    match parse_refresh(scope, records) {
+        Ok(tasks) => {
+            let scope = scope.expect("accepted with a scope");
+            assert_eq!(tasks.len(), records.len());
+            for ((task, pieces), record) in tasks.iter().zip(records) {
+                assert_eq!(task.account.as_str(), record.account);
+                assert_eq!(task.version.get(), record.version);
+                assert_eq!(task.participants, scope.participants);
+                let sent: Vec<&[u8]> = pieces.iter().map(|p| p.as_bytes().as_slice()).collect();
+                let wire: Vec<&[u8]> = record.pieces.iter().map(Vec::as_slice).collect();
+                assert_eq!(sent, wire, "pieces not kept as sent");
+            }
+            true
+        }
+        Err(e) => {
+            refused_as(
+                Err(e),
+                &[
+                    "scope",
+                    "scope.participants",
+                    "records",
+                    "records.account",
+                    "records.pieces",
+                ],
+            );
+            false
+        }
+    }
+}
+
+/// A participant's new shares as the node running a refresh pass reads them.
+fn refreshed_answers(answers: Vec<v1::RepairAnswer>) -> bool {
+    let n = answers.len();
+    let expected = answers.iter().all(|a| {
+        !a.refused.is_empty()
+            || (a.ciphertexts.len() == 1
+                && ShareCiphertext::parse(&a.ciphertexts[0]).is_ok()
+                && a.commitment.len() == 32)
+    });
+    match parse_refreshed(7, answers.clone(), n) {
+        Ok(parsed) => {
+            assert!(expected, "accepted a bad answer");
+            for (got, sent) in parsed.iter().zip(&answers) {
+                match got {
+                    None => assert!(!sent.refused.is_empty()),
+                    Some(share) => {
+                        assert_eq!(share.node_id, 7);
+                        assert_eq!(share.ciphertext, sent.ciphertexts[0]);
+                        assert_eq!(share.commitment.as_slice(), sent.commitment.as_slice());
                     }
                 }
             }

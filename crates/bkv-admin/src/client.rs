@@ -13,9 +13,10 @@ use bkv_proto::v1::admin_client::AdminClient as RawAdminClient;
 use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
     ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
-    MemberRole, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView, RemoveNodeRequest,
-    RemoveNodeResponse, SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotRequest,
-    SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    MemberRole, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView,
+    RefreshSharesProgress, RefreshSharesRequest, RemoveNodeRequest, RemoveNodeResponse,
+    SetShareMapRequest, SignedShareMap as SignedShareMapProto, SnapshotRequest, SnapshotResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
 };
 use ed25519_dalek::{Signer as _, SigningKey};
 use tonic::transport::{Channel, ClientTlsConfig, Identity};
@@ -250,6 +251,19 @@ impl AdminClient {
     pub async fn snapshot(&self) -> Result<SnapshotResponse, AdminError> {
         let (url, mut c) = self.first();
         self.unary(url, c.snapshot(SnapshotRequest {})).await
+    }
+
+    /// Runs a share refresh pass on the first endpoint; its progress, the last message with
+    /// `done` set.
+    pub async fn refresh_shares(&self) -> Result<AdminStream<RefreshSharesProgress>, AdminError> {
+        let (url, mut c) = self.first();
+        let inner = self
+            .unary(url, c.refresh_shares(RefreshSharesRequest {}))
+            .await?;
+        Ok(AdminStream {
+            endpoint: url.to_string(),
+            inner,
+        })
     }
 
     /// The first endpoint's audit events from `from_seq`; with `follow`, the stream stays

@@ -422,7 +422,7 @@ async fn admin_commands_against_fake_nodes() {
     assert!(table.contains("NODE  ROLE   LEADER  TERM"), "{table}");
     assert!(
         table.contains(
-            "\n1     voter  2       4     42    42      41       abcdef  yes      -    0       0          0123456789ab"
+            "\n1     voter  2       4     42    42      41       abcdef  yes      -    0       0        0          0123456789ab"
         ),
         "{table}"
     );
@@ -493,7 +493,7 @@ async fn admin_commands_against_fake_nodes() {
     assert!(nodes[1].calls().contains(&"AddNode".into()));
     assert!(!nodes[0].calls().contains(&"AddNode".into()));
 
-    // transfer-leader, remove-node (through the leader), snapshot, audit.
+    // transfer-leader, remove-node (through the leader), snapshot, refresh-shares, audit.
     let o = bkv(&["admin", "transfer-leader", "--to", "1"], &env, "").await;
     assert_eq!((code(&o), stdout(&o).trim()), (0, "leader is now node 1"));
     let o = bkv(&["admin", "remove-node", "--node-id", "3"], &env, "").await;
@@ -524,6 +524,15 @@ async fn admin_commands_against_fake_nodes() {
     assert!(stderr(&o).contains("node_id"), "{}", stderr(&o));
     let o = bkv(&["admin", "snapshot"], &env, "").await;
     assert_eq!(stdout(&o).trim(), "snapshot at log index 41 (4096 bytes)");
+    // refresh-shares: progress, a summary, and exit 1 because a record was skipped.
+    let o = bkv(&["admin", "refresh-shares"], &env, "").await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "refreshed 64 of 65 records seen in 0.6 s; skipped holder_unreachable=1\n\
+         done: refreshed 100 of 101 records seen in 1.0 s; skipped holder_unreachable=1\n"
+    );
+    assert!(stderr(&o).contains("run it again"), "{}", stderr(&o));
     let o = bkv(&["admin", "audit", "--from-seq", "2"], &env, "").await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let lines: Vec<serde_json::Value> = stdout(&o)

@@ -19,9 +19,10 @@ use bkv_proto::v1::{
     AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
     ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
     MemberRole, MemberStatus, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView,
-    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse,
-    SetShareMapRequest, SetShareMapResponse, SnapshotRequest, SnapshotResponse,
-    TransferLeaderRequest, TransferLeaderResponse,
+    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RefreshSharesProgress,
+    RefreshSharesRequest, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
+    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse,
 };
 use futures::{Stream, StreamExt as _};
 use openraft::ChangeMembers;
@@ -647,6 +648,23 @@ impl AdminService {
     }
 }
 
+fn refresh_progress(
+    p: &crate::shares::refresh::RefreshProgress,
+    done: bool,
+) -> RefreshSharesProgress {
+    RefreshSharesProgress {
+        records_seen: p.records_seen,
+        refreshed: p.refreshed,
+        skipped: p
+            .skipped
+            .iter()
+            .map(|(reason, n)| ((*reason).to_string(), *n))
+            .collect(),
+        done,
+        elapsed_ms: u64::try_from(p.elapsed.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 fn hsm_error(e: bkv_hsm::HsmError) -> VaultError {
     VaultError::Internal(format!("HSM: {e}"))
 }
@@ -777,6 +795,48 @@ impl Admin for AdminService {
             self.set_share_map_inner(m)
         })
         .await
+    }
+
+    type RefreshSharesStream = BoxStream<RefreshSharesProgress>;
+
+    async fn refresh_shares(
+        &self,
+        request: Request<RefreshSharesRequest>,
+    ) -> Result<Response<Self::RefreshSharesStream>, Status> {
+        require_role(&request, admin_only, "RefreshShares")?;
+        let shares = self
+            .node
+            .shares()
+            .cloned()
+            .ok_or_else(|| VaultError::unavailable("this node is not a share-holder"))?;
+        if self
+            .node
+            .state()
+            .cluster()
+            .and_then(|c| c.share_map)
+            .is_none()
+        {
+            return Err(VaultError::unavailable("no share map is in force yet").into());
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            tracing::info!("share refresh pass started");
+            let last = crate::shares::refresh::refresh_pass(&node, &shares, |p| {
+                // Progress the operator is too slow to read is dropped; the last is not.
+                let _ = tx.try_send(Ok(refresh_progress(p, false)));
+                !tx.is_closed()
+            })
+            .await;
+            tracing::info!(
+                refreshed = last.refreshed,
+                skipped = ?last.skipped,
+                elapsed_ms = last.elapsed.as_millis() as u64,
+                "share refresh pass done"
+            );
+            let _ = tx.send(Ok(refresh_progress(&last, true))).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn snapshot(

@@ -72,6 +72,7 @@ struct Inner {
     shares_held: Gauge<u64, AtomicU64>,
     share_repair_steps: Family<RepairLabels, Counter>,
     shares_repaired: Counter,
+    shares_refreshed: Counter,
     shares_missing: Gauge<u64, AtomicU64>,
     client_connections: Gauge,
     client_connections_refused: Family<ReasonLabels, Counter>,
@@ -231,8 +232,9 @@ impl Metrics {
         let share_repair_steps = Family::<RepairLabels, Counter>::default();
         registry.register(
             "share_repair_steps",
-            "Records of share repairs this node took part in, by step (deal and combine as a \
-             helper, take as the node repaired) and result (ok or refused)",
+            "Records of share repairs and refreshes this node took part in, by step (deal and \
+             combine as a helper, take as the node repaired; refresh_deal and refresh_apply as \
+             a participant of a refresh) and result (ok or refused)",
             share_repair_steps.clone(),
         );
         let shares_repaired = Counter::default();
@@ -240,6 +242,13 @@ impl Metrics {
             "shares_repaired",
             "Shares this node got by share repair (AddShare applied)",
             shares_repaired.clone(),
+        );
+        let shares_refreshed = Counter::default();
+        registry.register(
+            "shares_refreshed",
+            "Records whose shares a refresh pass run on this node refreshed (RefreshShares \
+             applied)",
+            shares_refreshed.clone(),
         );
         let shares_missing = Gauge::<u64, AtomicU64>::default();
         registry.register(
@@ -279,6 +288,7 @@ impl Metrics {
             shares_held,
             share_repair_steps,
             shares_repaired,
+            shares_refreshed,
             shares_missing,
             registry,
             requests,
@@ -394,6 +404,11 @@ impl Metrics {
                     .inc_by(n);
             }
         }
+    }
+
+    /// Records whose shares a refresh pass on this node refreshed.
+    pub fn shares_refreshed(&self, n: u64) {
+        self.0.shares_refreshed.inc_by(n);
     }
 
     /// Shares this node got by repair.

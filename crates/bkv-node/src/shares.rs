@@ -5,6 +5,7 @@
 
 mod keys;
 mod ledger_store;
+pub mod refresh;
 pub mod repair;
 pub mod service;
 

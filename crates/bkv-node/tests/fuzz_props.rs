@@ -297,11 +297,11 @@ fn repair_seeds(seed: &SeedWriter<'_>, share: &KeyShare) {
     });
     let answer = |ciphertexts: Vec<Vec<u8>>| v1::RepairAnswer {
         ciphertexts,
-        refused: String::new(),
+        ..Default::default()
     };
     let refused = v1::RepairAnswer {
-        ciphertexts: Vec::new(),
         refused: "share repair refused: the target holds a share of the record already".into(),
+        ..Default::default()
     };
     let dealt = v1::RepairDealResponse {
         answers: vec![answer(vec![ciphertext(), ciphertext()]), refused.clone()],
@@ -323,6 +323,66 @@ fn repair_seeds(seed: &SeedWriter<'_>, share: &KeyShare) {
     seed("invalid-repair-sum-point", 5, &|| {
         let mut bad = summed.clone();
         bad.answers[0].ciphertexts[0][1] ^= 0x01;
+        prost::Message::encode_to_vec(&bad)
+    });
+    refresh_seeds(seed, &record, &ciphertext, share);
+}
+
+/// Seeds of the share refresh messages in `share_evaluate` (kinds 6 to 8): requests of both
+/// steps, a participant's new shares, and refusals of each.
+fn refresh_seeds(
+    seed: &SeedWriter<'_>,
+    record: &dyn Fn(Vec<Vec<u8>>) -> v1::RepairRecord,
+    ciphertext: &dyn Fn() -> Vec<u8>,
+    share: &KeyShare,
+) {
+    let scope = Some(v1::RefreshScope {
+        participants: vec![1, 2, 3],
+    });
+    let deal = v1::RefreshDealRequest {
+        scope: scope.clone(),
+        records: vec![record(Vec::new()), record(Vec::new())],
+    };
+    seed("valid-refresh-deal", 6, &|| {
+        prost::Message::encode_to_vec(&deal)
+    });
+    seed("invalid-refresh-deal-scope", 6, &|| {
+        prost::Message::encode_to_vec(&v1::RefreshDealRequest {
+            scope: None,
+            ..deal.clone()
+        })
+    });
+    let apply = v1::RefreshApplyRequest {
+        scope,
+        records: vec![record(vec![ciphertext(), ciphertext(), ciphertext()])],
+    };
+    seed("valid-refresh-apply", 7, &|| {
+        prost::Message::encode_to_vec(&apply)
+    });
+    seed("invalid-refresh-apply-account", 7, &|| {
+        let mut bad = apply.clone();
+        bad.records[0].account = String::new();
+        prost::Message::encode_to_vec(&bad)
+    });
+    let applied = v1::RefreshApplyResponse {
+        answers: vec![
+            v1::RepairAnswer {
+                ciphertexts: vec![ciphertext()],
+                commitment: share.commitment().as_bytes().to_vec(),
+                ..Default::default()
+            },
+            v1::RepairAnswer {
+                refused: "share refresh refused: another version is active here".into(),
+                ..Default::default()
+            },
+        ],
+    };
+    seed("valid-refresh-applied", 8, &|| {
+        prost::Message::encode_to_vec(&applied)
+    });
+    seed("invalid-refresh-applied-commitment", 8, &|| {
+        let mut bad = applied.clone();
+        bad.answers[0].commitment.truncate(31);
         prost::Message::encode_to_vec(&bad)
     });
 }

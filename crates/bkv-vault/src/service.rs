@@ -42,6 +42,14 @@ use crate::holder::EvalRequest;
 /// How long the share-holders asked may take before one more is asked as well.
 pub const HEDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(400);
 
+/// How many times a recovery asks the share-holders again when a share refresh replaced
+/// the record's shares while they evaluated.
+const REFRESH_REGATHERS: usize = 2;
+
+/// How long a recovery whose evaluations failed waits for a share refresh this replica has
+/// not applied yet.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The `bkv.v1.Vault` service over a backend.
 #[derive(Debug, Clone)]
 pub struct VaultService<B> {
@@ -329,7 +337,9 @@ impl<B: Backend + Clone> VaultService<B> {
             charge,
             blinded,
         };
-        let evaluations = self.gather(&oprf, &request, caller_deadline).await?;
+        let evaluations = self
+            .gather_consistent(oprf.clone(), &request, caller_deadline)
+            .await?;
         self.backend.observe(VaultEvent::GuessCharged);
         Ok(RecoverStartResponse {
             version: version.get(),
@@ -340,6 +350,66 @@ impl<B: Backend + Clone> VaultService<B> {
             threshold: u32::from(oprf.threshold),
             evaluations,
         })
+    }
+
+    /// [`Self::gather`] under the record's shares as charged, and again under its shares as
+    /// applied here now if a share refresh replaced them meanwhile: the holders evaluate
+    /// with the share their own applied state holds, so one that applied the refresh before
+    /// or after this replica answers for the other shares (its proof does not verify, or,
+    /// for this replica's own answer, is not checked here). If the gather fails, this
+    /// replica waits a little for a refresh it has not applied yet. Each holder counts a
+    /// charge once, so asking again spends nothing.
+    async fn gather_consistent(
+        &self,
+        mut oprf: OprfRecord,
+        request: &EvalRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<ShareEvaluation>, VaultError> {
+        for round in 0..=REFRESH_REGATHERS {
+            let result = self.gather(&oprf, request, deadline).await;
+            // Wait only on a failure, and not past the client's deadline.
+            let wait = match (&result, deadline) {
+                (Ok(_), _) => std::time::Duration::ZERO,
+                (Err(_), None) => REFRESH_WAIT,
+                (Err(_), Some(d)) => d
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(DEADLINE_MARGIN)
+                    .min(REFRESH_WAIT),
+            };
+            let Some(now) = self.refreshed_shares(&request.account, &oprf, wait).await else {
+                return result;
+            };
+            if round == REFRESH_REGATHERS {
+                break;
+            }
+            oprf = now;
+        }
+        Err(VaultError::unavailable(
+            "the record's shares were refreshed while it was evaluated; the guess stays \
+             charged, retry with the same attempt id",
+        ))
+    }
+
+    /// The record's OPRF half as applied here now, if its shares are not those of `oprf`
+    /// (a refresh replaced them), looking again for up to `wait`.
+    async fn refreshed_shares(
+        &self,
+        account: &AccountId,
+        oprf: &OprfRecord,
+        wait: std::time::Duration,
+    ) -> Option<OprfRecord> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(now) = self.backend.active_oprf(account)
+                && now.shares != oprf.shares
+            {
+                return Some(now);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(REFRESH_WAIT / 10).await;
+        }
     }
 
     /// Asks share-holders of the record for evaluations until `threshold` have answered

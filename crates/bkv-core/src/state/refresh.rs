@@ -1,5 +1,6 @@
 //! Share refresh in the replicated state: applying `RefreshShares` (every replica checks
-//! the new shares' commitments against the record's own before they replace its shares).
+//! the new shares' commitments against the record's own before they replace its shares),
+//! and listing the active records a refresh pass works through.
 
 use super::{Applied, VaultState, event};
 use crate::audit::AuditKind;
@@ -57,6 +58,20 @@ impl VaultState {
                 None,
             )],
         }
+    }
+
+    /// The active records among the next `scan` accounts above `after` (every account for
+    /// `None`), with their public OPRF halves, and the last account looked at if more may
+    /// follow (`None` at the end): what a refresh pass works through, a batch at a time.
+    pub fn active_records(
+        &self,
+        after: Option<&AccountId>,
+        scan: usize,
+    ) -> (
+        Vec<(AccountId, RecordVersion, OprfRecord)>,
+        Option<AccountId>,
+    ) {
+        self.active_records_where(after, scan, |_| true)
     }
 }
 

@@ -129,6 +129,21 @@ impl VaultState {
         Vec<(AccountId, RecordVersion, OprfRecord)>,
         Option<AccountId>,
     ) {
+        self.active_records_where(after, scan, |oprf| oprf.share_of(node_id).is_none())
+    }
+
+    /// The active records, among the next `scan` accounts above `after` (every account for
+    /// `None`), whose public OPRF half `keep` accepts, and the last account looked at if
+    /// more may follow (`None` at the end).
+    pub(super) fn active_records_where(
+        &self,
+        after: Option<&AccountId>,
+        scan: usize,
+        keep: impl Fn(&OprfRecord) -> bool,
+    ) -> (
+        Vec<(AccountId, RecordVersion, OprfRecord)>,
+        Option<AccountId>,
+    ) {
         let mut out = Vec::new();
         let mut last = None;
         for (seen, (account, entry)) in self.accounts.iter_after(after).enumerate() {
@@ -136,7 +151,7 @@ impl VaultState {
                 return (out, last);
             }
             if let Some(active) = entry.active.as_ref()
-                && active.oprf.share_of(node_id).is_none()
+                && keep(&active.oprf)
             {
                 out.push((account.clone(), active.version, active.oprf.clone()));
             }

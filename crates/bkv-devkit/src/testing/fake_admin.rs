@@ -12,9 +12,10 @@ use bkv_proto::v1::{
     AddNodePhase, AddNodeProgress, AddNodeRequest, AuditRecord, AuditRequest, ClusterStatusRequest,
     ClusterStatusResponse, EraseSharesRequest, EraseSharesResponse, InitRequest, InitResponse,
     MemberRole, MemberStatus, NodeInfoRequest, NodeInfoResponse, NodeStatusRequest, NodeView,
-    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RemoveNodeRequest, RemoveNodeResponse,
-    SetShareMapRequest, SetShareMapResponse, SnapshotRequest, SnapshotResponse,
-    TransferLeaderRequest, TransferLeaderResponse,
+    ProvisionClusterKeyRequest, ProvisionClusterKeyResponse, RefreshSharesProgress,
+    RefreshSharesRequest, RemoveNodeRequest, RemoveNodeResponse, SetShareMapRequest,
+    SetShareMapResponse, SnapshotRequest, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse,
 };
 use futures::Stream;
 use sha2::{Digest, Sha256};
@@ -333,6 +334,26 @@ impl Admin for FakeAdmin {
             keys_destroyed: 3,
             ledgers_erased: 0,
         }))
+    }
+
+    type RefreshSharesStream = BoxStream<RefreshSharesProgress>;
+
+    async fn refresh_shares(
+        &self,
+        request: Request<RefreshSharesRequest>,
+    ) -> Result<Response<Self::RefreshSharesStream>, Status> {
+        self.enter("RefreshShares", &request)?;
+        let step = |refreshed: u64, done: bool| {
+            Ok(RefreshSharesProgress {
+                records_seen: refreshed + 1,
+                refreshed,
+                skipped: [("holder_unreachable".to_string(), 1)].into(),
+                done,
+                elapsed_ms: 10 * refreshed,
+            })
+        };
+        let steps = vec![step(64, false), step(100, true)];
+        Ok(Response::new(Box::pin(tokio_stream::iter(steps))))
     }
 
     async fn snapshot(

@@ -313,7 +313,7 @@ async fn repair_batch(
 }
 
 /// A channel to peer `node_id`.
-fn channel(node: &Node, node_id: u64) -> Result<tonic::transport::Channel, String> {
+pub(super) fn channel(node: &Node, node_id: u64) -> Result<tonic::transport::Channel, String> {
     let addr = node
         .peer_addr(node_id)
         .ok_or_else(|| format!("node {node_id} is not a member"))?;

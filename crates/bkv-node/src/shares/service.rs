@@ -10,11 +10,14 @@ use bkv_core::oprf::ShareCiphertext;
 use bkv_core::{AccountId, AttemptId, ChargeNumber, RecordVersion};
 use bkv_proto::v1::shares_server::{Shares, SharesServer};
 use bkv_proto::v1::{
-    EvaluateRequest, EvaluateResponse, RepairAnswer, RepairCombineRequest, RepairCombineResponse,
-    RepairDealRequest, RepairDealResponse, RepairRecord, RepairScope,
+    EvaluateRequest, EvaluateResponse, RefreshApplyRequest, RefreshApplyResponse,
+    RefreshDealRequest, RefreshDealResponse, RefreshScope, RepairAnswer, RepairCombineRequest,
+    RepairCombineResponse, RepairDealRequest, RepairDealResponse, RepairRecord, RepairScope,
 };
 use bkv_vault::VaultError;
-use bkv_vault::holder::{EvalRefusal, EvalRequest, Evaluated, HolderError, RepairTask};
+use bkv_vault::holder::{
+    EvalRefusal, EvalRequest, Evaluated, HolderError, RefreshTask, RepairTask,
+};
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
@@ -97,6 +100,39 @@ pub fn parse_repair(
     records: &[RepairRecord],
 ) -> Result<Vec<(RepairTask, Vec<ShareCiphertext>)>, VaultError> {
     let scope = scope.ok_or_else(|| VaultError::invalid("scope", "missing"))?;
+    if scope.helpers.len() > u16::MAX as usize {
+        return Err(VaultError::invalid("scope.helpers", "too_many"));
+    }
+    parse_records(records, |account, version| RepairTask {
+        account,
+        version,
+        target: scope.target,
+        helpers: scope.helpers.clone(),
+    })
+}
+
+/// Reads a refresh request's scope and records (each record's pieces beside its task).
+pub fn parse_refresh(
+    scope: Option<&RefreshScope>,
+    records: &[RepairRecord],
+) -> Result<Vec<(RefreshTask, Vec<ShareCiphertext>)>, VaultError> {
+    let scope = scope.ok_or_else(|| VaultError::invalid("scope", "missing"))?;
+    if scope.participants.len() > u16::MAX as usize {
+        return Err(VaultError::invalid("scope.participants", "too_many"));
+    }
+    parse_records(records, |account, version| RefreshTask {
+        account,
+        version,
+        participants: scope.participants.clone(),
+    })
+}
+
+/// Reads the records of a repair or refresh request: at most [`REPAIR_BATCH_MAX`], each
+/// account valid and each piece a well-formed ciphertext; `task` makes each record's task.
+fn parse_records<T>(
+    records: &[RepairRecord],
+    task: impl Fn(AccountId, RecordVersion) -> T,
+) -> Result<Vec<(T, Vec<ShareCiphertext>)>, VaultError> {
     if records.len() > REPAIR_BATCH_MAX {
         return Err(VaultError::invalid(
             "records",
@@ -105,9 +141,6 @@ pub fn parse_repair(
                 records.len()
             ),
         ));
-    }
-    if scope.helpers.len() > u16::MAX as usize {
-        return Err(VaultError::invalid("scope.helpers", "too_many"));
     }
     records
         .iter()
@@ -124,13 +157,7 @@ pub fn parse_repair(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let task = RepairTask {
-                account,
-                version: RecordVersion(r.version),
-                target: scope.target,
-                helpers: scope.helpers.clone(),
-            };
-            Ok((task, pieces))
+            Ok((task(account, RecordVersion(r.version)), pieces))
         })
         .collect()
 }
@@ -140,13 +167,18 @@ fn repair_answer(result: Result<Vec<ShareCiphertext>, HolderError>) -> RepairAns
     match result {
         Ok(ciphertexts) => RepairAnswer {
             ciphertexts: ciphertexts.iter().map(|c| c.as_bytes().to_vec()).collect(),
-            refused: String::new(),
+            ..Default::default()
         },
         Err(e) => RepairAnswer {
-            ciphertexts: Vec::new(),
             refused: e.to_string(),
+            ..Default::default()
         },
     }
+}
+
+/// A refresh step's refusal of a record that carries pieces in step 1.
+fn pieces_in_step_1() -> HolderError {
+    HolderError::Refused(EvalRefusal::Refresh("step 1 carries no pieces".into()))
 }
 
 #[tonic::async_trait]
@@ -186,6 +218,50 @@ impl Shares for SharesService {
         .await;
         self.metrics.repair_helped("combine", &answers);
         Ok(Response::new(RepairCombineResponse { answers }))
+    }
+
+    async fn refresh_deal(
+        &self,
+        request: Request<RefreshDealRequest>,
+    ) -> Result<Response<RefreshDealResponse>, Status> {
+        let msg = request.get_ref();
+        let tasks = parse_refresh(msg.scope.as_ref(), &msg.records)?;
+        // Every record at once, as for repair.
+        let answers: Vec<RepairAnswer> = join_all(tasks.iter().map(|(task, pieces)| async move {
+            let result = if pieces.is_empty() {
+                self.shares.refresh_deal(task).await
+            } else {
+                Err(pieces_in_step_1())
+            };
+            repair_answer(result)
+        }))
+        .await;
+        self.metrics.repair_helped("refresh_deal", &answers);
+        Ok(Response::new(RefreshDealResponse { answers }))
+    }
+
+    async fn refresh_apply(
+        &self,
+        request: Request<RefreshApplyRequest>,
+    ) -> Result<Response<RefreshApplyResponse>, Status> {
+        let msg = request.get_ref();
+        let tasks = parse_refresh(msg.scope.as_ref(), &msg.records)?;
+        let answers: Vec<RepairAnswer> = join_all(tasks.iter().map(|(task, pieces)| async move {
+            match self.shares.refresh_apply(task, pieces).await {
+                Ok(share) => RepairAnswer {
+                    ciphertexts: vec![share.ciphertext],
+                    commitment: share.commitment.to_vec(),
+                    ..Default::default()
+                },
+                Err(e) => RepairAnswer {
+                    refused: e.to_string(),
+                    ..Default::default()
+                },
+            }
+        }))
+        .await;
+        self.metrics.repair_helped("refresh_apply", &answers);
+        Ok(Response::new(RefreshApplyResponse { answers }))
     }
 
     async fn evaluate(
