@@ -463,14 +463,46 @@ pub fn share_evaluate(data: &[u8]) -> bool {
 
 /// A share repair request as a helper reads it (see [`share_evaluate`]).
 fn repair_request(scope: Option<&v1::RepairScope>, records: &[v1::RepairRecord]) -> bool {
-    match parse_repair(scope, records) {
-        Ok(tasks) => {
+    records_request(
+        parse_repair(scope, records),
+        records,
+        |task| {
             let scope = scope.expect("accepted with a scope");
+            assert_eq!((task.target, &task.helpers), (scope.target, &scope.helpers));
+            (task.account.as_str().to_string(), task.version.get())
+        },
+        "scope.helpers",
+    )
+}
+
+/// A share refresh request as a participant reads it (see [`share_evaluate`]).
+fn refresh_request(scope: Option<&v1::RefreshScope>, records: &[v1::RepairRecord]) -> bool {
+    records_request(
+        parse_refresh(scope, records),
+        records,
+        |task| {
+            let scope = scope.expect("accepted with a scope");
+            assert_eq!(task.participants, scope.participants);
+            (task.account.as_str().to_string(), task.version.get())
+        },
+        "scope.participants",
+    )
+}
+
+/// A repair or refresh request as parsed: accepted, one task per record (`check` checks a
+/// task against the scope and gives its account and version) with the pieces as sent;
+/// refused, a refusal naming the scope (`scope_field`) or a record's field.
+fn records_request<T>(
+    parsed: Result<Vec<(T, Vec<ShareCiphertext>)>, VaultError>,
+    records: &[v1::RepairRecord],
+    check: impl Fn(&T) -> (String, u64),
+    scope_field: &str,
+) -> bool {
+    match parsed {
+        Ok(tasks) => {
             assert_eq!(tasks.len(), records.len());
             for ((task, pieces), record) in tasks.iter().zip(records) {
-                assert_eq!(task.account.as_str(), record.account);
-                assert_eq!(task.version.get(), record.version);
-                assert_eq!((task.target, &task.helpers), (scope.target, &scope.helpers));
+                assert_eq!(check(task), (record.account.clone(), record.version));
                 let sent: Vec<&[u8]> = pieces.iter().map(|p| p.as_bytes().as_slice()).collect();
                 let wire: Vec<&[u8]> = record.pieces.iter().map(Vec::as_slice).collect();
                 assert_eq!(sent, wire, "pieces not kept as sent");
@@ -482,7 +514,7 @@ fn repair_request(scope: Option<&v1::RepairScope>, records: &[v1::RepairRecord])
                 Err(e),
                 &[
                     "scope",
-                    "scope.helpers",
+                    scope_field,
                     "records",
                     "records.account",
                     "records.pieces",
@@ -520,38 +552,6 @@ fn repair_answers(answers: Vec<v1::RepairAnswer>, per: usize) -> bool {
         }
         Err(_) => {
             assert!(!expected, "refused good answers");
-            false
-        }
-    }
-}
-
-/// A share refresh request as a participant reads it (see [`share_evaluate`]).
-fn refresh_request(scope: Option<&v1::RefreshScope>, records: &[v1::RepairRecord]) -> bool {
-    match parse_refresh(scope, records) {
-        Ok(tasks) => {
-            let scope = scope.expect("accepted with a scope");
-            assert_eq!(tasks.len(), records.len());
-            for ((task, pieces), record) in tasks.iter().zip(records) {
-                assert_eq!(task.account.as_str(), record.account);
-                assert_eq!(task.version.get(), record.version);
-                assert_eq!(task.participants, scope.participants);
-                let sent: Vec<&[u8]> = pieces.iter().map(|p| p.as_bytes().as_slice()).collect();
-                let wire: Vec<&[u8]> = record.pieces.iter().map(Vec::as_slice).collect();
-                assert_eq!(sent, wire, "pieces not kept as sent");
-            }
-            true
-        }
-        Err(e) => {
-            refused_as(
-                Err(e),
-                &[
-                    "scope",
-                    "scope.participants",
-                    "records",
-                    "records.account",
-                    "records.pieces",
-                ],
-            );
             false
         }
     }

@@ -7,6 +7,7 @@ mod props;
 mod reset;
 mod rfc9497;
 mod vectors;
+pub(crate) mod voters;
 
 use curve25519_dalek::scalar::Scalar;
 use rand::SeedableRng;

@@ -581,6 +581,41 @@ fn versions_follow_the_clock_and_never_repeat() {
     );
 }
 
+/// A state with the map of epoch 1 (nodes 1 to 3) and `record` active as alice's version
+/// 3000.
+fn with_active_record(record: OprfRecord) -> VaultState {
+    let mut state = VaultState::default();
+    let setup = [
+        req(1, fixtures::bootstrap(limit(3), limit(5))),
+        req(2, fixtures::set_share_map(1, 3)),
+        req(
+            3,
+            Command::Stage {
+                account: alice(),
+                request_id: RequestId::new([0x22; 16]),
+                guess_limit: limit(3),
+                sealed_record: vec![0xbb; 3],
+                oprf: record,
+            },
+        ),
+        req(
+            4,
+            Command::Activate {
+                account: alice(),
+                version: RecordVersion(3000),
+            },
+        ),
+    ];
+    for (at, r) in &setup {
+        let applied = state.apply(*at, r);
+        assert!(
+            !matches!(applied.outcome, Outcome::Rejected(_)),
+            "{applied:?}"
+        );
+    }
+    state
+}
+
 /// A record of three holders with real commitments (shares of a random key), and a share
 /// for node 4 as repair would make it: the commitment the holders' give at 4, and a
 /// ciphertext of the share to a software key.
@@ -618,35 +653,7 @@ fn repairable_record() -> (OprfRecord, Vec<crate::oprf::KeyShare>, StoredShare) 
 fn a_repaired_share_joins_the_record_only_on_its_polynomial_and_for_a_voter_of_the_map() {
     let a = alice();
     let (record, _, fourth) = repairable_record();
-    let mut state = VaultState::default();
-    let setup = [
-        req(1, fixtures::bootstrap(limit(3), limit(5))),
-        req(2, fixtures::set_share_map(1, 3)),
-        req(
-            3,
-            Command::Stage {
-                account: a.clone(),
-                request_id: RequestId::new([0x22; 16]),
-                guess_limit: limit(3),
-                sealed_record: vec![0xbb; 3],
-                oprf: record,
-            },
-        ),
-        req(
-            4,
-            Command::Activate {
-                account: a.clone(),
-                version: RecordVersion(3000),
-            },
-        ),
-    ];
-    for (at, r) in &setup {
-        let applied = state.apply(*at, r);
-        assert!(
-            !matches!(applied.outcome, Outcome::Rejected(_)),
-            "{applied:?}"
-        );
-    }
+    let mut state = with_active_record(record);
     let add = |helpers: &[u64], share: &StoredShare| Command::AddShare {
         account: a.clone(),
         version: RecordVersion(3000),
@@ -814,35 +821,7 @@ fn refreshed_shares(
 fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_of_the_map() {
     let a = alice();
     let (record, shares, _) = repairable_record();
-    let mut state = VaultState::default();
-    let setup = [
-        req(1, fixtures::bootstrap(limit(3), limit(5))),
-        req(2, fixtures::set_share_map(1, 3)),
-        req(
-            3,
-            Command::Stage {
-                account: a.clone(),
-                request_id: RequestId::new([0x22; 16]),
-                guess_limit: limit(3),
-                sealed_record: vec![0xbb; 3],
-                oprf: record.clone(),
-            },
-        ),
-        req(
-            4,
-            Command::Activate {
-                account: a.clone(),
-                version: RecordVersion(3000),
-            },
-        ),
-    ];
-    for (at, r) in &setup {
-        let applied = state.apply(*at, r);
-        assert!(
-            !matches!(applied.outcome, Outcome::Rejected(_)),
-            "{applied:?}"
-        );
-    }
+    let mut state = with_active_record(record.clone());
     let refresh = |shares: &[StoredShare]| Command::RefreshShares {
         account: a.clone(),
         version: RecordVersion(3000),

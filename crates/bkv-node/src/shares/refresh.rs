@@ -17,13 +17,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bkv_core::{AccountId, Command, Outcome, RecordVersion, StoredShare};
-use bkv_proto::v1::shares_client::SharesClient;
-use bkv_proto::v1::{RefreshApplyRequest, RefreshDealRequest, RefreshScope, RepairRecord};
+use bkv_proto::v1::{RefreshApplyRequest, RefreshDealRequest, RefreshScope};
 use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::NodeShares;
-use super::repair::{channel, parse_answers};
+use super::repair::{ask, parse_answers, pieces_for, wire_records};
 use crate::node::Node;
 
 /// Accounts looked at per read of the state.
@@ -31,9 +30,6 @@ const SCAN: usize = 512;
 
 /// Records per refresh request (and per batch of proposals).
 const BATCH: usize = 64;
-
-/// How long a participant may take with one request.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a pass has done so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,14 +124,7 @@ async fn refresh_batch(
     let scope = RefreshScope {
         participants: participants.to_vec(),
     };
-    let wire: Vec<RepairRecord> = records
-        .iter()
-        .map(|(account, version)| RepairRecord {
-            account: account.as_str().to_string(),
-            version: version.get(),
-            pieces: Vec::new(),
-        })
-        .collect();
+    let wire = wire_records(records);
     // Step 1 at every participant.
     let dealt = join_all(participants.iter().map(|p| {
         let request = RefreshDealRequest {
@@ -143,17 +132,13 @@ async fn refresh_batch(
             records: wire.clone(),
         };
         async move {
-            let mut client = SharesClient::new(channel(node, *p)?);
-            let answer = tokio::time::timeout(STEP_TIMEOUT, client.refresh_deal(request))
-                .await
-                .map_err(|_| format!("node {p}: no answer in time"))?
-                .map_err(|s| format!("node {p}: {:?}: {}", s.code(), s.message()))?;
-            parse_answers(
+            let answer = ask(
+                node,
                 *p,
-                answer.into_inner().answers,
-                records.len(),
-                participants.len(),
+                |mut c| async move { c.refresh_deal(request).await },
             )
+            .await?;
+            parse_answers(*p, answer.answers, records.len(), participants.len())
         }
     }))
     .await;
@@ -172,30 +157,17 @@ async fn refresh_batch(
     let applied = join_all(participants.iter().enumerate().map(|(b, p)| {
         let request = RefreshApplyRequest {
             scope: Some(scope.clone()),
-            records: all_dealt
-                .iter()
-                .map(|r| RepairRecord {
-                    pieces: dealt
-                        .iter()
-                        .map(|d| {
-                            d[*r]
-                                .as_ref()
-                                .map(|c| c[b].as_bytes().to_vec())
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    ..wire[*r].clone()
-                })
-                .collect(),
+            records: pieces_for(&wire, &dealt, &all_dealt, b),
         };
         let count = all_dealt.len();
         async move {
-            let mut client = SharesClient::new(channel(node, *p)?);
-            let answer = tokio::time::timeout(STEP_TIMEOUT, client.refresh_apply(request))
-                .await
-                .map_err(|_| format!("node {p}: no answer in time"))?
-                .map_err(|s| format!("node {p}: {:?}: {}", s.code(), s.message()))?;
-            parse_refreshed(*p, answer.into_inner().answers, count)
+            let answer = ask(
+                node,
+                *p,
+                |mut c| async move { c.refresh_apply(request).await },
+            )
+            .await?;
+            parse_refreshed(*p, answer.answers, count)
         }
     }))
     .await;

@@ -165,14 +165,7 @@ async fn repair_batch(
         target: node.id(),
         helpers: helpers.to_vec(),
     };
-    let wire: Vec<RepairRecord> = records
-        .iter()
-        .map(|(account, version)| RepairRecord {
-            account: account.as_str().to_string(),
-            version: version.get(),
-            pieces: Vec::new(),
-        })
-        .collect();
+    let wire = wire_records(records);
     // Step 1 at every helper.
     let dealt = join_all(helpers.iter().map(|h| {
         let request = RepairDealRequest {
@@ -180,17 +173,13 @@ async fn repair_batch(
             records: wire.clone(),
         };
         async move {
-            let mut client = SharesClient::new(channel(node, *h)?);
-            let answer = tokio::time::timeout(STEP_TIMEOUT, client.repair_deal(request))
-                .await
-                .map_err(|_| format!("node {h}: no answer in time"))?
-                .map_err(|s| format!("node {h}: {:?}: {}", s.code(), s.message()))?;
-            parse_answers(
+            let answer = ask(
+                node,
                 *h,
-                answer.into_inner().answers,
-                records.len(),
-                helpers.len(),
+                |mut c| async move { c.repair_deal(request).await },
             )
+            .await?;
+            parse_answers(*h, answer.answers, records.len(), helpers.len())
         }
     }))
     .await;
@@ -209,29 +198,16 @@ async fn repair_batch(
     let sums = join_all(helpers.iter().enumerate().map(|(b, h)| {
         let request = RepairCombineRequest {
             scope: Some(scope.clone()),
-            records: all_dealt
-                .iter()
-                .map(|r| RepairRecord {
-                    pieces: dealt
-                        .iter()
-                        .map(|d| {
-                            d[*r]
-                                .as_ref()
-                                .map(|c| c[b].as_bytes().to_vec())
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    ..wire[*r].clone()
-                })
-                .collect(),
+            records: pieces_for(&wire, &dealt, &all_dealt, b),
         };
         async move {
-            let mut client = SharesClient::new(channel(node, *h)?);
-            let answer = tokio::time::timeout(STEP_TIMEOUT, client.repair_combine(request))
-                .await
-                .map_err(|_| format!("node {h}: no answer in time"))?
-                .map_err(|s| format!("node {h}: {:?}: {}", s.code(), s.message()))?;
-            parse_answers(*h, answer.into_inner().answers, combined, 1)
+            let answer = ask(
+                node,
+                *h,
+                |mut c| async move { c.repair_combine(request).await },
+            )
+            .await?;
+            parse_answers(*h, answer.answers, combined, 1)
         }
     }))
     .await;
@@ -312,8 +288,64 @@ async fn repair_batch(
     done
 }
 
+/// Calls peer `node_id`'s `bkv.v1.Shares` with `call`, within [`STEP_TIMEOUT`]; a failure
+/// names the peer.
+pub(super) async fn ask<T, Fut>(
+    node: &Node,
+    node_id: u64,
+    call: impl FnOnce(SharesClient<tonic::transport::Channel>) -> Fut,
+) -> Result<T, String>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let client = SharesClient::new(channel(node, node_id)?);
+    tokio::time::timeout(STEP_TIMEOUT, call(client))
+        .await
+        .map_err(|_| format!("node {node_id}: no answer in time"))?
+        .map(tonic::Response::into_inner)
+        .map_err(|s| format!("node {node_id}: {:?}: {}", s.code(), s.message()))
+}
+
+/// Step 1's records: each account and version, no pieces.
+pub(super) fn wire_records(records: &[(AccountId, RecordVersion)]) -> Vec<RepairRecord> {
+    records
+        .iter()
+        .map(|(account, version)| RepairRecord {
+            account: account.as_str().to_string(),
+            version: version.get(),
+            pieces: Vec::new(),
+        })
+        .collect()
+}
+
+/// Step 2's records for the party at position `b`: of the records every party dealt
+/// (`chosen`, indices into `wire` and each party's answers in `dealt`), the piece each
+/// party dealt to `b`, in the parties' order.
+pub(super) fn pieces_for(
+    wire: &[RepairRecord],
+    dealt: &[Vec<Option<Vec<ShareCiphertext>>>],
+    chosen: &[usize],
+    b: usize,
+) -> Vec<RepairRecord> {
+    chosen
+        .iter()
+        .map(|r| RepairRecord {
+            pieces: dealt
+                .iter()
+                .map(|d| {
+                    d[*r]
+                        .as_ref()
+                        .map(|c| c[b].as_bytes().to_vec())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            ..wire[*r].clone()
+        })
+        .collect()
+}
+
 /// A channel to peer `node_id`.
-pub(super) fn channel(node: &Node, node_id: u64) -> Result<tonic::transport::Channel, String> {
+fn channel(node: &Node, node_id: u64) -> Result<tonic::transport::Channel, String> {
     let addr = node
         .peer_addr(node_id)
         .ok_or_else(|| format!("node {node_id} is not a member"))?;

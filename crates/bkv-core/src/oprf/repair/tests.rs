@@ -5,50 +5,19 @@
 
 use curve25519_dalek::scalar::Scalar;
 use proptest::prelude::*;
-use zeroize::Zeroizing;
 
 use super::super::shamir::lagrange;
 use super::super::share_ciphertext::open_scalar;
 use super::super::{
     Blind, Commitment, KeyShare, OprfError, OprfKey, P256PublicKey, ShareCiphertext, ShareContext,
-    SoftwareShareKey, combine, encrypt_share, evaluate_directly, evaluate_share, oprf_input, split,
+    combine, encrypt_share, evaluate_directly, evaluate_share, oprf_input, split,
 };
 use super::*;
 use crate::ids::AccountId;
+use crate::oprf::tests::voters::Voters;
 
 fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::SeedableRng::seed_from_u64(seed)
-}
-
-/// A cluster's voters in software: node id, share-receiving key.
-struct Voters(Vec<(u64, SoftwareShareKey)>);
-
-impl Voters {
-    fn new(ids: &[u64], r: &mut rand::rngs::StdRng) -> Self {
-        Self(
-            ids.iter()
-                .map(|id| (*id, SoftwareShareKey::generate(r)))
-                .collect(),
-        )
-    }
-
-    fn key(&self, id: u64) -> &SoftwareShareKey {
-        &self.0.iter().find(|(i, _)| *i == id).expect("a voter").1
-    }
-
-    fn public(&self, id: u64) -> P256PublicKey {
-        self.key(id).public()
-    }
-
-    fn zs(&self, id: u64, cts: &[ShareCiphertext]) -> Vec<Zeroizing<[u8; 32]>> {
-        cts.iter()
-            .map(|c| {
-                self.key(id)
-                    .diffie_hellman(c.ephemeral_public())
-                    .expect("ecdh")
-            })
-            .collect()
-    }
 }
 
 fn context(target: u64, helpers: &[u64]) -> RepairContext {
