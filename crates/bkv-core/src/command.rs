@@ -159,11 +159,15 @@ pub enum Command {
     /// polynomial of the record's degree that shares the record's key (every replica
     /// checks it from the commitments alone). Holders of the record that are not among
     /// `shares` hold none after it. Idempotent: the same shares again change nothing.
+    /// Applies only to the shares it was made from (`from`), so that a stale refresh (made
+    /// while another was applied) or an old one replayed is refused.
     RefreshShares {
         /// The account.
         account: AccountId,
         /// The active record's version.
         version: RecordVersion,
+        /// `OprfRecord::shares_digest` of the record's shares the refresh was made from.
+        from: [u8; 32],
         /// The refreshed shares, by increasing node id.
         shares: Vec<StoredShare>,
     },

@@ -56,4 +56,17 @@ impl OprfRecord {
     pub fn holders(&self) -> impl Iterator<Item = u64> + '_ {
         self.shares.iter().map(|s| s.node_id)
     }
+
+    /// `SHA-256("bkv/v2/shares" || (I2OSP(node_id, 8) || commitment) for each share)`: which
+    /// generation of shares the record holds (a share refresh names the one it replaces).
+    pub fn shares_digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"bkv/v2/shares");
+        for share in &self.shares {
+            hash.update(share.node_id.to_be_bytes());
+            hash.update(share.commitment);
+        }
+        hash.finalize().into()
+    }
 }

@@ -205,8 +205,9 @@ impl VaultState {
             Command::RefreshShares {
                 account,
                 version,
+                from,
                 shares,
-            } => self.refresh_shares(log_index, account, *version, shares),
+            } => self.refresh_shares(log_index, account, *version, from, shares),
         }
     }
 

@@ -322,6 +322,7 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
         Ok(self.apply(Command::RefreshShares {
             account: account.clone(),
             version: record.version,
+            from: record.oprf.shares_digest(),
             shares,
         }))
     }

@@ -16,6 +16,7 @@ impl VaultState {
         log_index: u64,
         account: &AccountId,
         version: RecordVersion,
+        from: &[u8; 32],
         shares: &[StoredShare],
     ) -> Applied {
         let Some(oprf) = self
@@ -30,6 +31,11 @@ impl VaultState {
         if oprf.shares == shares {
             // A retried proposal of a refresh already applied.
             return Applied::quiet(Outcome::SharesRefreshed { version });
+        }
+        if &oprf.shares_digest() != from {
+            return Applied::rejected(Rejection::BadRefresh(
+                "the record's shares are no longer those the refresh was made from".into(),
+            ));
         }
         let map = self
             .cluster

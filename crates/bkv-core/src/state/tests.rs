@@ -822,11 +822,15 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
     let a = alice();
     let (record, shares, _) = repairable_record();
     let mut state = with_active_record(record.clone());
-    let refresh = |shares: &[StoredShare]| Command::RefreshShares {
+    let refresh_from = |from: &OprfRecord, shares: &[StoredShare]| Command::RefreshShares {
         account: a.clone(),
         version: RecordVersion(3000),
+        from: from.shares_digest(),
         shares: shares.to_vec(),
     };
+    let current = |state: &VaultState| state.active_record(&a).expect("active").oprf;
+    let refresh =
+        |state: &VaultState, shares: &[StoredShare]| refresh_from(&current(state), shares);
     let (good, new_keys) = refreshed_shares(&shares, &[1, 2, 3], 2);
     let before = state.clone();
     // Another key's sharing (consistent among themselves).
@@ -853,7 +857,7 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
         (bad_ciphertext, "ciphertext"),
     ];
     for (at, (shares, why)) in (5..).zip(refusals) {
-        let refused = state.apply(at, &req(at, refresh(&shares)).1);
+        let refused = state.apply(at, &req(at, refresh(&state, &shares)).1);
         assert!(
             matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRefresh(w)) if w.contains(why)),
             "{why}: {refused:?}"
@@ -864,6 +868,7 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
     let stale = Command::RefreshShares {
         account: a.clone(),
         version: RecordVersion(2999),
+        from: record.shares_digest(),
         shares: good.clone(),
     };
     assert_eq!(
@@ -872,7 +877,7 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
     );
     assert_eq!(state, before);
     // The honest refresh over all three holders applies.
-    let applied = state.apply(20, &req(20, refresh(&good)).1);
+    let applied = state.apply(20, &req(20, refresh(&state, &good)).1);
     assert_eq!(
         applied.outcome,
         Outcome::SharesRefreshed {
@@ -883,8 +888,17 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
     assert_eq!(state.active_record(&a).expect("active").oprf.shares, good);
     // The same again (a retried proposal) changes nothing.
     let after = state.clone();
-    let again = state.apply(21, &req(21, refresh(&good)).1);
+    let again = state.apply(21, &req(21, refresh_from(&record, &good)).1);
     assert!(matches!(again.outcome, Outcome::SharesRefreshed { .. }) && again.events.is_empty());
+    assert_eq!(state, after);
+    // Another refresh made from the shares before this one (a stale pass, or an old one
+    // replayed) is refused, though it shares the key.
+    let (stale_refresh, _) = refreshed_shares(&shares, &[1, 2, 3], 2);
+    let refused = state.apply(21, &req(21, refresh_from(&record, &stale_refresh)).1);
+    assert!(
+        matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRefresh(w)) if w.contains("no longer")),
+        "{refused:?}"
+    );
     assert_eq!(state, after);
     // Node 3 leaves the map: a refresh naming it is refused; one over nodes 1 and 2 (the
     // threshold) applies and drops node 3's share.
@@ -895,14 +909,14 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
     );
     let in_map = state.clone();
     let (with_3, _) = refreshed_shares(&new_keys, &[1, 2, 3], 2);
-    let refused = state.apply(23, &req(23, refresh(&with_3)).1);
+    let refused = state.apply(23, &req(23, refresh(&state, &with_3)).1);
     assert!(
         matches!(&refused.outcome, Outcome::Rejected(Rejection::BadRefresh(w)) if w.contains("share map")),
         "{refused:?}"
     );
     assert_eq!(state, in_map);
     let (two, _) = refreshed_shares(&new_keys, &[1, 2], 2);
-    let applied = state.apply(24, &req(24, refresh(&two)).1);
+    let applied = state.apply(24, &req(24, refresh(&state, &two)).1);
     assert!(
         matches!(applied.outcome, Outcome::SharesRefreshed { .. }),
         "{applied:?}"

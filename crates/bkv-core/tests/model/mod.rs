@@ -366,8 +366,9 @@ impl Model {
             Command::RefreshShares {
                 account,
                 version,
+                from,
                 shares,
-            } => self.refresh_shares(account, *version, shares),
+            } => self.refresh_shares(account, *version, from, shares),
         }
     }
 
@@ -377,6 +378,7 @@ impl Model {
         &mut self,
         account: &AccountId,
         version: RecordVersion,
+        from: &[u8; 32],
         shares: &[bkv_core::oprf_record::StoredShare],
     ) -> Outcome {
         let bad = |why: &str| reject(Rejection::BadRefresh(why.into()));
@@ -391,6 +393,9 @@ impl Model {
         let refreshed = Outcome::SharesRefreshed { version };
         if rec.oprf.shares == shares {
             return refreshed;
+        }
+        if &rec.oprf.shares_digest() != from {
+            return bad("stale");
         }
         let threshold = usize::from(rec.oprf.threshold);
         let shaped = shares.len() >= threshold

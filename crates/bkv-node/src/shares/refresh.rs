@@ -68,7 +68,9 @@ pub async fn refresh_pass(
         let (batch, next) = node
             .state()
             .read(|s| s.active_records(after.as_ref(), SCAN));
-        let mut groups: BTreeMap<Vec<u64>, Vec<(AccountId, RecordVersion)>> = BTreeMap::new();
+        // Per participant set: each record, and the shares it is refreshed from.
+        type Group = Vec<((AccountId, RecordVersion), [u8; 32])>;
+        let mut groups: BTreeMap<Vec<u64>, Group> = BTreeMap::new();
         for (account, version, oprf) in batch {
             progress.records_seen += 1;
             let participants: Vec<u64> = oprf
@@ -89,12 +91,13 @@ pub async fn refresh_pass(
             groups
                 .entry(participants)
                 .or_default()
-                .push((account, version));
+                .push(((account, version), oprf.shares_digest()));
         }
         for (participants, records) in groups {
             for chunk in records.chunks(BATCH) {
                 let batch_started = Instant::now();
-                refresh_batch(node, shares, &participants, chunk, &mut progress).await;
+                let (chunk, from): (Vec<_>, Vec<_>) = chunk.iter().cloned().unzip();
+                refresh_batch(node, shares, &participants, (&chunk, &from), &mut progress).await;
                 progress.elapsed = started.elapsed();
                 if !report(&progress) {
                     return progress;
@@ -112,13 +115,13 @@ pub async fn refresh_pass(
     }
 }
 
-/// Refreshes `records` over `participants`: deal, apply, commit, and install this node's
-/// new shares.
+/// Refreshes `records` over `participants`: deal, apply, commit (each from the shares
+/// named in `from`, as read when the batch was formed), and install this node's new shares.
 async fn refresh_batch(
     node: &Node,
     shares: &NodeShares,
     participants: &[u64],
-    records: &[(AccountId, RecordVersion)],
+    (records, from): (&[(AccountId, RecordVersion)], &[[u8; 32]]),
     progress: &mut RefreshProgress,
 ) {
     let scope = RefreshScope {
@@ -191,6 +194,7 @@ async fn refresh_batch(
         proposals.push(Command::RefreshShares {
             account: account.clone(),
             version: *version,
+            from: from[*r],
             shares: new,
         });
         proposed.push((account, *version));
