@@ -10,6 +10,7 @@
 //! - [`Metrics`]: a node's `/metrics` page, parsed.
 //! - [`process`]: child guards, workspace binaries, free ports.
 //! - [`loot`]: the offline attacker: nodes' material at rest, opened with bkv's own code.
+//! - [`RecoveryLoad`]: a client recovering one account without a pause, counting failures.
 //! - [`chaos`]: the chaos suite's proxy, workloads, histories, checkers and runner.
 //! - [`netns`]: network namespaces for kernel-level faults (packet filters, rate limits,
 //!   full disks).
@@ -17,6 +18,7 @@
 pub mod chaos;
 mod cluster;
 pub mod cluster_up;
+mod load;
 pub mod loot;
 mod metrics;
 pub mod netns;
@@ -26,6 +28,7 @@ pub mod process;
 pub mod raw;
 
 pub use cluster::{Cluster, Digest, ISSUER_NAME, wait_for};
+pub use load::RecoveryLoad;
 pub use metrics::{Metrics, Sample};
 pub use node::{HttpAnswer, NodeProcess, Ports, ProcessState};
 pub use options::{ClusterOptions, FAILPOINTS_NODE_BINARY, LimitsOptions, RaftOptions};

@@ -7,11 +7,9 @@
 //! nodes of the new three serve every account: nodes 2 and 4 with node 1 stopped, and nodes
 //! 1 and 4 with node 2 stopped. No recovery under load failed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bkv_tests::{Cluster, ClusterOptions, account, password, wait_for};
+use bkv_tests::{Cluster, ClusterOptions, RecoveryLoad, account, password, wait_for};
 
 const ACCOUNTS: usize = 12;
 
@@ -49,30 +47,12 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     }
 
     // A client recovering account 0 through nodes 1 and 2 while the membership changes.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = {
-        let client = cluster.vault(&[1, 2], &name(0)).await?;
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let key = keys[0].clone();
-        tokio::spawn(async move {
-            let began = Instant::now();
-            // Bounded: at most 2,000 recoveries or 5 minutes.
-            for _ in 0..2_000 {
-                if stop.load(Ordering::SeqCst) || began.elapsed() > Duration::from_secs(300) {
-                    break;
-                }
-                match client.recover(&account(&name(0)), pw(0)).await {
-                    Ok(r) if r.key.expose()[..] == key[..] => ok.fetch_add(1, Ordering::SeqCst),
-                    Ok(_) => failed.fetch_add(1, Ordering::SeqCst),
-                    Err(e) => {
-                        eprintln!("recovery under load failed: {e}");
-                        failed.fetch_add(1, Ordering::SeqCst)
-                    }
-                };
-            }
-        })
-    };
+    let load = RecoveryLoad::start(
+        cluster.vault(&[1, 2], &name(0)).await?,
+        account(&name(0)),
+        pw(0),
+        keys[0].clone(),
+    );
 
     let repair_began = Instant::now();
     let added = cluster.add_node().await?;
@@ -102,9 +82,7 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
         "node 4 repaired {ACCOUNTS} accounts' shares {:.1} s after it was added",
         repair_began.elapsed().as_secs_f64()
     );
-    stop.store(true, Ordering::SeqCst);
-    load.await?;
-    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    let (ok, failed) = load.finish().await?;
     println!("under load meanwhile: {ok} recoveries, {failed} failed");
     anyhow::ensure!(failed == 0, "{failed} recoveries failed during the repair");
     anyhow::ensure!(ok > 0, "the load made no recovery");

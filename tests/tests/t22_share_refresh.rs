@@ -7,13 +7,11 @@
 //! live new one, with account 11's evaluations carried over (at least six on the new
 //! shares: two or more per wrong guess, three wrong guesses, none forgotten by the refresh).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bkv_client::VaultError;
 use bkv_node::shares::SledLedgers;
-use bkv_tests::{Cluster, ClusterOptions, account, password};
+use bkv_tests::{Cluster, ClusterOptions, RecoveryLoad, account, password};
 use bkv_vault::holder::LedgerStore as _;
 
 const ACCOUNTS: usize = 12;
@@ -71,30 +69,12 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     }
 
     // A client recovering account 0 through every node while the refresh runs.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = {
-        let client = cluster.vault(&[1, 2, 3], &name(0)).await?;
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let key = keys[0].clone();
-        tokio::spawn(async move {
-            let began = Instant::now();
-            // Bounded: at most 2,000 recoveries or 5 minutes.
-            for _ in 0..2_000 {
-                if stop.load(Ordering::SeqCst) || began.elapsed() > Duration::from_secs(300) {
-                    break;
-                }
-                match client.recover(&account(&name(0)), pw(0)).await {
-                    Ok(r) if r.key.expose()[..] == key[..] => ok.fetch_add(1, Ordering::SeqCst),
-                    Ok(_) => failed.fetch_add(1, Ordering::SeqCst),
-                    Err(e) => {
-                        eprintln!("recovery under load failed: {e}");
-                        failed.fetch_add(1, Ordering::SeqCst)
-                    }
-                };
-            }
-        })
-    };
+    let load = RecoveryLoad::start(
+        cluster.vault(&[1, 2, 3], &name(0)).await?,
+        account(&name(0)),
+        pw(0),
+        keys[0].clone(),
+    );
     // Let the load run a little before the refresh starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -133,9 +113,7 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     );
     // The load goes on a moment past the pass, over the nodes taking up their new shares.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    load.await?;
-    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    let (ok, failed) = load.finish().await?;
     println!("under load meanwhile: {ok} recoveries, {failed} failed");
     anyhow::ensure!(failed == 0, "{failed} recoveries failed during the refresh");
     anyhow::ensure!(ok > 0, "the load made no recovery");

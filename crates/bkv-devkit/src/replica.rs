@@ -251,8 +251,9 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
         f(&lock(&self.0.applied).state)
     }
 
-    /// Erases the shares of records that are gone, on every holder (what a node's sweep
-    /// does); returns how many were erased.
+    /// Erases the shares of records that are gone or that a refresh replaced (installing
+    /// the new share first, which takes over the old one's counters), on every holder
+    /// (what a node's sweep does); returns how many were erased.
     pub async fn sweep_shares(&self) -> Result<u64, VaultError> {
         let mut erased = 0;
         for holder in &self.0.holders {
