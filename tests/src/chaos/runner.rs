@@ -53,6 +53,8 @@ pub struct ChaosCluster {
     /// Secrets that must never appear in a file.
     pub canaries: Canaries,
     started: Instant,
+    /// Verifications run so far (each registers probe accounts of its own).
+    verifications: u32,
 }
 
 /// What [`ChaosCluster::verify`] found.
@@ -125,6 +127,7 @@ impl ChaosCluster {
             canaries: Canaries::default(),
             cluster,
             started: Instant::now(),
+            verifications: 0,
         })
     }
 
@@ -224,8 +227,13 @@ impl ChaosCluster {
         self.nemesis.heal(&mut self.cluster).await?;
         self.kit.refresh(&self.cluster);
         let healed = Instant::now();
-        // A leader, then writes through every node until a full round succeeds.
+        // A leader, then writes through every node until a full round succeeds. The probe
+        // accounts are new to the run: a scenario that verifies after each of its phases
+        // must not write again an account whose final state an earlier verification
+        // observed (`no_lost_writes` judges every `final_status` against the last write).
         self.observe_leader(o.liveness_bound).await?;
+        self.verifications += 1;
+        let pass = self.verifications;
         let nodes = self.kit.nodes();
         let mut round = 0u32;
         loop {
@@ -233,8 +241,8 @@ impl ChaosCluster {
             let mut all_ok = true;
             for (i, _) in nodes.iter().enumerate() {
                 let h = Honest::new(
-                    format!("probe-{round}-{i}"),
-                    format!("probe-{}-{round}-{i}", self.name),
+                    format!("probe-{pass}-{round}-{i}"),
+                    format!("probe-{}-{pass}-{round}-{i}", self.name),
                     &self.canaries,
                 );
                 let ok = h
