@@ -14,6 +14,7 @@ pub mod network;
 pub mod node;
 pub mod peers;
 pub mod service;
+pub mod sled_gate;
 pub mod snapshot;
 pub mod snapshot_schedule;
 pub mod state_handle;

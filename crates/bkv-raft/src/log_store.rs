@@ -3,7 +3,7 @@
 //! Layout in the node's sled database: tree `raft_log` maps the big-endian log index to the
 //! postcard-encoded entry; tree `raft_meta` holds the vote, the committed log id and the last
 //! purged log id. sled's flush is the only durability point: an append is acknowledged (its
-//! `LogFlushed` callback called) and a vote saved only after `flush_async` returned.
+//! `LogFlushed` callback called) and a vote saved only after a flush returned ([`crate::sled_gate`]).
 
 use std::fmt;
 use std::io;
@@ -147,7 +147,7 @@ impl SledLogStore {
         bkv_failpoints::hit("log_flush")
             .await
             .map_err(sled::Error::Io)?;
-        self.db.flush_async().await.map(|_| ())
+        crate::sled_gate::flush(&self.db).await.map(|_| ())
     }
 
     fn read_meta<T: DeserializeOwned>(
@@ -186,8 +186,7 @@ impl SledLogStore {
             let (k, _) = kv.map_err(|e| StorageIOError::write_logs(&e))?;
             batch.remove(k);
         }
-        self.log
-            .apply_batch(batch)
+        crate::sled_gate::apply_batch(&self.log, batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
@@ -207,7 +206,7 @@ impl SledLogStore {
             if n == 0 {
                 return Ok(());
             }
-            self.log.apply_batch(batch)?;
+            crate::sled_gate::apply_batch(&self.log, batch)?;
         }
     }
 }
@@ -365,8 +364,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
             batch.insert(&key(entry.log_id.index), bytes);
             last = Some(entry.log_id.index);
         }
-        self.log
-            .apply_batch(batch)
+        crate::sled_gate::apply_batch(&self.log, batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         // Acknowledge only what is on disk.
         match self.flush().await {

@@ -27,8 +27,7 @@ pub fn open_storage(
     data_dir: &Path,
     audit: Arc<dyn AuditSink>,
 ) -> Result<(SledLogStore, SledStateMachine), StorageError> {
-    let db = sled::Config::new()
-        .path(data_dir.join(RAFT_DB_DIR))
+    let db = crate::sled_gate::config(&data_dir.join(RAFT_DB_DIR))
         .open()
         .map_err(|e| StorageIOError::read(&e))?;
     let log = SledLogStore::open(&db)?;

@@ -46,7 +46,7 @@ fn storage(e: impl std::fmt::Display) -> VaultError {
 impl SledLedgers {
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path) -> Result<Self, sled::Error> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = bkv_raft::sled_gate::config(dir).open()?;
         let tree = db.open_tree("ledgers")?;
         let latest = db.open_tree("latest")?;
         if latest.is_empty() {
@@ -79,7 +79,9 @@ impl SledLedgers {
         let count = self.0.tree.len() as u64;
         self.0.tree.clear().map_err(storage)?;
         self.0.latest.clear().map_err(storage)?;
-        self.0.db.flush_async().await.map_err(storage)?;
+        bkv_raft::sled_gate::flush(&self.0.db)
+            .await
+            .map_err(storage)?;
         Ok(count)
     }
 }
@@ -144,7 +146,9 @@ impl LedgerStore for SledLedgers {
             return Ok(());
         }
         let covers = self.0.written.load(Ordering::SeqCst);
-        self.0.db.flush_async().await.map_err(storage)?;
+        bkv_raft::sled_gate::flush(&self.0.db)
+            .await
+            .map_err(storage)?;
         self.0.flushed.store(covers, Ordering::SeqCst);
         Ok(())
     }
@@ -215,7 +219,9 @@ mod tests {
             assert_eq!(store.latest(&alice, RecordVersion(7)), Ok(Some(new)));
             // As a store from before the index: the index is gone, opening rebuilds it.
             store.0.latest.clear().expect("clears");
-            store.0.db.flush_async().await.expect("flushes");
+            bkv_raft::sled_gate::flush(&store.0.db)
+                .await
+                .expect("flushes");
         }
         let store = SledLedgers::open(dir.path()).expect("reopens");
         assert_eq!(store.latest(&alice, RecordVersion(7)), Ok(Some(new)));
