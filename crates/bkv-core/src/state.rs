@@ -683,6 +683,17 @@ impl VaultState {
         active.into_iter().chain(staged).collect()
     }
 
+    /// The active record's public OPRF half, if `version` is the active one (what
+    /// `AddShare` and `RefreshShares` check themselves against).
+    pub(crate) fn active_oprf_at(
+        &self,
+        account: &AccountId,
+        version: RecordVersion,
+    ) -> Option<&OprfRecord> {
+        let active = self.accounts.get(account)?.active.as_ref()?;
+        (active.version == version).then_some(&active.oprf)
+    }
+
     /// The active record's public OPRF half and last reset, if `version` is the active one.
     pub fn active_oprf(
         &self,

@@ -19,13 +19,7 @@ impl VaultState {
         from: &[u8; 32],
         shares: &[StoredShare],
     ) -> Applied {
-        let Some(oprf) = self
-            .accounts
-            .get(account)
-            .and_then(|e| e.active.as_ref())
-            .filter(|a| a.version == version)
-            .map(|a| &a.oprf)
-        else {
+        let Some(oprf) = self.active_oprf_at(account, version) else {
             return Applied::rejected(Rejection::VersionNotActive);
         };
         if oprf.shares == shares {

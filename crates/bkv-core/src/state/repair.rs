@@ -39,13 +39,7 @@ impl VaultState {
                 share.node_id
             ));
         }
-        let Some(oprf) = self
-            .accounts
-            .get(account)
-            .and_then(|e| e.active.as_ref())
-            .filter(|a| a.version == version)
-            .map(|a| &a.oprf)
-        else {
+        let Some(oprf) = self.active_oprf_at(account, version) else {
             return Applied::rejected(Rejection::VersionNotActive);
         };
         if let Some(held) = oprf.share_of(share.node_id) {
