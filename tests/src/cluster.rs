@@ -854,7 +854,10 @@ level = "{level}"
     /// The end of a test that stops nodes with SIGSTOP: prints the nodes' last 40 log lines
     /// if `result` failed, resumes every node whatever happened, and returns `result`.
     pub fn settle(&mut self, result: anyhow::Result<()>) -> anyhow::Result<()> {
-        if result.is_err() {
+        if let Err(e) = &result {
+            // On stdout as well as at the end: a CI excerpt that cuts the node logs short
+            // still shows why the test failed.
+            println!("failed: {e:#}");
             self.print_logs(40);
         }
         for id in self.ids() {

@@ -163,12 +163,33 @@ impl AdminClient {
     /// the cluster, each with the share-receiving key its node reports, at the next epoch.
     /// Run after a voter is added or removed. When the map in force already names exactly
     /// the voters with the same keys, nothing changes (safe to re-run). While the nodes know
-    /// no leader (an election under way), it waits for one for up to 10 s.
+    /// no leader or leadership moves (an election under way, as right after the leader
+    /// removed itself), it starts again from the cluster's status, for up to 20 s in all.
     pub async fn publish_share_map(
         &self,
         identity: &SigningKey,
     ) -> Result<PublishedShareMap, AdminError> {
-        let (status, leader) = self.status_with_leader(LEADER_WAIT).await?;
+        let until = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            match self.publish_share_map_once(identity, until).await {
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of [`Self::publish_share_map`]: reads the status and the voters' keys, and
+    /// proposes the map through the leader. Starting it again is safe: a map that was put in
+    /// force is found unchanged.
+    async fn publish_share_map_once(
+        &self,
+        identity: &SigningKey,
+        until: tokio::time::Instant,
+    ) -> Result<PublishedShareMap, AdminError> {
+        let wait = until.saturating_duration_since(tokio::time::Instant::now());
+        let (status, leader) = self.status_with_leader(wait).await?;
         let leader = self.at(&leader)?;
         let leader_view = leader.node_status().await?;
         let cluster_name = status.cluster_name.clone();
@@ -408,9 +429,10 @@ fn share_holder(info: &NodeInfoResponse) -> Result<ShareHolder, AdminError> {
     })
 }
 
-/// How long [`AdminClient::publish_share_map`] waits for a leader: after a leader removes
-/// itself, the other voters elect one within a few election timeouts.
-const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long [`AdminClient::publish_share_map`] keeps trying while there is no leader or
+/// leadership moves: after a leader removes itself, the other voters elect one within a few
+/// election timeouts, and on a loaded machine a second election can follow the first.
+const LEADER_WAIT: Duration = Duration::from_secs(20);
 
 /// What [`AdminClient::publish_share_map`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

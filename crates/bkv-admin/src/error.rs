@@ -37,3 +37,16 @@ pub enum AdminError {
     #[error("no leader: {0}")]
     NoLeader(String),
 }
+
+impl AdminError {
+    /// Whether asking again, after a pause, may succeed: the node could not be reached or
+    /// answered UNAVAILABLE (not the leader, a write cut short by a leader change), no answer
+    /// came in time, or no leader was known. Refusals and bad answers are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Status { code, .. } => matches!(code, Code::Unavailable),
+            Self::Timeout { .. } | Self::NoLeader(_) => true,
+            Self::Endpoint(_) | Self::Invalid(_) => false,
+        }
+    }
+}

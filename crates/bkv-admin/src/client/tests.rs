@@ -142,6 +142,38 @@ async fn share_maps_name_the_voters_and_are_not_republished_unchanged() {
 }
 
 #[tokio::test]
+async fn a_share_map_publish_follows_a_leader_that_moves_under_it() {
+    let rig = rig().await;
+    let admin = AdminClient::connect(config(&rig.pki, vec![rig.servers[0].host_port()]))
+        .await
+        .unwrap();
+    let identity = SigningKey::from_bytes(&[9; 32]);
+    // Node 2 leads when the client reads the status; by its write, node 3 does.
+    rig.membership.lock().unwrap().leader_moves_on_share_map = Some(3);
+    let published = admin.publish_share_map(&identity).await.unwrap();
+    assert!(!published.unchanged);
+    assert_eq!(published.map.epoch, 1);
+    assert!(rig.nodes[1].calls().contains(&"SetShareMap".to_string()));
+    assert!(
+        rig.nodes[2].calls().contains(&"SetShareMap".to_string()),
+        "tried again at the new leader"
+    );
+    assert_eq!(rig.membership.lock().unwrap().share_map_epoch, 1);
+
+    // A refusal is not tried again.
+    rig.membership.lock().unwrap().leader_id = 0;
+    let err = admin.remove_node(3).await.unwrap_err();
+    assert!(matches!(err, AdminError::NoLeader(_)), "{err:?}");
+    assert!(err.is_transient());
+    let refused = AdminError::Status {
+        endpoint: String::new(),
+        code: Code::InvalidArgument,
+        message: "share_map: refused".into(),
+    };
+    assert!(!refused.is_transient());
+}
+
+#[tokio::test]
 async fn status_fails_over_and_per_node_calls_use_the_first_endpoint() {
     let rig = rig().await;
     let dead = dead_endpoint().await;

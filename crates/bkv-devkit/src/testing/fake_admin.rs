@@ -38,6 +38,10 @@ pub struct FakeMembership {
     pub share_map_epoch: u64,
     /// The signed share map last set (not verified: the fake checks no maps).
     pub share_map: Option<bkv_proto::v1::SignedShareMap>,
+    /// When set, the next SetShareMap finds that leadership just moved to this node: the
+    /// node asked answers UNAVAILABLE "not the leader" and the leader becomes this one (an
+    /// election between a client's status call and its write).
+    pub leader_moves_on_share_map: Option<u64>,
 }
 
 /// A fake admin service of node `id`.
@@ -109,7 +113,8 @@ impl FakeAdmin {
         if lock(&self.membership).leader_id == self.id {
             Ok(())
         } else {
-            Err(Status::failed_precondition("not the leader"))
+            // As a real node answers: UNAVAILABLE, so that clients look for the leader again.
+            Err(Status::unavailable("this node is not the leader"))
         }
     }
 
@@ -310,6 +315,13 @@ impl Admin for FakeAdmin {
         request: Request<SetShareMapRequest>,
     ) -> Result<Response<SetShareMapResponse>, Status> {
         self.enter("SetShareMap", &request)?;
+        {
+            let mut m = lock(&self.membership);
+            if let Some(next) = m.leader_moves_on_share_map.take() {
+                m.leader_id = next;
+                m.term += 1;
+            }
+        }
         self.require_leader()?;
         let mut m = lock(&self.membership);
         m.share_map_epoch += 1;
