@@ -408,6 +408,7 @@ rpc_timeout_ms = {rpc}
 write_timeout_ms = {write}
 ticket_ttl_secs = {ticket_ttl}
 share_repair_period_ms = {repair}
+share_refresh_interval_secs = {refresh}
 
 [limits]
 max_client_message_bytes = {max_message}
@@ -442,6 +443,7 @@ level = "{level}"
             write = self.options.write_timeout_ms,
             ticket_ttl = self.options.ticket_ttl_secs,
             repair = self.options.share_repair_period_ms,
+            refresh = self.options.share_refresh_interval_secs,
             max_message = l.max_client_message_bytes,
             max_streams = l.max_concurrent_streams,
             max_connections = l.max_client_connections,

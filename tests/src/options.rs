@@ -23,6 +23,8 @@ pub struct ClusterOptions {
     pub ticket_ttl_secs: u64,
     /// `recovery.share_repair_period_ms` (0: share repair off).
     pub share_repair_period_ms: u64,
+    /// `recovery.share_refresh_interval_secs` (0: no refresh schedule, the default).
+    pub share_refresh_interval_secs: u64,
     /// `[limits]` of every node's configuration.
     pub limits: LimitsOptions,
     /// `log.level` of every node.
@@ -159,6 +161,7 @@ impl ClusterOptions {
             write_timeout_ms: 5_000,
             ticket_ttl_secs: 300,
             share_repair_period_ms: 500,
+            share_refresh_interval_secs: 0,
             limits: LimitsOptions::default(),
             log_level: "info".into(),
             start_timeout: Duration::from_secs(60),

@@ -207,7 +207,14 @@ impl VaultState {
                 version,
                 from,
                 shares,
-            } => self.refresh_shares(log_index, account, *version, from, shares),
+            } => self.refresh_shares(
+                log_index,
+                request.at_unix_ms,
+                account,
+                *version,
+                from,
+                shares,
+            ),
         }
     }
 

@@ -251,6 +251,13 @@ impl<S: Sealer + Send + Sync + 'static> MemoryReplica<S> {
         f(&lock(&self.0.applied).state)
     }
 
+    /// Puts `state` in place of the applied state, as every holder reads it, and returns
+    /// the one it replaces: a test plays a node restarted on an older state (replayed up
+    /// to a commit index saved before what it had applied) and then caught up again.
+    pub fn swap_state(&self, state: VaultState) -> VaultState {
+        std::mem::replace(&mut lock(&self.0.applied).state, state)
+    }
+
     /// Erases the shares of records that are gone or that a refresh replaced (installing
     /// the new share first, which takes over the old one's counters), on every holder
     /// (what a node's sweep does); returns how many were erased.

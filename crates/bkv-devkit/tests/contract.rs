@@ -559,6 +559,52 @@ fn ledgers_of(rig: &Rig, account: &AccountId, version: RecordVersion) -> Vec<([u
         .collect()
 }
 
+/// A node restarted on a state older than its ledgers (Raft replays up to the commit index
+/// it had saved, which can lag what the node applied and installed shares for before it
+/// stopped): its sweep must erase nothing it cannot see is gone, neither the shares of a
+/// record its state has not issued yet nor a refreshed share its state does not name yet.
+#[tokio::test]
+async fn a_sweep_on_a_state_older_than_the_ledgers_erases_nothing() {
+    let rig = Rig::new().await;
+    let before_registration = rig.cluster.state();
+    let alice = account("rewound");
+    let version = rig.register(&alice, "correct horse").await;
+    for holder in 1..=3 {
+        rig.cluster
+            .share_holder(holder)
+            .expect("a holder")
+            .install(&alice, version)
+            .await
+            .expect("installs");
+    }
+    let before_refresh = rig.cluster.state();
+    rig.cluster.refresh_shares(&alice).await.expect("refresh");
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 3);
+    let live = ledgers_of(&rig, &alice, version);
+
+    // Restarted on the state before the refresh: the state names the old shares, whose
+    // ledgers are tombstones; the new ones stay.
+    let now = rig.cluster.swap_state(before_refresh);
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 0);
+    // Restarted on a state from before the registration: the record is not gone, only
+    // not issued yet.
+    rig.cluster.swap_state(before_registration);
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 0);
+
+    // Caught up again: the same live shares, and the right password recovers.
+    rig.cluster.swap_state(now);
+    assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 0);
+    assert_eq!(ledgers_of(&rig, &alice, version), live);
+    let finished = rig
+        .login(&alice, "correct horse")
+        .await
+        .expect("the right password after the restart");
+    assert_eq!(
+        rig.finish(&alice, &finished).await.expect("finish"),
+        version.get()
+    );
+}
+
 #[tokio::test]
 async fn a_refresh_keeps_the_key_and_every_holders_counters_and_erases_the_old_shares() {
     use bkv_vault::holder::LedgerStore as _;

@@ -822,12 +822,13 @@ impl Admin for AdminService {
         let node = self.node.clone();
         tokio::spawn(async move {
             tracing::info!("share refresh pass started");
-            let last = crate::shares::refresh::refresh_pass(&node, &shares, |p| {
+            let last = crate::shares::refresh::refresh_pass(&node, &shares, u64::MAX, |p| {
                 // Progress the operator is too slow to read is dropped; the last is not.
                 let _ = tx.try_send(Ok(refresh_progress(p, false)));
                 !tx.is_closed()
             })
             .await;
+            node.metrics().share_refresh_pass("operator");
             tracing::info!(
                 refreshed = last.refreshed,
                 skipped = ?last.skipped,

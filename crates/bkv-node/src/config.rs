@@ -276,6 +276,11 @@ pub struct Recovery {
     /// How often the node looks for active records it holds no share of and repairs them
     /// (share repair), ms; 0 turns share repair off on this node.
     pub share_repair_period_ms: u64,
+    /// The refresh schedule: while this node leads, it refreshes the shares of every active
+    /// record whose sharing (dealt at registration or at the last refresh) is older than
+    /// this many seconds; 0 (the default) leaves refreshes to the operator
+    /// (`bkv admin refresh-shares`).
+    pub share_refresh_interval_secs: u64,
 }
 
 impl Default for Recovery {
@@ -284,6 +289,7 @@ impl Default for Recovery {
             ticket_ttl_secs: 300,
             write_timeout_ms: 5_000,
             share_repair_period_ms: 2_000,
+            share_refresh_interval_secs: 0,
         }
     }
 }

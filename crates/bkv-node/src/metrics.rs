@@ -73,6 +73,7 @@ struct Inner {
     share_repair_steps: Family<RepairLabels, Counter>,
     shares_repaired: Counter,
     shares_refreshed: Counter,
+    share_refresh_passes: Family<TriggerLabels, Counter>,
     shares_missing: Gauge<u64, AtomicU64>,
     client_connections: Gauge,
     client_connections_refused: Family<ReasonLabels, Counter>,
@@ -83,6 +84,11 @@ struct Inner {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    trigger: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -250,6 +256,13 @@ impl Metrics {
              applied)",
             shares_refreshed.clone(),
         );
+        let share_refresh_passes = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "share_refresh_passes",
+            "Share refresh passes this node finished, by trigger (operator: Admin.RefreshShares; \
+             schedule: recovery.share_refresh_interval_secs, while it leads)",
+            share_refresh_passes.clone(),
+        );
         let shares_missing = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "shares_missing",
@@ -289,6 +302,7 @@ impl Metrics {
             share_repair_steps,
             shares_repaired,
             shares_refreshed,
+            share_refresh_passes,
             shares_missing,
             registry,
             requests,
@@ -409,6 +423,14 @@ impl Metrics {
     /// Records whose shares a refresh pass on this node refreshed.
     pub fn shares_refreshed(&self, n: u64) {
         self.0.shares_refreshed.inc_by(n);
+    }
+
+    /// A refresh pass finished; `trigger` is `operator` or `schedule`.
+    pub fn share_refresh_pass(&self, trigger: &'static str) {
+        self.0
+            .share_refresh_passes
+            .get_or_create(&TriggerLabels { trigger })
+            .inc();
     }
 
     /// Shares this node got by repair.

@@ -543,6 +543,8 @@ struct Background {
     watermark: tokio::task::JoinHandle<()>,
     sweep: tokio::task::JoinHandle<()>,
     repair: tokio::task::JoinHandle<()>,
+    /// The share refresh schedule (a task that ends at once when it is off).
+    schedule: tokio::task::JoinHandle<()>,
     stop_sweep: watch::Sender<bool>,
 }
 
@@ -589,7 +591,7 @@ impl Background {
         };
         // The shares of records that are gone are erased (and counted for the metrics).
         let (stop_sweep, stop_rx) = watch::channel(false);
-        let (sweep, repair) = match node.shares().cloned() {
+        let (sweep, repair, schedule) = match node.shares().cloned() {
             Some(shares) => {
                 let metrics = node.metrics().clone();
                 let period = node.config().recovery.share_repair_period_ms;
@@ -603,18 +605,48 @@ impl Background {
                         stop_rx.clone(),
                     ))
                 };
+                let refresh_every = node.config().recovery.share_refresh_interval_secs;
+                let schedule = if refresh_every == 0 {
+                    tokio::spawn(async {})
+                } else {
+                    tokio::spawn(shares::refresh::schedule_loop(
+                        node.clone(),
+                        shares.clone(),
+                        Duration::from_secs(refresh_every),
+                        stop_rx.clone(),
+                    ))
+                };
+                // The ledger store can be ahead of the applied state after a restart: the
+                // state is replayed up to the commit index Raft had saved, which may lag what
+                // the node had applied (and installed shares for) before it stopped. Until
+                // the state has applied every entry in the log at startup, the sweep waits.
+                let raft_metrics = node.raft().metrics();
+                let replay_to = raft_metrics.borrow().last_log_index.unwrap_or(0);
+                let caught_up = move || {
+                    raft_metrics
+                        .borrow()
+                        .last_applied
+                        .is_some_and(|l| l.index >= replay_to)
+                        || replay_to == 0
+                };
                 let sweep = tokio::spawn(shares::sweep_loop(
                     shares,
                     SHARE_SWEEP_PERIOD,
+                    caught_up,
                     move |held| metrics.set_shares_held(held),
                     stop_rx,
                 ));
-                (sweep, repair)
+                (sweep, repair, schedule)
             }
-            None => (tokio::spawn(async {}), tokio::spawn(async {})),
+            None => (
+                tokio::spawn(async {}),
+                tokio::spawn(async {}),
+                tokio::spawn(async {}),
+            ),
         };
         Self {
             repair,
+            schedule,
             health,
             readiness,
             watermark,
@@ -638,6 +670,7 @@ async fn shut_down(node: &Node, background: Background, at_least: Option<Durable
     let _ = background.stop_sweep.send(true);
     background.sweep.abort();
     background.repair.abort();
+    background.schedule.abort();
     background.readiness.abort();
     background.health.abort();
     tracing::info!("stopped");

@@ -91,18 +91,36 @@ impl AppliedState for NodeState {
     }
 }
 
+/// How often the sweep looks again while the applied state catches up after a start.
+const SWEEP_CATCH_UP_POLL: Duration = Duration::from_millis(100);
+
 /// Every `period` until `stop` says so: erases the shares of records that are gone and
 /// reports how many shares the node holds; then, if a record was staged since the last
 /// complete pass, installs the shares of active records that have none yet (see
-/// [`install_pass`]).
+/// [`install_pass`]). Nothing happens before `caught_up` says the applied state is at
+/// least where it was when the node stopped last: a state still being replayed would make
+/// shares installed before the stop look gone or replaced, and the sweep erase them.
 pub async fn sweep_loop(
     shares: std::sync::Arc<NodeShares>,
     period: Duration,
+    caught_up: impl Fn() -> bool + Send,
     held: impl Fn(u64) + Send,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut installed_up_to: Option<u64> = None;
+    let mut waited = false;
     loop {
+        if !caught_up() {
+            if !waited {
+                tracing::info!("share sweep waits for the applied state to catch up");
+                waited = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_CATCH_UP_POLL) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
         let mut after: Option<ShareId> = None;
         let mut total = 0u64;
         loop {

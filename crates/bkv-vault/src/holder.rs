@@ -602,8 +602,13 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                 continue;
             }
             // This node's share of the ledger's record, if the record is live: `None` if
-            // it is gone, `Some(None)` if it names no share of this node any more.
+            // it is gone, `Some(None)` if it names no share of this node any more. A
+            // record the state has not issued yet (a state behind this node's ledgers)
+            // counts as live, never as gone.
             let current: Option<Option<ShareId>> = self.state.read(|s| {
+                if ledger.version.get() > s.version_clock() {
+                    return Some(Some(id));
+                }
                 s.live_records(&ledger.account)
                     .into_iter()
                     .find(|(version, _, _)| *version == ledger.version)
@@ -617,10 +622,12 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                     sweep.held += 1;
                     continue;
                 }
-                Some(Some(_)) => {
+                Some(Some(current)) => {
                     // A refresh replaced the share: installing the new one takes this
-                    // one's counters and erases it. A share that does not install stays
-                    // for the next sweep.
+                    // one's counters and erases it. This one is erased only once the share
+                    // the state names has a live ledger here: one that does not install,
+                    // or that is already erased (a state older than this ledger), leaves
+                    // this one for the next sweep.
                     match self.install(&ledger.account, ledger.version).await {
                         Ok(_) => {}
                         Err(HolderError::Vault(e)) => return Err(e),
@@ -628,6 +635,10 @@ impl<K: ShareKeys, L: LedgerStore, S: AppliedState> ShareHolder<K, L, S> {
                             sweep.held += 1;
                             continue;
                         }
+                    }
+                    if self.ledgers.load(&current)?.is_none_or(|l| l.is_erased()) {
+                        sweep.held += 1;
+                        continue;
                     }
                 }
                 // The record is gone, or it names no share of this node any more.

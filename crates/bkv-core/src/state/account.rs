@@ -69,6 +69,10 @@ pub(crate) struct ActiveRecord {
     /// The highest charge whose ticket a `ResetGuesses` has finished (0: none): a ticket
     /// of this charge or an earlier one is refused, so each finishes at most once.
     pub(crate) last_finished: ChargeNumber,
+    /// The clock of the entry whose `RefreshShares` last re-dealt the record's shares (Unix
+    /// ms; 0 before the first refresh): with the version, which is the clock of the
+    /// registration, it tells how old the sharing is (`shares_dealt_at_ms`).
+    pub(crate) shares_refreshed_at_ms: u64,
 }
 
 /// A reset as applied: the charge it named and the client's signature over it.
@@ -107,6 +111,13 @@ impl Account {
 }
 
 impl ActiveRecord {
+    /// When the record's sharing was dealt, Unix ms: at its registration (the version is
+    /// the registration entry's clock in microseconds) or at its last refresh. Share repair
+    /// keeps the sharing, so it does not count.
+    pub(crate) fn shares_dealt_at_ms(&self) -> u64 {
+        (self.version.get() / 1000).max(self.shares_refreshed_at_ms)
+    }
+
     /// Makes a staged version active, with a fresh counter.
     pub(crate) fn from_staged(staged: StagedRecord) -> Self {
         Self {
@@ -120,6 +131,7 @@ impl ActiveRecord {
             oprf: staged.oprf,
             last_reset: None,
             last_finished: ChargeNumber(0),
+            shares_refreshed_at_ms: 0,
         }
     }
 

@@ -20,10 +20,11 @@ const MAGIC: [u8; 8] = *b"bkvstate";
 /// The body format written by this code (2: protocol v2, with the share map, the OPRF half of
 /// records and signed resets; 3: per-account record versions and single-use tickets, each
 /// account with its latest staged version and each active record with its last finished charge;
-/// 4: record versions from the clock of the entries, with the highest issued kept).
+/// 4: record versions from the clock of the entries, with the highest issued kept; 5: each
+/// active record with the clock of its last share refresh).
 /// Only this format is read: a node of another format catches up from the log or a snapshot
 /// of its own version.
-const FORMAT_VERSION: u16 = 4;
+const FORMAT_VERSION: u16 = 5;
 /// Header length: magic and big-endian format version.
 const HEADER_LEN: usize = MAGIC.len() + 2;
 

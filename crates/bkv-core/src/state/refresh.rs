@@ -14,6 +14,7 @@ impl VaultState {
     pub(super) fn refresh_shares(
         &mut self,
         log_index: u64,
+        at_unix_ms: u64,
         account: &AccountId,
         version: RecordVersion,
         from: &[u8; 32],
@@ -47,6 +48,7 @@ impl VaultState {
             return Applied::rejected(Rejection::VersionNotActive);
         };
         active.oprf.shares = shares.to_vec();
+        active.shares_refreshed_at_ms = at_unix_ms;
         self.last_change = log_index;
         Applied {
             outcome: Outcome::SharesRefreshed { version },
@@ -61,17 +63,22 @@ impl VaultState {
     }
 
     /// The active records among the next `scan` accounts above `after` (every account for
-    /// `None`), with their public OPRF halves, and the last account looked at if more may
-    /// follow (`None` at the end): what a refresh pass works through, a batch at a time.
-    pub fn active_records(
+    /// `None`) whose shares were dealt before `before_unix_ms` (at registration or at their
+    /// last refresh; `u64::MAX` for every record), with their public OPRF halves, and the
+    /// last account looked at if more may follow (`None` at the end): what a refresh pass
+    /// works through, a batch at a time.
+    pub fn records_dealt_before(
         &self,
         after: Option<&AccountId>,
         scan: usize,
+        before_unix_ms: u64,
     ) -> (
         Vec<(AccountId, RecordVersion, OprfRecord)>,
         Option<AccountId>,
     ) {
-        self.active_records_where(after, scan, |_| true)
+        self.active_records_where(after, scan, |active| {
+            active.shares_dealt_at_ms() < before_unix_ms
+        })
     }
 }
 

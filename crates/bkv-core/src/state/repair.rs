@@ -2,7 +2,7 @@
 //! share's commitment against the record's own), and finding the active records a voter
 //! holds no share of (what its repair job works through).
 
-use super::{Applied, VaultState, event};
+use super::{ActiveRecord, Applied, VaultState, event};
 use crate::audit::AuditKind;
 use crate::ids::{AccountId, RecordVersion};
 use crate::oprf::{self, Commitment, ShareCiphertext};
@@ -123,17 +123,19 @@ impl VaultState {
         Vec<(AccountId, RecordVersion, OprfRecord)>,
         Option<AccountId>,
     ) {
-        self.active_records_where(after, scan, |oprf| oprf.share_of(node_id).is_none())
+        self.active_records_where(after, scan, |active| {
+            active.oprf.share_of(node_id).is_none()
+        })
     }
 
     /// The active records, among the next `scan` accounts above `after` (every account for
-    /// `None`), whose public OPRF half `keep` accepts, and the last account looked at if
-    /// more may follow (`None` at the end).
+    /// `None`), that `keep` accepts, with their public OPRF halves, and the last account
+    /// looked at if more may follow (`None` at the end).
     pub(super) fn active_records_where(
         &self,
         after: Option<&AccountId>,
         scan: usize,
-        keep: impl Fn(&OprfRecord) -> bool,
+        keep: impl Fn(&ActiveRecord) -> bool,
     ) -> (
         Vec<(AccountId, RecordVersion, OprfRecord)>,
         Option<AccountId>,
@@ -145,7 +147,7 @@ impl VaultState {
                 return (out, last);
             }
             if let Some(active) = entry.active.as_ref()
-                && keep(&active.oprf)
+                && keep(active)
             {
                 out.push((account.clone(), active.version, active.oprf.clone()));
             }

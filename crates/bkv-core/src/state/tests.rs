@@ -109,7 +109,7 @@ fn the_sample_round_trips() {
 fn the_encoding_is_pinned() {
     let hex = hex::encode(sample().encode());
     let expected = concat!(
-        "626b767374617465000407", // magic, format 4, last change 7
+        "626b767374617465000507", // magic, format 5, last change 7
         "d836",                   // version clock 7000
         "0111111111111111111111111111111111016304aaaaaaaa01020304040404040404040305e8da63a40ca687c87cfce0",
         "5cb24a786c7e75cc49c70db5573f026f1c6a86ceaa0168626b762f76322f73686172652d6d6170000163000000000000",
@@ -129,6 +129,8 @@ fn the_encoding_is_pinned() {
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101010101",
         "010101010101010101015b8649c0cfcdbe78a5ff962edfa48914dfd45af22afe358de1f4dd7e4567d5ca080101000000",
+        // The end of alice's active record: its shares never refreshed (0).
+        "00",
         "0222222222222222222222222222222222b81723232323232323232323232323232323d836d836",
     );
     assert_eq!(hex, expected);
@@ -149,13 +151,14 @@ fn headers_are_checked() {
         Err(StateDecodeError::NotASnapshot)
     );
     let mut future = good.clone();
-    future[9] = 5;
+    future[9] = 6;
     assert_eq!(
         VaultState::decode(&future),
-        Err(StateDecodeError::UnknownFormat(5))
+        Err(StateDecodeError::UnknownFormat(6))
     );
-    // Formats 2 (reusable tickets) and 3 (versions from log positions) are not read.
-    for format in [2, 3] {
+    // Formats 2 (reusable tickets), 3 (versions from log positions) and 4 (no refresh
+    // clock) are not read.
+    for format in [2, 3, 4] {
         let mut old = good.clone();
         old[9] = format;
         assert_eq!(
@@ -928,4 +931,42 @@ fn refreshed_shares_replace_the_records_only_if_they_share_its_key_among_voters_
         .holders()
         .collect();
     assert_eq!(holders, [1, 2]);
+}
+
+#[test]
+fn a_refresh_dates_the_records_sharing_from_its_entrys_clock() {
+    let a = alice();
+    let (record, shares, _) = repairable_record();
+    // Registered by the entry of clock 3 ms (version 3000 µs).
+    let mut state = with_active_record(record.clone());
+    let due = |state: &VaultState, before: u64| {
+        let (records, next) = state.records_dealt_before(None, 10, before);
+        assert_eq!(next, None, "one scan covers the state");
+        records
+            .into_iter()
+            .map(|(a, v, _)| (a, v))
+            .collect::<Vec<_>>()
+    };
+    assert!(due(&state, 3).is_empty(), "dealt at 3 ms, not before");
+    assert_eq!(due(&state, 4), [(a.clone(), RecordVersion(3000))]);
+    assert_eq!(due(&state, u64::MAX).len(), 1);
+
+    let (good, _) = refreshed_shares(&shares, &[1, 2, 3], 2);
+    let refresh = Command::RefreshShares {
+        account: a.clone(),
+        version: RecordVersion(3000),
+        from: record.shares_digest(),
+        shares: good,
+    };
+    let applied = state.apply(9, &req(9_000, refresh).1);
+    assert!(
+        matches!(applied.outcome, Outcome::SharesRefreshed { .. }),
+        "{applied:?}"
+    );
+    assert!(due(&state, 9_000).is_empty(), "refreshed at 9,000 ms");
+    assert_eq!(due(&state, 9_001).len(), 1);
+    // The date is part of the state: it survives a snapshot and changes the digest.
+    let bytes = state.encode();
+    assert_eq!(VaultState::decode(&bytes).as_ref(), Ok(&state));
+    assert!(due(&VaultState::decode(&bytes).expect("decodes"), 9_000).is_empty());
 }

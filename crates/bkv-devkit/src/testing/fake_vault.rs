@@ -177,6 +177,17 @@ impl FakeCluster {
         self.replica.sweep_shares().await
     }
 
+    /// A copy of the applied state.
+    pub fn state(&self) -> bkv_core::VaultState {
+        self.replica.read(Clone::clone)
+    }
+
+    /// Puts `state` in place of the applied state and returns the one it replaces (see
+    /// `MemoryReplica::swap_state`).
+    pub fn swap_state(&self, state: bkv_core::VaultState) -> bkv_core::VaultState {
+        self.replica.swap_state(state)
+    }
+
     /// Share-holder `node_id` (1 to 3), for tests that drive it directly.
     pub fn share_holder(&self, node_id: u64) -> Option<&crate::soft_holder::SoftHolder> {
         self.replica

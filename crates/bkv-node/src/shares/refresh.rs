@@ -12,13 +12,22 @@
 //! does not answer; the pass says how many for each reason. It is paced like share repair:
 //! after each batch it rests as long as the batch took. Nothing is kept between passes: a
 //! pass cut short is simply run again.
+//!
+//! The schedule (`recovery.share_refresh_interval_secs`, [`schedule_loop`]) runs passes on
+//! the leader over the records whose sharing is older than the interval. Each record's
+//! sharing is dated in the replicated state (its registration, or the entry of its last
+//! `RefreshShares`), so the schedule keeps no state of its own: a new leader, or a node
+//! restarted, picks up exactly the records that are due.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bkv_core::clock::now_unix_ms;
 use bkv_core::{AccountId, Command, Outcome, RecordVersion, StoredShare};
 use bkv_proto::v1::{RefreshApplyRequest, RefreshDealRequest, RefreshScope};
 use futures::future::join_all;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::NodeShares;
@@ -52,11 +61,14 @@ impl RefreshProgress {
     }
 }
 
-/// One refresh pass over every active record; `report` is told the progress after each
-/// batch and stops the pass by returning `false` (the operator went away).
+/// One refresh pass over every active record whose sharing was dealt before
+/// `before_unix_ms` (`u64::MAX`: every active record); `report` is told the progress after
+/// each batch and stops the pass by returning `false` (the operator went away, or this node
+/// no longer leads).
 pub async fn refresh_pass(
     node: &Node,
     shares: &NodeShares,
+    before_unix_ms: u64,
     mut report: impl FnMut(&RefreshProgress) -> bool,
 ) -> RefreshProgress {
     let started = Instant::now();
@@ -67,7 +79,7 @@ pub async fn refresh_pass(
         let map = node.state().cluster().and_then(|c| c.share_map);
         let (batch, next) = node
             .state()
-            .read(|s| s.active_records(after.as_ref(), SCAN));
+            .read(|s| s.records_dealt_before(after.as_ref(), SCAN, before_unix_ms));
         // Per participant set: each record, and the shares it is refreshed from.
         type Group = Vec<((AccountId, RecordVersion), [u8; 32])>;
         let mut groups: BTreeMap<Vec<u64>, Group> = BTreeMap::new();
@@ -112,6 +124,53 @@ pub async fn refresh_pass(
                 return progress;
             }
         }
+    }
+}
+
+/// How often the schedule looks for records due: a sixteenth of the interval, so that a
+/// record is refreshed at most about 6% later than due, within 0.5 s and an hour.
+pub fn schedule_check_every(interval: Duration) -> Duration {
+    (interval / 16).clamp(Duration::from_millis(500), Duration::from_secs(3600))
+}
+
+/// The refresh schedule: every [`schedule_check_every`], while this node leads and a share
+/// map is in force, a pass over the records whose sharing is older than `interval`. A pass
+/// stops after the batch in which this node stopped leading; the next leader goes on from
+/// the replicated state. Ends when `stop` turns true.
+pub async fn schedule_loop(
+    node: Node,
+    shares: Arc<NodeShares>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = schedule_check_every(interval);
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let leads = |node: &Node| node.require_leader("").is_ok();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let has_map = node
+            .state()
+            .cluster()
+            .is_some_and(|c| c.share_map.is_some());
+        if !leads(&node) || !has_map {
+            continue;
+        }
+        let before = now_unix_ms().saturating_sub(interval_ms);
+        let last = refresh_pass(&node, &shares, before, |_| leads(&node) && !*stop.borrow()).await;
+        if last.records_seen == 0 {
+            continue;
+        }
+        node.metrics().share_refresh_pass("schedule");
+        tracing::info!(
+            due = last.records_seen,
+            refreshed = last.refreshed,
+            skipped = ?last.skipped,
+            elapsed_ms = last.elapsed.as_millis() as u64,
+            "scheduled share refresh pass done"
+        );
     }
 }
 

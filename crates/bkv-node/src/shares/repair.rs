@@ -370,11 +370,13 @@ pub fn parse_answers(
         ));
     }
     let mut refusals = 0;
+    let mut first_refusal = None;
     let parsed = answers
         .into_iter()
         .map(|a| {
             if !a.refused.is_empty() {
                 refusals += 1;
+                first_refusal.get_or_insert(a.refused);
                 return Ok(None);
             }
             if a.ciphertexts.len() != per {
@@ -393,7 +395,8 @@ pub fn parse_answers(
         tracing::info!(
             helper,
             refusals,
-            "a helper refused records of a share repair"
+            first = first_refusal.as_deref().unwrap_or(""),
+            "a helper refused records of a share repair or refresh"
         );
     }
     Ok(parsed)
