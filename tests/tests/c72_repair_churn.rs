@@ -17,9 +17,14 @@
 //! threshold set holding node 8 (the others stopped) recovers every account of the cohort,
 //! which a wrong share would prevent.
 //!
-//! At the end, for each of the three repairs, the audit between the index before the node
-//! joined and the one at which it held every share has one `share_repaired` event per
-//! record, none twice (no second share added), and one per cohort account at least.
+//! For each of the three repairs, the audit between the index before the node joined and
+//! the one at which it held every share has one `share_repaired` event per record, none
+//! twice (no second share added), and one per cohort account at least.
+//!
+//! Phase 3, a share refresh under load: `Admin.RefreshShares` on the leader re-randomises
+//! every record's shares while the honest clients and the attacker go on; every record of
+//! the cohort is refreshed, a threshold set (the others stopped) recovers every account of
+//! the cohort with the new shares, and the checkers judge the phase.
 //!
 //! Figures printed: how long registering took, each repair (records lacked, seconds, where
 //! the crash found node 8's), the threshold recoveries' times, the shares each node got.
@@ -172,7 +177,98 @@ async fn run(cc: &mut ChaosCluster) -> anyhow::Result<()> {
         },
     )
     .await?;
-    one_share_added_per_record(cc, &repairs).await
+    one_share_added_per_record(cc, &repairs).await?;
+
+    // Phase 3: every record's shares refreshed under load.
+    let phase = Instant::now();
+    let load = Load::start(
+        cc,
+        &LoadSpec {
+            seed: 74,
+            ..spec.clone()
+        },
+    )
+    .await?;
+    refresh_under_load(cc).await?;
+    let leader = cc.observe_leader(Duration::from_secs(30)).await?;
+    let mut up = vec![leader];
+    for n in cc.cluster.ids() {
+        if !up.contains(&n) && up.len() < threshold_for(5) {
+            up.push(n);
+        }
+    }
+    recover_through(cc, &cohort, &up).await?;
+    let (ops, accounts) = load.stop().await?;
+    println!(
+        "phase 3 took {:.1} s; the load made {ops} operations",
+        phase.elapsed().as_secs_f64()
+    );
+    cc.verify(
+        &accounts,
+        &VerifyOptions {
+            note: "phase 3: every record's shares refreshed under load".into(),
+            ..VerifyOptions::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs refresh passes on the leader, as an operator would: again (three passes at most)
+/// while a pass skipped records because a batch failed or a holder was unreachable (a peer
+/// call cut short on this loaded machine), each waited for up to [`COHORT_TIMEOUT`]; fails
+/// unless the last pass refreshed a record per cohort account at least (the load's own
+/// records may be replaced or destroyed under it, and are skipped then).
+async fn refresh_under_load(cc: &mut ChaosCluster) -> anyhow::Result<()> {
+    for pass in 1..=3 {
+        let leader = cc.observe_leader(Duration::from_secs(30)).await?;
+        let admin = cc.cluster.admin_at(leader).await?;
+        let began = Instant::now();
+        let mut progress = admin.refresh_shares().await?;
+        let last = tokio::time::timeout(COHORT_TIMEOUT, async {
+            // Bounded: one message per batch of 64 records and a last one.
+            for _ in 0..1_000 {
+                match progress.next().await? {
+                    Some(p) if p.done => return Ok(Some(p)),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            anyhow::Ok(None)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the refresh pass did not end within {COHORT_TIMEOUT:?}"))??
+        .ok_or_else(|| anyhow::anyhow!("the refresh pass ended without `done`"))?;
+        println!(
+            "pass {pass}: node {leader} refreshed {} of {} records under load in {:.1} s, \
+             skipped {:?}",
+            last.refreshed,
+            last.records_seen,
+            began.elapsed().as_secs_f64(),
+            last.skipped
+        );
+        cc.history.info(
+            Entry::new(Role::Observer, "observer", "note")
+                .node(leader)
+                .detail(format!(
+                    "share refresh pass {pass}: {} records refreshed",
+                    last.refreshed
+                )),
+        );
+        let again = ["batch_failed", "holder_unreachable"]
+            .iter()
+            .any(|r| last.skipped.contains_key(*r));
+        if again && pass < 3 {
+            continue;
+        }
+        anyhow::ensure!(
+            last.refreshed >= ACCOUNTS as u64,
+            "pass {pass} refreshed {} records, fewer than the cohort's {ACCOUNTS}",
+            last.refreshed
+        );
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// Adds a node, removes an original one (the leader if it is one) and waits until the new

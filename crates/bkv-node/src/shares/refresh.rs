@@ -194,11 +194,9 @@ async fn refresh_batch(
             records: wire.clone(),
         };
         async move {
-            let answer = ask(
-                node,
-                *p,
-                |mut c| async move { c.refresh_deal(request).await },
-            )
+            let answer = ask(node, *p, request, |mut c, r| async move {
+                c.refresh_deal(r).await
+            })
             .await?;
             parse_answers(*p, answer.answers, records.len(), participants.len())
         }
@@ -223,11 +221,9 @@ async fn refresh_batch(
         };
         let count = all_dealt.len();
         async move {
-            let answer = ask(
-                node,
-                *p,
-                |mut c| async move { c.refresh_apply(request).await },
-            )
+            let answer = ask(node, *p, request, |mut c, r| async move {
+                c.refresh_apply(r).await
+            })
             .await?;
             parse_refreshed(*p, answer.answers, count)
         }

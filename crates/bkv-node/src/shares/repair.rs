@@ -173,11 +173,9 @@ async fn repair_batch(
             records: wire.clone(),
         };
         async move {
-            let answer = ask(
-                node,
-                *h,
-                |mut c| async move { c.repair_deal(request).await },
-            )
+            let answer = ask(node, *h, request, |mut c, r| async move {
+                c.repair_deal(r).await
+            })
             .await?;
             parse_answers(*h, answer.answers, records.len(), helpers.len())
         }
@@ -201,11 +199,9 @@ async fn repair_batch(
             records: pieces_for(&wire, &dealt, &all_dealt, b),
         };
         async move {
-            let answer = ask(
-                node,
-                *h,
-                |mut c| async move { c.repair_combine(request).await },
-            )
+            let answer = ask(node, *h, request, |mut c, r| async move {
+                c.repair_combine(r).await
+            })
             .await?;
             parse_answers(*h, answer.answers, combined, 1)
         }
@@ -290,21 +286,41 @@ async fn repair_batch(
 
 /// Calls peer `node_id`'s `bkv.v1.Shares` with `call`, within [`STEP_TIMEOUT`]; a failure
 /// names the peer.
-pub(super) async fn ask<T, Fut>(
+pub(super) async fn ask<T, R, Fut>(
     node: &Node,
     node_id: u64,
-    call: impl FnOnce(SharesClient<tonic::transport::Channel>) -> Fut,
+    request: R,
+    call: impl Fn(SharesClient<tonic::transport::Channel>, R) -> Fut,
 ) -> Result<T, String>
 where
+    R: Clone,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let client = SharesClient::new(channel(node, node_id)?);
-    tokio::time::timeout(STEP_TIMEOUT, call(client))
-        .await
-        .map_err(|_| format!("node {node_id}: no answer in time"))?
-        .map(tonic::Response::into_inner)
-        .map_err(|s| format!("node {node_id}: {:?}: {}", s.code(), s.message()))
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = tokio::time::timeout(STEP_TIMEOUT, call(client.clone(), request.clone()))
+            .await
+            .map_err(|_| format!("node {node_id}: no answer in time"))?;
+        match answer {
+            Ok(answer) => return Ok(answer.into_inner()),
+            // The connection failed under the call (a peer that closed it, a node that
+            // restarted): the steps keep nothing between calls, so asking once more on a
+            // new connection is safe.
+            Err(s)
+                if tries == 1
+                    && matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable) =>
+            {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(s) => return Err(format!("node {node_id}: {:?}: {}", s.code(), s.message())),
+        }
+    }
 }
+
+/// The pause before a peer call that failed in transport is made once more.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Step 1's records: each account and version, no pieces.
 pub(super) fn wire_records(records: &[(AccountId, RecordVersion)]) -> Vec<RepairRecord> {
