@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bkv_admin::{AdminClient, AdminConfig};
-use bkv_client::proto::{AddNodePhase, ClusterStatusResponse, MemberRole, NodeView};
+use bkv_client::proto::{
+    AddNodePhase, ClusterStatusResponse, MemberRole, NodeView, RefreshSharesProgress,
+};
 use bkv_client::{ClientConfig, KsfParams, TokenSource, VaultClient};
 use bkv_core::token::{Claims, issue};
 use ed25519_dalek::SigningKey;
@@ -96,6 +98,30 @@ where
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Runs a share refresh pass (`Admin.RefreshShares`) on the node `admin` speaks to and
+/// returns its last progress (the one with `done`), within `timeout`; `each` sees the
+/// progress after every batch before it.
+pub async fn refresh_pass(
+    admin: &AdminClient,
+    timeout: Duration,
+    mut each: impl FnMut(&RefreshSharesProgress),
+) -> anyhow::Result<RefreshSharesProgress> {
+    let mut progress = admin.refresh_shares().await?;
+    tokio::time::timeout(timeout, async {
+        // Bounded: the pass sends one message per batch of 64 records and a last one.
+        for _ in 0..1_000 {
+            match progress.next().await? {
+                Some(p) if p.done => return Ok(p),
+                Some(p) => each(&p),
+                None => break,
+            }
+        }
+        anyhow::bail!("the refresh pass ended without `done`")
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the refresh pass did not end within {timeout:?}"))?
 }
 
 impl Cluster {

@@ -27,7 +27,7 @@ mod options;
 pub mod process;
 pub mod raw;
 
-pub use cluster::{Cluster, Digest, ISSUER_NAME, wait_for};
+pub use cluster::{Cluster, Digest, ISSUER_NAME, refresh_pass, wait_for};
 pub use load::RecoveryLoad;
 pub use metrics::{Metrics, Sample};
 pub use node::{HttpAnswer, NodeProcess, Ports, ProcessState};

@@ -40,7 +40,7 @@ use bkv_tests::chaos::audit::Audit;
 use bkv_tests::chaos::{
     ChaosCluster, Entry, Honest, Load, LoadSpec, Outcome, Role, VerifyOptions, chaos_options,
 };
-use bkv_tests::{Cluster, RaftOptions, wait_for};
+use bkv_tests::{Cluster, RaftOptions, refresh_pass, wait_for};
 use tokio::task::JoinSet;
 
 /// Accounts of the cohort: enough that a repair takes two batches (64 records each) and
@@ -224,21 +224,7 @@ async fn refresh_under_load(cc: &mut ChaosCluster) -> anyhow::Result<()> {
         let leader = cc.observe_leader(Duration::from_secs(30)).await?;
         let admin = cc.cluster.admin_at(leader).await?;
         let began = Instant::now();
-        let mut progress = admin.refresh_shares().await?;
-        let last = tokio::time::timeout(COHORT_TIMEOUT, async {
-            // Bounded: one message per batch of 64 records and a last one.
-            for _ in 0..1_000 {
-                match progress.next().await? {
-                    Some(p) if p.done => return Ok(Some(p)),
-                    Some(_) => {}
-                    None => break,
-                }
-            }
-            anyhow::Ok(None)
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("the refresh pass did not end within {COHORT_TIMEOUT:?}"))??
-        .ok_or_else(|| anyhow::anyhow!("the refresh pass ended without `done`"))?;
+        let last = refresh_pass(&admin, COHORT_TIMEOUT, |_| {}).await?;
         println!(
             "pass {pass}: node {leader} refreshed {} of {} records under load in {:.1} s, \
              skipped {:?}",

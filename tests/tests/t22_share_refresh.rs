@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bkv_client::VaultError;
 use bkv_node::shares::SledLedgers;
-use bkv_tests::{Cluster, ClusterOptions, RecoveryLoad, account, password};
+use bkv_tests::{Cluster, ClusterOptions, RecoveryLoad, account, password, refresh_pass};
 use bkv_vault::holder::LedgerStore as _;
 
 const ACCOUNTS: usize = 12;
@@ -80,23 +80,13 @@ async fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
 
     let pass_began = Instant::now();
     let admin = cluster.admin_at(1).await?;
-    let mut progress = admin.refresh_shares().await?;
-    let mut last = None;
-    // Bounded: the pass sends one message per batch and a last one.
-    for _ in 0..1_000 {
-        match progress.next().await? {
-            Some(p) if p.done => {
-                last = Some(p);
-                break;
-            }
-            Some(p) => println!(
-                "refresh progress: {} of {} records",
-                p.refreshed, p.records_seen
-            ),
-            None => break,
-        }
-    }
-    let last = last.ok_or_else(|| anyhow::anyhow!("the refresh pass ended without `done`"))?;
+    let last = refresh_pass(&admin, Duration::from_secs(150), |p| {
+        println!(
+            "refresh progress: {} of {} records",
+            p.refreshed, p.records_seen
+        )
+    })
+    .await?;
     println!(
         "refreshed {} of {} records in {:.2} s (node: {} ms), skipped {:?}",
         last.refreshed,

@@ -542,6 +542,18 @@ async fn a_start_whose_holders_do_not_answer_is_unavailable_before_the_clients_d
 
 /// Each holder's latest ledger of `account`'s record `version`: its id and how many
 /// evaluations it counts.
+/// Installs every holder's share of `account`'s record `version`.
+async fn install_everywhere(rig: &Rig, account: &AccountId, version: RecordVersion) {
+    for holder in 1..=3 {
+        rig.cluster
+            .share_holder(holder)
+            .expect("a holder")
+            .install(account, version)
+            .await
+            .expect("installs");
+    }
+}
+
 fn ledgers_of(rig: &Rig, account: &AccountId, version: RecordVersion) -> Vec<([u8; 32], usize)> {
     use bkv_vault::holder::LedgerStore as _;
     (1..=3)
@@ -569,14 +581,7 @@ async fn a_sweep_on_a_state_older_than_the_ledgers_erases_nothing() {
     let before_registration = rig.cluster.state();
     let alice = account("rewound");
     let version = rig.register(&alice, "correct horse").await;
-    for holder in 1..=3 {
-        rig.cluster
-            .share_holder(holder)
-            .expect("a holder")
-            .install(&alice, version)
-            .await
-            .expect("installs");
-    }
+    install_everywhere(&rig, &alice, version).await;
     let before_refresh = rig.cluster.state();
     rig.cluster.refresh_shares(&alice).await.expect("refresh");
     assert_eq!(rig.cluster.sweep_shares().await.expect("sweep"), 3);
@@ -616,14 +621,7 @@ async fn a_refresh_keeps_the_key_and_every_holders_counters_and_erases_the_old_s
         assert!(rig.login(&alice, "wrong").await.is_none());
     }
     assert_eq!(rig.guesses_used(&alice), 2);
-    for holder in 1..=3 {
-        rig.cluster
-            .share_holder(holder)
-            .expect("a holder")
-            .install(&alice, version)
-            .await
-            .expect("installs");
-    }
+    install_everywhere(&rig, &alice, version).await;
     let before = ledgers_of(&rig, &alice, version);
     assert_eq!(
         before.iter().map(|(_, n)| n).sum::<usize>(),
